@@ -1,0 +1,68 @@
+"""hierfit: Bayesian hierarchical (mixed-effects) models with lme4/brms formulas.
+
+Example
+-------
+>>> import hierfit
+>>> exam = hierfit.datasets.load("exam")
+>>> fit = hierfit.fit("normexam ~ standLRT + sex + (standLRT | school)", exam, seed=1)  # doctest: +SKIP
+>>> print(fit)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import datasets
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    DataWarning,
+    FormulaError,
+    HierfitError,
+    HierfitWarning,
+    PersistenceError,
+    PriorError,
+    SamplingError,
+)
+from .priors import default_priors, prior
+
+__all__ = [
+    "fit",
+    "load",
+    "HierFit",
+    "prior",
+    "default_priors",
+    "datasets",
+    "build_design",
+    "parse_formula",
+    "HierfitError",
+    "FormulaError",
+    "DataError",
+    "PriorError",
+    "SamplingError",
+    "PersistenceError",
+    "HierfitWarning",
+    "ConvergenceWarning",
+    "DataWarning",
+]
+
+
+def __getattr__(name):
+    # heavy modules (PyMC) load on first use, so `import hierfit` stays fast
+    if name in ("fit", "HierFit"):
+        from . import fitting as _fit_module
+
+        return getattr(_fit_module, name)
+    if name == "load":
+        from .persist import load
+
+        return load
+    if name == "build_design":
+        from .design import build_design
+
+        return build_design
+    if name == "parse_formula":
+        from .formula import parse_formula
+
+        return parse_formula
+    raise AttributeError(f"module 'hierfit' has no attribute {name!r}")

@@ -1,0 +1,116 @@
+"""lme4's accessors on a posterior: fixef, ranef, coef, VarCorr, vcov.
+
+Each function takes the posterior (an xarray Dataset of draws) and the design,
+and returns posterior summaries with lme4's/brms's names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .draws import interval_table, stack
+
+__all__ = ["fixef_table", "ranef_tables", "coef_tables", "varcorr_table", "vcov_table"]
+
+
+def fixef_table(posterior, design, ci: float = 0.95) -> pd.DataFrame:
+    """Estimate, Est.Error and interval of each fixed effect, indexed by lme4's names."""
+    if "b" not in posterior:
+        return interval_table(np.zeros((2, 0)), [], ci)
+    return interval_table(stack(posterior, "b"), design.fixed_names, ci)
+
+
+def _by_factor(design):
+    """Blocks grouped by grouping factor (``school`` and ``school.1`` together), lme4 order."""
+    groups: dict[str, list] = {}
+    for blk in design.blocks:
+        groups.setdefault(blk.factor, []).append(blk)
+    return groups
+
+
+def _per_level_table(samples: dict[str, np.ndarray], levels: list[str], ci: float) -> pd.DataFrame:
+    """DataFrame indexed by level with (coef, stat) columns from {coef: (S, levels)} draws."""
+    frames = {}
+    for coef, s in samples.items():
+        frames[coef] = interval_table(s, levels, ci)
+    out = pd.concat(frames, axis=1)
+    out.index.name = "level"
+    return out
+
+
+def ranef_tables(posterior, design, ci: float = 0.95) -> dict[str, pd.DataFrame]:
+    """Group effects (deviations from the fixed effects) per grouping factor.
+
+    Each DataFrame is indexed by level with a column MultiIndex (coef, statistic).
+    ``tab.xs("Estimate", axis=1, level=1)`` gives lme4's ``ranef()`` layout.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for factor, blocks in _by_factor(design).items():
+        samples: dict[str, np.ndarray] = {}
+        for blk in blocks:
+            r = stack(posterior, f"r_{blk.key}")
+            for k, c in enumerate(blk.coefs):
+                samples[c] = samples.get(c, 0) + r[:, :, k]
+        out[factor] = _per_level_table(samples, blocks[0].levels, ci)
+    return out
+
+
+def coef_tables(posterior, design, ci: float = 0.95) -> dict[str, pd.DataFrame]:
+    """Fixed plus group effects per level (lme4's ``coef()``), with posterior intervals.
+
+    Coefficients without a group effect for that factor are the fixed effect itself.
+    """
+    b = stack(posterior, "b") if "b" in posterior else np.zeros((1, 0))
+    out: dict[str, pd.DataFrame] = {}
+    for factor, blocks in _by_factor(design).items():
+        nlev = blocks[0].n_levels
+        samples = {n: np.repeat(b[:, [j]], nlev, axis=1) for j, n in enumerate(design.fixed_names)}
+        for blk in blocks:
+            r = stack(posterior, f"r_{blk.key}")
+            for k, c in enumerate(blk.coefs):
+                samples[c] = samples.get(c, np.zeros_like(r[:, :, k])) + r[:, :, k]
+        out[factor] = _per_level_table(samples, blocks[0].levels, ci)
+    return out
+
+
+def varcorr_table(posterior, design, ci: float = 0.95, residual: bool = True) -> pd.DataFrame:
+    """lme4's ``as.data.frame(VarCorr(m))`` with posterior means and an interval for sdcor.
+
+    Columns: grp, var1, var2 (None except for correlation rows), vcov, sdcor and
+    the interval of sdcor.  Rows: sds then correlations per term, then Residual.
+    """
+    from .draws import ci_columns
+
+    lcol, ucol = ci_columns(ci)
+    lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+    rows = []
+
+    def row(grp, v1, v2, vcov_draws, sdcor_draws):
+        q = np.quantile(sdcor_draws, [lo, hi])
+        rows.append({"grp": grp, "var1": v1, "var2": v2, "vcov": float(np.mean(vcov_draws)),
+                     "sdcor": float(np.mean(sdcor_draws)), lcol: float(q[0]), ucol: float(q[1])})
+
+    for blk in design.blocks:
+        sd = stack(posterior, f"sd_{blk.key}")
+        for k, c in enumerate(blk.coefs):
+            row(blk.name, c, None, sd[:, k] ** 2, sd[:, k])
+        if blk.is_correlated:
+            cor = stack(posterior, f"cor_{blk.key}")
+            for i in range(blk.n_coefs):
+                for j in range(i + 1, blk.n_coefs):
+                    row(blk.name, blk.coefs[i], blk.coefs[j], sd[:, i] * sd[:, j] * cor[:, i, j], cor[:, i, j])
+    if residual and "sigma" in posterior:
+        s = stack(posterior, "sigma")
+        row("Residual", None, None, s**2, s)
+    out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor", lcol, ucol])
+    for col in ("var1", "var2"):
+        out[col] = pd.Series([v if isinstance(v, str) else None for v in out[col]], dtype=object)
+    return out
+
+
+def vcov_table(posterior, design) -> pd.DataFrame:
+    """Posterior covariance matrix of the fixed effects (lme4's ``vcov()``)."""
+    b = stack(posterior, "b")
+    cov = np.cov(b, rowvar=False).reshape(len(design.fixed_names), len(design.fixed_names))
+    return pd.DataFrame(cov, index=design.fixed_names, columns=design.fixed_names)

@@ -1,0 +1,313 @@
+"""Stage 5: the fit object, and :func:`fit`, which runs the whole pipeline.
+
+``fit()`` = parse_formula -> build_design -> resolve_priors -> build_model ->
+sample_model -> :class:`HierFit`.  Each stage can be run on its own; the fit keeps
+the intermediate objects (``fit.design``, ``fit.priors``, ``fit.pymc_model``).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .design import Design, build_design
+from .diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
+from .draws import linear_predictor, stack
+from .errors import ConvergenceWarning, HierfitError
+from .estimates import coef_tables, fixef_table, ranef_tables, varcorr_table, vcov_table
+from .model import _parametrization_of, build_model
+from .priors import PriorSet, resolve_priors
+from .sampling import SamplerSettings, sample_model
+from .summary import Summary, random_effects_block
+
+__all__ = ["fit", "HierFit"]
+
+FAMILIES = ("gaussian",)
+
+
+class HierFit:
+    """A fitted Bayesian mixed model.
+
+    Holds the posterior (``fit.posterior``, an ``xarray.DataTree``), the design and
+    the priors, and offers lme4's accessors: ``summary()``, ``fixef()``, ``ranef()``,
+    ``coef()``, ``VarCorr()``, ``vcov()``, ``nobs``, ``ngrps``.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> m = hierfit.fit("normexam ~ standLRT + (1 | school)", hierfit.datasets.load("exam"),
+    ...                 draws=200, tune=200, chains=2, seed=1, progressbar=False)  # doctest: +SKIP
+    >>> m.fixef()  # doctest: +SKIP
+    """
+
+    def __init__(self, design: Design, priors: PriorSet, settings: SamplerSettings, posterior,
+                 timing: dict, parametrization: dict, family: str = "gaussian"):
+        self.design = design
+        self.priors = priors
+        self.settings = settings
+        self.posterior = posterior
+        self.timing = dict(timing)
+        self.parametrization = dict(parametrization)
+        self.family = family
+        self._summaries: dict[float, Summary] = {}
+
+    # -- basic facts --------------------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        """The formula as written."""
+        return self.design.formula.text
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (after dropping rows with missing values)."""
+        return self.design.nobs
+
+    @property
+    def ngrps(self) -> dict[str, int]:
+        """Number of levels per grouping factor, e.g. ``{'student:school': 4055, 'school': 65}``."""
+        return self.design.ngrps
+
+    @property
+    def draws(self):
+        """The ``posterior`` group of the DataTree (an xarray Dataset)."""
+        return self.posterior["posterior"].to_dataset()
+
+    @cached_property
+    def pymc_model(self):
+        """The PyMC model this fit sampled (rebuilt on request), to inspect or sample yourself."""
+        return build_model(self.design, self.priors, self.parametrization)
+
+    # -- lme4 accessors -----------------------------------------------------------------
+    def fixef(self, ci: float = 0.95) -> pd.DataFrame:
+        """Fixed effects: Estimate, Est.Error and the ``ci`` interval, indexed by lme4's names.
+
+        Example
+        -------
+        >>> fit.fixef().loc["standLRT", "Estimate"]  # doctest: +SKIP
+        0.553
+        """
+        return fixef_table(self.draws, self.design, ci)
+
+    def ranef(self, ci: float = 0.95) -> dict[str, pd.DataFrame]:
+        """Group effects per grouping factor: level x (coef, statistic), like ``ranef(condVar=TRUE)``.
+
+        Example
+        -------
+        >>> re = fit.ranef()["school"]  # doctest: +SKIP
+        >>> re.xs("Estimate", axis=1, level=1).head()  # lme4's ranef(m)$school  # doctest: +SKIP
+        """
+        return ranef_tables(self.draws, self.design, ci)
+
+    def coef(self, ci: float = 0.95) -> dict[str, pd.DataFrame]:
+        """Fixed + group effects per level (lme4's ``coef()``), with posterior intervals.
+
+        Example
+        -------
+        >>> fit.coef()["school"].xs("Estimate", axis=1, level=1).head()  # doctest: +SKIP
+        """
+        return coef_tables(self.draws, self.design, ci)
+
+    def VarCorr(self, ci: float = 0.95) -> pd.DataFrame:  # noqa: N802 - lme4's name
+        """Variance components in lme4's ``as.data.frame(VarCorr(m))`` layout, plus sdcor intervals.
+
+        Example
+        -------
+        >>> fit.VarCorr()[["grp", "var1", "var2", "vcov", "sdcor"]]  # doctest: +SKIP
+        """
+        return varcorr_table(self.draws, self.design, ci)
+
+    def vcov(self) -> pd.DataFrame:
+        """Posterior covariance matrix of the fixed effects.
+
+        Example
+        -------
+        >>> fit.vcov().loc["standLRT", "standLRT"] ** 0.5  # doctest: +SKIP
+        """
+        return vcov_table(self.draws, self.design)
+
+    # -- fitted values ------------------------------------------------------------------
+    def _mean_linear_predictor(self) -> np.ndarray:
+        post = self.draws
+        b = stack(post, "b").mean(axis=0)[None, :] if "b" in post else np.zeros((1, 0))
+        blocks = [(stack(post, f"r_{blk.key}").mean(axis=0)[None], blk.Z, blk.index) for blk in self.design.blocks]
+        return linear_predictor(b, self.design.X, blocks)[0]
+
+    # -- diagnostics --------------------------------------------------------------------
+    @cached_property
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat and bulk/tail ESS of every reported parameter."""
+        return parameter_diagnostics(self.draws, self.design)
+
+    @cached_property
+    def warnings(self) -> list[str]:
+        """Convergence warnings (divergences, R-hat, ESS, singular fit), each saying what to do."""
+        stats = self.posterior["sample_stats"].to_dataset() if "sample_stats" in self.posterior.children else None
+        return convergence_messages(self.draws, stats, self.design, self.diagnostics)
+
+    @property
+    def converged(self) -> bool:
+        """False when any R-hat > 1.01, any ESS < 400, or there were divergences."""
+        d = self.diagnostics
+        rhat_ok = bool((d["Rhat"].fillna(1.0) <= RHAT_MAX).all())
+        ess_ok = bool(((d["Bulk_ESS"] >= ESS_MIN) & (d["Tail_ESS"] >= ESS_MIN)).all())
+        return rhat_ok and ess_ok and self.n_divergent == 0
+
+    @property
+    def n_divergent(self) -> int:
+        """Number of divergent transitions after warm-up."""
+        if "sample_stats" not in self.posterior.children:
+            return 0
+        ss = self.posterior["sample_stats"]
+        return int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
+
+    # -- summary ------------------------------------------------------------------------
+    def summary(self, ci: float = 0.95) -> Summary:
+        """The lme4-style summary (print it, or use its DataFrames).
+
+        Example
+        -------
+        >>> print(fit.summary())  # doctest: +SKIP
+        """
+        if ci in self._summaries:
+            return self._summaries[ci]
+        d = self.design
+        post = self.draws
+        mu = self._mean_linear_predictor()
+        sigma = float(stack(post, "sigma").mean())
+        scaled = (d.y - mu) / sigma
+        q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
+        scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
+        vc = varcorr_table(post, d, ci)
+        fe = fixef_table(post, d, ci)
+        diag = self.diagnostics
+        for col in ("Rhat", "Bulk_ESS", "Tail_ESS"):
+            fe[col] = [diag.loc[f"b[{n}]", col] for n in fe.index]
+        b = stack(post, "b") if "b" in post else np.zeros((2, 0))
+        corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
+        header = dict(
+            family="gaussian ( identity )",
+            formula=d.formula.text,
+            data=d.data_name,
+            nobs=d.nobs,
+            chains=self.settings.chains,
+            draws=self.settings.draws,
+            tune=self.settings.tune,
+            sampler=self.settings.sampler,
+            seed=self.settings.seed,
+            divergences=self.n_divergent,
+            parametrization=self.parametrization if any(v != "noncentered" for v in self.parametrization.values()) else None,
+            dropped=(f"{d.n_dropped} rows with missing values dropped ("
+                     + ", ".join(f"{c}: {n}" for c, n in d.dropped_by_column.items()) + ")") if d.n_dropped else None,
+        )
+        s = Summary(
+            header=header,
+            scaled_residuals=scaled_res,
+            random_effects=random_effects_block(vc, d, ci),
+            varcorr=vc,
+            ngrps=d.ngrps,
+            fixed_effects=fe,
+            fixef_correlation=pd.DataFrame(corr, index=d.fixed_names, columns=d.fixed_names),
+            diagnostics=diag,
+            warnings=list(self.warnings),
+            ci=ci,
+        )
+        self._summaries[ci] = s
+        return s
+
+    def __repr__(self) -> str:
+        return self.summary().to_text()
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save the fit (posterior, formula, design spec, priors) to one file.
+
+        Example
+        -------
+        >>> fit.save("exam_rs.hfit"); again = hierfit.load("exam_rs.hfit")  # doctest: +SKIP
+        """
+        from .persist import save_fit
+
+        save_fit(self, path)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("pymc_model", None)
+        state["_summaries"] = {}
+        return state
+
+
+def fit(formula: str, data: pd.DataFrame, family: str = "gaussian", *, priors=None, draws: int = 1000,
+        tune: int = 1000, chains: int = 4, seed: int | None = None, sampler: str = "nutpie",
+        target_accept: float = 0.8, progressbar: bool = True, cores: int | None = None,
+        parametrization="noncentered", data_name: str | None = None, warn: bool = True) -> HierFit:
+    """Fit a Bayesian mixed model written in lme4/brms syntax.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``.
+    data : pandas.DataFrame
+    family : str
+        ``"gaussian"``.
+    priors : list of :func:`hierfit.prior` or dict keyed by class, optional
+        e.g. ``{"sd": {"group": "school", "dist": "exponential(2)"}}``; see :mod:`hierfit.priors`.
+    draws, tune, chains : int
+        Post-warm-up draws and warm-up iterations per chain, number of chains.
+    seed : int, optional
+        Random seed; the same seed gives identical draws. When None a seed is drawn
+        and recorded in ``fit.settings.seed`` so the fit can be repeated.
+    sampler : {"nutpie", "pymc"}
+    target_accept : float
+        NUTS target acceptance rate (raise towards 0.95 after divergences).
+    progressbar : bool
+    cores : int, optional
+        Chains run in parallel on this many cores.
+    parametrization : {"noncentered", "centered"} or dict
+        Of the group effects, per group term when a dict (``{"school": "centered"}``).
+    data_name : str, optional
+        Shown in the summary header.
+    warn : bool
+        Emit convergence problems as :class:`hierfit.ConvergenceWarning`.
+
+    Returns
+    -------
+    HierFit
+
+    Example
+    -------
+    >>> import hierfit
+    >>> m = hierfit.fit("normexam ~ standLRT + sex + (standLRT | school)",
+    ...                 hierfit.datasets.load("exam"), seed=1)  # doctest: +SKIP
+    >>> print(m)  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    if family not in FAMILIES:
+        raise HierfitError(f"family {family!r} is not available yet; available: {', '.join(FAMILIES)}")
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                               target_accept=target_accept, progressbar=progressbar, cores=cores).validate()
+    design = build_design(formula, data, data_name=data_name, family=family)
+    prior_set = resolve_priors(design, priors)
+    par = _parametrization_of(parametrization, design)
+    t1 = time.perf_counter()
+    model = build_model(design, prior_set, par)
+    t2 = time.perf_counter()
+    posterior, timing = sample_model(model, settings)
+    t3 = time.perf_counter()
+    result = HierFit(design, prior_set, settings, posterior,
+                     dict(design=t1 - t0, model=t2 - t1, **timing), par, family)
+    result.__dict__["pymc_model"] = model
+    if warn:
+        for msg in result.warnings:
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+    result.timing["postprocess"] = time.perf_counter() - t3
+    result.timing["total"] = time.perf_counter() - t0
+    return result

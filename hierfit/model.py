@@ -1,0 +1,178 @@
+"""Stage 3 of the pipeline: design + priors -> PyMC model.
+
+The model written here is the specification of every hierfit fit::
+
+    y_i       ~ Normal(mu_i, sigma)
+    mu_i      = Intercept + (x_i - mean(x)) b + sum_k Z_k[i] r_k[g_k[i]]
+    r_k[j]    = diag(sd_k) L_k z_k[j],  z_k[j] ~ Normal(0, I)     (non-centred, default)
+    L_k L_k'  ~ LKJ(eta)                                         (correlated terms)
+
+Fixed-effect columns are centred while sampling (the brms device that removes the
+intercept/slope correlation); the reported intercept ``b["(Intercept)"]`` is on
+the original scale.  Group effects are added with index gathers, never a dense Z.
+
+Posterior variables (all labelled with dims):
+
+``b`` (coef)                                   fixed effects, lme4 names
+``Intercept``                                  intercept at the predictor means
+``sigma``                                      residual sd
+``sd_<key>`` (<key>__coef)                     group-level sds
+``cor_<key>`` (<key>__coef, <key>__coef_bis)   group-level correlations
+``r_<key>`` (<key>__level, <key>__coef)        group effects (deviations, like ranef)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .design import Design
+from .errors import HierfitError
+from .priors import Dist, PriorSet, pymc_rv
+
+__all__ = ["build_model", "coords_for", "PARAMETRIZATIONS"]
+
+PARAMETRIZATIONS = ("noncentered", "centered")
+
+
+def coords_for(design: Design) -> dict[str, list[str]]:
+    """The coordinate labels of every dim of the model.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.design import build_design
+    >>> d = build_design("normexam ~ standLRT + (1 | school)", hierfit.datasets.load("exam"))
+    >>> sorted(coords_for(d))
+    ['beta_coef', 'coef', 'school__coef', 'school__coef_bis', 'school__level']
+    """
+    coords: dict[str, list[str]] = {"coef": list(design.fixed_names)}
+    coords["beta_coef"] = [n for n in design.fixed_names if n != "(Intercept)"]
+    for blk in design.blocks:
+        coords[f"{blk.key}__level"] = list(blk.levels)
+        coords[f"{blk.key}__coef"] = list(blk.coefs)
+        coords[f"{blk.key}__coef_bis"] = list(blk.coefs)
+    return coords
+
+
+def _vector_rv(name: str, dists: list[Dist], dim: str, positive: bool):
+    """One random vector whose elements have the given priors (one RV per prior family)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    families = sorted({d.family for d in dists})
+    if len(families) == 1:
+        params = np.array([d.params for d in dists], dtype=float).T
+        return pymc_rv(name, families[0], list(params), positive, dims=dim)
+    out = pt.zeros(len(dists))
+    for fam in families:
+        idx = [i for i, d in enumerate(dists) if d.family == fam]
+        params = np.array([dists[i].params for i in idx], dtype=float).T
+        rv = pymc_rv(f"{name}__{fam}", fam, list(params), positive, shape=len(idx))
+        out = pt.set_subtensor(out[idx], rv)
+    return pm.Deterministic(name, out, dims=dim)
+
+
+def _parametrization_of(parametrization, design: Design) -> dict[str, str]:
+    if isinstance(parametrization, str):
+        if parametrization not in PARAMETRIZATIONS:
+            raise HierfitError(
+                f"parametrization must be one of {', '.join(PARAMETRIZATIONS)} or a dict per group term, "
+                f"got {parametrization!r}"
+            )
+        return {b.name: parametrization for b in design.blocks}
+    if isinstance(parametrization, dict):
+        out = {b.name: "noncentered" for b in design.blocks}
+        for k, v in parametrization.items():
+            matches = [b.name for b in design.blocks if k in (b.name, b.factor)]
+            if not matches:
+                raise HierfitError(f"parametrization names group '{k}', which is not a group term of this model")
+            if v not in PARAMETRIZATIONS:
+                raise HierfitError(f"parametrization for '{k}' must be one of {', '.join(PARAMETRIZATIONS)}")
+            for m in matches:
+                out[m] = v
+        return out
+    raise HierfitError(f"parametrization must be a string or a dict, got {type(parametrization).__name__}")
+
+
+def build_model(design: Design, priors: PriorSet, parametrization="noncentered"):
+    """Build the PyMC model of a Gaussian mixed model.
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`hierfit.design.build_design`.
+    priors : PriorSet
+        From :func:`hierfit.priors.resolve_priors`.
+    parametrization : {"noncentered", "centered"} or dict
+        Per group term (keys are group names such as ``"school"``).
+
+    Returns
+    -------
+    pymc.Model
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.design import build_design
+    >>> from hierfit.priors import resolve_priors
+    >>> d = build_design("normexam ~ standLRT + (standLRT | school)", hierfit.datasets.load("exam"))
+    >>> m = build_model(d, resolve_priors(d))
+    >>> sorted(v.name for v in m.free_RVs)
+    ['Intercept', 'L_school', 'beta', 'sd_school', 'sigma', 'z_school']
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    par = _parametrization_of(parametrization, design)
+    coords = coords_for(design)
+    names = design.fixed_names
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    X = design.X[:, slope_idx]
+    xmean = X.mean(axis=0) if design.has_intercept else np.zeros(len(slope_idx))
+    with pm.Model(coords=coords) as model:
+        eta = pt.zeros(design.nobs)
+        beta = None
+        if slope_idx:
+            Xc = pm.Data("X", X - xmean)
+            beta = _vector_rv("beta", [priors.b[names[j]] for j in slope_idx], "beta_coef", positive=False)
+            eta = eta + pt.dot(Xc, beta)
+        parts = []
+        if design.has_intercept:
+            intercept = priors.intercept.to_pymc("Intercept", positive=False)
+            eta = eta + intercept
+            b0 = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
+        k = 0
+        for j, n in enumerate(names):
+            if n == "(Intercept)":
+                parts.append(pt.atleast_1d(b0))
+            else:
+                parts.append(pt.atleast_1d(beta[k]))
+                k += 1
+        if parts:
+            pm.Deterministic("b", pt.concatenate(parts), dims="coef")
+        for blk in design.blocks:
+            key = blk.key
+            dims = (f"{key}__level", f"{key}__coef")
+            sd = _vector_rv(f"sd_{key}", priors.sd[blk.name], f"{key}__coef", positive=True)
+            if blk.is_correlated:
+                Lc = pm.LKJCorr(f"L_{key}", n=blk.n_coefs, eta=priors.cor[blk.name].params[0])
+                pm.Deterministic(f"cor_{key}", Lc @ Lc.T, dims=(f"{key}__coef", f"{key}__coef_bis"))
+                chol = sd[:, None] * Lc
+            if par[blk.name] == "noncentered":
+                z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
+                r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
+            elif blk.is_correlated:
+                r = pm.MvNormal(f"r_{key}", mu=np.zeros(blk.n_coefs), chol=chol, dims=dims)
+            else:
+                r = pm.Normal(f"r_{key}", 0.0, sd, dims=dims)
+            idx = pm.Data(f"g_{key}", blk.index)
+            for c in range(blk.n_coefs):
+                zc = blk.Z[:, c]
+                if np.all(zc == 1.0):
+                    eta = eta + r[idx, c]
+                else:
+                    eta = eta + r[idx, c] * pm.Data(f"Z_{key}_{c}", zc)
+        sigma = priors.sigma.to_pymc("sigma", positive=True)
+        y = pm.Data("y_obs", design.y)
+        pm.Normal("y", mu=eta, sigma=sigma, observed=y)
+    return model
