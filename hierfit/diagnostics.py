@@ -6,7 +6,8 @@ Checks (thresholds as in Vehtari et al. 2021 and brms):
 * R-hat > 1.01 for any reported parameter,
 * bulk or tail ESS < 400,
 * the Bayesian analogue of lme4's "boundary (singular) fit": a group-level sd
-  whose posterior piles up at zero (its density is highest in the bin next to 0).
+  whose posterior piles up at zero (its density is highest in the lowest tenth
+  of its range, 0 to the 99% quantile).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def parameter_diagnostics(posterior, design) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("parameter")
 
 
-def piles_at_zero(sd_draws: np.ndarray, bins: int = 20) -> bool:
+def piles_at_zero(sd_draws: np.ndarray, bins: int = 10) -> bool:
     """True when the posterior density of an sd is highest right next to zero.
 
     Example
