@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import datasets
+from . import datasets, families
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -24,6 +24,8 @@ from .errors import (
     PriorError,
     SamplingError,
 )
+from .formula import bf
+from .prepare import NA
 from .priors import default_priors, prior
 
 __all__ = [
@@ -33,6 +35,9 @@ __all__ = [
     "prior",
     "default_priors",
     "datasets",
+    "families",
+    "bf",
+    "NA",
     "build_design",
     "parse_formula",
     "HierfitError",

@@ -24,7 +24,7 @@ import pandas as pd
 from .errors import DataError, DataWarning, FormulaError
 from .formula import GroupTerm, ParsedFormula, parse_formula
 
-__all__ = ["GroupBlock", "DesignSpec", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
+__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
 
 #: Functions that formulas can call, by their R names.
 FORMULA_CONTEXT = {
@@ -143,6 +143,8 @@ class GroupBlock:
     expr: str
     columns: list[str]
     term: GroupTerm
+    spec_index: int = 0
+    dpar: str = "mu"
 
     @property
     def n_levels(self) -> int:
@@ -159,21 +161,128 @@ class GroupBlock:
 
 
 @dataclass
-class DesignSpec:
-    """Everything needed to re-code new data exactly as the training data.
+class Predictor:
+    """One linear predictor: the mean's (``dpar="mu"``) or a distributional parameter's (``"sigma"``).
 
-    Holds the formula, formulaic's frozen model specs (with ``scale()``/``center()``
-    state), the factor levels of every categorical column and each group block's
-    levels.  Used by predictions and kept by :meth:`HierFit.save`.
+    Holds X with lme4 column names, the group blocks, the offset, and formulaic's
+    frozen specs that re-code new data.
+    """
+
+    dpar: str
+    formula: ParsedFormula
+    X: np.ndarray
+    fixed_names: list[str]
+    blocks: list[GroupBlock]
+    offset: np.ndarray | None
+    fixed_spec: object
+    fixed_columns: list[str]
+    slope_specs: list[object]
+    offset_specs: list[object]
+
+    @property
+    def has_intercept(self) -> bool:
+        return "(Intercept)" in self.fixed_names
+
+    def var(self, base: str) -> str:
+        """Posterior variable name: ``b`` for the mean, ``b_sigma`` for sigma's predictor."""
+        return base if self.dpar == "mu" else f"{base}_{self.dpar}"
+
+    def dim(self, base: str) -> str:
+        """Dimension name: ``coef`` for the mean, ``sigma__coef`` for sigma's predictor."""
+        return base if self.dpar == "mu" else f"{self.dpar}__{base}"
+
+    def label(self, coef: str) -> str:
+        """Coefficient label in tables: ``standLRT``, or ``sigma_sOccasion`` for sigma's predictor."""
+        return coef if self.dpar == "mu" else f"{self.dpar}_{coef}"
+
+    def recode(self, data: pd.DataFrame) -> dict:
+        """X, group blocks and offset of new (already prepared) data, with the training coding."""
+        from formulaic.errors import FormulaicError
+
+        try:
+            mm = self.fixed_spec.get_model_matrix(data, context=FORMULA_CONTEXT) if self.fixed_columns else None
+            X = np.asarray(mm[self.fixed_columns], dtype=float) if mm is not None else np.zeros((len(data), 0))
+            blocks = []
+            for blk in self.blocks:
+                smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
+                Z = np.asarray(smm[blk.columns], dtype=float)
+                labels = _group_labels(data, blk.factors)
+                lookup = {lev: i for i, lev in enumerate(blk.levels)}
+                index = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
+                blocks.append((Z, index, labels))
+            offset = None
+            for spec in self.offset_specs:
+                col = np.asarray(spec.get_model_matrix(data, context=FORMULA_CONTEXT), dtype=float)[:, 0]
+                offset = col if offset is None else offset + col
+        except (FormulaicError, KeyError, ValueError, TypeError) as err:
+            raise DataError(f"cannot re-code the new data for the {self.dpar} predictor: {err}") from err
+        return {"X": X, "blocks": blocks, "offset": offset}
+
+
+@dataclass
+class Design:
+    """The inspectable output of :func:`build_design`.
+
+    ``predictors["mu"]`` is the mean's linear predictor; distributional formulas
+    (``sigma ~ x``) add ``predictors["sigma"]``.  ``X``, ``fixed_names`` and ``blocks``
+    are shortcuts to the mean's.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> d = build_design("normexam ~ standLRT + sex + (standLRT | school)", hierfit.datasets.load("exam"))
+    >>> d.X.shape, d.fixed_names, d.blocks[0].coefs, d.blocks[0].n_levels
+    ((4059, 3), ['(Intercept)', 'standLRT', 'sexM'], ['(Intercept)', 'standLRT'], 65)
     """
 
     formula: ParsedFormula
+    family: object
+    response: str
+    y: np.ndarray
+    trials: np.ndarray | None
+    predictors: dict[str, Predictor]
     categories: dict[str, list]
-    fixed_spec: object
-    fixed_columns: list[str]
-    response_spec: object
-    slope_specs: list[object]
-    blocks: list[dict] = field(default_factory=list)
+    trials_spec: object
+    data_name: str
+    n_dropped: int = 0
+    dropped_by_column: dict[str, int] = field(default_factory=dict)
+    offset_arg: str | None = None
+
+    @property
+    def mu(self) -> Predictor:
+        return self.predictors["mu"]
+
+    @property
+    def X(self) -> np.ndarray:  # noqa: N802
+        return self.mu.X
+
+    @property
+    def fixed_names(self) -> list[str]:
+        return self.mu.fixed_names
+
+    @property
+    def blocks(self) -> list[GroupBlock]:
+        return self.mu.blocks
+
+    @property
+    def all_blocks(self) -> list[GroupBlock]:
+        return [b for p in self.predictors.values() for b in p.blocks]
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+    @property
+    def has_intercept(self) -> bool:
+        return self.mu.has_intercept
+
+    @property
+    def ngrps(self) -> dict[str, int]:
+        """Number of levels per grouping factor, lme4 names, in lme4's order."""
+        out: dict[str, int] = {}
+        for b in sorted(self.all_blocks, key=lambda b: -b.n_levels):
+            out.setdefault(b.factor, b.n_levels)
+        return out
 
     def prepare(self, data: pd.DataFrame) -> pd.DataFrame:
         """Convert categorical columns of new data to the training levels; unseen levels raise."""
@@ -192,61 +301,6 @@ class DesignSpec:
                 )
             data[col] = pd.Categorical(values, categories=cats)
         return data
-
-    def fixed_matrix(self, data: pd.DataFrame) -> np.ndarray:
-        """X for new data, with the training columns."""
-        mm = self.fixed_spec.get_model_matrix(data, context=FORMULA_CONTEXT)
-        return np.asarray(mm[self.fixed_columns], dtype=float) if self.fixed_columns else np.zeros((len(data), 0))
-
-    def group_block(self, data: pd.DataFrame, k: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(Z, index, labels) for block k on new data; index is -1 for unseen levels."""
-        info = self.blocks[k]
-        mm = self.slope_specs[info["spec"]].get_model_matrix(data, context=FORMULA_CONTEXT)
-        Z = np.asarray(mm[info["columns"]], dtype=float)
-        labels = _group_labels(data, info["factors"])
-        lookup = {lev: i for i, lev in enumerate(info["levels"])}
-        index = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
-        return Z, index, labels
-
-
-@dataclass
-class Design:
-    """The inspectable output of :func:`build_design`.
-
-    Example
-    -------
-    >>> import hierfit
-    >>> d = build_design("normexam ~ standLRT + sex + (standLRT | school)", hierfit.datasets.load("exam"))
-    >>> d.X.shape, d.fixed_names, d.blocks[0].coefs, d.blocks[0].n_levels
-    ((4059, 3), ['(Intercept)', 'standLRT', 'sexM'], ['(Intercept)', 'standLRT'], 65)
-    """
-
-    formula: ParsedFormula
-    response: str
-    y: np.ndarray
-    X: np.ndarray
-    fixed_names: list[str]
-    blocks: list[GroupBlock]
-    spec: DesignSpec
-    data_name: str
-    n_dropped: int = 0
-    dropped_by_column: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def nobs(self) -> int:
-        return len(self.y)
-
-    @property
-    def has_intercept(self) -> bool:
-        return "(Intercept)" in self.fixed_names
-
-    @property
-    def ngrps(self) -> dict[str, int]:
-        """Number of levels per grouping factor, lme4 names, in lme4's order."""
-        out: dict[str, int] = {}
-        for b in self.blocks:
-            out.setdefault(b.factor, b.n_levels)
-        return out
 
 
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
@@ -307,7 +361,7 @@ def _validate_frame(data) -> pd.DataFrame:
     return data
 
 
-def _drop_missing(pf: ParsedFormula, data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int, dict[str, int]]:
+def _drop_missing(pf: ParsedFormula, data: pd.DataFrame, used: list[str]):
     na = data[used].isna()
     by_col = {c: int(na[c].sum()) for c in used if na[c].any()}
     mask = na.any(axis=1).to_numpy()
@@ -325,7 +379,7 @@ def _drop_missing(pf: ParsedFormula, data: pd.DataFrame, used: list[str]) -> tup
             stacklevel=3,
         )
         data = data.loc[~mask].reset_index(drop=True)
-    return data, n_drop, by_col
+    return data, n_drop, by_col, ~mask
 
 
 def _categorize(data: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, list]]:
@@ -409,87 +463,34 @@ def _scale_warning(X: np.ndarray, names: list[str]) -> None:
         )
 
 
-def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: str | None = None,
-                 family: str = "gaussian") -> Design:
-    """Build the design of a mixed model: response, X, and one block per group term.
-
-    Parameters
-    ----------
-    formula : str or ParsedFormula
-        lme4/brms formula, e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``.
-    data : pandas.DataFrame
-        The data.  Rows with missing values in a used column are dropped with a warning.
-    data_name : str, optional
-        Name shown in the summary (defaults to ``data.attrs["name"]`` or ``"data"``).
-
-    Returns
-    -------
-    Design
-
-    Example
-    -------
-    >>> import hierfit
-    >>> d = build_design("normexam ~ standLRT + sex + (1 | school/student)", hierfit.datasets.load("exam"))
-    >>> d.ngrps
-    {'student:school': 4055, 'school': 65}
-    """
-    pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
-    data = _validate_frame(data)
-    data_name = data_name or str(data.attrs.get("name", "data"))
-    _check_columns(pf, data)
-    used = list(dict.fromkeys(t.text for t in pf.variables))
-    group_cols = set(pf.group_factors)
-
-    # grouping factors: non-integer floats are not labels
-    for col in group_cols:
-        s = data[col]
-        if pd.api.types.is_float_dtype(s.dtype):
-            vals = s.dropna().to_numpy()
-            if len(vals) and not np.all(np.isfinite(vals) & (vals == np.round(vals))):
-                tok = next(t for t in pf.variables if t.text == col)
-                raise FormulaError(
-                    f"grouping variable '{col}' holds non-integer numbers (e.g. {vals[~(vals == np.round(vals))][:1][0]!r}); "
-                    "group ids must be labels or integers",
-                    pf.text,
-                    tok.pos,
-                    tok.end - tok.pos,
-                )
-
-    data, n_drop, by_col = _drop_missing(pf, data, used)
-    model_texts = [pf.response, pf.fixed] + [g.expr for g in pf.groups]
-    predictors = [c for c in used if c not in group_cols or any(_uses(t, c) for t in model_texts)]
-    data, cats = _categorize(data, predictors)
-
-    # response
-    resp_mm = _model_matrix("0 + " + pf.response, data, pf, "response")
-    if resp_mm.shape[1] != 1:
-        raise DataError(
-            f"response '{pf.response}' is not numeric (it has {resp_mm.shape[1]} categories); "
-            "code it as numbers, or use a family for categorical data"
-        )
-    y = np.asarray(resp_mm.iloc[:, 0], dtype=float)
-    _check_finite(y[:, None], [pf.response], "response")
-    if family == "gaussian" and np.ptp(y) == 0:
-        raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
-
-    # fixed effects
-    mm = _model_matrix(pf.fixed, data, pf, "fixed effects")
+def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check: bool) -> Predictor:
+    """X, group blocks and offset of one linear predictor."""
+    what = "fixed effects" if dpar == "mu" else f"{dpar} formula"
+    mm = _model_matrix(pf.fixed, data, pf, what)
     fixed_columns = list(mm.columns)
-    X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((len(y), 0))
+    n = len(data)
+    X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
     fixed_names = [lme4_name(c) for c in fixed_columns]
     _check_finite(X, fixed_names, "predictor(s)")
     aliased = _aliased(X, fixed_names) if X.shape[1] else []
     if aliased:
         desc = "; ".join(f"'{a}' is a linear combination of {', '.join(map(repr, b)) or 'nothing (all zero)'}"
                          for a, b in aliased)
-        raise DataError(f"fixed effects are perfectly collinear (lm would report NA for them): {desc}; "
+        raise DataError(f"{what} are perfectly collinear (lm would report NA for them): {desc}; "
                         "remove the aliased term(s) from the formula")
-    non_int = [j for j, n in enumerate(fixed_names) if n != "(Intercept)"]
-    if non_int:
+    non_int = [j for j, name in enumerate(fixed_names) if name != "(Intercept)"]
+    if non_int and dpar == "mu":
         _scale_warning(X[:, non_int], [fixed_names[j] for j in non_int])
 
-    # group terms
-    raw_blocks: list[dict] = []
+    offset, offset_specs = None, []
+    for expr in pf.offsets:
+        omm = _model_matrix("0 + " + expr, data, pf, f"offset({expr})")
+        col = np.asarray(omm, dtype=float)[:, 0]
+        _check_finite(col[:, None], [f"offset({expr})"], "")
+        offset = col if offset is None else offset + col
+        offset_specs.append(omm.model_spec)
+
+    raw: list[dict] = []
     slope_specs: list[object] = []
     for term in pf.groups:
         smm = _model_matrix(term.expr, data, pf, f"random-effect term {term.text}")
@@ -503,50 +504,140 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         levels = _group_levels(data, term.factors, labels)
         lookup = {lev: i for i, lev in enumerate(levels)}
         index = np.fromiter((lookup[lab] for lab in labels), dtype=np.int64, count=len(labels))
-        col_sets = [[c] for c in cols] if not term.correlated else [cols]
-        for cs in col_sets:
-            raw_blocks.append(
-                dict(term=term, columns=cs, Z=Zall[:, [cols.index(c) for c in cs]], levels=levels, index=index,
-                     spec=len(slope_specs) - 1)
-            )
+        for cs in ([[c] for c in cols] if not term.correlated else [cols]):
+            raw.append(dict(term=term, columns=cs, Z=Zall[:, [cols.index(c) for c in cs]], levels=levels,
+                            index=index, spec=len(slope_specs) - 1))
 
-    names = _make_unique([b["term"].name for b in raw_blocks])
-    keys = _make_unique([re.sub(r"\W", "_", n) for n in names], sep="_")
+    names = _make_unique([b["term"].name for b in raw])
+    prefix = "" if dpar == "mu" else f"{dpar}_"
+    keys = _make_unique([prefix + re.sub(r"\W", "_", name) for name in names], sep="_")
     blocks: list[GroupBlock] = []
-    for b, name, key in zip(raw_blocks, names, keys):
+    for b, name, key in zip(raw, names, keys):
         term: GroupTerm = b["term"]
         nlev = len(b["levels"])
         coefs = [lme4_name(c) for c in b["columns"]]
-        tok = f"{term.text}"
         if nlev < 2:
+            raise DataError(f"grouping factor '{term.name}' in {term.text} has only {nlev} level; "
+                            "a random effect needs at least 2 levels")
+        if nobs_check and nlev * len(coefs) >= n:
             raise DataError(
-                f"grouping factor '{term.name}' in {tok} has only {nlev} level; a random effect needs at least 2 levels"
+                f"number of observations ({n}) <= number of random effects ({nlev} levels x {len(coefs)} "
+                f"coefficients) for term {term.text}; the term is not identifiable from the residual"
             )
-        if family == "gaussian" and nlev * len(coefs) >= len(y):
-            raise DataError(
-                f"number of observations ({len(y)}) <= number of random effects ({nlev} levels x {len(coefs)} "
-                f"coefficients) for term {tok}; the term is not identifiable from the residual"
-            )
-        blocks.append(
-            GroupBlock(name=name, key=key, factor=term.name, factors=term.factors, coefs=coefs, levels=b["levels"],
-                       index=b["index"], Z=b["Z"], correlated=term.correlated, expr=term.expr,
-                       columns=b["columns"], term=term)
-        )
-        b["name"] = name
-    # lme4 orders terms by decreasing number of levels (stable)
-    order = sorted(range(len(blocks)), key=lambda i: -blocks[i].n_levels)
-    blocks = [blocks[i] for i in order]
-    raw_blocks = [raw_blocks[i] for i in order]
+        blocks.append(GroupBlock(name=name, key=key, factor=term.name, factors=term.factors, coefs=coefs,
+                                 levels=b["levels"], index=b["index"], Z=b["Z"], correlated=term.correlated,
+                                 expr=term.expr, columns=b["columns"], term=term, spec_index=b["spec"], dpar=dpar))
+    blocks.sort(key=lambda blk: -blk.n_levels)  # lme4 orders terms by decreasing number of levels (stable)
+    return Predictor(dpar=dpar, formula=pf, X=X, fixed_names=fixed_names, blocks=blocks, offset=offset,
+                     fixed_spec=mm.model_spec, fixed_columns=fixed_columns, slope_specs=slope_specs,
+                     offset_specs=offset_specs)
 
-    spec = DesignSpec(
-        formula=pf,
-        categories=cats,
-        fixed_spec=mm.model_spec,
-        fixed_columns=fixed_columns,
-        response_spec=resp_mm.model_spec,
-        slope_specs=slope_specs,
-        blocks=[dict(columns=b["columns"], levels=b["levels"], factors=b["term"].factors, spec=b["spec"])
-                for b in raw_blocks],
-    )
-    return Design(formula=pf, response=pf.response, y=y, X=X, fixed_names=fixed_names, blocks=blocks, spec=spec,
-                  data_name=data_name, n_dropped=n_drop, dropped_by_column=by_col)
+
+def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str) -> tuple[np.ndarray, object]:
+    if re.fullmatch(r"\s*\d+(\.\d*)?\s*", expr):
+        return np.full(len(data), float(expr)), None
+    mm = _model_matrix("0 + " + expr, data, pf, what)
+    if mm.shape[1] != 1:
+        raise DataError(f"{what} '{expr}' is not numeric (it has {mm.shape[1]} categories)")
+    values = np.asarray(mm.iloc[:, 0], dtype=float)
+    _check_finite(values[:, None], [expr], what)
+    return values, mm.model_spec
+
+
+def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: str | None = None,
+                 family="gaussian", dpars: dict[str, str] | None = None, offset=None) -> Design:
+    """Build the design of a mixed model: response, X, and one block per group term.
+
+    Parameters
+    ----------
+    formula : str or ParsedFormula
+        lme4/brms formula, e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``.
+    data : pandas.DataFrame
+        The data.  Rows with missing values in a used column are dropped with a warning.
+    data_name : str, optional
+        Name shown in the summary (defaults to ``data.attrs["name"]`` or ``"data"``).
+    family : str or Family
+        Decides the response checks (counts, 0/1, positive) and the group-size checks.
+    dpars : dict, optional
+        Formulas for distributional parameters, e.g. ``{"sigma": "~ sOccasion"}``.
+    offset : str or array, optional
+        An expression of columns (``"log(BroodSize)"``) or values added to the linear predictor.
+
+    Returns
+    -------
+    Design
+
+    Example
+    -------
+    >>> import hierfit
+    >>> d = build_design("normexam ~ standLRT + sex + (1 | school/student)", hierfit.datasets.load("exam"))
+    >>> d.ngrps
+    {'student:school': 4055, 'school': 65}
+    """
+    from . import families
+
+    fam = families.get(family)
+    pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    dpar_pfs: dict[str, ParsedFormula] = {}
+    for name, text in (dpars or {}).items():
+        fam.dpar(name)  # raises for parameters the family does not have
+        dpar_pfs[name] = text if isinstance(text, ParsedFormula) else parse_formula(text, response=False)
+    data = _validate_frame(data)
+    data_name = data_name or str(data.attrs.get("name", "data"))
+    offset_pf = None
+    offset_array = None
+    if isinstance(offset, str):
+        offset_pf = parse_formula("~ " + offset, response=False)
+    elif offset is not None:
+        offset_array = np.asarray(offset, dtype=float).ravel()
+        if offset_array.shape[0] != len(data):
+            raise DataError(f"offset has {offset_array.shape[0]} values but the data has {len(data)} rows")
+    formulas = [pf] + list(dpar_pfs.values()) + ([offset_pf] if offset_pf else [])
+    for f in formulas:
+        _check_columns(f, data)
+    used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+    group_cols = {c for f in formulas for c in f.group_factors}
+
+    for col in group_cols:  # grouping factors: non-integer floats are not labels
+        s = data[col]
+        if pd.api.types.is_float_dtype(s.dtype):
+            vals = s.dropna().to_numpy()
+            bad = vals[~(np.isfinite(vals) & (vals == np.round(vals)))]
+            if len(bad):
+                f = next(f for f in formulas if col in f.group_factors)
+                tok = next(t for t in f.variables if t.text == col)
+                raise FormulaError(
+                    f"grouping variable '{col}' holds non-integer numbers (e.g. {bad[0]!r}); "
+                    "group ids must be labels or integers", f.text, tok.pos, tok.end - tok.pos)
+
+    data, n_drop, by_col, keep = _drop_missing(pf, data, used)
+    if offset_array is not None:
+        offset_array = offset_array[keep]
+    model_texts = [f.response for f in formulas] + [f.fixed for f in formulas] + \
+        [g.expr for f in formulas for g in f.groups] + [o for f in formulas for o in f.offsets] + \
+        [f.trials or "" for f in formulas]
+    predictors_cols = [c for c in used if c not in group_cols or any(_uses(t, c) for t in model_texts)]
+    data, cats = _categorize(data, predictors_cols)
+
+    y, _ = _evaluate_vector(pf.response, data, pf, "response")
+    trials, trials_spec = (None, None)
+    if pf.trials is not None:
+        trials, trials_spec = _evaluate_vector(pf.trials, data, pf, "trials")
+    fam.validate(y, trials, pf.response)
+    if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
+        raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
+
+    predictors = {"mu": _build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs)}
+    for name, dpf in dpar_pfs.items():
+        predictors[name] = _build_predictor(name, dpf, data, nobs_check=False)
+    mu = predictors["mu"]
+    if offset_pf is not None:
+        extra = _build_predictor("mu", parse_formula(f"~ 0 + offset({offset})", response=False), data, False)
+        mu.offset = extra.offset if mu.offset is None else mu.offset + extra.offset
+        mu.offset_specs = mu.offset_specs + extra.offset_specs
+    elif offset_array is not None:
+        mu.offset = offset_array if mu.offset is None else mu.offset + offset_array
+    return Design(formula=pf, family=fam, response=pf.response, y=y, trials=trials, predictors=predictors,
+                  categories=cats, trials_spec=trials_spec, data_name=data_name, n_dropped=n_drop,
+                  dropped_by_column=by_col,
+                  offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"))

@@ -25,38 +25,31 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 
 
-def _flat(posterior, name: str, labels: list[str], pairs: list[tuple[int, int]] | None = None):
-    """(chain, draw, k) array of one variable's reported elements."""
-    arr = np.asarray(posterior[name].values)
-    if pairs is not None:
-        arr = np.stack([arr[:, :, i, j] for i, j in pairs], axis=-1)
-    elif arr.ndim == 2:
-        arr = arr[:, :, None]
-    return arr, labels
-
-
 def reported_parameters(posterior, design) -> list[tuple[str, np.ndarray]]:
     """The parameters the summary reports, as (label, (chain, draw) array) pairs.
 
-    Labels use lme4/brms spelling: ``b[standLRT]``, ``sd(standLRT | school)``,
-    ``cor((Intercept),standLRT | school)``, ``sigma``.
+    Labels use lme4/brms spelling: ``b[standLRT]``, ``b[sigma_(Intercept)]``,
+    ``sd(standLRT | school)``, ``cor((Intercept),standLRT | school)``, ``sigma``, ``shape``.
     """
     out: list[tuple[str, np.ndarray]] = []
-    if "b" in posterior:
-        arr = np.asarray(posterior["b"].values)
-        for k, n in enumerate(design.fixed_names):
-            out.append((f"b[{n}]", arr[:, :, k]))
-    for blk in design.blocks:
+    for pred in design.predictors.values():
+        if pred.fixed_names:
+            arr = np.asarray(posterior[pred.var("b")].values)
+            for k, n in enumerate(pred.fixed_names):
+                out.append((f"b[{pred.label(n)}]", arr[:, :, k]))
+    for blk in design.all_blocks:
+        label = design.predictors[blk.dpar].label
         arr = np.asarray(posterior[f"sd_{blk.key}"].values)
         for k, c in enumerate(blk.coefs):
-            out.append((f"sd({c} | {blk.name})", arr[:, :, k]))
+            out.append((f"sd({label(c)} | {blk.name})", arr[:, :, k]))
         if blk.is_correlated:
             arr = np.asarray(posterior[f"cor_{blk.key}"].values)
             for i in range(blk.n_coefs):
                 for j in range(i + 1, blk.n_coefs):
-                    out.append((f"cor({blk.coefs[i]},{blk.coefs[j]} | {blk.name})", arr[:, :, i, j]))
-    if "sigma" in posterior:
-        out.append(("sigma", np.asarray(posterior["sigma"].values)))
+                    out.append((f"cor({label(blk.coefs[i])},{label(blk.coefs[j])} | {blk.name})", arr[:, :, i, j]))
+    for d in design.family.dpars:
+        if d.name not in design.predictors:
+            out.append((d.name, np.asarray(posterior[d.name].values)))
     return out
 
 
@@ -120,12 +113,13 @@ def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame) ->
             f"bulk or tail ESS < {ESS_MIN} for {', '.join(low)}: means and intervals are imprecise. "
             "Run more draws (e.g. draws=2000)."
         )
-    for blk in design.blocks:
+    for blk in design.all_blocks:
         sd = stack(posterior, f"sd_{blk.key}")
+        label = design.predictors[blk.dpar].label
         for k, c in enumerate(blk.coefs):
             if piles_at_zero(sd[:, k]):
                 msgs.append(
-                    f"boundary (singular) fit: the posterior of sd({c} | {blk.name}) piles up at zero, "
+                    f"boundary (singular) fit: the posterior of sd({label(c)} | {blk.name}) piles up at zero, "
                     "so the data hold little information about this term (lme4 would report a singular fit). "
                     "Consider removing it, or '||' to drop correlations."
                 )

@@ -11,32 +11,55 @@ import pandas as pd
 
 from .draws import interval_table, stack
 
-__all__ = ["fixef_table", "ranef_tables", "coef_tables", "varcorr_table", "vcov_table"]
+__all__ = ["fixef_table", "dpar_table", "ranef_tables", "coef_tables", "varcorr_table", "vcov_table",
+           "has_residual_sigma"]
 
 
-def fixef_table(posterior, design, ci: float = 0.95) -> pd.DataFrame:
-    """Estimate, Est.Error and interval of each fixed effect, indexed by lme4's names."""
-    if "b" not in posterior:
+def fixef_table(posterior, design, ci: float = 0.95, dpars: bool = True) -> pd.DataFrame:
+    """Estimate, Est.Error and interval of each fixed effect, indexed by lme4's names.
+
+    Coefficients of distributional formulas follow, labelled ``sigma_(Intercept)`` etc.
+    (log scale), unless ``dpars=False``.
+    """
+    samples, names = [], []
+    for pred in design.predictors.values():
+        if pred.fixed_names and (dpars or pred.dpar == "mu"):
+            samples.append(stack(posterior, pred.var("b")))
+            names += [pred.label(n) for n in pred.fixed_names]
+    return interval_table(np.concatenate(samples, axis=1) if samples else np.zeros((2, 0)), names, ci)
+
+
+def dpar_table(posterior, design, ci: float = 0.95, skip: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Scalar distributional parameters (sigma, shape, nu) without their own formula."""
+    names = [d.name for d in design.family.dpars if d.name not in design.predictors and d.name not in skip]
+    if not names:
         return interval_table(np.zeros((2, 0)), [], ci)
-    return interval_table(stack(posterior, "b"), design.fixed_names, ci)
+    return interval_table(np.stack([stack(posterior, n) for n in names], axis=1), names, ci)
 
 
 def _by_factor(design):
     """Blocks grouped by grouping factor (``school`` and ``school.1`` together), lme4 order."""
     groups: dict[str, list] = {}
-    for blk in design.blocks:
+    for blk in sorted(design.all_blocks, key=lambda b: -b.n_levels):
         groups.setdefault(blk.factor, []).append(blk)
     return groups
 
 
 def _per_level_table(samples: dict[str, np.ndarray], levels: list[str], ci: float) -> pd.DataFrame:
     """DataFrame indexed by level with (coef, stat) columns from {coef: (S, levels)} draws."""
-    frames = {}
-    for coef, s in samples.items():
-        frames[coef] = interval_table(s, levels, ci)
+    frames = {coef: interval_table(s, levels, ci) for coef, s in samples.items()}
     out = pd.concat(frames, axis=1)
     out.index.name = "level"
     return out
+
+
+def _add_group_effects(samples: dict[str, np.ndarray], posterior, design, blocks) -> None:
+    for blk in blocks:
+        r = stack(posterior, f"r_{blk.key}")
+        label = design.predictors[blk.dpar].label
+        for k, c in enumerate(blk.coefs):
+            name = label(c)
+            samples[name] = samples.get(name, 0) + r[:, :, k]
 
 
 def ranef_tables(posterior, design, ci: float = 0.95) -> dict[str, pd.DataFrame]:
@@ -48,10 +71,7 @@ def ranef_tables(posterior, design, ci: float = 0.95) -> dict[str, pd.DataFrame]
     out: dict[str, pd.DataFrame] = {}
     for factor, blocks in _by_factor(design).items():
         samples: dict[str, np.ndarray] = {}
-        for blk in blocks:
-            r = stack(posterior, f"r_{blk.key}")
-            for k, c in enumerate(blk.coefs):
-                samples[c] = samples.get(c, 0) + r[:, :, k]
+        _add_group_effects(samples, posterior, design, blocks)
         out[factor] = _per_level_table(samples, blocks[0].levels, ci)
     return out
 
@@ -61,15 +81,16 @@ def coef_tables(posterior, design, ci: float = 0.95) -> dict[str, pd.DataFrame]:
 
     Coefficients without a group effect for that factor are the fixed effect itself.
     """
-    b = stack(posterior, "b") if "b" in posterior else np.zeros((1, 0))
     out: dict[str, pd.DataFrame] = {}
     for factor, blocks in _by_factor(design).items():
         nlev = blocks[0].n_levels
-        samples = {n: np.repeat(b[:, [j]], nlev, axis=1) for j, n in enumerate(design.fixed_names)}
-        for blk in blocks:
-            r = stack(posterior, f"r_{blk.key}")
-            for k, c in enumerate(blk.coefs):
-                samples[c] = samples.get(c, np.zeros_like(r[:, :, k])) + r[:, :, k]
+        samples: dict[str, np.ndarray] = {}
+        for pred in design.predictors.values():
+            if pred.fixed_names:
+                b = stack(posterior, pred.var("b"))
+                for j, n in enumerate(pred.fixed_names):
+                    samples[pred.label(n)] = np.repeat(b[:, [j]], nlev, axis=1)
+        _add_group_effects(samples, posterior, design, blocks)
         out[factor] = _per_level_table(samples, blocks[0].levels, ci)
     return out
 
@@ -78,7 +99,8 @@ def varcorr_table(posterior, design, ci: float = 0.95, residual: bool = True) ->
     """lme4's ``as.data.frame(VarCorr(m))`` with posterior means and an interval for sdcor.
 
     Columns: grp, var1, var2 (None except for correlation rows), vcov, sdcor and
-    the interval of sdcor.  Rows: sds then correlations per term, then Residual.
+    the interval of sdcor.  Rows: sds then correlations per term, then Residual
+    (for families with a scalar sigma).
     """
     from .draws import ci_columns
 
@@ -91,22 +113,29 @@ def varcorr_table(posterior, design, ci: float = 0.95, residual: bool = True) ->
         rows.append({"grp": grp, "var1": v1, "var2": v2, "vcov": float(np.mean(vcov_draws)),
                      "sdcor": float(np.mean(sdcor_draws)), lcol: float(q[0]), ucol: float(q[1])})
 
-    for blk in design.blocks:
+    for blk in design.all_blocks:
+        label = design.predictors[blk.dpar].label
         sd = stack(posterior, f"sd_{blk.key}")
         for k, c in enumerate(blk.coefs):
-            row(blk.name, c, None, sd[:, k] ** 2, sd[:, k])
+            row(blk.name, label(c), None, sd[:, k] ** 2, sd[:, k])
         if blk.is_correlated:
             cor = stack(posterior, f"cor_{blk.key}")
             for i in range(blk.n_coefs):
                 for j in range(i + 1, blk.n_coefs):
-                    row(blk.name, blk.coefs[i], blk.coefs[j], sd[:, i] * sd[:, j] * cor[:, i, j], cor[:, i, j])
-    if residual and "sigma" in posterior:
+                    row(blk.name, label(blk.coefs[i]), label(blk.coefs[j]), sd[:, i] * sd[:, j] * cor[:, i, j],
+                        cor[:, i, j])
+    if residual and has_residual_sigma(design):
         s = stack(posterior, "sigma")
         row("Residual", None, None, s**2, s)
     out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor", lcol, ucol])
     for col in ("var1", "var2"):
         out[col] = pd.Series([v if isinstance(v, str) else None for v in out[col]], dtype=object)
     return out
+
+
+def has_residual_sigma(design) -> bool:
+    """True when the family has a scalar residual sd (gaussian/student without a sigma formula)."""
+    return "sigma" in design.family.dpar_names and "sigma" not in design.predictors
 
 
 def vcov_table(posterior, design) -> pd.DataFrame:

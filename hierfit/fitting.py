@@ -16,17 +16,16 @@ import pandas as pd
 
 from .design import Design, build_design
 from .diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
-from .draws import linear_predictor, stack
-from .errors import ConvergenceWarning, HierfitError
-from .estimates import coef_tables, fixef_table, ranef_tables, varcorr_table, vcov_table
+from .draws import stack
+from .errors import ConvergenceWarning
+from .estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
+from .formula import split_formula
 from .model import _parametrization_of, build_model
 from .priors import PriorSet, resolve_priors
 from .sampling import SamplerSettings, sample_model
 from .summary import Summary, random_effects_block
 
 __all__ = ["fit", "HierFit"]
-
-FAMILIES = ("gaussian",)
 
 
 class HierFit:
@@ -45,14 +44,13 @@ class HierFit:
     """
 
     def __init__(self, design: Design, priors: PriorSet, settings: SamplerSettings, posterior,
-                 timing: dict, parametrization: dict, family: str = "gaussian"):
+                 timing: dict, parametrization: dict):
         self.design = design
         self.priors = priors
         self.settings = settings
         self.posterior = posterior
         self.timing = dict(timing)
         self.parametrization = dict(parametrization)
-        self.family = family
         self._summaries: dict[float, Summary] = {}
 
     # -- basic facts --------------------------------------------------------------------
@@ -60,6 +58,11 @@ class HierFit:
     def formula(self) -> str:
         """The formula as written."""
         return self.design.formula.text
+
+    @property
+    def family(self):
+        """The response family (``fit.family.name``, ``fit.family.link.name``)."""
+        return self.design.family
 
     @property
     def nobs(self) -> int:
@@ -129,13 +132,6 @@ class HierFit:
         """
         return vcov_table(self.draws, self.design)
 
-    # -- fitted values ------------------------------------------------------------------
-    def _mean_linear_predictor(self) -> np.ndarray:
-        post = self.draws
-        b = stack(post, "b").mean(axis=0)[None, :] if "b" in post else np.zeros((1, 0))
-        blocks = [(stack(post, f"r_{blk.key}").mean(axis=0)[None], blk.Z, blk.index) for blk in self.design.blocks]
-        return linear_predictor(b, self.design.X, blocks)[0]
-
     # -- diagnostics --------------------------------------------------------------------
     @cached_property
     def diagnostics(self) -> pd.DataFrame:
@@ -174,22 +170,28 @@ class HierFit:
         """
         if ci in self._summaries:
             return self._summaries[ci]
+        from .prepare import prepare_draws
+
         d = self.design
         post = self.draws
-        mu = self._mean_linear_predictor()
-        sigma = float(stack(post, "sigma").mean())
-        scaled = (d.y - mu) / sigma
+        point = prepare_draws(self, point=True)
+        scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
         q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
         scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
         vc = varcorr_table(post, d, ci)
-        fe = fixef_table(post, d, ci)
+        fe = fixef_table(post, d, ci, dpars=False)
         diag = self.diagnostics
         for col in ("Rhat", "Bulk_ESS", "Tail_ESS"):
             fe[col] = [diag.loc[f"b[{n}]", col] for n in fe.index]
+        skip = ("sigma",) if has_residual_sigma(d) else ()
+        dist = pd.concat([dpar_table(post, d, ci, skip=skip), fixef_table(post, d, ci).iloc[len(fe):]])
+        for col in ("Rhat", "Bulk_ESS", "Tail_ESS"):
+            dist[col] = [diag.loc[n if n in diag.index else f"b[{n}]", col] for n in dist.index]
         b = stack(post, "b") if "b" in post else np.zeros((2, 0))
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
-            family="gaussian ( identity )",
+            family=f"{d.family.name} ( {d.family.link.name} )",
+            residuals="scaled" if d.family.name == "gaussian" and skip else "pearson",
             formula=d.formula.text,
             data=d.data_name,
             nobs=d.nobs,
@@ -212,6 +214,7 @@ class HierFit:
             fixed_effects=fe,
             fixef_correlation=pd.DataFrame(corr, index=d.fixed_names, columns=d.fixed_names),
             diagnostics=diag,
+            distributional=dist,
             warnings=list(self.warnings),
             ci=ci,
         )
@@ -243,21 +246,33 @@ class HierFit:
         return state
 
 
-def fit(formula: str, data: pd.DataFrame, family: str = "gaussian", *, priors=None, draws: int = 1000,
-        tune: int = 1000, chains: int = 4, seed: int | None = None, sampler: str = "nutpie",
-        target_accept: float = 0.8, progressbar: bool = True, cores: int | None = None,
-        parametrization="noncentered", data_name: str | None = None, warn: bool = True) -> HierFit:
+def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
+        dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+        seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
+        cores: int | None = None, parametrization="noncentered", data_name: str | None = None,
+        warn: bool = True) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
     ----------
-    formula : str
-        e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``.
+    formula : str or hierfit.bf(...)
+        e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``; binomial responses as
+        ``cbind(successes, failures) ~ ...`` or ``successes | trials(n) ~ ...``; offsets as
+        ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models.
     data : pandas.DataFrame
-    family : str
-        ``"gaussian"``.
+    family : str or hierfit.families.Family
+        ``"gaussian"``, ``"student"``, ``"poisson"``, ``"negbinomial"``, ``"binomial"``,
+        ``"bernoulli"``, ``"gamma"``, or e.g. ``hierfit.families.binomial(link="probit")``.
     priors : list of :func:`hierfit.prior` or dict keyed by class, optional
         e.g. ``{"sd": {"group": "school", "dist": "exponential(2)"}}``; see :mod:`hierfit.priors`.
+    dpars : dict, optional
+        Formulas for distributional parameters, ``{"sigma": "~ sOccasion"}`` (log link).
+    dispformula : str, optional
+        glmmTMB's spelling for the dispersion formula (sigma for gaussian, shape for
+        negbinomial/gamma).  hierfit models log(sigma); glmmTMB's gaussian coefficients
+        are for log(sigma^2), twice as large.
+    offset : str or array, optional
+        An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
     draws, tune, chains : int
         Post-warm-up draws and warm-up iterations per chain, number of chains.
     seed : int, optional
@@ -287,14 +302,16 @@ def fit(formula: str, data: pd.DataFrame, family: str = "gaussian", *, priors=No
     ...                 hierfit.datasets.load("exam"), seed=1)  # doctest: +SKIP
     >>> print(m)  # doctest: +SKIP
     """
+    from . import families
+
     t0 = time.perf_counter()
-    if family not in FAMILIES:
-        raise HierfitError(f"family {family!r} is not available yet; available: {', '.join(FAMILIES)}")
+    fam = families.get(family)
+    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, progressbar=progressbar, cores=cores).validate()
-    design = build_design(formula, data, data_name=data_name, family=family)
+    design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)
     prior_set = resolve_priors(design, priors)
     par = _parametrization_of(parametrization, design)
     t1 = time.perf_counter()
@@ -302,8 +319,7 @@ def fit(formula: str, data: pd.DataFrame, family: str = "gaussian", *, priors=No
     t2 = time.perf_counter()
     posterior, timing = sample_model(model, settings)
     t3 = time.perf_counter()
-    result = HierFit(design, prior_set, settings, posterior,
-                     dict(design=t1 - t0, model=t2 - t1, **timing), par, family)
+    result = HierFit(design, prior_set, settings, posterior, dict(design=t1 - t0, model=t2 - t1, **timing), par)
     result.__dict__["pymc_model"] = model
     if warn:
         for msg in result.warnings:

@@ -36,6 +36,9 @@ KNOWN_FUNCTIONS = {
     "center": "subtract the mean; frozen for new data",
     "I": "arithmetic as written: I(x^2), I(x**2), I(a + b)",
     "C": "treat as a factor: C(x)",
+    "offset": "a term with a fixed coefficient of 1: offset(log(BroodSize))",
+    "cbind": "binomial response as cbind(successes, failures)",
+    "trials": "binomial response as successes | trials(n)",
 }
 
 _OPS = ("||", "**", "~", "+", "-", "*", "/", ":", "|", "^", "(", ")", ",", "=", "<", ">", "!", "&", "%")
@@ -100,6 +103,8 @@ class ParsedFormula:
     groups: tuple[GroupTerm, ...]
     variables: tuple[Token, ...] = field(default=(), repr=False)
     functions: tuple[Token, ...] = field(default=(), repr=False)
+    trials: str | None = None
+    offsets: tuple[str, ...] = ()
 
     @property
     def group_factors(self) -> tuple[str, ...]:
@@ -300,8 +305,16 @@ def _group_factors(text: str, tokens: list[Token], bar: Token) -> list[tuple[tup
     return out
 
 
+def _is_call(run: list[Token], name: str) -> bool:
+    """True when the run is exactly ``name( ... )``."""
+    if len(run) < 3 or run[0].kind != "ident" or run[0].text != name or run[1].text != "(" or run[-1].text != ")":
+        return False
+    return _depths(run[1:])[-1] == 0 and all(d > 0 for d in _depths(run[1:])[1:-1])
+
+
 def _parse_rhs(
-    text: str, tokens: list[Token], fixed: list[tuple[str, list[Token]]], groups: list[GroupTerm]
+    text: str, tokens: list[Token], fixed: list[tuple[str, list[Token]]], groups: list[GroupTerm],
+    offsets: list[str] | None = None,
 ) -> None:
     parts = _split_top(tokens, ("+", "-"))
     for k, (sep, run, sep_tok) in enumerate(parts):
@@ -366,10 +379,41 @@ def _parse_rhs(
             raise FormulaError(
                 "a random-effect term must be in parentheses, e.g. (1 | g)", text, bar.pos, len(bar.text)
             )
+        if _is_call(run, "offset") and offsets is not None:
+            if sep == "-":
+                raise FormulaError("an offset cannot be subtracted; write offset(-x)", text, run[0].pos)
+            offsets.append(_render(text, run[2:-1]))
+            continue
         fixed.append((sep or "+", run))
 
 
-def parse_formula(text: str) -> ParsedFormula:
+def _parse_response(text: str, lhs: list[Token]) -> tuple[str, str | None]:
+    """The response expression and, for binomial syntax, the trials expression."""
+    bars = [t for t, d in zip(lhs, _depths(lhs)) if t.kind == "op" and t.text in ("|", "||") and d == 0]
+    if bars:
+        bar = bars[0]
+        if bar.text != "|" or len(bars) > 1:
+            raise FormulaError("'|' in the response is only allowed as 'successes | trials(n)'", text, bar.pos)
+        cut = lhs.index(bar)
+        left, right = lhs[:cut], lhs[cut + 1 :]
+        if not left:
+            raise FormulaError("response missing before '|'", text, bar.pos)
+        if not _is_call(right, "trials") or len(right) < 4:
+            where = right[0] if right else bar
+            raise FormulaError("only trials(n) may follow '|' in the response (brms syntax: successes | trials(n))",
+                               text, where.pos, where.end - where.pos)
+        return _render(text, left), _render(text, right[2:-1])
+    if _is_call(lhs, "cbind"):
+        parts = _split_top(lhs[2:-1], (",",))
+        if len(parts) != 2 or not parts[0][1] or not parts[1][1]:
+            raise FormulaError("cbind() in the response takes two columns: cbind(successes, failures)",
+                               text, lhs[0].pos, lhs[-1].end - lhs[0].pos)
+        succ, fail = _render(text, parts[0][1]), _render(text, parts[1][1])
+        return succ, f"I(({succ}) + ({fail}))"
+    return _render(text, lhs), None
+
+
+def parse_formula(text: str, response: bool = True) -> ParsedFormula:
     """Parse an lme4/brms-style formula.
 
     Parameters
@@ -400,21 +444,24 @@ def parse_formula(text: str) -> ParsedFormula:
     _match_parens(text, tokens)
     tildes = [t for t, d in zip(tokens, _depths(tokens)) if t.kind == "op" and t.text == "~"]
     if not tildes:
+        if not response:
+            raise FormulaError("a distributional formula starts with '~', e.g. '~ x'", text, 0, len(text))
         raise FormulaError("formula has no '~': write 'response ~ predictors'", text, 0, len(text))
     if len(tildes) > 1:
         raise FormulaError("formula has more than one '~'", text, tildes[1].pos)
     cut = tokens.index(tildes[0])
     lhs, rhs = tokens[:cut], tokens[cut + 1 :]
-    if not lhs:
+    if not lhs and response:
         raise FormulaError("response missing before '~'", text, tildes[0].pos)
-    if _has_bar(lhs):
-        bar = next(t for t in lhs if t.kind == "op" and t.text in ("|", "||"))
-        raise FormulaError("'|' is not allowed in the response", text, bar.pos)
+    if lhs and not response:
+        raise FormulaError("a distributional formula has no response: write '~ x'", text, lhs[0].pos)
+    resp, trials = _parse_response(text, lhs) if lhs else ("", None)
     if not rhs:
         raise FormulaError("nothing after '~': write at least '1'", text, tildes[0].pos)
     fixed_parts: list[tuple[str, list[Token]]] = []
     groups: list[GroupTerm] = []
-    _parse_rhs(text, rhs, fixed_parts, groups)
+    offsets: list[str] = []
+    _parse_rhs(text, rhs, fixed_parts, groups, offsets)
     pieces: list[str] = []
     for sep, run in fixed_parts:
         body = _render(text, run)
@@ -444,9 +491,82 @@ def parse_formula(text: str) -> ParsedFormula:
             )
     return ParsedFormula(
         text=text,
-        response=_render(text, lhs),
+        response=resp,
+        trials=trials,
+        offsets=tuple(offsets),
         fixed=fixed,
         groups=tuple(groups),
         variables=tuple(variables),
         functions=tuple(functions),
     )
+
+
+@dataclass(frozen=True)
+class ModelFormula:
+    """A formula for the mean plus formulas for distributional parameters (brms's ``bf()``).
+
+    Example
+    -------
+    >>> f = bf("gpa ~ occasion + (occasion | student)", sigma="~ occasion")
+    >>> f.dpars
+    {'sigma': '~ occasion'}
+    """
+
+    formula: str
+    dpars: dict
+
+    def __str__(self) -> str:
+        extra = "".join(f"\n       {k} {v}" for k, v in self.dpars.items())
+        return self.formula + extra
+
+
+def bf(formula: str, **dpars: str) -> ModelFormula:
+    """brms's ``bf()``: a model formula with formulas for distributional parameters.
+
+    Parameters
+    ----------
+    formula : str
+        The mean's formula, ``"gpa ~ sOccasion * sex + (sOccasion | student)"``.
+    **dpars : str
+        One-sided formulas, e.g. ``sigma="~ sOccasion"`` (log link) or ``shape="~ x"``.
+
+    Example
+    -------
+    >>> bf("y ~ x + (1 | g)", sigma="~ x").dpars["sigma"]
+    '~ x'
+    """
+    for name, text in dpars.items():
+        if not isinstance(text, str):
+            raise FormulaError(f"formula for {name} must be a string such as '~ x', got {type(text).__name__}")
+    return ModelFormula(formula, dict(dpars))
+
+
+def split_formula(formula, dpars: dict | None = None, dispformula: str | None = None,
+                  family=None) -> tuple[str, dict]:
+    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``.
+
+    ``dispformula`` goes to the family's dispersion parameter (sigma for gaussian,
+    shape for negbinomial and gamma).  Note glmmTMB's gaussian dispersion model is for
+    log(sigma^2): its coefficients are twice those of hierfit's log(sigma) model.
+
+    Example
+    -------
+    >>> split_formula("y ~ x", dispformula="~ x")
+    ('y ~ x', {'sigma': '~ x'})
+    """
+    out: dict = {}
+    if isinstance(formula, ModelFormula):
+        out.update(formula.dpars)
+        formula = formula.formula
+    out.update(dpars or {})
+    if dispformula is not None:
+        from . import families
+
+        fam = families.get(family or "gaussian")
+        if not fam.dpars:
+            raise FormulaError(f"the {fam.name} family has no dispersion parameter for dispformula")
+        target = fam.dpars[0].name
+        if target in out:
+            raise FormulaError(f"both dispformula and a formula for {target} were given")
+        out[target] = dispformula
+    return formula, out

@@ -45,12 +45,14 @@ def coords_for(design: Design) -> dict[str, list[str]]:
     >>> sorted(coords_for(d))
     ['beta_coef', 'coef', 'school__coef', 'school__coef_bis', 'school__level']
     """
-    coords: dict[str, list[str]] = {"coef": list(design.fixed_names)}
-    coords["beta_coef"] = [n for n in design.fixed_names if n != "(Intercept)"]
-    for blk in design.blocks:
-        coords[f"{blk.key}__level"] = list(blk.levels)
-        coords[f"{blk.key}__coef"] = list(blk.coefs)
-        coords[f"{blk.key}__coef_bis"] = list(blk.coefs)
+    coords: dict[str, list[str]] = {}
+    for pred in design.predictors.values():
+        coords[pred.dim("coef")] = list(pred.fixed_names)
+        coords[pred.dim("beta_coef")] = [n for n in pred.fixed_names if n != "(Intercept)"]
+        for blk in pred.blocks:
+            coords[f"{blk.key}__level"] = list(blk.levels)
+            coords[f"{blk.key}__coef"] = list(blk.coefs)
+            coords[f"{blk.key}__coef_bis"] = list(blk.coefs)
     return coords
 
 
@@ -79,11 +81,11 @@ def _parametrization_of(parametrization, design: Design) -> dict[str, str]:
                 f"parametrization must be one of {', '.join(PARAMETRIZATIONS)} or a dict per group term, "
                 f"got {parametrization!r}"
             )
-        return {b.name: parametrization for b in design.blocks}
+        return {b.key: parametrization for b in design.all_blocks}
     if isinstance(parametrization, dict):
-        out = {b.name: "noncentered" for b in design.blocks}
+        out = {b.key: "noncentered" for b in design.all_blocks}
         for k, v in parametrization.items():
-            matches = [b.name for b in design.blocks if k in (b.name, b.factor)]
+            matches = [b.key for b in design.all_blocks if k in (b.name, b.factor, b.key)]
             if not matches:
                 raise HierfitError(f"parametrization names group '{k}', which is not a group term of this model")
             if v not in PARAMETRIZATIONS:
@@ -94,8 +96,63 @@ def _parametrization_of(parametrization, design: Design) -> dict[str, str]:
     raise HierfitError(f"parametrization must be a string or a dict, got {type(parametrization).__name__}")
 
 
+def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
+    """Add one linear predictor's variables to the model and return its eta."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = pred.fixed_names
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    X = pred.X[:, slope_idx]
+    xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
+    eta = pt.zeros(nobs)
+    beta = None
+    if slope_idx:
+        Xc = pm.Data(pred.var("X"), X - xmean)
+        beta = _vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
+        eta = eta + pt.dot(Xc, beta)
+    if pred.has_intercept:
+        intercept = pp.intercept.to_pymc(pred.var("Intercept"), positive=False)
+        eta = eta + intercept
+        b0 = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
+    parts, k = [], 0
+    for n in names:
+        if n == "(Intercept)":
+            parts.append(pt.atleast_1d(b0))
+        else:
+            parts.append(pt.atleast_1d(beta[k]))
+            k += 1
+    if parts:
+        pm.Deterministic(pred.var("b"), pt.concatenate(parts), dims=pred.dim("coef"))
+    for blk in pred.blocks:
+        key = blk.key
+        dims = (f"{key}__level", f"{key}__coef")
+        sd = _vector_rv(f"sd_{key}", pp.sd[blk.name], f"{key}__coef", positive=True)
+        if blk.is_correlated:
+            Lc = pm.LKJCorr(f"L_{key}", n=blk.n_coefs, eta=pp.cor[blk.name].params[0])
+            pm.Deterministic(f"cor_{key}", Lc @ Lc.T, dims=(f"{key}__coef", f"{key}__coef_bis"))
+            chol = sd[:, None] * Lc
+        if par[key] == "noncentered":
+            z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
+            r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
+        elif blk.is_correlated:
+            r = pm.MvNormal(f"r_{key}", mu=np.zeros(blk.n_coefs), chol=chol, dims=dims)
+        else:
+            r = pm.Normal(f"r_{key}", 0.0, sd, dims=dims)
+        idx = pm.Data(f"g_{key}", blk.index)
+        for c in range(blk.n_coefs):
+            zc = blk.Z[:, c]
+            if np.all(zc == 1.0):
+                eta = eta + r[idx, c]
+            else:
+                eta = eta + r[idx, c] * pm.Data(f"Z_{key}_{c}", zc)
+    if pred.offset is not None:
+        eta = eta + pm.Data(pred.var("offset"), pred.offset)
+    return eta
+
+
 def build_model(design: Design, priors: PriorSet, parametrization="noncentered"):
-    """Build the PyMC model of a Gaussian mixed model.
+    """Build the PyMC model of a (generalised, distributional) mixed model.
 
     Parameters
     ----------
@@ -124,55 +181,18 @@ def build_model(design: Design, priors: PriorSet, parametrization="noncentered")
     import pytensor.tensor as pt
 
     par = _parametrization_of(parametrization, design)
-    coords = coords_for(design)
-    names = design.fixed_names
-    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
-    X = design.X[:, slope_idx]
-    xmean = X.mean(axis=0) if design.has_intercept else np.zeros(len(slope_idx))
-    with pm.Model(coords=coords) as model:
-        eta = pt.zeros(design.nobs)
-        beta = None
-        if slope_idx:
-            Xc = pm.Data("X", X - xmean)
-            beta = _vector_rv("beta", [priors.b[names[j]] for j in slope_idx], "beta_coef", positive=False)
-            eta = eta + pt.dot(Xc, beta)
-        parts = []
-        if design.has_intercept:
-            intercept = priors.intercept.to_pymc("Intercept", positive=False)
-            eta = eta + intercept
-            b0 = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
-        k = 0
-        for j, n in enumerate(names):
-            if n == "(Intercept)":
-                parts.append(pt.atleast_1d(b0))
+    fam = design.family
+    with pm.Model(coords=coords_for(design)) as model:
+        etas = {dp: _predictor_eta(pred, priors.predictors[dp], par, design.nobs)
+                for dp, pred in design.predictors.items()}
+        dvals = {}
+        for dpar in fam.dpars:
+            if dpar.name in etas:
+                dvals[dpar.name] = dpar.lower + pt.exp(etas[dpar.name])
             else:
-                parts.append(pt.atleast_1d(beta[k]))
-                k += 1
-        if parts:
-            pm.Deterministic("b", pt.concatenate(parts), dims="coef")
-        for blk in design.blocks:
-            key = blk.key
-            dims = (f"{key}__level", f"{key}__coef")
-            sd = _vector_rv(f"sd_{key}", priors.sd[blk.name], f"{key}__coef", positive=True)
-            if blk.is_correlated:
-                Lc = pm.LKJCorr(f"L_{key}", n=blk.n_coefs, eta=priors.cor[blk.name].params[0])
-                pm.Deterministic(f"cor_{key}", Lc @ Lc.T, dims=(f"{key}__coef", f"{key}__coef_bis"))
-                chol = sd[:, None] * Lc
-            if par[blk.name] == "noncentered":
-                z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
-                r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
-            elif blk.is_correlated:
-                r = pm.MvNormal(f"r_{key}", mu=np.zeros(blk.n_coefs), chol=chol, dims=dims)
-            else:
-                r = pm.Normal(f"r_{key}", 0.0, sd, dims=dims)
-            idx = pm.Data(f"g_{key}", blk.index)
-            for c in range(blk.n_coefs):
-                zc = blk.Z[:, c]
-                if np.all(zc == 1.0):
-                    eta = eta + r[idx, c]
-                else:
-                    eta = eta + r[idx, c] * pm.Data(f"Z_{key}_{c}", zc)
-        sigma = priors.sigma.to_pymc("sigma", positive=True)
+                dvals[dpar.name] = priors.dpars[dpar.name].to_pymc(dpar.name, positive=True, lower=dpar.lower)
+        mu = fam.link.inv_pt(etas["mu"])
         y = pm.Data("y_obs", design.y)
-        pm.Normal("y", mu=eta, sigma=sigma, observed=y)
+        trials = pm.Data("trials", design.trials) if design.trials is not None else None
+        fam.pymc_likelihood("y", mu, dvals, y, trials)
     return model

@@ -31,7 +31,8 @@ import pandas as pd
 
 from .errors import PriorError
 
-__all__ = ["Dist", "Prior", "prior", "parse_dist", "PriorSet", "resolve_priors", "default_priors", "pymc_rv"]
+__all__ = ["Dist", "Prior", "prior", "parse_dist", "PredictorPriors", "PriorSet", "resolve_priors", "default_priors",
+           "pymc_rv"]
 
 _ARITY = {
     "normal": ("mu", "sigma"),
@@ -40,10 +41,11 @@ _ARITY = {
     "exponential": ("lam",),
     "gamma": ("alpha", "beta"),
     "lognormal": ("mu", "sigma"),
+    "inv_gamma": ("alpha", "beta"),
     "lkj": ("eta",),
 }
-_POSITIVE_ONLY = {"exponential", "gamma", "lognormal"}
-CLASSES = ("Intercept", "b", "sd", "cor", "sigma")
+_POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma"}
+CLASSES = ("Intercept", "b", "sd", "cor", "sigma", "shape", "nu")
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,11 @@ class Dist:
 
     __str__ = __repr__
 
-    def to_pymc(self, name: str, positive: bool, **kwargs):
-        """Create the PyMC random variable (half-distribution when ``positive``)."""
+    def to_pymc(self, name: str, positive: bool, lower: float = 0.0, **kwargs):
+        """Create the PyMC random variable (half-distribution when ``positive``, truncated at ``lower``)."""
         if self.family == "lkj":
             raise PriorError("lkj() is only a prior for class 'cor'")
-        return pymc_rv(name, self.family, list(self.params), positive, **kwargs)
+        return pymc_rv(name, self.family, list(self.params), positive, lower=lower, **kwargs)
 
     def logpdf(self, x: np.ndarray, positive: bool) -> np.ndarray:
         """Log density at x (of the half-distribution when ``positive``), for prior plots."""
@@ -97,6 +99,7 @@ class Dist:
             "exponential": lambda: stats.expon(scale=1 / p[0]),
             "gamma": lambda: stats.gamma(p[0], scale=1 / p[1]),
             "lognormal": lambda: stats.lognorm(p[1], scale=np.exp(p[0])),
+            "inv_gamma": lambda: stats.invgamma(p[0], scale=p[1]),
         }[f]()
         out = dist.logpdf(x)
         if positive and f not in _POSITIVE_ONLY:
@@ -104,10 +107,11 @@ class Dist:
         return out
 
 
-def pymc_rv(name: str, family: str, params: list, positive: bool, **kwargs):
+def pymc_rv(name: str, family: str, params: list, positive: bool, lower: float = 0.0, **kwargs):
     """A PyMC random variable of ``family`` with (scalar or vector) ``params``.
 
-    ``positive`` gives the half-distribution (bounded at 0) used for sd and sigma.
+    ``positive`` gives the half-distribution (bounded at 0) used for sd and sigma;
+    ``lower`` > 0 truncates further (brms's ``nu`` has a lower bound of 1).
 
     Example
     -------
@@ -123,27 +127,23 @@ def pymc_rv(name: str, family: str, params: list, positive: bool, **kwargs):
     if family in _POSITIVE_ONLY and not positive:
         raise PriorError(f"{family}() is a prior for positive parameters (sd, sigma), not for coefficients")
     loc = {"normal": 0, "student_t": 1, "cauchy": 0}.get(family)
-    if positive and loc is not None and not np.all(p[loc] == 0):
-        base = {
-            "normal": lambda: pm.Normal.dist(mu=p[0], sigma=p[1]),
-            "student_t": lambda: pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2]),
-            "cauchy": lambda: pm.Cauchy.dist(alpha=p[0], beta=p[1]),
-        }[family]()
-        return pm.Truncated(name, base, lower=0, **kwargs)
-    make = {
-        ("normal", True): lambda: pm.HalfNormal(name, sigma=p[1], **kwargs),
-        ("normal", False): lambda: pm.Normal(name, mu=p[0], sigma=p[1], **kwargs),
-        ("student_t", True): lambda: pm.HalfStudentT(name, nu=p[0], sigma=p[2], **kwargs),
-        ("student_t", False): lambda: pm.StudentT(name, nu=p[0], mu=p[1], sigma=p[2], **kwargs),
-        ("cauchy", True): lambda: pm.HalfCauchy(name, beta=p[1], **kwargs),
-        ("cauchy", False): lambda: pm.Cauchy(name, alpha=p[0], beta=p[1], **kwargs),
-        ("exponential", True): lambda: pm.Exponential(name, lam=p[0], **kwargs),
-        ("gamma", True): lambda: pm.Gamma(name, alpha=p[0], beta=p[1], **kwargs),
-        ("lognormal", True): lambda: pm.LogNormal(name, mu=p[0], sigma=p[1], **kwargs),
+    half = positive and loc is not None and bool(np.all(p[loc] == 0)) and lower == 0
+    table = {
+        "normal": lambda: (pm.HalfNormal, dict(sigma=p[1])) if half else (pm.Normal, dict(mu=p[0], sigma=p[1])),
+        "student_t": lambda: (pm.HalfStudentT, dict(nu=p[0], sigma=p[2])) if half
+        else (pm.StudentT, dict(nu=p[0], mu=p[1], sigma=p[2])),
+        "cauchy": lambda: (pm.HalfCauchy, dict(beta=p[1])) if half else (pm.Cauchy, dict(alpha=p[0], beta=p[1])),
+        "exponential": lambda: (pm.Exponential, dict(lam=p[0])),
+        "gamma": lambda: (pm.Gamma, dict(alpha=p[0], beta=p[1])),
+        "lognormal": lambda: (pm.LogNormal, dict(mu=p[0], sigma=p[1])),
+        "inv_gamma": lambda: (pm.InverseGamma, dict(alpha=p[0], beta=p[1])),
     }
-    if (family, positive) not in make:
+    if family not in table:
         raise PriorError(f"no PyMC translation for a {family} prior")
-    return make[(family, positive)]()
+    cls, kw = table[family]()
+    if half or not positive or (family in _POSITIVE_ONLY and lower == 0):
+        return cls(name, **kw, **kwargs)
+    return pm.Truncated(name, cls.dist(**kw), lower=lower, **kwargs)
 
 
 _DIST_RE = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$")
@@ -192,6 +192,7 @@ class Prior:
     class_: str
     coef: str | None = None
     group: str | None = None
+    dpar: str | None = None
 
     def __post_init__(self):
         if self.class_ not in CLASSES:
@@ -200,7 +201,7 @@ class Prior:
             raise PriorError(
                 "class 'cor' takes an lkj(eta) prior" if self.class_ == "cor" else "lkj() is only a prior for class 'cor'"
             )
-        if self.class_ in ("sd", "sigma"):
+        if self.class_ in ("sd", "sigma", "shape", "nu"):
             f, p = self.dist.family, self.dist.params
             if f in ("normal", "cauchy") and p[0] < 0 or f == "student_t" and p[1] < 0:
                 raise PriorError(f"prior {self.dist} for class '{self.class_}' has a negative location")
@@ -208,7 +209,8 @@ class Prior:
             raise PriorError(f"{self.dist.family}() is a prior for positive parameters (sd, sigma), not for 'b'")
 
 
-def prior(dist: str | Dist, class_: str = "b", coef: str | None = None, group: str | None = None) -> Prior:
+def prior(dist: str | Dist, class_: str = "b", coef: str | None = None, group: str | None = None,
+          dpar: str | None = None) -> Prior:
     """Build a prior statement (brms's ``set_prior``/``prior``).
 
     Parameters
@@ -220,6 +222,9 @@ def prior(dist: str | Dist, class_: str = "b", coef: str | None = None, group: s
         A coefficient name in lme4 spelling (``"standLRT"``, ``"sexM"``, ``"(Intercept)"`` for sd).
     group : str, optional
         A grouping factor (``"school"``) for classes sd and cor.
+    dpar : str, optional
+        The distributional parameter whose formula the prior belongs to (``"sigma"`` for
+        ``sigma ~ x``); None for the mean.
 
     Example
     -------
@@ -228,7 +233,7 @@ def prior(dist: str | Dist, class_: str = "b", coef: str | None = None, group: s
     >>> p.dist
     exponential(2)
     """
-    return Prior(parse_dist(dist), class_, coef, group)
+    return Prior(parse_dist(dist), class_, coef, group, None if dpar in (None, "mu") else dpar)
 
 
 def _as_prior_list(priors) -> list[Prior]:
@@ -244,14 +249,14 @@ def _as_prior_list(priors) -> list[Prior]:
                 if isinstance(s, (str, Dist)):
                     out.append(prior(s, class_=cls))
                 elif isinstance(s, dict):
-                    unknown = set(s) - {"dist", "prior", "coef", "group"}
+                    unknown = set(s) - {"dist", "prior", "coef", "group", "dpar"}
                     if unknown:
                         raise PriorError(f"prior for class '{cls}' has unknown key(s) {sorted(unknown)}; "
                                          "use dist, coef, group")
                     d = s.get("dist", s.get("prior"))
                     if d is None:
                         raise PriorError(f"prior for class '{cls}' needs a 'dist', e.g. {{'dist': 'normal(0, 1)'}}")
-                    out.append(prior(d, class_=cls, coef=s.get("coef"), group=s.get("group")))
+                    out.append(prior(d, class_=cls, coef=s.get("coef"), group=s.get("group"), dpar=s.get("dpar")))
                 else:
                     raise PriorError(f"cannot read the prior given for class '{cls}': {s!r}")
         return out
@@ -267,29 +272,51 @@ def _mad(y: np.ndarray) -> float:
 
 
 @dataclass
-class PriorSet:
-    """The priors of one model, resolved for every parameter.
-
-    Attributes
-    ----------
-    intercept : Dist or None
-    b : dict coef -> Dist (non-intercept fixed effects)
-    sd : dict block name -> list of Dist (one per coefficient)
-    cor : dict block name -> Dist (lkj)
-    sigma : Dist
-    rows : list of dict   the table shown by :func:`default_priors`
-    """
+class PredictorPriors:
+    """Priors of one linear predictor: intercept, slopes, group sds and correlations."""
 
     intercept: Dist | None
     b: dict[str, Dist]
     sd: dict[str, list[Dist]]
     cor: dict[str, Dist]
-    sigma: Dist | None
+
+
+@dataclass
+class PriorSet:
+    """The priors of one model, resolved for every parameter.
+
+    ``predictors["mu"]`` holds the mean's; ``dpars`` the priors of distributional
+    parameters without a formula (``sigma``, ``shape``, ``nu``).  ``intercept``, ``b``,
+    ``sd``, ``cor`` and ``sigma`` are shortcuts for the mean's and sigma's.
+    """
+
+    predictors: dict[str, PredictorPriors]
+    dpars: dict[str, Dist]
     rows: list[dict] = field(default_factory=list)
 
+    @property
+    def intercept(self) -> Dist | None:
+        return self.predictors["mu"].intercept
+
+    @property
+    def b(self) -> dict[str, Dist]:
+        return self.predictors["mu"].b
+
+    @property
+    def sd(self) -> dict[str, list[Dist]]:
+        return self.predictors["mu"].sd
+
+    @property
+    def cor(self) -> dict[str, Dist]:
+        return self.predictors["mu"].cor
+
+    @property
+    def sigma(self) -> Dist | None:
+        return self.dpars.get("sigma")
+
     def table(self) -> pd.DataFrame:
-        """The priors as a brms-like table (prior, class, coef, group, source)."""
-        return PriorTable(self.rows, columns=["prior", "class", "coef", "group", "source"])
+        """The priors as a brms-like table (prior, class, coef, group, dpar, source)."""
+        return PriorTable(self.rows, columns=["prior", "class", "coef", "group", "dpar", "source"])
 
 
 class PriorTable(pd.DataFrame):
@@ -300,7 +327,7 @@ class PriorTable(pd.DataFrame):
         return PriorTable
 
 
-def resolve_priors(design, priors=None, family=None) -> PriorSet:
+def resolve_priors(design, priors=None) -> PriorSet:
     """Combine the defaults for ``design`` with user priors (most specific statement wins).
 
     Example
@@ -313,15 +340,14 @@ def resolve_priors(design, priors=None, family=None) -> PriorSet:
     normal(0, 1)
     """
     user = _as_prior_list(priors)
+    fam = design.family
     y = design.y
-    scale = round(max(2.5, _mad(y)), 1)
-    sd_y = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
     rows: list[dict] = []
 
-    def pick(cls: str, coef: str | None, group_names: tuple[str, ...] = ()) -> tuple[Dist | None, str]:
+    def pick(cls: str, coef: str | None, dpar: str, group_names: tuple[str, ...] = ()) -> tuple[Dist | None, str]:
         best, best_rank = None, -1
         for p in user:
-            if p.class_ != cls:
+            if p.class_ != cls or (p.dpar or "mu") != dpar:
                 continue
             if p.coef is not None and p.coef != coef:
                 continue
@@ -332,58 +358,83 @@ def resolve_priors(design, priors=None, family=None) -> PriorSet:
                 best, best_rank = p.dist, rank
         return best, "user" if best is not None else "default"
 
+    def add_row(dist, cls, coef="", group="", dpar="mu", src="default"):
+        rows.append({"prior": str(dist), "class": cls, "coef": coef, "group": group,
+                     "dpar": "" if dpar == "mu" else dpar, "source": src})
+
     # check that user priors refer to things that exist
-    coef_names = set(design.fixed_names)
-    groups = {b.name for b in design.blocks} | {b.factor for b in design.blocks}
     for p in user:
+        dp = p.dpar or "mu"
+        if dp not in design.predictors and not (p.class_ in fam.dpar_names and dp == "mu"):
+            raise PriorError(f"prior names dpar '{dp}', which has no formula in this model "
+                             f"(formulas: {', '.join(design.predictors)})")
+        if p.class_ in ("shape", "nu", "sigma"):
+            if p.class_ not in fam.dpar_names:
+                raise PriorError(f"a prior for class '{p.class_}' was given, but the {fam.name} family has no "
+                                 f"{p.class_} (it has: {', '.join(fam.dpar_names) or 'no extra parameters'})")
+            if p.class_ in design.predictors:
+                raise PriorError(f"'{p.class_}' has its own formula here; put priors on its coefficients with "
+                                 f"class 'b'/'Intercept' and dpar='{p.class_}'")
+            continue
+        pred = design.predictors.get(dp)
+        coef_names = set(pred.fixed_names) if pred else set()
+        groups = {b.name for b in pred.blocks} | {b.factor for b in pred.blocks} if pred else set()
         if p.class_ == "b" and p.coef is not None and p.coef not in coef_names - {"(Intercept)"}:
             raise PriorError(
                 f"prior for class 'b' names coef '{p.coef}', which is not a fixed effect of this model "
-                f"(fixed effects: {', '.join(n for n in design.fixed_names if n != '(Intercept)') or 'none'})"
+                f"(fixed effects: {', '.join(n for n in pred.fixed_names if n != '(Intercept)') or 'none'})"
             )
         if p.class_ in ("sd", "cor") and p.group is not None and p.group not in groups:
             raise PriorError(f"prior for class '{p.class_}' names group '{p.group}', which is not a grouping factor "
                              f"of this model (groups: {', '.join(sorted(groups)) or 'none'})")
-        if p.class_ == "Intercept" and not design.has_intercept:
+        if p.class_ == "Intercept" and not pred.has_intercept:
             raise PriorError("a prior for class 'Intercept' was given, but the model has no intercept")
 
-    intercept = None
-    if design.has_intercept:
-        default = Dist("student_t", (3.0, round(float(np.median(y)), 1), scale))
-        d, src = pick("Intercept", None)
-        intercept = d or default
-        rows.append(dict(prior=str(intercept), **{"class": "Intercept"}, coef="", group="", source=src))
-    b: dict[str, Dist] = {}
-    for j, name in enumerate(design.fixed_names):
-        if name == "(Intercept)":
+    out: dict[str, PredictorPriors] = {}
+    for dp, pred in design.predictors.items():
+        is_mu = dp == "mu"
+        intercept = None
+        if pred.has_intercept:
+            default = fam.intercept_prior(y) if is_mu else Dist("student_t", (3.0, 0.0, 2.5))
+            d, src = pick("Intercept", None, dp)
+            intercept = d or default
+            add_row(intercept, "Intercept", dpar=dp, src=src)
+        b: dict[str, Dist] = {}
+        scale_y = fam.effect_scale(y) if is_mu else 1.0
+        for j, name in enumerate(pred.fixed_names):
+            if name == "(Intercept)":
+                continue
+            sd_x = float(np.std(pred.X[:, j], ddof=1)) if design.nobs > 1 else 1.0
+            s = 2.5 * scale_y / sd_x if sd_x > 0 else 2.5 * scale_y
+            d, src = pick("b", name, dp)
+            b[name] = d or Dist("normal", (0.0, float(f"{s:.3g}")))
+            add_row(b[name], "b", coef=name, dpar=dp, src=src)
+        sd: dict[str, list[Dist]] = {}
+        cor: dict[str, Dist] = {}
+        for blk in pred.blocks:
+            gnames = (blk.name, blk.factor)
+            sd[blk.name] = []
+            for c in blk.coefs:
+                d, src = pick("sd", c, dp, gnames)
+                dist = d or (fam.sd_prior(y) if is_mu else Dist("student_t", (3.0, 0.0, 2.5)))
+                sd[blk.name].append(dist)
+                add_row(dist, "sd", coef=c, group=blk.name, dpar=dp, src=src)
+            if blk.is_correlated:
+                d, src = pick("cor", None, dp, gnames)
+                cor[blk.name] = d or Dist("lkj", (1.0,))
+                add_row(cor[blk.name], "cor", group=blk.name, dpar=dp, src=src)
+        out[dp] = PredictorPriors(intercept=intercept, b=b, sd=sd, cor=cor)
+    dpars: dict[str, Dist] = {}
+    for dpar in fam.dpars:
+        if dpar.name in design.predictors:
             continue
-        sd_x = float(np.std(design.X[:, j], ddof=1)) if design.nobs > 1 else 1.0
-        s = 2.5 * sd_y / sd_x if sd_x > 0 else 2.5 * sd_y
-        default = Dist("normal", (0.0, float(f"{s:.3g}")))
-        d, src = pick("b", name)
-        b[name] = d or default
-        rows.append(dict(prior=str(b[name]), **{"class": "b"}, coef=name, group="", source=src))
-    sd: dict[str, list[Dist]] = {}
-    cor: dict[str, Dist] = {}
-    for blk in design.blocks:
-        gnames = (blk.name, blk.factor)
-        sd[blk.name] = []
-        for c in blk.coefs:
-            d, src = pick("sd", c, gnames)
-            dist = d or Dist("student_t", (3.0, 0.0, scale))
-            sd[blk.name].append(dist)
-            rows.append(dict(prior=str(dist), **{"class": "sd"}, coef=c, group=blk.name, source=src))
-        if blk.is_correlated:
-            d, src = pick("cor", None, gnames)
-            cor[blk.name] = d or Dist("lkj", (1.0,))
-            rows.append(dict(prior=str(cor[blk.name]), **{"class": "cor"}, coef="", group=blk.name, source=src))
-    d, src = pick("sigma", None)
-    sigma = d or Dist("student_t", (3.0, 0.0, scale))
-    rows.append(dict(prior=str(sigma), **{"class": "sigma"}, coef="", group="", source=src))
-    return PriorSet(intercept=intercept, b=b, sd=sd, cor=cor, sigma=sigma, rows=rows)
+        d, src = pick(dpar.name, None, "mu")
+        dpars[dpar.name] = d or dpar.default_prior(y)
+        add_row(dpars[dpar.name], dpar.name, src=src)
+    return PriorSet(predictors=out, dpars=dpars, rows=rows)
 
 
-def default_priors(formula: str, data, priors=None) -> pd.DataFrame:
+def default_priors(formula, data, priors=None, family="gaussian", **kwargs) -> pd.DataFrame:
     """The priors hierfit would use for ``formula`` on ``data`` (brms's ``get_prior``).
 
     Parameters
@@ -403,4 +454,7 @@ def default_priors(formula: str, data, priors=None) -> pd.DataFrame:
     """
     from .design import build_design
 
-    return resolve_priors(build_design(formula, data), priors).table()
+    from .formula import split_formula
+
+    formula, dpars = split_formula(formula, kwargs.pop("dpars", None), kwargs.pop("dispformula", None), family)
+    return resolve_priors(build_design(formula, data, family=family, dpars=dpars, **kwargs), priors).table()

@@ -114,14 +114,16 @@ class Summary:
     fixed_effects: pd.DataFrame
     fixef_correlation: pd.DataFrame
     diagnostics: pd.DataFrame
+    distributional: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
     ci: float = 0.95
 
     # -- text -------------------------------------------------------------------------
     def _header_lines(self) -> list[str]:
         h = self.header
+        kind = "linear" if h["family"].startswith("gaussian ( identity") else "generalized linear"
         lines = [
-            f"Bayesian linear mixed model fit by NUTS ({h['sampler']}) ['hierfit']",
+            f"Bayesian {kind} mixed model fit by NUTS ({h['sampler']}) ['hierfit']",
             f" Family: {h['family']}",
             f"Formula: {h['formula']}",
             f"   Data: {h['data']} (Number of observations: {h['nobs']})",
@@ -138,7 +140,8 @@ class Summary:
     def _residual_lines(self) -> list[str]:
         vals = format_column(self.scaled_residuals.values)
         width = max(len(v) for v in vals + list(self.scaled_residuals.index))
-        return ["Scaled residuals: ",
+        title = "Scaled residuals: " if self.header.get("residuals") != "pearson" else "Scaled (Pearson) residuals: "
+        return [title,
                 " ".join(n.rjust(width) for n in self.scaled_residuals.index) + " ",
                 " ".join(v.rjust(width) for v in vals) + " "]
 
@@ -174,6 +177,18 @@ class Summary:
         cols.append(_fmt_int(fe["Tail_ESS"]))
         return ["Fixed effects:"] + _table(list(fe.columns), cols, list(fe.index))
 
+    def _dist_lines(self) -> list[str]:
+        dd = self.distributional
+        if dd is None or dd.empty:
+            return []
+        cols = [format_column(dd[c]) for c in dd.columns[:4]]
+        cols.append([f"{v:.2f}" if np.isfinite(v) else "NA" for v in dd["Rhat"]])
+        cols.append(_fmt_int(dd["Bulk_ESS"]))
+        cols.append(_fmt_int(dd["Tail_ESS"]))
+        note = ["(coefficients of distributional formulas are on the log scale)"] if any("_" in n for n in dd.index) \
+            else []
+        return ["Distributional parameters:"] + _table(list(dd.columns), cols, list(dd.index)) + note
+
     def _corr_lines(self) -> list[str]:
         c = self.fixef_correlation
         if c.shape[0] < 2:
@@ -189,6 +204,8 @@ class Summary:
     def to_text(self) -> str:
         """The whole summary as text (what ``print`` shows)."""
         blocks = [self._header_lines(), self._residual_lines(), self._random_lines(), self._fixed_lines()]
+        if self._dist_lines():
+            blocks.append(self._dist_lines())
         corr = self._corr_lines()
         if corr:
             blocks.append(corr)
@@ -206,7 +223,7 @@ class Summary:
         h = self.header
         parts = [
             "<div class='hierfit-summary'>",
-            f"<p><b>Bayesian linear mixed model</b> fit by NUTS ({html.escape(h['sampler'])})<br>"
+            f"<p><b>Bayesian mixed model</b> fit by NUTS ({html.escape(h['sampler'])})<br>"
             f"Family: {html.escape(h['family'])}<br>Formula: <code>{html.escape(h['formula'])}</code><br>"
             f"Data: {html.escape(str(h['data']))} ({h['nobs']} observations); {h['chains']} chains x {h['draws']} draws; "
             f"{h['divergences']} divergences</p>",
@@ -219,6 +236,9 @@ class Summary:
             "<p><b>Fixed effects</b></p>",
             self.fixed_effects.to_html(float_format=lambda v: f"{v:.4g}"),
         ]
+        if self.distributional is not None and not self.distributional.empty:
+            parts += ["<p><b>Distributional parameters</b></p>",
+                      self.distributional.to_html(float_format=lambda v: f"{v:.4g}")]
         if self.fixef_correlation.shape[0] >= 2:
             parts += ["<p><b>Correlation of Fixed Effects</b></p>",
                       self.fixef_correlation.to_html(float_format=lambda v: f"{v:.3f}")]
@@ -231,11 +251,13 @@ class Summary:
 def random_effects_block(varcorr: pd.DataFrame, design, ci: float) -> pd.DataFrame:
     """lme4's "Random effects" table: one row per sd, correlations in columns Corr1.."""
     lcol, ucol = ci_columns(ci)
-    max_q = max([b.n_coefs for b in design.blocks if b.is_correlated] + [1])
+    max_q = max([b.n_coefs for b in design.all_blocks if b.is_correlated] + [1])
     rows = []
-    for blk in design.blocks:
+    for blk in design.all_blocks:
+        label = design.predictors[blk.dpar].label
         sub = varcorr[(varcorr["grp"] == blk.name)]
-        sds = sub[sub["var2"].isna()]
+        names = [label(c) for c in blk.coefs]
+        sds = sub[sub["var2"].isna() & sub["var1"].isin(names)]
         cors = sub[sub["var2"].notna()]
         for k, (_, r) in enumerate(sds.iterrows()):
             row = {"Groups": blk.name if k == 0 else "", "Name": r["var1"], "Variance": r["vcov"],
@@ -243,16 +265,14 @@ def random_effects_block(varcorr: pd.DataFrame, design, ci: float) -> pd.DataFra
             for j in range(max_q - 1):
                 val = np.nan
                 if blk.is_correlated and j < k:
-                    m = cors[(cors["var1"] == blk.coefs[j]) & (cors["var2"] == blk.coefs[k])]
+                    m = cors[(cors["var1"] == names[j]) & (cors["var2"] == names[k])]
                     val = float(m["sdcor"].iloc[0]) if len(m) else np.nan
                 row[f"Corr{j + 1}"] = val
             rows.append(row)
-    res = varcorr[varcorr["grp"] == "Residual"]
-    for _, r in res.iterrows():
+    for _, r in varcorr[varcorr["grp"] == "Residual"].iterrows():
         row = {"Groups": "Residual", "Name": "", "Variance": r["vcov"], "Std.Dev.": r["sdcor"],
                lcol: r[lcol], ucol: r[ucol]}
-        for j in range(max_q - 1):
-            row[f"Corr{j + 1}"] = np.nan
+        row.update({f"Corr{j + 1}": np.nan for j in range(max_q - 1)})
         rows.append(row)
     cols = ["Groups", "Name", "Variance", "Std.Dev.", lcol, ucol] + [f"Corr{j + 1}" for j in range(max_q - 1)]
     return pd.DataFrame(rows, columns=cols)

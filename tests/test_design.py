@@ -125,14 +125,15 @@ def test_bees_scale_warning_like_lme4():
 def test_new_data_recoded_with_training_spec(exam):
     d = build_design("normexam ~ scale(standLRT) + sex + (1 | school)", exam)
     new = pd.DataFrame({"standLRT": [0.0, 10.0], "sex": ["M", "F"], "school": [1, 999]})
-    X = d.spec.fixed_matrix(d.spec.prepare(new))
+    rec = d.mu.recode(d.prepare(new))
+    X = rec["X"]
     x = exam["standLRT"]
     np.testing.assert_allclose(X[:, 1], (np.array([0.0, 10.0]) - x.mean()) / x.std(ddof=1))
     np.testing.assert_array_equal(X[:, 2], [1.0, 0.0])
-    Z, idx, labels = d.spec.group_block(new, 0)
+    Z, idx, labels = rec["blocks"][0]
     assert idx.tolist() == [0, -1] and labels == ["1", "999"]
     with pytest.raises(DataError, match=r"column 'sex' has level\(s\) 'X' not seen"):
-        d.spec.prepare(pd.DataFrame({"standLRT": [0.0], "sex": ["X"], "school": [1]}))
+        d.prepare(pd.DataFrame({"standLRT": [0.0], "sex": ["X"], "school": [1]}))
 
 
 def test_lme4_name():
