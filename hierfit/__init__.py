@@ -31,6 +31,8 @@ from .priors import default_priors, prior
 __all__ = [
     "fit",
     "load",
+    "compare",
+    "sample_prior",
     "HierFit",
     "prior",
     "default_priors",
@@ -58,6 +60,14 @@ def __getattr__(name):
         from . import fitting as _fit_module
 
         return getattr(_fit_module, name)
+    if name == "compare":
+        from .loo import compare
+
+        return compare
+    if name == "sample_prior":
+        from .fitting import sample_prior
+
+        return sample_prior
     if name == "load":
         from .persist import load
 

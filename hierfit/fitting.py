@@ -132,6 +132,106 @@ class HierFit:
         """
         return vcov_table(self.draws, self.design)
 
+    # -- predictions (all through hierfit.prepare.prepare_draws) ------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, re_form=None, kind: str = "mean", ci: float = 0.95,
+                summary: bool = True, allow_new_levels: bool = False, seed: int | None = None,
+                ndraws: int | None = None):
+        """Posterior predictions for new (or the training) data.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Re-coded with the training spec (``scale()`` keeps the training mean/sd).
+        re_form : None, hierfit.NA, "~0" or "~(1|school)"
+            Which group effects to include: all (lme4's default), none, or the named terms.
+        kind : {"link", "mean", "response"}
+            Linear predictor, expected value, or posterior predictive draws with noise.
+        ci : float
+            Interval probability.
+        summary : bool
+            A DataFrame (Estimate, Est.Error, interval; one row per newdata row), or
+            with False the draws as an xarray DataArray (chain, draw, obs).
+        allow_new_levels : bool
+            Unseen group levels get effects drawn from the fitted group-level
+            distribution (wider intervals); otherwise they raise naming the levels.
+        seed : int, optional
+        ndraws : int, optional
+            Use this many evenly spaced posterior draws.
+
+        Example
+        -------
+        >>> new = pd.DataFrame({"standLRT": [0.0, 1.0], "sex": ["F", "F"], "school": [1, 1]})  # doctest: +SKIP
+        >>> fit.predict(new, re_form=hierfit.NA)  # marginal: the grand mean  # doctest: +SKIP
+        """
+        from .predict import predict
+
+        return predict(self, newdata, re_form=re_form, kind=kind, ci=ci, summary=summary,
+                       allow_new_levels=allow_new_levels, seed=seed, ndraws=ndraws)
+
+    def fitted(self, re_form=None, ci: float = 0.95, summary: bool = True):
+        """Expected values for the training rows (conditional on the group effects by default).
+
+        Example
+        -------
+        >>> fit.fitted(re_form=hierfit.NA).head()  # doctest: +SKIP
+        """
+        from .predict import fitted
+
+        return fitted(self, re_form=re_form, ci=ci, summary=summary)
+
+    def residuals(self, type: str = "response", re_form=None, seed: int | None = None):  # noqa: A002
+        """Residuals: ``"response"`` (y - fitted), ``"pearson"``, or ``"quantile"`` (DHARMa-style).
+
+        Conditional on the group effects by default (lme4); ``re_form=hierfit.NA`` for marginal.
+
+        Example
+        -------
+        >>> fit.residuals("pearson").describe()  # doctest: +SKIP
+        """
+        from .predict import residuals
+
+        return residuals(self, type=type, re_form=re_form, seed=seed)
+
+    def quantile_residuals(self, re_form=None, seed: int | None = None, nsim: int | None = 1000):
+        """DHARMa's simulated scaled residuals with a KS uniformity test.
+
+        ``re_form=None`` simulates with the fitted group effects (conditional);
+        ``re_form=hierfit.NA`` re-simulates them from the group-level distribution
+        (DHARMa's default, unconditional).
+
+        Example
+        -------
+        >>> qr = fit.quantile_residuals(seed=1); qr.ks_pvalue  # doctest: +SKIP
+        """
+        from .predict import quantile_residuals
+
+        return quantile_residuals(self, re_form=re_form, seed=seed, nsim=nsim)
+
+    def r2(self, kind: str = "both", method: str = "nakagawa", ci: float = 0.95, summary: bool = True):
+        """Bayesian R² (marginal and conditional), as a table or its draws.
+
+        ``method="nakagawa"`` (default): variance components, the R2m/R2c of MuMIn and
+        performance; ``method="gelman"``: brms's ``bayes_R2`` (marginal = re_form=NA).
+
+        Example
+        -------
+        >>> fit.r2()  # doctest: +SKIP
+        """
+        from .r2 import r2_table
+
+        return r2_table(self, kind=kind, method=method, ci=ci, summary=summary)
+
+    def loo(self):
+        """PSIS-LOO cross-validation (ArviZ), with plain-language Pareto-k warnings.
+
+        Example
+        -------
+        >>> fit.loo().elpd  # doctest: +SKIP
+        """
+        from .loo import loo
+
+        return loo(self)
+
     # -- diagnostics --------------------------------------------------------------------
     @cached_property
     def diagnostics(self) -> pd.DataFrame:
@@ -242,6 +342,7 @@ class HierFit:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("pymc_model", None)
+        state.pop("_loo_tree", None)
         state["_summaries"] = {}
         return state
 
@@ -327,3 +428,29 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     result.timing["postprocess"] = time.perf_counter() - t3
     result.timing["total"] = time.perf_counter() - t0
     return result
+
+
+def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
+                 dispformula: str | None = None, offset=None, draws: int = 500, seed: int | None = None):
+    """Prior predictive draws: parameters and replicated data under the priors alone.
+
+    Returns an ``xarray.DataTree`` with groups ``prior`` and ``prior_predictive``.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> pp = hierfit.sample_prior("normexam ~ standLRT + (1 | school)", hierfit.datasets.load("exam"),
+    ...                           draws=100, seed=1)  # doctest: +SKIP
+    >>> pp["prior_predictive"]["y"].shape  # doctest: +SKIP
+    (1, 100, 4059)
+    """
+    import pymc as pm
+
+    from . import families
+
+    fam = families.get(family)
+    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
+    design = build_design(formula, data, family=fam, dpars=dpar_formulas, offset=offset)
+    model = build_model(design, resolve_priors(design, priors))
+    with model:
+        return pm.sample_prior_predictive(draws=draws, random_seed=seed)

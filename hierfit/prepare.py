@@ -120,7 +120,8 @@ def _new_level_draws(posterior, blk, n_new: int, rng: np.random.Generator, draw_
 
 
 def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
-                  seed: int | None = None, ndraws: int | None = None, point: bool = False) -> PreparedDraws:
+                  seed: int | None = None, ndraws: int | None = None, point: bool = False,
+                  resimulate_groups: bool = False) -> PreparedDraws:
     """Linear predictors and distributional parameters per posterior draw.
 
     Parameters
@@ -139,6 +140,10 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         Use only this many posterior draws (evenly spaced).
     point : bool
         Use posterior means instead of draws (S = 1); for quick residual summaries.
+    resimulate_groups : bool
+        Group terms left out by ``re_form`` get fresh effects for every level from the
+        fitted group-level distribution instead of none (lme4's ``simulate(re.form=NA)``,
+        DHARMa's unconditional simulation).
 
     Example
     -------
@@ -196,6 +201,10 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         terms = []
         for blk, (Z, index, labels) in zip(pred.blocks, rec["blocks"]):
             if blk.key not in keep:
+                if not resimulate_groups:
+                    continue
+                r = _new_level_draws(post, blk, blk.n_levels, rng, draw_idx)
+                terms.append((r.mean(axis=0, keepdims=True) if point else r, Z, np.where(index < 0, 0, index)))
                 continue
             r = take(f"r_{blk.key}")
             if (index < 0).any():
