@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, DataWarning, FormulaError
+from .errors import DataError, DataWarning, FormulaError, warn
 from .formula import GroupTerm, ParsedFormula, parse_formula
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
@@ -195,8 +195,11 @@ class Predictor:
         """Coefficient label in tables: ``standLRT``, or ``sigma_sOccasion`` for sigma's predictor."""
         return coef if self.dpar == "mu" else f"{self.dpar}_{coef}"
 
-    def recode(self, data: pd.DataFrame) -> dict:
-        """X, group blocks and offset of new (already prepared) data, with the training coding."""
+    def recode(self, data: pd.DataFrame, keep: set[str] | None = None) -> dict:
+        """X, group blocks and offset of new (already prepared) data, with the training coding.
+
+        Blocks whose key is not in ``keep`` (when given) are returned as None.
+        """
         from formulaic.errors import FormulaicError
 
         try:
@@ -204,6 +207,9 @@ class Predictor:
             X = np.asarray(mm[self.fixed_columns], dtype=float) if mm is not None else np.zeros((len(data), 0))
             blocks = []
             for blk in self.blocks:
+                if keep is not None and blk.key not in keep:
+                    blocks.append(None)
+                    continue
                 smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
                 Z = np.asarray(smm[blk.columns], dtype=float)
                 labels = _group_labels(data, blk.factors)
@@ -373,11 +379,7 @@ def _drop_missing(pf: ParsedFormula, data: pd.DataFrame, used: list[str]):
         )
     if n_drop:
         detail = ", ".join(f"{c}: {n}" for c, n in by_col.items())
-        warnings.warn(
-            f"dropped {n_drop} of {len(data)} rows with missing values ({detail}), like R's na.omit",
-            DataWarning,
-            stacklevel=3,
-        )
+        warn(f"dropped {n_drop} of {len(data)} row(s) with missing values ({detail}), like R's na.omit", DataWarning)
         data = data.loc[~mask].reset_index(drop=True)
     return data, n_drop, by_col, ~mask
 
@@ -454,13 +456,9 @@ def _scale_warning(X: np.ndarray, names: list[str]) -> None:
     big = max(ok)
     small = min(ok)
     if big[0] / small[0] > 1e3 or big[0] > 1e6 or small[0] < 1e-6:
-        warnings.warn(
-            "some predictors are on very different scales "
+        warn("some predictors are on very different scales "
             f"('{big[1]}' sd {big[0]:.3g}, '{small[1]}' sd {small[0]:.3g}); consider rescaling with scale(), "
-            "e.g. scale(" + big[1] + ")",
-            DataWarning,
-            stacklevel=3,
-        )
+            "e.g. scale(" + big[1] + ")", DataWarning)
 
 
 def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check: bool) -> Predictor:
@@ -613,12 +611,16 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     data, n_drop, by_col, keep = _drop_missing(pf, data, used)
     if offset_array is not None:
         offset_array = offset_array[keep]
-    model_texts = [f.response for f in formulas] + [f.fixed for f in formulas] + \
+    model_texts = [f.fixed for f in formulas] + \
         [g.expr for f in formulas for g in f.groups] + [o for f in formulas for o in f.offsets] + \
         [f.trials or "" for f in formulas]
-    predictors_cols = [c for c in used if c not in group_cols or any(_uses(t, c) for t in model_texts)]
+    predictors_cols = [c for c in used if any(_uses(t, c) for t in model_texts)]
     data, cats = _categorize(data, predictors_cols)
 
+    lhs_end = pf.text.index("~")
+    for tok in pf.variables:  # a boolean response is 0/1 (bernoulli), not a factor
+        if tok.pos < lhs_end and tok.text not in cats and data[tok.text].dtype == bool:
+            data[tok.text] = data[tok.text].astype(float)
     y, _ = _evaluate_vector(pf.response, data, pf, "response")
     trials, trials_spec = (None, None)
     if pf.trials is not None:

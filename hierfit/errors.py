@@ -6,6 +6,16 @@ whose message names the offending formula token, column, level or row count.
 
 from __future__ import annotations
 
+import os
+import warnings
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the first caller outside hierfit (the user's line)."""
+    warnings.warn(message, category, skip_file_prefixes=(_PACKAGE_DIR,))
+
 
 class HierfitError(Exception):
     """Base class of all errors raised by hierfit.

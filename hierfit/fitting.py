@@ -8,7 +8,6 @@ the intermediate objects (``fit.design``, ``fit.priors``, ``fit.pymc_model``).
 from __future__ import annotations
 
 import time
-import warnings
 from functools import cached_property
 
 import numpy as np
@@ -18,6 +17,7 @@ from .design import Design, build_design
 from .diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from .draws import stack
 from .errors import ConvergenceWarning
+from .errors import warn as _warn
 from .estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
 from .formula import split_formula
 from .model import _parametrization_of, build_model
@@ -302,7 +302,7 @@ class HierFit:
             seed=self.settings.seed,
             divergences=self.n_divergent,
             parametrization=self.parametrization if any(v != "noncentered" for v in self.parametrization.values()) else None,
-            dropped=(f"{d.n_dropped} rows with missing values dropped ("
+            dropped=(f"{d.n_dropped} row(s) with missing values dropped ("
                      + ", ".join(f"{c}: {n}" for c, n in d.dropped_by_column.items()) + ")") if d.n_dropped else None,
         )
         s = Summary(
@@ -424,7 +424,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     result.__dict__["pymc_model"] = model
     if warn:
         for msg in result.warnings:
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            _warn(msg, ConvergenceWarning)
     result.timing["postprocess"] = time.perf_counter() - t3
     result.timing["total"] = time.perf_counter() - t0
     return result

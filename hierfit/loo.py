@@ -6,12 +6,11 @@ nutpie does not store pointwise log-likelihoods; :func:`log_likelihood_tree` add
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import xarray as xr
 
-from .errors import HierfitError, HierfitWarning
+from .errors import HierfitError, HierfitWarning, warn
 from .prepare import prepare_draws
 
 __all__ = ["log_likelihood_tree", "loo", "compare"]
@@ -41,10 +40,8 @@ def _pareto_message(elpd) -> None:
     threshold = float(getattr(elpd, "good_k", 0.7) or 0.7)
     bad = int(np.sum(k > threshold)) if k.size else 0
     if bad:
-        warnings.warn(
-            f"{bad} observation(s) have Pareto k > {threshold:.2f}: the PSIS-LOO estimate is unreliable for them "
-            "(each is very influential). Consider K-fold cross-validation or a more robust model.",
-            HierfitWarning, stacklevel=3)
+        warn(f"{bad} observation(s) have Pareto k > {threshold:.2f}: the PSIS-LOO estimate is unreliable for them "
+            "(each is very influential). Consider K-fold cross-validation or a more robust model.", HierfitWarning)
 
 
 def loo(fit):

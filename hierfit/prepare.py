@@ -179,7 +179,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
             raise DataError(f"newdata has missing values in {int(na.sum())} row(s) "
                             f"(columns {', '.join(c for c in needed if newdata[c].isna().any())})")
         data = design.prepare(newdata.reset_index(drop=True))
-        recoded = {dp: p.recode(data) for dp, p in design.predictors.items()}
+        recoded = {dp: p.recode(data, keep) for dp, p in design.predictors.items()}
         n = len(newdata)
         trials = None
         if design.trials is not None:
@@ -199,10 +199,11 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         rec = recoded[dp]
         b = take(pred.var("b")) if pred.fixed_names else np.zeros((1 if point else len(draw_idx), 0))
         terms = []
-        for blk, (Z, index, labels) in zip(pred.blocks, rec["blocks"]):
+        for blk, rec_blk in zip(pred.blocks, rec["blocks"]):
+            if blk.key not in keep and (not resimulate_groups or rec_blk is None):
+                continue
+            Z, index, labels = rec_blk
             if blk.key not in keep:
-                if not resimulate_groups:
-                    continue
                 r = _new_level_draws(post, blk, blk.n_levels, rng, draw_idx)
                 terms.append((r.mean(axis=0, keepdims=True) if point else r, Z, np.where(index < 0, 0, index)))
                 continue

@@ -143,7 +143,7 @@ def test_lme4_name():
 
 def test_missing_values_dropped_with_counts():
     plant = pd.read_csv(shared_path("data", "plantHeight.csv"))
-    with pytest.warns(DataWarning, match=r"dropped 1 of 178 rows with missing values \(Family: 1\)"):
+    with pytest.warns(DataWarning, match=r"dropped 1 of 178 row\(s\) with missing values \(Family: 1\)"):
         d = build_design("loght ~ temp + (1 | Family)", plant)
     assert d.nobs == 177 and d.n_dropped == 1 and d.dropped_by_column == {"Family": 1}
 

@@ -26,7 +26,18 @@ _LEVELS = {
         "intake": ["bottom 25%", "mid 50%", "top 25%"],
         "sex": ["F", "M"],
         "type": ["Mxd", "Sngl"],
-    }
+    },
+    "gpa": {
+        "occas": ["year 1 semester 1", "year 1 semester 2", "year 2 semester 1", "year 2 semester 2",
+                  "year 3 semester 1", "year 3 semester 2"],
+        "job": ["no job", "1 hour", "2 hours", "3 hours", "4 or more hours"],
+        "sex": ["male", "female"],
+        "admitted": ["no", "yes"],
+    },
+    "owls": {
+        "FoodTreatment": ["Deprived", "Satiated"],
+        "SexParent": ["Female", "Male"],
+    },
 }
 
 
@@ -36,7 +47,7 @@ def available() -> list[str]:
     Example
     -------
     >>> available()
-    ['exam']
+    ['bees', 'exam', 'gpa', 'owls', 'plantHeight']
     """
     return sorted(p.name[:-4] for p in resources.files(__name__).iterdir() if p.name.endswith(".csv"))
 
@@ -47,7 +58,8 @@ def load(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        ``"exam"`` (mlmRev's Exam: 4,059 students in 65 London schools; see SOURCES.md).
+        ``"exam"`` (mlmRev's Exam: 4,059 students in 65 London schools), ``"bees"``,
+        ``"gpa"``, ``"plantHeight"`` (EcoData) or ``"owls"`` (glmmTMB's Owls); see SOURCES.md.
 
     Example
     -------
