@@ -90,7 +90,21 @@ def piles_at_zero(sd_draws: np.ndarray, bins: int = 10) -> bool:
     return int(np.argmax(counts)) == 0
 
 
-def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame) -> list[str]:
+def _remedy(labels: list[str], design, parametrization) -> str:
+    """Suggest the other parametrization for the terms named in the labels."""
+    if not parametrization:
+        return ""
+    terms = []
+    for blk in design.all_blocks:
+        if any(lab.endswith(f"| {blk.name})") for lab in labels) and blk.key in parametrization:
+            other = "noncentered" if parametrization[blk.key] == "centered" else "centered"
+            terms.append(f"'{blk.factor}': '{other}'")
+    if not terms:
+        return ""
+    return f" or try the other parametrization: parametrization={{{', '.join(dict.fromkeys(terms))}}}"
+
+
+def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame, parametrization=None) -> list[str]:
     """Warnings about the fit, each saying what to do."""
     msgs: list[str] = []
     if sample_stats is not None and "diverging" in sample_stats:
@@ -105,13 +119,13 @@ def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame) ->
     if bad_rhat:
         msgs.append(
             f"R-hat > {RHAT_MAX} for {', '.join(bad_rhat)}: the chains have not mixed. "
-            "Run more tune and draws (e.g. tune=2000, draws=2000), or change the parametrization of the named term."
+            "Run more tune and draws (e.g. tune=2000, draws=2000)" + _remedy(bad_rhat, design, parametrization) + "."
         )
     low = diag.index[(diag["Bulk_ESS"] < ESS_MIN) | (diag["Tail_ESS"] < ESS_MIN)].tolist()
     if low:
         msgs.append(
             f"bulk or tail ESS < {ESS_MIN} for {', '.join(low)}: means and intervals are imprecise. "
-            "Run more draws (e.g. draws=2000)."
+            "Run more draws (e.g. draws=2000)" + _remedy(low, design, parametrization) + "."
         )
     for blk in design.all_blocks:
         sd = stack(posterior, f"sd_{blk.key}")

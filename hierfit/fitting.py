@@ -10,22 +10,58 @@ from __future__ import annotations
 import time
 from functools import cached_property
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .design import Design, build_design
 from .diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from .draws import stack
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, HierfitError, HierfitWarning
 from .errors import warn as _warn
 from .estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
 from .formula import split_formula
-from .model import _parametrization_of, build_model
+from .model import build_model
+from .parametrization import Parametrization, choose_parametrization
 from .priors import PriorSet, resolve_priors
 from .sampling import SamplerSettings, sample_model
 from .summary import Summary, random_effects_block
 
-__all__ = ["fit", "HierFit"]
+__all__ = ["fit", "HierFit", "Method"]
+
+METHODS = ("auto", "collapsed", "full")
+
+
+@dataclass(frozen=True)
+class Method:
+    """How the group effects were handled: ``name`` ("collapsed" or "full") and ``reason``."""
+
+    name: str
+    reason: str
+    message: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def _choose_method(design, method: str, parametrization) -> Method:
+    from .collapsed import collapsible
+
+    if method not in METHODS:
+        raise HierfitError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    ok, why = collapsible(design)
+    if method == "full":
+        return Method("full", "group effects sampled by NUTS (method='full')")
+    if method == "collapsed" and not ok:
+        return Method("full", f"not collapsible: {why}", f"method='collapsed' is not available: {why}; "
+                      "sampling the group effects with NUTS instead")
+    if not ok:
+        return Method("full", f"group effects sampled by NUTS; not collapsible: {why}")
+    if method == "auto" and parametrization != "auto":
+        return Method("full", f"group effects sampled by NUTS (parametrization={parametrization!r} was asked for)")
+    return Method("collapsed", f"group effects integrated out exactly: {why}")
 
 
 class HierFit:
@@ -50,7 +86,8 @@ class HierFit:
         self.settings = settings
         self.posterior = posterior
         self.timing = dict(timing)
-        self.parametrization = dict(parametrization)
+        self.parametrization = parametrization
+        self.method = Method("full", "group effects sampled by NUTS")
         self._summaries: dict[float, Summary] = {}
 
     # -- basic facts --------------------------------------------------------------------
@@ -82,6 +119,10 @@ class HierFit:
     @cached_property
     def pymc_model(self):
         """The PyMC model this fit sampled (rebuilt on request), to inspect or sample yourself."""
+        if self.method.name == "collapsed":
+            from .collapsed import build_collapsed_model
+
+            return build_collapsed_model(self.design, self.priors)
         return build_model(self.design, self.priors, self.parametrization)
 
     # -- lme4 accessors -----------------------------------------------------------------
@@ -242,7 +283,7 @@ class HierFit:
     def warnings(self) -> list[str]:
         """Convergence warnings (divergences, R-hat, ESS, singular fit), each saying what to do."""
         stats = self.posterior["sample_stats"].to_dataset() if "sample_stats" in self.posterior.children else None
-        return convergence_messages(self.draws, stats, self.design, self.diagnostics)
+        return convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization)
 
     @property
     def converged(self) -> bool:
@@ -301,7 +342,10 @@ class HierFit:
             sampler=self.settings.sampler,
             seed=self.settings.seed,
             divergences=self.n_divergent,
-            parametrization=self.parametrization if any(v != "noncentered" for v in self.parametrization.values()) else None,
+            method=str(self.method),
+            parametrization=[f"{self.parametrization.names.get(k, k)}: {v}"
+                             + (f" ({self.parametrization.reasons[k]})" if k in self.parametrization.reasons else "")
+                             for k, v in self.parametrization.items()],
             dropped=(f"{d.n_dropped} row(s) with missing values dropped ("
                      + ", ".join(f"{c}: {n}" for c, n in d.dropped_by_column.items()) + ")") if d.n_dropped else None,
         )
@@ -350,7 +394,7 @@ class HierFit:
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
         dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
-        cores: int | None = None, parametrization="noncentered", data_name: str | None = None,
+        cores: int | None = None, parametrization="auto", method: str = "auto", data_name: str | None = None,
         warn: bool = True) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
@@ -385,8 +429,16 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     progressbar : bool
     cores : int, optional
         Chains run in parallel on this many cores.
-    parametrization : {"noncentered", "centered"} or dict
+    parametrization : {"auto", "noncentered", "centered"} or dict
         Of the group effects, per group term when a dict (``{"school": "centered"}``).
+        "auto" (default) centres terms whose levels are data-rich and non-centres the
+        others; ``fit.parametrization`` and the summary say what was chosen and why.
+    method : {"auto", "collapsed", "full"}
+        "collapsed" integrates the group effects out of Gaussian models with one grouping
+        factor (NUTS then samples only fixed effects, sds, correlations and sigma, at a cost
+        per step that does not grow with the rows) and draws them exactly afterwards;
+        "full" samples them with NUTS; "auto" (default) collapses whenever possible.
+        ``fit.method`` says which was used and why.
     data_name : str, optional
         Shown in the summary header.
     warn : bool
@@ -414,14 +466,28 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
                                target_accept=target_accept, progressbar=progressbar, cores=cores).validate()
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)
     prior_set = resolve_priors(design, priors)
-    par = _parametrization_of(parametrization, design)
+    how = _choose_method(design, method, parametrization)
+    par = choose_parametrization(design, parametrization)
     t1 = time.perf_counter()
-    model = build_model(design, prior_set, par)
+    if how.name == "collapsed":
+        from .collapsed import build_collapsed_model, draw_group_effects
+
+        model = build_collapsed_model(design, prior_set)
+        par = Parametrization({b.key: "collapsed" for b in design.all_blocks},
+                              {b.key: "integrated out; drawn exactly per posterior draw" for b in design.all_blocks},
+                              par.names)
+    else:
+        model = build_model(design, prior_set, par)
     t2 = time.perf_counter()
     posterior, timing = sample_model(model, settings)
+    if how.name == "collapsed":
+        posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), design, seed))
     t3 = time.perf_counter()
     result = HierFit(design, prior_set, settings, posterior, dict(design=t1 - t0, model=t2 - t1, **timing), par)
+    result.method = how
     result.__dict__["pymc_model"] = model
+    if how.message and warn:
+        _warn(how.message, HierfitWarning)
     if warn:
         for msg in result.warnings:
             _warn(msg, ConvergenceWarning)

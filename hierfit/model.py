@@ -26,12 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from .design import Design
-from .errors import HierfitError
+from .parametrization import Parametrization, choose_parametrization
 from .priors import Dist, PriorSet, pymc_rv
 
-__all__ = ["build_model", "coords_for", "PARAMETRIZATIONS"]
-
-PARAMETRIZATIONS = ("noncentered", "centered")
+__all__ = ["build_model", "coords_for"]
 
 
 def coords_for(design: Design) -> dict[str, list[str]]:
@@ -74,28 +72,6 @@ def _vector_rv(name: str, dists: list[Dist], dim: str, positive: bool):
     return pm.Deterministic(name, out, dims=dim)
 
 
-def _parametrization_of(parametrization, design: Design) -> dict[str, str]:
-    if isinstance(parametrization, str):
-        if parametrization not in PARAMETRIZATIONS:
-            raise HierfitError(
-                f"parametrization must be one of {', '.join(PARAMETRIZATIONS)} or a dict per group term, "
-                f"got {parametrization!r}"
-            )
-        return {b.key: parametrization for b in design.all_blocks}
-    if isinstance(parametrization, dict):
-        out = {b.key: "noncentered" for b in design.all_blocks}
-        for k, v in parametrization.items():
-            matches = [b.key for b in design.all_blocks if k in (b.name, b.factor, b.key)]
-            if not matches:
-                raise HierfitError(f"parametrization names group '{k}', which is not a group term of this model")
-            if v not in PARAMETRIZATIONS:
-                raise HierfitError(f"parametrization for '{k}' must be one of {', '.join(PARAMETRIZATIONS)}")
-            for m in matches:
-                out[m] = v
-        return out
-    raise HierfitError(f"parametrization must be a string or a dict, got {type(parametrization).__name__}")
-
-
 def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
     """Add one linear predictor's variables to the model and return its eta."""
     import pymc as pm
@@ -111,19 +87,23 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
         Xc = pm.Data(pred.var("X"), X - xmean)
         beta = _vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
         eta = eta + pt.dot(Xc, beta)
+    b0 = None
     if pred.has_intercept:
         intercept = pp.intercept.to_pymc(pred.var("Intercept"), positive=False)
         eta = eta + intercept
         b0 = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
-    parts, k = [], 0
+    fixed_coef: dict[str, object] = {}
+    k = 0
     for n in names:
         if n == "(Intercept)":
-            parts.append(pt.atleast_1d(b0))
+            fixed_coef[n] = b0
         else:
-            parts.append(pt.atleast_1d(beta[k]))
+            fixed_coef[n] = beta[k]
             k += 1
-    if parts:
-        pm.Deterministic(pred.var("b"), pt.concatenate(parts), dims=pred.dim("coef"))
+    if names:
+        pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(fixed_coef[n]) for n in names]),
+                         dims=pred.dim("coef"))
+    used_as_mean: set[str] = set()
     for blk in pred.blocks:
         key = blk.key
         dims = (f"{key}__level", f"{key}__coef")
@@ -135,10 +115,23 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
         if par[key] == "noncentered":
             z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
             r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
-        elif blk.is_correlated:
-            r = pm.MvNormal(f"r_{key}", mu=np.zeros(blk.n_coefs), chol=chol, dims=dims)
         else:
-            r = pm.Normal(f"r_{key}", 0.0, sd, dims=dims)
+            # centred: the level's coefficient gamma = fixed effect + deviation is sampled, centred on the
+            # fixed effect (each fixed coefficient serves as the mean of one term only), so the data pin
+            # gamma directly; r = gamma - mean keeps the posterior's variables the same as non-centred.
+            means = []
+            for c in blk.coefs:
+                if c in fixed_coef and c not in used_as_mean:
+                    means.append(pt.as_tensor(fixed_coef[c]))
+                    used_as_mean.add(c)
+                else:
+                    means.append(pt.as_tensor(0.0))
+            m = pt.stack(means)
+            if blk.is_correlated:
+                gamma = pm.MvNormal(f"gamma_{key}", mu=m, chol=chol, dims=dims)
+            else:
+                gamma = pm.Normal(f"gamma_{key}", m, sd, dims=dims)
+            r = pm.Deterministic(f"r_{key}", gamma - m, dims=dims)
         idx = pm.Data(f"g_{key}", blk.index)
         for c in range(blk.n_coefs):
             zc = blk.Z[:, c]
@@ -151,7 +144,7 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
     return eta
 
 
-def build_model(design: Design, priors: PriorSet, parametrization="noncentered"):
+def build_model(design: Design, priors: PriorSet, parametrization="auto"):
     """Build the PyMC model of a (generalised, distributional) mixed model.
 
     Parameters
@@ -160,8 +153,9 @@ def build_model(design: Design, priors: PriorSet, parametrization="noncentered")
         From :func:`hierfit.design.build_design`.
     priors : PriorSet
         From :func:`hierfit.priors.resolve_priors`.
-    parametrization : {"noncentered", "centered"} or dict
-        Per group term (keys are group names such as ``"school"``).
+    parametrization : {"auto", "noncentered", "centered"}, dict or Parametrization
+        Per group term (dict keys are group names such as ``"school"``); "auto"
+        decides from the data (see :mod:`hierfit.parametrization`).
 
     Returns
     -------
@@ -173,14 +167,15 @@ def build_model(design: Design, priors: PriorSet, parametrization="noncentered")
     >>> from hierfit.design import build_design
     >>> from hierfit.priors import resolve_priors
     >>> d = build_design("normexam ~ standLRT + (standLRT | school)", hierfit.datasets.load("exam"))
-    >>> m = build_model(d, resolve_priors(d))
+    >>> m = build_model(d, resolve_priors(d), "noncentered")
     >>> sorted(v.name for v in m.free_RVs)
     ['Intercept', 'L_school', 'beta', 'sd_school', 'sigma', 'z_school']
     """
     import pymc as pm
     import pytensor.tensor as pt
 
-    par = _parametrization_of(parametrization, design)
+    par = parametrization if isinstance(parametrization, Parametrization) else \
+        choose_parametrization(design, parametrization)
     fam = design.family
     with pm.Model(coords=coords_for(design)) as model:
         etas = {dp: _predictor_eta(pred, priors.predictors[dp], par, design.nobs)

@@ -74,9 +74,15 @@ def sample_model(model, settings: SamplerSettings):
 def _sample_nutpie(model, s: SamplerSettings):
     import nutpie
 
+    import pytensor
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
     try:
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        # IEEE arithmetic (no fastmath): a cached and a freshly compiled kernel then give bit-identical
+        # results, so a seed reproduces the same draws whatever the state of the compile cache.
+        with pytensor.config.change_flags(numba__fastmath=False):
+            compiled = nutpie.compile_pymc_model(model, backend="numba")
     except Exception as err:  # noqa: BLE001 - report compile failures as ours
         raise SamplingError(f"could not compile the model for nutpie: {err}") from err
     t1 = time.perf_counter()
@@ -85,7 +91,8 @@ def _sample_nutpie(model, s: SamplerSettings):
     if s.cores is not None:
         kwargs["cores"] = s.cores
     try:
-        dt = nutpie.sample(compiled, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"):  # chains run in parallel; BLAS threads only add noise
+            dt = nutpie.sample(compiled, **kwargs)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001

@@ -133,8 +133,11 @@ class Summary:
         ]
         if h.get("dropped"):
             lines.append(f"  Note: {h['dropped']}")
-        if h.get("parametrization"):
-            lines.append("Parametrization: " + "; ".join(f"{k}: {v}" for k, v in h["parametrization"].items()))
+        if h.get("method"):
+            lines.append(f"  Method: {h['method']}")
+        if h.get("parametrization") and not str(h.get("method", "")).startswith("collapsed"):
+            lines.append("  Group effects: " + h["parametrization"][0])
+            lines += ["                 " + p for p in h["parametrization"][1:]]
         return lines
 
     def _residual_lines(self) -> list[str]:
