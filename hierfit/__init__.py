@@ -33,6 +33,8 @@ __all__ = [
     "load",
     "compare",
     "sample_prior",
+    "plot_prior_posterior",
+    "equation",
     "HierFit",
     "prior",
     "default_priors",
@@ -68,6 +70,14 @@ def __getattr__(name):
         from .fitting import sample_prior
 
         return sample_prior
+    if name == "plot_prior_posterior":
+        from .plots import plot_prior_posterior
+
+        return plot_prior_posterior
+    if name == "equation":
+        from .equation import equation
+
+        return equation
     if name == "load":
         from .persist import load
 

@@ -26,15 +26,31 @@ from .formula import GroupTerm, ParsedFormula, parse_formula
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
 
+
+def _log(x, base=None):
+    """R's ``log(x, base)``: natural logarithm, or to the given base."""
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+def _unary(ufunc):
+    """Wrap a numpy ufunc so that a formula cannot pass a second argument (numpy's ``out=``)."""
+
+    def fun(x):
+        return ufunc(x)
+
+    fun.__name__ = ufunc.__name__
+    return fun
+
+
 #: Functions that formulas can call, by their R names.
 FORMULA_CONTEXT = {
-    "log": np.log,
-    "log10": np.log10,
-    "log2": np.log2,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
+    "log": _log,
+    "log10": _unary(np.log10),
+    "log2": _unary(np.log2),
+    "log1p": _unary(np.log1p),
+    "exp": _unary(np.exp),
+    "sqrt": _unary(np.sqrt),
+    "abs": _unary(np.abs),
 }
 
 _FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
@@ -306,7 +322,36 @@ class Design:
                     f"(known levels: {', '.join(map(repr, map(_level_label, cats)))})"
                 )
             data[col] = pd.Categorical(values, categories=cats)
+        dup = data.columns[data.columns.duplicated()].unique().tolist()
+        if dup:
+            raise DataError(f"newdata has duplicated column name(s): {', '.join(map(repr, dup))}")
+        texts = [t for p in self.predictors.values()
+                 for t in [p.formula.fixed, *(g.expr for g in p.formula.groups), *p.formula.offsets]]
+        if isinstance(self.offset_arg, str) and self.offset_arg != "<array>":
+            texts.append(self.offset_arg)
+        for col in data.columns:
+            if isinstance(col, str) and col not in self.categories and any(_uses(t, col) for t in texts):
+                data[col] = _numeric_newdata(data[col], col)
         return data
+
+
+def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
+    """A numeric predictor column of new data as real numbers, or a DataError naming the problem."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s
+    if s.dtype == object and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                                 for v in s):
+        s = s.astype(float)
+    if pd.api.types.is_complex_dtype(s.dtype):
+        raise DataError(f"newdata column '{col}' holds complex numbers; it was real-valued when fitting")
+    if not pd.api.types.is_numeric_dtype(s.dtype):
+        example = next((v for v in s.dropna() if not isinstance(v, (int, float, np.integer, np.floating))), None)
+        raise DataError(f"newdata column '{col}' must be numeric, as it was when fitting; got {s.dtype} values "
+                        f"such as {example!r}")
+    bad = ~np.isfinite(np.asarray(s, dtype=float))
+    if bad.any():
+        raise DataError(f"newdata column '{col}' has {int(bad.sum())} infinite value(s)")
+    return s
 
 
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
@@ -338,6 +383,9 @@ def _check_columns(pf: ParsedFormula, data: pd.DataFrame) -> None:
             continue
         close = difflib.get_close_matches(tok.text, list(names), n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
+        spaced = [n for n in sorted(names) if n != tok.text and tok.text in re.split(r"[^\w.]+", n)]
+        if spaced:
+            hint = f"; names with spaces or symbols go in backticks, like R: `{spaced[0]}`"
         raise FormulaError(
             f"unknown column '{tok.text}'{hint} (the data has: {', '.join(sorted(names)[:12])}"
             f"{', ...' if len(names) > 12 else ''})",
@@ -365,6 +413,18 @@ def _validate_frame(data) -> pd.DataFrame:
     if dup:
         raise DataError(f"duplicated column name(s): {', '.join(map(repr, dup))}")
     return data
+
+
+def _check_dtypes(data: pd.DataFrame, columns: list[str]) -> None:
+    """Raise for columns that a formula cannot use as numbers (dates, durations, complex numbers)."""
+    for col in columns:
+        kind = getattr(data[col].dtype, "kind", "O")
+        if kind == "c":
+            raise DataError(f"column '{col}' holds complex numbers; hierfit models real numbers")
+        if kind in "mM":
+            what = "dates/times" if kind == "M" else "time differences"
+            raise DataError(f"column '{col}' holds {what} ({data[col].dtype}); convert it to numbers first "
+                            "(e.g. days since the first date)")
 
 
 def _drop_missing(pf: ParsedFormula, data: pd.DataFrame, used: list[str]):
@@ -455,10 +515,15 @@ def _scale_warning(X: np.ndarray, names: list[str]) -> None:
         return
     big = max(ok)
     small = min(ok)
-    if big[0] / small[0] > 1e3 or big[0] > 1e6 or small[0] < 1e-6:
+    extreme = [(sd, n) for sd, n in ok if sd > 1e6 or sd < 1e-6]
+    if big[0] / small[0] > 1e3 and big[1] != small[1]:
         warn("some predictors are on very different scales "
             f"('{big[1]}' sd {big[0]:.3g}, '{small[1]}' sd {small[0]:.3g}); consider rescaling with scale(), "
             "e.g. scale(" + big[1] + ")", DataWarning)
+    elif extreme:
+        warn("predictor(s) on a very large or tiny scale ("
+             + ", ".join(f"'{n}' sd {sd:.3g}" for sd, n in extreme)
+             + f"); consider rescaling with scale(), e.g. scale({extreme[0][1]})", DataWarning)
 
 
 def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check: bool) -> Predictor:
@@ -506,6 +571,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
             raw.append(dict(term=term, columns=cs, Z=Zall[:, [cols.index(c) for c in cs]], levels=levels,
                             index=index, spec=len(slope_specs) - 1))
 
+    _check_group_coefficients(raw, pf)
     names = _make_unique([b["term"].name for b in raw])
     prefix = "" if dpar == "mu" else f"{dpar}_"
     keys = _make_unique([prefix + re.sub(r"\W", "_", name) for name in names], sep="_")
@@ -529,6 +595,47 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     return Predictor(dpar=dpar, formula=pf, X=X, fixed_names=fixed_names, blocks=blocks, offset=offset,
                      fixed_spec=mm.model_spec, fixed_columns=fixed_columns, slope_specs=slope_specs,
                      offset_specs=offset_specs)
+
+
+def _check_group_coefficients(raw: list[dict], pf: ParsedFormula) -> None:
+    """Each group-level coefficient once per grouping factor (as brms), and slopes that can vary.
+
+    A slope that is constant within every level of its factor is confounded with the
+    group's intercept: an error when every level has a single row, a warning otherwise.
+    """
+    seen: dict[tuple, GroupTerm] = {}
+    by_factor: dict[frozenset, list[dict]] = {}
+    for b in raw:
+        term = b["term"]
+        key = frozenset(term.factors)
+        by_factor.setdefault(key, []).append(b)
+        for c in b["columns"]:
+            if (key, c) in seen:
+                raise FormulaError(
+                    f"group-level coefficient '{lme4_name(c)}' of '{term.name}' appears in two terms "
+                    f"({seen[(key, c)].text} and {term.text}); each group-level effect may appear once",
+                    pf.text, term.pos, len(term.text))
+            seen[(key, c)] = term
+    for blist in by_factor.values():
+        if not any("Intercept" in b["columns"] for b in blist):
+            continue
+        index = blist[0]["index"]
+        single = np.bincount(index).max() == 1
+        for b in blist:
+            for j, c in enumerate(b["columns"]):
+                if c == "Intercept":
+                    continue
+                grouped = pd.Series(b["Z"][:, j]).groupby(index)
+                if not np.allclose(grouped.max().to_numpy(), grouped.min().to_numpy()):
+                    continue
+                term = b["term"]
+                if single:
+                    raise DataError(
+                        f"every level of '{term.name}' has a single row, so the random slope of '{lme4_name(c)}' "
+                        f"in {term.text} cannot be separated from the random intercept; drop it from the term")
+                warn(f"'{lme4_name(c)}' does not vary within any level of '{term.name}', so its random slope in "
+                     f"{term.text} is confounded with the random intercept; consider dropping it from the term",
+                     DataWarning)
 
 
 def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str) -> tuple[np.ndarray, object]:
@@ -587,9 +694,14 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     if isinstance(offset, str):
         offset_pf = parse_formula("~ " + offset, response=False)
     elif offset is not None:
-        offset_array = np.asarray(offset, dtype=float).ravel()
+        try:
+            offset_array = np.asarray(offset, dtype=float).ravel()
+        except (TypeError, ValueError) as err:
+            raise DataError(f"offset must be numbers (or a string naming columns, e.g. 'log(n)'): {err}") from err
         if offset_array.shape[0] != len(data):
             raise DataError(f"offset has {offset_array.shape[0]} values but the data has {len(data)} rows")
+        if not np.isfinite(offset_array).all():
+            raise DataError(f"offset has {int((~np.isfinite(offset_array)).sum())} missing or infinite value(s)")
     formulas = [pf] + list(dpar_pfs.values()) + ([offset_pf] if offset_pf else [])
     for f in formulas:
         _check_columns(f, data)
@@ -616,6 +728,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         [f.trials or "" for f in formulas]
     predictors_cols = [c for c in used if any(_uses(t, c) for t in model_texts)]
     data, cats = _categorize(data, predictors_cols)
+    _check_dtypes(data, [c for c in used if c not in cats and (c in predictors_cols or c not in group_cols)])
 
     lhs_end = pf.text.index("~")
     for tok in pf.variables:  # a boolean response is 0/1 (bernoulli), not a factor
@@ -628,6 +741,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     fam.validate(y, trials, pf.response)
     if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
         raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
+    sd_y = float(np.std(y))
+    if fam.link_name == "identity" and (sd_y > 1e6 or 0 < sd_y < 1e-6):
+        warn(f"response '{pf.response}' has sd {sd_y:.3g}, a very large or tiny scale for the default priors and "
+             f"the sampler; consider rescaling it, e.g. scale({pf.response}) or a change of units", DataWarning)
 
     predictors = {"mu": _build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs)}
     for name, dpf in dpar_pfs.items():

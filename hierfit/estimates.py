@@ -12,7 +12,7 @@ import pandas as pd
 from .draws import interval_table, stack
 
 __all__ = ["fixef_table", "dpar_table", "ranef_tables", "coef_tables", "varcorr_table", "vcov_table",
-           "has_residual_sigma"]
+           "has_residual_sigma", "VarCorrTable"]
 
 
 def fixef_table(posterior, design, ci: float = 0.95, dpars: bool = True) -> pd.DataFrame:
@@ -127,7 +127,7 @@ def varcorr_table(posterior, design, ci: float = 0.95, residual: bool = True) ->
     if residual and has_residual_sigma(design):
         s = stack(posterior, "sigma")
         row("Residual", None, None, s**2, s)
-    out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor", lcol, ucol])
+    out = VarCorrTable(rows, columns=["grp", "var1", "var2", "vcov", "sdcor", lcol, ucol])
     for col in ("var1", "var2"):
         out[col] = pd.Series([v if isinstance(v, str) else None for v in out[col]], dtype=object)
     return out
@@ -143,3 +143,109 @@ def vcov_table(posterior, design) -> pd.DataFrame:
     b = stack(posterior, "b")
     cov = np.cov(b, rowvar=False).reshape(len(design.fixed_names), len(design.fixed_names))
     return pd.DataFrame(cov, index=design.fixed_names, columns=design.fixed_names)
+
+
+class VarCorrTable(pd.DataFrame):
+    """lme4's ``as.data.frame(VarCorr(m))`` as a DataFrame that prints like ``print(VarCorr(m))``.
+
+    The columns are those of the data frame (grp, var1, var2, vcov, sdcor and the
+    interval of sdcor); ``print`` and Jupyter show lme4's layout instead: one row per
+    standard deviation, the correlations to its right.
+
+    Example
+    -------
+    >>> vc = VarCorrTable({"grp": ["school", "school", "school", "Residual"],
+    ...                    "var1": ["(Intercept)", "standLRT", "(Intercept)", None],
+    ...                    "var2": [None, None, "standLRT", None],
+    ...                    "vcov": [0.0942, 0.0162, 0.0192, 0.5508], "sdcor": [0.3053, 0.1257, 0.50, 0.7421],
+    ...                    "l-95% CI": [0.25, 0.0899, 0.21, 0.7262], "u-95% CI": [0.3732, 0.1665, 0.75, 0.7583]})
+    >>> list(vc.lme4_layout()["Name"])
+    ['(Intercept)', 'standLRT', '']
+    >>> print(vc)  # doctest: +NORMALIZE_WHITESPACE
+     Groups   Name        Variance Std.Dev. l-95% CI u-95% CI Corr
+     school   (Intercept)  0.09420   0.3053  0.25000   0.3732
+              standLRT     0.01620   0.1257  0.08990   0.1665 0.50
+     Residual              0.55080   0.7421  0.72620   0.7583
+    """
+
+    @property
+    def _constructor(self):
+        return VarCorrTable
+
+    def _ci_columns(self) -> tuple[str, str] | None:
+        lo = [c for c in self.columns if isinstance(c, str) and c.startswith("l-") and c.endswith("CI")]
+        hi = [c for c in self.columns if isinstance(c, str) and c.startswith("u-") and c.endswith("CI")]
+        return (lo[0], hi[0]) if lo and hi else None
+
+    def _has_layout(self) -> bool:
+        return ({"grp", "var1", "var2", "vcov", "sdcor"} <= set(self.columns) and self._ci_columns() is not None
+                and bool(self["var2"].isna().any()))
+
+    def lme4_layout(self) -> pd.DataFrame:
+        """The table as lme4 prints it: Groups, Name, Variance, Std.Dev., interval, Corr1, Corr2, ...
+
+        Example
+        -------
+        >>> fit.VarCorr().lme4_layout()  # doctest: +SKIP
+        """
+        lcol, ucol = self._ci_columns()
+        rows, max_q = [], 1
+        groups = list(dict.fromkeys(self["grp"]))
+        for grp in groups:
+            sub = self[self["grp"] == grp]
+            sds = sub[sub["var2"].isna()]
+            max_q = max(max_q, len(sds))
+        for grp in groups:
+            sub = self[self["grp"] == grp]
+            sds = sub[sub["var2"].isna()]
+            cors = sub[sub["var2"].notna()]
+            names = [v if isinstance(v, str) else "" for v in sds["var1"]]
+            for k, (_, r) in enumerate(sds.iterrows()):
+                row = {"Groups": grp if k == 0 else "", "Name": names[k], "Variance": r["vcov"],
+                       "Std.Dev.": r["sdcor"], lcol: r[lcol], ucol: r[ucol]}
+                for j in range(max_q - 1):
+                    m = cors[(cors["var1"] == names[j]) & (cors["var2"] == names[k])] if j < k else cors.iloc[0:0]
+                    row[f"Corr{j + 1}"] = float(m["sdcor"].iloc[0]) if len(m) else np.nan
+                rows.append(row)
+        cols = ["Groups", "Name", "Variance", "Std.Dev.", lcol, ucol] + [f"Corr{j + 1}" for j in range(max_q - 1)]
+        return pd.DataFrame(rows, columns=cols)
+
+    def to_text(self) -> str:
+        """lme4's layout as text (what ``print`` shows).
+
+        Example
+        -------
+        >>> print(fit.VarCorr().to_text())  # doctest: +SKIP
+         Groups   Name        Variance Std.Dev. l-95% CI u-95% CI Corr
+         school   (Intercept)  0.09330   0.3038  0.24743   0.3723
+        ...
+        """
+        from .summary import _table, format_column
+
+        lay = self.lme4_layout()
+        lcol, ucol = self._ci_columns()
+        cor_cols = [c for c in lay.columns if c.startswith("Corr")]
+        cor_used = [c for c in cor_cols if lay[c].notna().any()]
+        header = ["Groups", "Name", "Variance", "Std.Dev.", lcol, ucol] + \
+            (["Corr"] + [""] * (len(cor_used) - 1) if cor_used else [])
+        cols = [list(lay["Groups"]), list(lay["Name"])] + \
+            [format_column(lay[c]) for c in ("Variance", "Std.Dev.", lcol, ucol)]
+        for c in cor_used:
+            cols.append(["" if not np.isfinite(v) else f"{v:.2f}" for v in lay[c]])
+        lines = _table(header, cols, [""] * len(lay), align_left={0, 1})
+        return "\n".join(" " + ln[1:] if ln.startswith(" ") else ln for ln in lines)
+
+    def __repr__(self) -> str:
+        if not self._has_layout() or self.empty:
+            return super().__repr__()
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        if not self._has_layout() or self.empty:
+            return super()._repr_html_()
+        lay = self.lme4_layout()
+        lay = lay[[c for c in lay.columns if not c.startswith("Corr") or lay[c].notna().any()]]
+        return ("<div class='hierfit-varcorr'><p><b>Variance components</b> (posterior means; interval of "
+                "the Std.Dev.)</p>" + lay.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+                + "</div>")
+

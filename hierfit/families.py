@@ -93,6 +93,10 @@ class Family:
     def __repr__(self) -> str:
         return f"{self.name}(link={self.link_name!r})"
 
+    def __reduce__(self):
+        # saved by name and link: the declarations hold functions that pickle cannot store
+        return (get, (self.name, self.link_name))
+
     @property
     def link(self) -> Link:
         return LINKS[self.link_name]

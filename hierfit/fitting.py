@@ -25,6 +25,7 @@ from .estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma,
 from .formula import split_formula
 from .model import build_model
 from .parametrization import Parametrization, choose_parametrization
+from .plots.methods import PlotMethods
 from .priors import PriorSet, resolve_priors
 from .sampling import SamplerSettings, sample_model
 from .summary import Summary, random_effects_block
@@ -64,7 +65,7 @@ def _choose_method(design, method: str, parametrization) -> Method:
     return Method("collapsed", f"group effects integrated out exactly: {why}")
 
 
-class HierFit:
+class HierFit(PlotMethods):
     """A fitted Bayesian mixed model.
 
     Holds the posterior (``fit.posterior``, an ``xarray.DataTree``), the design and
@@ -88,6 +89,7 @@ class HierFit:
         self.timing = dict(timing)
         self.parametrization = parametrization
         self.method = Method("full", "group effects sampled by NUTS")
+        self.kernel = None
         self._summaries: dict[float, Summary] = {}
 
     # -- basic facts --------------------------------------------------------------------
@@ -273,6 +275,17 @@ class HierFit:
 
         return loo(self)
 
+    def equation(self, priors: bool = False):
+        """The model as LaTeX in the notation of equatiomatic's ``extract_eq`` (shows as math in Jupyter).
+
+        Example
+        -------
+        >>> print(fit.equation(priors=True))  # doctest: +SKIP
+        """
+        from .equation import equation
+
+        return equation(self, priors=priors)
+
     # -- diagnostics --------------------------------------------------------------------
     @cached_property
     def diagnostics(self) -> pd.DataFrame:
@@ -394,8 +407,8 @@ class HierFit:
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
         dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
-        cores: int | None = None, parametrization="auto", method: str = "auto", data_name: str | None = None,
-        warn: bool = True) -> HierFit:
+        cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
+        data_name: str | None = None, warn: bool = True) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -439,6 +452,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         per step that does not grow with the rows) and draws them exactly afterwards;
         "full" samples them with NUTS; "auto" (default) collapses whenever possible.
         ``fit.method`` says which was used and why.
+    kernel : {"auto", "cached", "cfunc"}
+        How nutpie evaluates the model: "cached" uses PyTensor's numba kernel, compiled
+        once per model structure and cached on disk; "cfunc" builds nutpie's own wrapper
+        (slower to compile every time, faster per step on big data); "auto" picks "cfunc"
+        only for large full-sampler models.
     data_name : str, optional
         Shown in the summary header.
     warn : bool
@@ -463,7 +481,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                               target_accept=target_accept, progressbar=progressbar, cores=cores).validate()
+                               target_accept=target_accept, progressbar=progressbar, cores=cores,
+                               kernel=kernel).validate()
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)
     prior_set = resolve_priors(design, priors)
     how = _choose_method(design, method, parametrization)
@@ -479,12 +498,15 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     else:
         model = build_model(design, prior_set, par)
     t2 = time.perf_counter()
-    posterior, timing = sample_model(model, settings)
+    work = design.nobs * max(1, len(design.all_blocks)) if how.name == "full" else 0
+    posterior, timing = sample_model(model, settings, work)
+    kernel_used = timing.pop("kernel", None)
     if how.name == "collapsed":
         posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), design, seed))
     t3 = time.perf_counter()
     result = HierFit(design, prior_set, settings, posterior, dict(design=t1 - t0, model=t2 - t1, **timing), par)
     result.method = how
+    result.kernel = kernel_used
     result.__dict__["pymc_model"] = model
     if how.message and warn:
         _warn(how.message, HierfitWarning)

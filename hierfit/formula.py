@@ -43,7 +43,7 @@ KNOWN_FUNCTIONS = {
 
 _OPS = ("||", "**", "~", "+", "-", "*", "/", ":", "|", "^", "(", ")", ",", "=", "<", ">", "!", "&", "%")
 _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
+_IDENT = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # R names: letters (Unicode too), digits, "_" and "."
 
 
 @dataclass(frozen=True)
@@ -413,6 +413,26 @@ def _parse_response(text: str, lhs: list[Token]) -> tuple[str, str | None]:
     return _render(text, lhs), None
 
 
+def _check_response_not_predictor(text: str, tokens: list[Token], cut: int, pairs: dict[int, int]) -> None:
+    """Raise when a column of the response (not of ``trials()``) also appears after the '~'."""
+    skip: set[int] = set()
+    for k in range(cut):
+        t = tokens[k]
+        if t.kind == "ident" and t.text == "trials" and k + 1 in pairs:
+            skip.update(range(k, pairs[k + 1] + 1))
+
+    def names(ks):
+        return [(k, tokens[k]) for k in ks if tokens[k].kind == "ident" and k not in skip
+                and not (k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "(")
+                and not (tokens[k].text in ("True", "False", "None") and not tokens[k].quoted)]
+
+    response_names = {t.text for _, t in names(range(cut))}
+    for _, t in names(range(cut + 1, len(tokens))):
+        if t.text in response_names:
+            raise FormulaError(f"the response '{t.text}' also appears on the right-hand side; "
+                               "a variable cannot predict itself", text, t.pos, t.end - t.pos)
+
+
 def parse_formula(text: str, response: bool = True) -> ParsedFormula:
     """Parse an lme4/brms-style formula.
 
@@ -441,8 +461,13 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
     if not text.strip():
         raise FormulaError("formula is empty")
     tokens = tokenize(text)
-    _match_parens(text, tokens)
-    tildes = [t for t, d in zip(tokens, _depths(tokens)) if t.kind == "op" and t.text == "~"]
+    pairs = _match_parens(text, tokens)
+    depths = _depths(tokens)
+    tildes = [t for t, d in zip(tokens, depths) if t.kind == "op" and t.text == "~"]
+    for t, d in zip(tokens, depths):
+        if t.kind == "op" and t.text == "~" and d > 0:
+            raise FormulaError("'~' inside parentheses: write 'response ~ predictors' with the '~' outside them",
+                               text, t.pos)
     if not tildes:
         if not response:
             raise FormulaError("a distributional formula starts with '~', e.g. '~ x'", text, 0, len(text))
@@ -489,6 +514,7 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
                 f.pos,
                 f.end - f.pos,
             )
+    _check_response_not_predictor(text, tokens, cut, pairs)
     return ParsedFormula(
         text=text,
         response=resp,

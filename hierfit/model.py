@@ -72,6 +72,22 @@ def _vector_rv(name: str, dists: list[Dist], dim: str, positive: bool):
     return pm.Deterministic(name, out, dims=dim)
 
 
+def _constant_within(x: np.ndarray, index: np.ndarray, n_levels: int) -> bool:
+    """True when x takes a single value within every level (a group-level predictor)."""
+    lo = np.full(n_levels, np.inf)
+    hi = np.full(n_levels, -np.inf)
+    np.minimum.at(lo, index, x)
+    np.maximum.at(hi, index, x)
+    return bool(np.all(hi - lo <= 1e-12 * (1 + np.abs(hi))))
+
+
+def _first_row_per_level(index: np.ndarray, n_levels: int) -> np.ndarray:
+    first = np.full(n_levels, -1)
+    rows = np.arange(len(index))[::-1]
+    first[index[::-1]] = rows
+    return first
+
+
 def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
     """Add one linear predictor's variables to the model and return its eta."""
     import pymc as pm
@@ -116,17 +132,29 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
             z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
             r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
         else:
-            # centred: the level's coefficient gamma = fixed effect + deviation is sampled, centred on the
-            # fixed effect (each fixed coefficient serves as the mean of one term only), so the data pin
-            # gamma directly; r = gamma - mean keeps the posterior's variables the same as non-centred.
+            # centred (hierarchical centring): the level's coefficient gamma = its mean + deviation is sampled.
+            # The intercept's mean is the (centred-design) intercept plus the effects of predictors that are
+            # constant within levels (group-level predictors); a slope's mean is its fixed effect.  Each fixed
+            # coefficient serves one term only.  r = gamma - mean keeps the posterior's variables unchanged.
             means = []
             for c in blk.coefs:
-                if c in fixed_coef and c not in used_as_mean:
-                    means.append(pt.as_tensor(fixed_coef[c]))
+                if c == "(Intercept)" and pred.has_intercept and c not in used_as_mean:
                     used_as_mean.add(c)
+                    mean_c = pt.as_tensor(intercept) * pt.ones(blk.n_levels)
+                    level_cols = [k for k, j in enumerate(slope_idx) if names[j] not in used_as_mean
+                                  and _constant_within(X[:, k], blk.index, blk.n_levels)]
+                    if level_cols:
+                        first = _first_row_per_level(blk.index, blk.n_levels)
+                        level_X = (X - xmean)[first][:, level_cols]
+                        mean_c = mean_c + pt.dot(level_X, beta[level_cols])
+                        used_as_mean.update(names[slope_idx[k]] for k in level_cols)
+                    means.append(mean_c)
+                elif c in fixed_coef and c != "(Intercept)" and c not in used_as_mean:
+                    used_as_mean.add(c)
+                    means.append(pt.as_tensor(fixed_coef[c]) * pt.ones(blk.n_levels))
                 else:
-                    means.append(pt.as_tensor(0.0))
-            m = pt.stack(means)
+                    means.append(pt.zeros(blk.n_levels))
+            m = pt.stack(means, axis=1)
             if blk.is_correlated:
                 gamma = pm.MvNormal(f"gamma_{key}", mu=m, chol=chol, dims=dims)
             else:

@@ -11,7 +11,7 @@ where s2 is the observation-level variance on the link scale and tau2 the
 group-level variance of that coefficient.  Both are rough moment estimates made
 before sampling (a one-way ANOVA on the residuals of the fixed-effect least-squares
 fit for Gaussian models; the family's working variance and tau = 0.5 for others).
-``kappa > 1`` means the likelihood dominates the prior for a typical level: centre.
+``kappa > 3`` means the likelihood clearly dominates the prior for a typical level: centre.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .errors import HierfitError
 __all__ = ["Parametrization", "choose_parametrization", "PARAMETRIZATIONS", "KAPPA_CENTER"]
 
 PARAMETRIZATIONS = ("noncentered", "centered")
-KAPPA_CENTER = 1.0
+KAPPA_CENTER = 3.0
 
 
 class Parametrization(dict):

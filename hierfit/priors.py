@@ -185,7 +185,7 @@ class Prior:
     Example
     -------
     >>> prior("normal(0, 1)", class_="b", coef="standLRT")
-    Prior(dist=normal(0, 1), class_='b', coef='standLRT', group=None)
+    Prior(dist=normal(0, 1), class_='b', coef='standLRT', group=None, dpar=None)
     """
 
     dist: Dist
@@ -320,11 +320,47 @@ class PriorSet:
 
 
 class PriorTable(pd.DataFrame):
-    """A DataFrame of priors that renders as HTML in Jupyter and as a table in terminals."""
+    """A DataFrame of priors that renders as HTML in Jupyter and as a table in terminals.
+
+    Columns: prior, class, coef, group, dpar, source (``default`` or ``user``), one row
+    per prior as brms's ``get_prior`` lists them.  ``print`` shows brms's layout (the
+    dpar column only when a distributional formula has priors).
+
+    Example
+    -------
+    >>> tab = PriorTable([{"prior": "normal(0, 1)", "class": "b", "coef": "x", "group": "", "dpar": "",
+    ...                    "source": "user"}], columns=["prior", "class", "coef", "group", "dpar", "source"])
+    >>> print(tab)
+           prior class coef group source
+    normal(0, 1)     b    x         user
+    """
 
     @property
     def _constructor(self):
         return PriorTable
+
+    def _display_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self).fillna("")
+        if "dpar" in frame.columns and not frame["dpar"].astype(str).str.len().any():
+            frame = frame.drop(columns="dpar")
+        return frame
+
+    def __repr__(self) -> str:
+        if self.empty or not {"prior", "class"} <= set(self.columns):
+            return super().__repr__()
+        frame = self._display_frame()
+        return frame.to_string(index=False, justify="right")
+
+    def _repr_html_(self) -> str:
+        if self.empty or not {"prior", "class"} <= set(self.columns):
+            return super()._repr_html_()
+        frame = self._display_frame()
+        body = frame.to_html(index=False, escape=True)
+        if "source" in frame.columns and (frame["source"] == "user").any():
+            body = body.replace("<td>user</td>", "<td><b>user</b></td>")
+        n_user = int((frame["source"] == "user").sum()) if "source" in frame.columns else 0
+        note = f"{len(frame)} priors" + (f", {n_user} set by you" if n_user else ", all defaults")
+        return f"<div class='hierfit-priors'><p><b>Priors</b> ({note})</p>{body}</div>"
 
 
 def resolve_priors(design, priors=None) -> PriorSet:

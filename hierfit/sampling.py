@@ -16,6 +16,12 @@ from .errors import HierfitError, SamplingError
 __all__ = ["SamplerSettings", "sample_model", "SAMPLERS"]
 
 SAMPLERS = ("nutpie", "pymc")
+#: How nutpie gets the log density: "cached" calls PyTensor's numba kernel (cached on disk across
+#: processes, so a model structure compiles once); "cfunc" lets nutpie compile its own wrapper
+#: (slower to build, every time, but chains then run without the Python interpreter in between).
+KERNELS = ("auto", "cached", "cfunc")
+#: Above this many rows x group terms "auto" picks "cfunc": sampling then outweighs compiling.
+CFUNC_WORK = 200_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class SamplerSettings:
     target_accept: float = 0.8
     progressbar: bool = True
     cores: int | None = None
+    kernel: str = "auto"
 
     def validate(self) -> "SamplerSettings":
         if self.sampler not in SAMPLERS:
@@ -50,10 +57,12 @@ class SamplerSettings:
             raise HierfitError(f"target_accept must be between 0 and 1, got {self.target_accept!r}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or self.seed < 0):
             raise HierfitError(f"seed must be a non-negative integer or None, got {self.seed!r}")
+        if self.kernel not in KERNELS:
+            raise HierfitError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         return self
 
 
-def sample_model(model, settings: SamplerSettings):
+def sample_model(model, settings: SamplerSettings, work: int = 0):
     """Sample a PyMC model; returns (DataTree, timing dict with compile/sampling seconds).
 
     Example
@@ -67,11 +76,56 @@ def sample_model(model, settings: SamplerSettings):
     """
     settings = settings.validate()
     if settings.sampler == "nutpie":
-        return _sample_nutpie(model, settings)
+        kernel = settings.kernel
+        if kernel == "auto":
+            kernel = "cfunc" if work > CFUNC_WORK else "cached"
+        return _sample_nutpie(model, settings, kernel)
     return _sample_pymc(model, settings)
 
 
-def _sample_nutpie(model, s: SamplerSettings):
+def cached_kernel(model):
+    """A nutpie model whose log density and gradient are PyTensor's numba kernel, called directly.
+
+    PyTensor caches that kernel on disk (keyed by the graph), so a model structure that was
+    compiled once, in any process, loads in seconds; nutpie's own compiled wrapper would be
+    rebuilt every time.  Draws are identical to those of :func:`nutpie.compile_pymc_model`'s
+    model for the same seed.
+    """
+    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.initial_point import make_initial_point_fn
+
+    point_fn = _wrap_with_lock(make_initial_point_fn(model=model, default_strategy="support_point",
+                                                     jitter_rvs=set(model.free_RVs), return_transformed=True))
+    n_dim, _, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = _make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=False, pymc_initial_point_fn=point_fn)
+    names, _, shapes = shape_info
+    logp_shared = [v.get_value() for v in logp_pt.get_shared()]
+    expand_shared = [v.get_value() for v in expand_pt.get_shared()]
+    logp_jit, expand_jit = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+
+    def make_logp_func():
+        def logp(x, **_):
+            value, grad = logp_jit(x, *logp_shared)
+            return float(value), grad
+
+        return logp
+
+    def make_expand_func(seed1, seed2, chain):
+        def expand(x, **_):
+            values = expand_jit(x, *expand_shared)
+            return {n: np.asarray(v, dtype="float64").reshape(s) for n, v, s in zip(names, values, shapes)}
+
+        return expand
+
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+    return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_func, make_expand_fn=make_expand_func,
+                       make_initial_point_fn=initial_point_fn, expanded_dtypes=[np.dtype("float64")] * len(names),
+                       expanded_shapes=shapes, expanded_names=names, dims=dims, coords=coords,
+                       reparameterized_names=reparameterized)
+
+
+def _sample_nutpie(model, s: SamplerSettings, kernel: str):
     import nutpie
 
     import pytensor
@@ -82,7 +136,7 @@ def _sample_nutpie(model, s: SamplerSettings):
         # IEEE arithmetic (no fastmath): a cached and a freshly compiled kernel then give bit-identical
         # results, so a seed reproduces the same draws whatever the state of the compile cache.
         with pytensor.config.change_flags(numba__fastmath=False):
-            compiled = nutpie.compile_pymc_model(model, backend="numba")
+            compiled = cached_kernel(model) if kernel == "cached" else nutpie.compile_pymc_model(model, backend="numba")
     except Exception as err:  # noqa: BLE001 - report compile failures as ours
         raise SamplingError(f"could not compile the model for nutpie: {err}") from err
     t1 = time.perf_counter()
@@ -93,12 +147,13 @@ def _sample_nutpie(model, s: SamplerSettings):
     try:
         with threadpool_limits(limits=1, user_api="blas"):  # chains run in parallel; BLAS threads only add noise
             dt = nutpie.sample(compiled, **kwargs)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         raise
-    except Exception as err:  # noqa: BLE001
-        raise SamplingError(f"nutpie failed while sampling: {err}") from err
+    except BaseException as err:  # noqa: BLE001 - nutpie's Rust panics derive from BaseException
+        raise SamplingError(f"nutpie failed while sampling: {err}; try another seed, a higher target_accept, "
+                            "or narrower priors") from err
     t2 = time.perf_counter()
-    return dt, {"compile": t1 - t0, "sampling": t2 - t1}
+    return dt, {"compile": t1 - t0, "sampling": t2 - t1, "kernel": kernel}
 
 
 def _sample_pymc(model, s: SamplerSettings):

@@ -97,7 +97,7 @@ def test_newdata_errors(fit_ri):
         fit_ri.predict(pd.DataFrame({"standLRT": [0.0], "sex": ["X"], "school": [1]}))
     with pytest.raises(DataError, match="missing values"):
         fit_ri.predict(pd.DataFrame({"standLRT": [np.nan], "sex": ["F"], "school": [1]}))
-    with pytest.raises(DataError, match="cannot re-code"):
+    with pytest.raises(DataError, match="newdata column .standLRT. must be numeric"):
         fit_ri.predict(pd.DataFrame({"standLRT": ["high"], "sex": ["F"], "school": [1]}))
 
 

@@ -75,5 +75,7 @@ def test_bad_prior_statements(exam):
 
 def test_user_prior_changes_the_model(exam):
     d = build_design(RS, exam)
-    m = hierfit.fitting.build_model(d, resolve_priors(d, [hierfit.prior("exponential(2)", "sd", group="school")]))
+    from hierfit.model import build_model
+
+    m = build_model(d, resolve_priors(d, [hierfit.prior("exponential(2)", "sd", group="school")]))
     assert m["sd_school"].owner.op.__class__.__name__ == "ExponentialRV"

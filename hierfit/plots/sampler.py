@@ -1,0 +1,143 @@
+"""Sampler diagnostics plots (trace, rank) through arviz-plots, with the model's variable names.
+
+The reported parameters are ``b`` (fixed effects, lme4 names), ``sd_<group>`` (group-level
+sds), ``cor_<group>`` (one entry per pair of coefficients, the constant diagonal
+dropped) and the distributional parameters (``sigma``, ``shape``, ``nu``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..errors import HierfitError
+
+__all__ = ["plot_trace", "plot_rank", "reported_posterior", "reported_names"]
+
+
+def reported_names(fit) -> list[str]:
+    """Names of the parameters the summary reports, in the summary's order.
+
+    Example
+    -------
+    >>> reported_names(fit)  # doctest: +SKIP
+    ['b', 'sd_school', 'cor_school', 'sigma']
+    """
+    d = fit.design
+    post = fit.draws
+    names = [p.var("b") for p in d.predictors.values() if p.fixed_names]
+    for blk in d.all_blocks:
+        names.append(f"sd_{blk.key}")
+        if blk.is_correlated:
+            names.append(f"cor_{blk.key}")
+    names += [dp.name for dp in d.family.dpars if dp.name in post]
+    return [n for n in names if n in post]
+
+
+def reported_posterior(fit, var_names=None) -> xr.DataTree:
+    """A DataTree with the reported parameters (correlations as pairs), for arviz-plots.
+
+    Example
+    -------
+    >>> import arviz_plots as azp
+    >>> azp.plot_forest(reported_posterior(fit, ["b", "sd_school"]))  # doctest: +SKIP
+    """
+    post = fit.draws
+    known = reported_names(fit)
+    if var_names is None:
+        var_names = known
+    elif isinstance(var_names, str):
+        var_names = [var_names]
+    unknown = [v for v in var_names if v not in post]
+    if unknown:
+        raise HierfitError(f"unknown variable(s) {', '.join(map(repr, unknown))}; the reported parameters are "
+                           f"{', '.join(known)}")
+    data = {}
+    for name in var_names:
+        da = post[name]
+        if name.startswith("cor_"):
+            dims = [d for d in da.dims if d not in ("chain", "draw")]
+            labels = list(da[dims[0]].values)
+            q = len(labels)
+            pairs = [(i, j) for i in range(q) for j in range(i + 1, q)]
+            vals = np.stack([da.values[:, :, i, j] for i, j in pairs], axis=-1)
+            pair_dim = f"{name[4:]}__pair"
+            da = xr.DataArray(vals, dims=("chain", "draw", pair_dim),
+                              coords={"chain": da["chain"].values, "draw": da["draw"].values,
+                                      pair_dim: [f"{labels[i]},{labels[j]}" for i, j in pairs]})
+        data[name] = da
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(data)})
+
+
+def _figure(pc, n_panels: int, per_row: int, panel_size: tuple[float, float], resize: bool):
+    fig = pc.viz["figure"].item()
+    fig.set_layout_engine("constrained")
+    if resize:
+        rows = int(np.ceil(n_panels / per_row))
+        fig.set_size_inches(panel_size[0] * min(n_panels, per_row), panel_size[1] * rows + 0.4)
+    return fig
+
+
+def _n_panels(dt, compact: bool) -> int:
+    post = dt["posterior"].to_dataset()
+    if compact:
+        return len(post.data_vars)
+    return int(sum(np.prod([post[v].sizes[d] for d in post[v].dims if d not in ("chain", "draw")], dtype=int)
+                   for v in post.data_vars))
+
+
+def plot_trace(fit, var_names=None, *, compact: bool = False, **kwargs):
+    """Trace and marginal density of each reported parameter, per chain (arviz-plots' ``plot_trace_dist``).
+
+    Parameters
+    ----------
+    fit : HierFit
+    var_names : str or list of str, optional
+        e.g. ``["b", "sd_school"]``; default every reported parameter (``b``,
+        ``sd_<group>``, ``cor_<group>``, ``sigma``).
+    compact : bool
+        One panel per variable (coefficients overlaid) instead of one per coefficient.
+    **kwargs
+        Passed to :func:`arviz_plots.plot_trace_dist`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Example
+    -------
+    >>> fig = fit.plot_trace(["b", "sd_school"])  # doctest: +SKIP
+    """
+    import arviz_plots as azp
+
+    dt = reported_posterior(fit, var_names)
+    pc = azp.plot_trace_dist(dt, compact=compact, backend="matplotlib", **kwargs)
+    return _figure(pc, _n_panels(dt, compact), 1, (11.0, 1.5), "figure_kwargs" not in kwargs)
+
+
+def plot_rank(fit, var_names=None, **kwargs):
+    """Rank plots (fractional ranks per chain, ECDF differences) of the reported parameters.
+
+    Chains that mix well give lines inside the envelope (arviz-plots' ``plot_rank``).
+
+    Parameters
+    ----------
+    fit : HierFit
+    var_names : str or list of str, optional
+        Default every reported parameter.
+    **kwargs
+        Passed to :func:`arviz_plots.plot_rank`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Example
+    -------
+    >>> fig = fit.plot_rank("sd_school")  # doctest: +SKIP
+    """
+    import arviz_plots as azp
+
+    dt = reported_posterior(fit, var_names)
+    pc = azp.plot_rank(dt, backend="matplotlib", **kwargs)
+    return _figure(pc, _n_panels(dt, False), 4, (3.0, 2.6), "figure_kwargs" not in kwargs)
