@@ -113,8 +113,11 @@ def _sigma_chol(blocks, sds, chols):
     start = 0
     for blk, sd, lc in zip(blocks, sds, chols):
         k = blk.n_coefs
-        part = sd[:, None] * lc if lc is not None else pt.diag(sd)
-        L = pt.set_subtensor(L[start:start + k, start:start + k], part)
+        if lc is not None:
+            L = pt.set_subtensor(L[start:start + k, start:start + k], sd[:, None] * lc)
+        else:  # diagonal block, written element-wise (pt.diag has no compiled kernel)
+            diag = np.arange(start, start + k)
+            L = pt.set_subtensor(L[diag, diag], sd)
         start += k
     return L
 

@@ -87,8 +87,8 @@ def lme4_name(column: str) -> str:
 
     Example
     -------
-    >>> lme4_name("Intercept"), lme4_name("sex[T.M]"), lme4_name("x:sex[T.M]")
-    ('(Intercept)', 'sexM', 'x:sexM')
+    >>> lme4_name("Intercept"), lme4_name("sex[T.M]"), lme4_name("x:sex[T.M]"), lme4_name("I(x ** 2)")
+    ('(Intercept)', 'sexM', 'x:sexM', 'I(x^2)')
     """
     if column == "Intercept":
         return "(Intercept)"
@@ -99,6 +99,8 @@ def lme4_name(column: str) -> str:
             level = m.group(2)
             level = {"True": "TRUE", "False": "FALSE"}.get(level, level)
             parts.append(m.group(1).strip("`") + level)
+        elif part.startswith("I("):
+            parts.append(part.replace(" ** ", "^").replace("**", "^"))  # R writes powers as I(x^2)
         else:
             parts.append(part)
     return ":".join(parts)
