@@ -136,29 +136,13 @@ def build_collapsed_model(design, priors):
     ['Intercept', 'L_school', 'beta', 'sd_school', 'sigma']
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
-    from .model import _vector_rv, coords_for
+    from .model import _vector_rv, coords_for, fixed_part
 
     stats = sufficient_stats(design)
-    pred = design.mu
     pp = priors.predictors["mu"]
-    names = pred.fixed_names
-    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
-    xmean = pred.X[:, slope_idx].mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
     with pm.Model(coords=coords_for(design)) as model:
-        beta = None
-        if slope_idx:
-            beta = _vector_rv("beta", [pp.b[names[j]] for j in slope_idx], "beta_coef", positive=False)
-        parts, k = [], 0
-        for n in names:
-            if n == "(Intercept)":
-                intercept = pp.intercept.to_pymc("Intercept", positive=False)
-                parts.append(pt.atleast_1d(intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)))
-            else:
-                parts.append(pt.atleast_1d(beta[k]))
-                k += 1
-        b = pm.Deterministic("b", pt.concatenate(parts), dims="coef") if parts else pt.zeros(0)
+        b = fixed_part(design.mu, pp).b
         sds, chols = [], []
         for blk in design.blocks:
             sd = _vector_rv(f"sd_{blk.key}", pp.sd[blk.name], f"{blk.key}__coef", positive=True)

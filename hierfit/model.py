@@ -23,13 +23,15 @@ Posterior variables (all labelled with dims):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .design import Design
 from .parametrization import Parametrization, choose_parametrization
 from .priors import Dist, PriorSet, pymc_rv
 
-__all__ = ["build_model", "coords_for"]
+__all__ = ["build_model", "coords_for", "fixed_part", "FixedPart"]
 
 
 def coords_for(design: Design) -> dict[str, list[str]]:
@@ -88,8 +90,26 @@ def _first_row_per_level(index: np.ndarray, n_levels: int) -> np.ndarray:
     return first
 
 
-def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
-    """Add one linear predictor's variables to the model and return its eta."""
+@dataclass
+class FixedPart:
+    """The fixed-effect variables of one linear predictor, as built into the PyMC model."""
+
+    names: list[str]
+    slope_idx: list[int]
+    X: np.ndarray  # the slope columns, uncentred
+    xmean: np.ndarray
+    intercept: object  # the intercept at the predictor means (RV) or None
+    beta: object  # slope RV vector or None
+    coef: dict  # lme4 name -> tensor of the coefficient on the original scale
+    b: object  # stacked coefficients (the Deterministic "b")
+
+
+def fixed_part(pred, pp) -> FixedPart:
+    """Create the intercept (at the predictor means), slopes and ``b`` of a predictor, inside a model context.
+
+    The intercept is sampled for centred predictors (brms's device); ``b["(Intercept)"]`` is on the
+    original scale.  Shared by the full and the collapsed model builders.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -97,28 +117,35 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
     slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
     X = pred.X[:, slope_idx]
     xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
-    eta = pt.zeros(nobs)
     beta = None
     if slope_idx:
-        Xc = pm.Data(pred.var("X"), X - xmean)
         beta = _vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
-        eta = eta + pt.dot(Xc, beta)
-    b0 = None
+    intercept = None
+    coef: dict[str, object] = {}
     if pred.has_intercept:
         intercept = pp.intercept.to_pymc(pred.var("Intercept"), positive=False)
-        eta = eta + intercept
-        b0 = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
-    fixed_coef: dict[str, object] = {}
-    k = 0
-    for n in names:
-        if n == "(Intercept)":
-            fixed_coef[n] = b0
-        else:
-            fixed_coef[n] = beta[k]
-            k += 1
+        coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
+    for k, j in enumerate(slope_idx):
+        coef[names[j]] = beta[k]
+    b = pt.zeros(0)
     if names:
-        pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(fixed_coef[n]) for n in names]),
-                         dims=pred.dim("coef"))
+        b = pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(coef[n]) for n in names]), dims=pred.dim("coef"))
+    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b)
+
+
+def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
+    """Add one linear predictor's variables to the model and return its eta."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    fp = fixed_part(pred, pp)
+    names, slope_idx, X, xmean, intercept, beta, fixed_coef = (fp.names, fp.slope_idx, fp.X, fp.xmean, fp.intercept,
+                                                               fp.beta, fp.coef)
+    eta = pt.zeros(nobs)
+    if slope_idx:
+        eta = eta + pt.dot(pm.Data(pred.var("X"), X - xmean), beta)
+    if intercept is not None:
+        eta = eta + intercept
     used_as_mean: set[str] = set()
     for blk in pred.blocks:
         key = blk.key

@@ -16,7 +16,6 @@ fit for Gaussian models; the family's working variance and tau = 0.5 for others)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 
