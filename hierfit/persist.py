@@ -66,8 +66,9 @@ def load(path):
             if "meta.json" not in names or "fit.pkl" not in names:
                 raise PersistenceError(f"{str(path)!r} is not a hierfit fit file (no meta.json/fit.pkl inside)")
             meta = json.loads(zf.read("meta.json"))
-            if meta.get("format") != FORMAT:
-                raise PersistenceError(f"{str(path)!r} is not a hierfit fit file (format {meta.get('format')!r})")
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+                raise PersistenceError(f"{str(path)!r} is not a hierfit fit file (format {found!r})")
             version = meta.get("format_version")
             if not isinstance(version, int) or version > FORMAT_VERSION:
                 raise PersistenceError(
@@ -75,6 +76,10 @@ def load(path):
                     f"({FORMAT_VERSION}); upgrade hierfit (it was saved by hierfit {meta.get('hierfit_version')})"
                 )
             fit = pickle.loads(zf.read("fit.pkl"))
+        from .fitting import HierFit
+
+        if not isinstance(fit, HierFit):
+            raise PersistenceError(f"{str(path)!r} holds a {type(fit).__name__}, not a fitted hierfit model")
     except PersistenceError:
         raise
     except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, json.JSONDecodeError, KeyError, OSError) as err:

@@ -159,7 +159,6 @@ def test_damaged_payload_gives_a_clear_error(saved, tmp_path):
         hierfit.load(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="hierfit.persist.load does not check what it unpickled or the meta's type")
 @pytest.mark.parametrize("meta, payload", [
     (None, pickle.dumps(3)),  # a valid file whose content is not a fit
     (b"[]", None),  # meta.json that is not an object
