@@ -203,6 +203,28 @@ def marginal_loglik(b, L, sigma, data: dict, q: int):
     return -0.5 * (n * np.log(2 * np.pi) + logdet_M + logdet_sigma + n * pt.log(s2) + quad)
 
 
+def _gaussian_conditional(M: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Draws of N(M^-1 u, M^-1) from standard normals z, batched over leading axes (closed forms for q <= 2)."""
+    q = M.shape[-1]
+    if q == 1:
+        m = M[..., 0, 0]
+        return (u[..., 0] / m + z[..., 0] / np.sqrt(m))[..., None]
+    if q == 2:
+        a, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 1]
+        det = a * d - c * c
+        i11, i12, i22 = d / det, -c / det, a / det  # M^-1
+        mean0 = i11 * u[..., 0] + i12 * u[..., 1]
+        mean1 = i12 * u[..., 0] + i22 * u[..., 1]
+        l11 = np.sqrt(i11)
+        l21 = i12 / l11
+        l22 = np.sqrt(np.maximum(i22 - l21 * l21, 0.0))
+        return np.stack([mean0 + l11 * z[..., 0], mean1 + l21 * z[..., 0] + l22 * z[..., 1]], axis=-1)
+    C = np.linalg.cholesky(M)
+    mean = np.linalg.solve(M, u[..., None])[..., 0]
+    # mean + C^-T z has covariance M^-1
+    return mean + np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
+
+
 def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Dataset:
     """Add ``r_<key>`` draws from r_j | b, Sigma, sigma, y ~ N(M_j^-1 u_j, M_j^-1) to the posterior."""
     rng = np.random.default_rng(seed)
@@ -233,12 +255,9 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     for lo in range(0, S, chunk):
         hi = min(S, lo + chunk)
         M = sigma_inv[lo:hi, None] + stats.ZZ[None] / s2[lo:hi, None, None, None]
-        Ze = stats.Zy[None] - np.einsum("jqp,sp->sjq", stats.ZX, b[lo:hi])
-        C = np.linalg.cholesky(M)
-        mean = np.linalg.solve(M, (Ze / s2[lo:hi, None, None])[..., None])[..., 0]
-        z = rng.standard_normal(mean.shape)
-        # r = mean + C^-T z has covariance M^-1
-        r[lo:hi] = mean + np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
+        u = (stats.Zy[None] - np.einsum("jqp,sp->sjq", stats.ZX, b[lo:hi])) / s2[lo:hi, None, None]
+        z = rng.standard_normal(u.shape)
+        r[lo:hi] = _gaussian_conditional(M, u, z)
     out = posterior.copy()
     start = 0
     for blk in blocks:

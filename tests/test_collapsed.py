@@ -87,3 +87,19 @@ def test_collapsed_agrees_with_full_sampler(fit_rs, exam):
     # and it mixes better: the group effects no longer slow NUTS down
     assert fit_rs.diagnostics["Bulk_ESS"].min() > full.diagnostics["Bulk_ESS"].min()
     assert "Method: collapsed" in fit_rs.summary().to_text()
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_gaussian_conditional_draws_have_the_right_moments(q):
+    from hierfit.collapsed import _gaussian_conditional
+
+    rng = np.random.default_rng(q)
+    A = rng.normal(size=(q, q))
+    M = A @ A.T + q * np.eye(q)
+    u = rng.normal(size=q)
+    n = 200_000
+    draws = _gaussian_conditional(np.broadcast_to(M, (n, q, q)), np.broadcast_to(u, (n, q)),
+                                  rng.standard_normal((n, q)))
+    cov = np.linalg.inv(M)
+    np.testing.assert_allclose(draws.mean(axis=0), cov @ u, atol=4 * np.sqrt(np.diag(cov).max() / n))
+    np.testing.assert_allclose(np.cov(draws, rowvar=False).reshape(q, q), cov, rtol=0.02, atol=1e-3)
