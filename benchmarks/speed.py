@@ -102,7 +102,7 @@ def child(config: str, data_name: str, draws: int) -> dict:
 def run_one(config: str, data_name: str, cache: str, draws: int) -> dict:
     env = dict(os.environ)
     cache_dir = tempfile.mkdtemp(prefix="hfbench-") if cache == "cold" else str(HERE / ".cache")
-    env["PYTENSOR_FLAGS"] = f"compiledir={cache_dir}/pytensor"
+    env["PYTENSOR_FLAGS"] = f"base_compiledir={cache_dir}/pytensor"
     env["NUMBA_CACHE_DIR"] = f"{cache_dir}/numba"
     cmd = [sys.executable, str(Path(__file__)), "--child", config, data_name, "--draws", str(draws)]
     if cache == "warm":  # warm the caches with one run first

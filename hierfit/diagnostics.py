@@ -96,7 +96,8 @@ def _remedy(labels: list[str], design, parametrization) -> str:
         return ""
     terms = []
     for blk in design.all_blocks:
-        if any(lab.endswith(f"| {blk.name})") for lab in labels) and blk.key in parametrization:
+        if any(lab.endswith(f"| {blk.name})") for lab in labels) and \
+                parametrization.get(blk.key) in ("centered", "noncentered"):
             other = "noncentered" if parametrization[blk.key] == "centered" else "centered"
             terms.append(f"'{blk.factor}': '{other}'")
     if not terms:

@@ -431,8 +431,12 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         are for log(sigma^2), twice as large.
     offset : str or array, optional
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
-    draws, tune, chains : int
-        Post-warm-up draws and warm-up iterations per chain, number of chains.
+    draws : int
+        Post-warm-up draws per chain (default 1000).
+    tune : int
+        Warm-up iterations per chain (default 1000).
+    chains : int
+        Number of chains (default 4).
     seed : int, optional
         Random seed; the same seed gives identical draws. When None a seed is drawn
         and recorded in ``fit.settings.seed`` so the fit can be repeated.

@@ -118,6 +118,10 @@ def cached_kernel(model):
 
         return expand
 
+    # numba compiles (or loads from its cache) on the first call: do it here, so it counts as compiling
+    x0 = initial_point_fn(0)
+    logp_jit(x0, *logp_shared)
+    expand_jit(x0, *expand_shared)
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_func, make_expand_fn=make_expand_func,
                        make_initial_point_fn=initial_point_fn, expanded_dtypes=[np.dtype("float64")] * len(names),

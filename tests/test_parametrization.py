@@ -85,7 +85,7 @@ def test_same_seed_same_draws_cold_and_warm_cache(tmp_path):
         "m = hierfit.fit('y ~ x + (x | g)', df, draws=100, tune=100, chains=2, seed=9, progressbar=False)\n"
         "np.save(sys.argv[1], m.draws['b'].values)\n"
     )
-    env_cache = {"PYTENSOR_FLAGS": f"compiledir={tmp_path}/ptc", "NUMBA_CACHE_DIR": f"{tmp_path}/nbc"}
+    env_cache = {"PYTENSOR_FLAGS": f"base_compiledir={tmp_path}/ptc", "NUMBA_CACHE_DIR": f"{tmp_path}/nbc"}
     import os
 
     for name in ("cold", "warm"):
