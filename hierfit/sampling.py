@@ -83,6 +83,16 @@ def sample_model(model, settings: SamplerSettings, work: int = 0):
     return _sample_pymc(model, settings)
 
 
+#: Sampler-internal variables that are not stored with the draws (they are re-expressed as r_<key>, cor_<key>).
+INTERNAL_PREFIXES = ("z_", "gamma_", "L_")
+
+
+def stored_variables(model) -> list[str]:
+    """Names of the model variables kept in the posterior (all but the sampler-internal ones)."""
+    names = [v.name for v in model.free_RVs + model.deterministics]
+    return [n for n in names if not n.startswith(INTERNAL_PREFIXES)]
+
+
 def cached_kernel(model):
     """A nutpie model whose log density and gradient are PyTensor's numba kernel, called directly.
 
@@ -98,7 +108,8 @@ def cached_kernel(model):
     point_fn = _wrap_with_lock(make_initial_point_fn(model=model, default_strategy="support_point",
                                                      jitter_rvs=set(model.free_RVs), return_transformed=True))
     n_dim, _, logp_pt, expand_pt, initial_point_fn, shape_info, reparameterized = _make_functions(
-        model, mode="NUMBA", compute_grad=True, join_expanded=False, pymc_initial_point_fn=point_fn)
+        model, mode="NUMBA", compute_grad=True, join_expanded=False, pymc_initial_point_fn=point_fn,
+        var_names=stored_variables(model))
     names, _, shapes = shape_info
     logp_shared = [v.get_value() for v in logp_pt.get_shared()]
     expand_shared = [v.get_value() for v in expand_pt.get_shared()]
@@ -140,7 +151,8 @@ def _sample_nutpie(model, s: SamplerSettings, kernel: str):
         # IEEE arithmetic (no fastmath): a cached and a freshly compiled kernel then give bit-identical
         # results, so a seed reproduces the same draws whatever the state of the compile cache.
         with pytensor.config.change_flags(numba__fastmath=False):
-            compiled = cached_kernel(model) if kernel == "cached" else nutpie.compile_pymc_model(model, backend="numba")
+            compiled = cached_kernel(model) if kernel == "cached" else \
+                nutpie.compile_pymc_model(model, backend="numba", var_names=stored_variables(model))
     except Exception as err:  # noqa: BLE001 - report compile failures as ours
         raise SamplingError(f"could not compile the model for nutpie: {err}") from err
     t1 = time.perf_counter()
