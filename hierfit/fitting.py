@@ -47,6 +47,16 @@ class Method:
         return f"{self.name} ({self.reason})"
 
 
+def _drop_internal(tree) -> None:
+    """Remove sampler-internal variables (z_, gamma_, L_) from the posterior: r_ and cor_ carry them."""
+    from .sampling import INTERNAL_PREFIXES
+
+    post = tree["posterior"].to_dataset()
+    internal = [v for v in post.data_vars if str(v).startswith(INTERNAL_PREFIXES)]
+    if internal:
+        tree["posterior"] = xr.DataTree(post.drop_vars(internal))
+
+
 def _choose_method(design, method: str, parametrization) -> Method:
     from .collapsed import collapsible
 
@@ -505,6 +515,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     work = design.nobs * max(1, len(design.all_blocks)) if how.name == "full" else 0
     posterior, timing = sample_model(model, settings, work)
     kernel_used = timing.pop("kernel", None)
+    _drop_internal(posterior)
     if how.name == "collapsed":
         posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), design, seed))
     t3 = time.perf_counter()
