@@ -95,7 +95,8 @@ def test_round_trip_preserves_everything_in_process(rich_fit, tmp_path):
     pd.testing.assert_frame_equal(back.VarCorr(), rich_fit.VarCorr())
     for kind in ("link", "mean"):
         pd.testing.assert_frame_equal(back.predict(NEW, kind=kind), rich_fit.predict(NEW, kind=kind))
-    pd.testing.assert_frame_equal(back.predict(NEW, kind="response", seed=4), rich_fit.predict(NEW, kind="response", seed=4))
+    pd.testing.assert_frame_equal(back.predict(NEW, kind="response", seed=4),
+                                  rich_fit.predict(NEW, kind="response", seed=4))
     # the offset is still applied to new data: doubling the exposure adds log(2) to the linear predictor
     link = back.predict(NEW.assign(expo=[1.0, 1.0, 1.0]).iloc[[0]], kind="link")["Estimate"].iloc[0]
     link2 = back.predict(NEW.assign(expo=[2.0, 2.0, 2.0]).iloc[[0]], kind="link")["Estimate"].iloc[0]
