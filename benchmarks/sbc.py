@@ -369,8 +369,15 @@ def _one_rep(args) -> dict:
 class SBCResult:
     """Ranks (one row per replication) and settings of one SBC run.
 
-    ``table`` has columns ``rep``, ``seconds``, ``divergences`` and per parameter
-    ``truth:<p>``, ``rank:<p>`` (0..``n_keep``) and ``ess:<p>``.
+    ``table`` has columns ``rep``, ``seconds``, ``divergences``, ``draws`` (per chain,
+    after any rerun), ``sampler`` and per parameter ``truth:<p>``, ``rank:<p>``
+    (0..``n_keep``) and ``ess:<p>``.
+
+    Example
+    -------
+    >>> res = load_result("gauss_ri")  # doctest: +SKIP
+    >>> res.table["divergences"].sum(), res.ranks.shape  # doctest: +SKIP
+    (0, (500, 5))
     """
 
     model: SBCModel
@@ -507,12 +514,12 @@ def plot_ranks(result: SBCResult, path, bins: int | None = None) -> None:
 
 
 def _revision() -> str:
-    """The git commit of the working tree, with "+changes" when it has uncommitted edits."""
+    """The last commit that changed hierfit/, with a note when hierfit/ has uncommitted edits."""
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        head = subprocess.run(["git", "log", "-1", "--format=%h", "--", "../hierfit"], cwd=HERE, capture_output=True,
+                              text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "../hierfit"], cwd=HERE, capture_output=True,
                                text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):

@@ -110,7 +110,7 @@ def test_duplicated_group_effects(formula, message):
     ("y ~ exp", "unknown column 'exp'"),
 ])
 def test_python_names_are_not_evaluated(formula, message, capfd):
-    with pytest.raises(FormulaError, match=None) as info:
+    with pytest.raises(FormulaError) as info:
         build_design(formula, _data())
     assert message in str(info.value)
     assert "hacked" not in capfd.readouterr().out

@@ -128,7 +128,13 @@ def _structure(pf: ParsedFormula):
 
 
 def to_text(pf: ParsedFormula) -> str:
-    """Write a parsed formula back as lme4 text (nesting written out as g + h:g)."""
+    """Write a parsed formula back as lme4 text (nesting written out as g + h:g).
+
+    Example
+    -------
+    >>> to_text(parse_formula("y ~ x + (1 | g/h)"))
+    'y ~ x + (1 | g) + (1 | h:g)'
+    """
     bars = [f"({g.expr} {'|' if g.correlated else '||'} {':'.join(map(_quoted, g.factors))})" for g in pf.groups]
     return f"{pf.response} ~ " + " + ".join([pf.fixed] + bars)
 
