@@ -159,17 +159,10 @@ def compare_model(name: str, ref: dict, draws: int = 1000, tune: int = 1000, cha
 
 
 def _revision() -> str:
-    """The last commit that changed hierfit/, with a note when hierfit/ has uncommitted edits."""
-    import subprocess
+    """The last commit that changed hierfit/ (see benchmarks/_revision.py)."""
+    from _revision import revision
 
-    try:
-        head = subprocess.run(["git", "log", "-1", "--format=%h", "--", "../hierfit"], cwd=HERE, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "../hierfit"], cwd=HERE, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"commit {head}" + (" + uncommitted changes" if dirty else "")
+    return revision()
 
 
 NOTES = {

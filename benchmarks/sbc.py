@@ -514,17 +514,10 @@ def plot_ranks(result: SBCResult, path, bins: int | None = None) -> None:
 
 
 def _revision() -> str:
-    """The last commit that changed hierfit/, with a note when hierfit/ has uncommitted edits."""
-    import subprocess
+    """The last commit that changed hierfit/ (see benchmarks/_revision.py)."""
+    from _revision import revision
 
-    try:
-        head = subprocess.run(["git", "log", "-1", "--format=%h", "--", "../hierfit"], cwd=HERE, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "../hierfit"], cwd=HERE, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"commit {head}" + (" + uncommitted changes" if dirty else "")
+    return revision()
 
 
 def write_report(results: list[SBCResult], path, alpha: float = 0.05) -> pd.DataFrame:
