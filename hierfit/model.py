@@ -31,7 +31,7 @@ from .design import Design
 from .parametrization import Parametrization, choose_parametrization
 from .priors import Dist, PriorSet, pymc_rv
 
-__all__ = ["build_model", "coords_for", "fixed_part", "FixedPart"]
+__all__ = ["build_model", "coords_for", "fixed_part", "FixedPart", "LevelMean", "centred_means"]
 
 
 def coords_for(design: Design) -> dict[str, list[str]]:
@@ -90,6 +90,60 @@ def _first_row_per_level(index: np.ndarray, n_levels: int) -> np.ndarray:
     return first
 
 
+@dataclass(frozen=True)
+class LevelMean:
+    """The mean of one centred coefficient's level values (hierarchical centring).
+
+    ``kind`` is ``"intercept"`` (the intercept at the predictor means plus the effects of
+    the slopes in ``slopes`` that are constant within levels, with their centred values
+    per level in ``level_X``), ``"slope"`` (the fixed slope ``slopes[0]``) or ``"zero"``.
+    Slope indices count the predictor's non-intercept coefficients.
+    """
+
+    kind: str
+    slopes: tuple[int, ...] = ()
+    level_X: np.ndarray | None = None
+
+
+def centred_means(pred, par) -> dict[str, list[LevelMean]]:
+    """For each centred block of ``pred``: the :class:`LevelMean` of each of its coefficients.
+
+    The intercept's mean is the intercept plus the predictors that are constant within
+    the block's levels (group-level predictors); a slope's mean is its fixed effect.  Each
+    fixed coefficient serves one term only, in block order.  Shared by the PyMC model
+    and hierfit's compiled kernel, so both centre identically.
+    """
+    names = pred.fixed_names
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    slope_names = [names[j] for j in slope_idx]
+    X = pred.X[:, slope_idx]
+    xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
+    used: set[str] = set()
+    out: dict[str, list[LevelMean]] = {}
+    for blk in pred.blocks:
+        if par.get(blk.key) != "centered":
+            continue
+        plan = []
+        for c in blk.coefs:
+            if c == "(Intercept)" and pred.has_intercept and c not in used:
+                used.add(c)
+                cols = [k for k, n in enumerate(slope_names) if n not in used
+                        and _constant_within(X[:, k], blk.index, blk.n_levels)]
+                level_X = None
+                if cols:
+                    first = _first_row_per_level(blk.index, blk.n_levels)
+                    level_X = (X - xmean)[first][:, cols]
+                    used.update(slope_names[k] for k in cols)
+                plan.append(LevelMean("intercept", tuple(cols), level_X))
+            elif c in slope_names and c not in used:
+                used.add(c)
+                plan.append(LevelMean("slope", (slope_names.index(c),)))
+            else:
+                plan.append(LevelMean("zero"))
+        out[blk.key] = plan
+    return out
+
+
 @dataclass
 class FixedPart:
     """The fixed-effect variables of one linear predictor, as built into the PyMC model."""
@@ -139,14 +193,13 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
     import pytensor.tensor as pt
 
     fp = fixed_part(pred, pp)
-    names, slope_idx, X, xmean, intercept, beta, fixed_coef = (fp.names, fp.slope_idx, fp.X, fp.xmean, fp.intercept,
-                                                               fp.beta, fp.coef)
+    slope_idx, X, xmean, intercept, beta = fp.slope_idx, fp.X, fp.xmean, fp.intercept, fp.beta
     eta = pt.zeros(nobs)
     if slope_idx:
         eta = eta + pt.dot(pm.Data(pred.var("X"), X - xmean), beta)
     if intercept is not None:
         eta = eta + intercept
-    used_as_mean: set[str] = set()
+    plans = centred_means(pred, par)
     for blk in pred.blocks:
         key = blk.key
         dims = (f"{key}__level", f"{key}__coef")
@@ -159,28 +212,19 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
             z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
             r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
         else:
-            # centred (hierarchical centring): the level's coefficient gamma = its mean + deviation is sampled.
-            # The intercept's mean is the (centred-design) intercept plus the effects of predictors that are
-            # constant within levels (group-level predictors); a slope's mean is its fixed effect.  Each fixed
-            # coefficient serves one term only.  r = gamma - mean keeps the posterior's variables unchanged.
+            # centred (hierarchical centring): the level's coefficient gamma = its mean + deviation is sampled;
+            # r = gamma - mean keeps the posterior's variables unchanged (see centred_means).
             means = []
-            for c in blk.coefs:
-                if c == "(Intercept)" and pred.has_intercept and c not in used_as_mean:
-                    used_as_mean.add(c)
+            for lm in plans[key]:
+                if lm.kind == "intercept":
                     mean_c = pt.as_tensor(intercept) * pt.ones(blk.n_levels)
-                    level_cols = [k for k, j in enumerate(slope_idx) if names[j] not in used_as_mean
-                                  and _constant_within(X[:, k], blk.index, blk.n_levels)]
-                    if level_cols:
-                        first = _first_row_per_level(blk.index, blk.n_levels)
-                        level_X = (X - xmean)[first][:, level_cols]
-                        mean_c = mean_c + pt.dot(level_X, beta[level_cols])
-                        used_as_mean.update(names[slope_idx[k]] for k in level_cols)
-                    means.append(mean_c)
-                elif c in fixed_coef and c != "(Intercept)" and c not in used_as_mean:
-                    used_as_mean.add(c)
-                    means.append(pt.as_tensor(fixed_coef[c]) * pt.ones(blk.n_levels))
+                    if lm.slopes:
+                        mean_c = mean_c + pt.dot(lm.level_X, beta[list(lm.slopes)])
+                elif lm.kind == "slope":
+                    mean_c = beta[lm.slopes[0]] * pt.ones(blk.n_levels)
                 else:
-                    means.append(pt.zeros(blk.n_levels))
+                    mean_c = pt.zeros(blk.n_levels)
+                means.append(mean_c)
             m = pt.stack(means, axis=1)
             if blk.is_correlated:
                 gamma = pm.MvNormal(f"gamma_{key}", mu=m, chol=chol, dims=dims)

@@ -1,0 +1,184 @@
+"""Running nutpie's NUTS (Rust) on the compiled kernel, and turning its trace into a DataTree.
+
+nutpie's sampler calls the kernel's C entry points from its own threads, one chain per
+core, without the Python interpreter in between.  Only nutpie's compiled extension is
+loaded (nutpie's Python package would also import ArviZ's plotting stack, seconds of
+import time a fit does not need); its trace is converted here to the same
+``posterior``/``sample_stats`` groups ``nutpie.sample`` returns.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import sys
+import time
+
+import numpy as np
+
+from ..errors import SamplingError
+
+__all__ = ["nutpie_lib", "sample_spec"]
+
+
+def nutpie_lib():
+    """nutpie's compiled extension module (``nutpie._lib``), without importing the nutpie package.
+
+    Example
+    -------
+    >>> hasattr(nutpie_lib(), "PySampler")
+    True
+    """
+    name = "nutpie._lib"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("nutpie")
+    if spec is None or not spec.submodule_search_locations:
+        raise SamplingError("nutpie is not installed; install hierfit's dependencies (pip install hierfit)")
+    found = glob.glob(os.path.join(spec.submodule_search_locations[0], "_lib*"))
+    found = [f for f in found if f.endswith((".so", ".pyd"))]
+    if not found:  # an unusual layout: let the package import it
+        import nutpie
+
+        return nutpie._lib
+    lib_spec = importlib.util.spec_from_file_location(name, found[0])
+    module = importlib.util.module_from_spec(lib_spec)
+    lib_spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+_NOTEBOOK_TEMPLATE = ("<p>Sampling {{ num_chains }} chains: {{ total_finished_draws }} / {{ total_draws }} draws, "
+                      "{{ time_sampling }}</p>")
+
+
+def _in_notebook() -> bool:
+    ip = sys.modules.get("IPython")
+    if ip is None:
+        return False
+    try:
+        shell = ip.get_ipython()
+    except Exception:  # noqa: BLE001
+        return False
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def _progress(lib, show: bool, cores: int):
+    if not show:
+        return lib.ProgressType.none()
+    if _in_notebook():
+        from IPython.display import HTML, display
+
+        handle = display(HTML(""), display_id=True)
+
+        def update(html):
+            try:
+                handle.update(HTML(html))
+            except Exception:  # noqa: BLE001 - a display glitch must not stop sampling
+                pass
+
+        return lib.ProgressType.template_callback(250, _NOTEBOOK_TEMPLATE, cores, update)
+    return lib.ProgressType.indicatif(250)
+
+
+def _column(batch, name):
+    """One arrow column as numpy: (rows,) for scalars, (rows, size) for list columns."""
+    import arro3.core as ac
+
+    col = batch.column(name)
+    if "List" in str(col.type):
+        flat = ac.list_flatten(col).to_numpy()
+        return flat.reshape(batch.num_rows, -1) if batch.num_rows else flat.reshape(0, 0)
+    return col.to_numpy()
+
+
+def _scalar_stat_columns(batch) -> list[str]:
+    out = []
+    for name in batch.column_names:
+        col = batch.column(name)
+        kind = str(col.type)
+        if col.null_count == 0 and "List" not in kind and "Utf8" not in kind and name not in ("chain", "draw"):
+            out.append(name)
+    return out
+
+
+def trace_to_datatree(draw_batches, stat_batches, spec):
+    """The post-warm-up draws and sampler statistics as ``posterior`` and ``sample_stats`` groups."""
+    import xarray as xr
+
+    kept = []
+    for draws, stats in zip(draw_batches, stat_batches):
+        tuning = np.asarray(_column(stats, "tuning"), dtype=bool)
+        kept.append(np.flatnonzero(~tuning))
+    n_draw = min(len(k) for k in kept)
+    chains = np.arange(len(kept))
+    coords = {"chain": chains, "draw": np.arange(n_draw)}
+    post = {}
+    for var in spec.stored:
+        arr = np.stack([_column(d, var.name)[k[:n_draw]] for d, k in zip(draw_batches, kept)])
+        arr = arr.reshape((len(kept), n_draw) + var.shape)
+        post[var.name] = xr.Variable(("chain", "draw") + var.dims, arr)
+    dim_coords = {d: spec.coords[d] for v in spec.stored for d in v.dims if d in spec.coords}
+    posterior = xr.Dataset(post, coords={**coords, **dim_coords})
+    stats = {}
+    for name in _scalar_stat_columns(stat_batches[0]):
+        if name == "tuning":
+            continue
+        arr = np.stack([np.asarray(_column(s, name))[k[:n_draw]] for s, k in zip(stat_batches, kept)])
+        stats[name] = xr.Variable(("chain", "draw"), arr)
+    sample_stats = xr.Dataset(stats, coords=coords)
+    sample_stats.attrs["inference_library"] = "nutpie"
+    return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": sample_stats})
+
+
+def sample_spec(spec, settings):
+    """Sample a :class:`~hierfit.kernel.spec.KernelSpec` with nutpie; returns (DataTree, timing dict).
+
+    ``timing["compile"]`` is the time to load (or, the first time ever, compile) the
+    kernel's machine code; ``timing["sampling"]`` the sampler's run.
+
+    Example
+    -------
+    >>> # dt, timing = sample_spec(build_spec(design, priors), SamplerSettings(seed=1))
+    """
+    from . import load
+
+    t0 = time.perf_counter()
+    entry = load()
+    lib = nutpie_lib()
+    t1 = time.perf_counter()
+    ints = np.ascontiguousarray(spec.ints, dtype=np.int64)
+    floats = np.ascontiguousarray(spec.floats, dtype=np.float64)
+    user_data = np.array([ints.ctypes.data, ints.size, floats.ctypes.data, floats.size], dtype=np.int64)
+    keep_alive = (ints, floats, user_data, entry)
+    logp_fn = lib.LogpFunc(entry.logp_cfunc.address, user_data.ctypes.data, keep_alive)
+    expand_fn = lib.ExpandFunc(spec.n_dim, spec.n_expanded, entry.expand_cfunc.address, user_data.ctypes.data,
+                               keep_alive)
+    dim_sizes = {k: len(v) for k, v in spec.coords.items()}
+    variables = lib.PyVariable.new_variables([v.name for v in spec.stored], ["float64"] * len(spec.stored),
+                                             [tuple(v.shape) for v in spec.stored], dim_sizes,
+                                             {v.name: tuple(v.dims) for v in spec.stored})
+    model = lib.PyMcModel(logp_fn, expand_fn, variables, spec.n_dim, dim_sizes,
+                          {k: list(v) for k, v in spec.coords.items()}, spec.initial_point, None)
+    nuts = lib.PyNutsSettings.Diag(int(settings.seed))
+    nuts.update(dict(num_tune=int(settings.tune), num_draws=int(settings.draws), num_chains=int(settings.chains),
+                     target_accept=float(settings.target_accept)))
+    cores = settings.cores or min(settings.chains, os.cpu_count() or 1)
+    try:
+        sampler = lib.PySampler.from_pymc(nuts, cores, model, _progress(lib, settings.progressbar, cores), None, 250,
+                                          lib.PyStorage.arrow())
+        try:
+            sampler.wait(None)
+        except KeyboardInterrupt:
+            sampler.abort()
+            raise
+        draws, stats = sampler.take_results().get_arrow_trace()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # noqa: BLE001 - nutpie's Rust panics derive from BaseException
+        raise SamplingError(f"nutpie failed while sampling: {err}; try another seed, a higher target_accept, "
+                            "or narrower priors") from err
+    t2 = time.perf_counter()
+    tree = trace_to_datatree(draws, stats, spec)
+    return tree, {"compile": t1 - t0, "sampling": t2 - t1, "trace": time.perf_counter() - t2, "kernel": "hierfit"}
