@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy import special, stats
 
 from .errors import DataError, HierfitError
 from .priors import Dist
@@ -45,11 +44,43 @@ def _pt():
     return pt
 
 
+# scipy.special and scipy.stats load on first use, so that importing hierfit (and
+# summarising a Gaussian fit) does not pay for them
+def _logit(m):
+    from scipy.special import logit
+
+    return logit(m)
+
+
+def _expit(e):
+    from scipy.special import expit
+
+    return expit(e)
+
+
+def _probit(m):
+    from scipy.special import ndtri  # what scipy.stats.norm.ppf evaluates
+
+    return ndtri(m)
+
+
+def _ndtr(e):
+    from scipy.special import ndtr
+
+    return ndtr(e)
+
+
+def _stats():
+    from scipy import stats
+
+    return stats
+
+
 LINKS = {
     "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e),
     "log": Link("log", np.log, np.exp, lambda e: _pt().exp(e)),
-    "logit": Link("logit", special.logit, special.expit, lambda e: _pt().sigmoid(e)),
-    "probit": Link("probit", stats.norm.ppf, special.ndtr,
+    "logit": Link("logit", _logit, _expit, lambda e: _pt().sigmoid(e)),
+    "probit": Link("probit", _probit, _ndtr,
                    lambda e: 0.5 * (1 + _pt().erf(e / np.sqrt(2.0)))),
     "cloglog": Link("cloglog", lambda m: np.log(-np.log1p(-m)), lambda e: -np.expm1(-np.exp(e)),
                     lambda e: -_pt().expm1(-_pt().exp(e))),
@@ -182,7 +213,7 @@ class Gaussian(Family):
         return np.broadcast_to(dpars["sigma"] ** 2, np.shape(mu))
 
     def scipy_dist(self, mu, dpars, trials=None):
-        return stats.norm(mu, dpars["sigma"])
+        return _stats().norm(mu, dpars["sigma"])
 
     def link_scale_variance(self, mu_mean, dpars):
         return float(np.mean(np.asarray(dpars["sigma"]) ** 2))
@@ -207,7 +238,7 @@ class Student(Family):
                                np.shape(mu))
 
     def scipy_dist(self, mu, dpars, trials=None):
-        return stats.t(dpars["nu"], mu, dpars["sigma"])
+        return _stats().t(dpars["nu"], mu, dpars["sigma"])
 
     def link_scale_variance(self, mu_mean, dpars):
         return float(np.mean(self.variance(np.zeros(1), dpars)))
@@ -239,7 +270,7 @@ class Poisson(Family):
         return mu
 
     def scipy_dist(self, mu, dpars, trials=None):
-        return stats.poisson(mu)
+        return _stats().poisson(mu)
 
     def link_scale_variance(self, mu_mean, dpars):
         return float(np.log1p(1.0 / max(mu_mean, 1e-12)))  # lognormal approximation (Nakagawa et al. 2017)
@@ -266,7 +297,7 @@ class NegBinomial(Family):
 
     def scipy_dist(self, mu, dpars, trials=None):
         shape = np.asarray(dpars["shape"])
-        return stats.nbinom(shape, shape / (shape + mu))
+        return _stats().nbinom(shape, shape / (shape + mu))
 
     def link_scale_variance(self, mu_mean, dpars):
         shape = float(np.mean(dpars["shape"]))
@@ -300,7 +331,7 @@ class Binomial(Family):
         return trials * mu * (1 - mu)
 
     def scipy_dist(self, mu, dpars, trials=None):
-        return stats.binom(np.asarray(trials, dtype=np.int64), mu)
+        return _stats().binom(np.asarray(trials, dtype=np.int64), mu)
 
     def link_scale_variance(self, mu_mean, dpars):
         return _binary_link_variance(self.link_name)
@@ -331,7 +362,7 @@ class Bernoulli(Family):
         return mu * (1 - mu)
 
     def scipy_dist(self, mu, dpars, trials=None):
-        return stats.bernoulli(mu)
+        return _stats().bernoulli(mu)
 
     def link_scale_variance(self, mu_mean, dpars):
         return _binary_link_variance(self.link_name)
@@ -359,10 +390,12 @@ class Gamma(Family):
 
     def scipy_dist(self, mu, dpars, trials=None):
         shape = np.asarray(dpars["shape"])
-        return stats.gamma(shape, scale=mu / shape)
+        return _stats().gamma(shape, scale=mu / shape)
 
     def link_scale_variance(self, mu_mean, dpars):
-        return float(special.polygamma(1, float(np.mean(dpars["shape"]))))  # trigamma(shape)
+        from scipy.special import polygamma
+
+        return float(polygamma(1, float(np.mean(dpars["shape"]))))  # trigamma(shape)
 
 
 FAMILIES: dict[str, type[Family]] = {

@@ -158,8 +158,13 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         np.linspace(0, total - 1, ndraws).round().astype(int)
     keep = select_blocks(design, re_form)
 
+    all_draws = len(draw_idx) == total
+
     def take(name):
-        arr = stack(post, name)[draw_idx]
+        arr = stack(post, name)
+        if point and all_draws and arr.flags.c_contiguous:
+            return arr.mean(axis=0, keepdims=True)  # the same mean, without copying every draw first
+        arr = arr[draw_idx]
         return arr.mean(axis=0, keepdims=True) if point else arr
 
     if newdata is None:

@@ -252,27 +252,35 @@ class Summary:
 
 
 def random_effects_block(varcorr: pd.DataFrame, design, ci: float) -> pd.DataFrame:
-    """lme4's "Random effects" table: one row per sd, correlations in columns Corr1.."""
+    """lme4's "Random effects" table: one row per sd, correlations in columns Corr1..
+
+    Example
+    -------
+    >>> # random_effects_block(fit.VarCorr(), fit.design, 0.95)[["Groups", "Name", "Std.Dev."]]
+    """
     lcol, ucol = ci_columns(ci)
     max_q = max([b.n_coefs for b in design.all_blocks if b.is_correlated] + [1])
+    records = varcorr.to_dict("records")  # a handful of rows: plain dicts beat repeated DataFrame filters
     rows = []
     for blk in design.all_blocks:
         label = design.predictors[blk.dpar].label
-        sub = varcorr[(varcorr["grp"] == blk.name)]
+        sub = [r for r in records if r["grp"] == blk.name]
         names = [label(c) for c in blk.coefs]
-        sds = sub[sub["var2"].isna() & sub["var1"].isin(names)]
-        cors = sub[sub["var2"].notna()]
-        for k, (_, r) in enumerate(sds.iterrows()):
+        sds = [r for r in sub if pd.isna(r["var2"]) and r["var1"] in names]
+        cors = [r for r in sub if not pd.isna(r["var2"])]
+        for k, r in enumerate(sds):
             row = {"Groups": blk.name if k == 0 else "", "Name": r["var1"], "Variance": r["vcov"],
                    "Std.Dev.": r["sdcor"], lcol: r[lcol], ucol: r[ucol]}
             for j in range(max_q - 1):
                 val = np.nan
                 if blk.is_correlated and j < k:
-                    m = cors[(cors["var1"] == names[j]) & (cors["var2"] == names[k])]
-                    val = float(m["sdcor"].iloc[0]) if len(m) else np.nan
+                    m = [c for c in cors if c["var1"] == names[j] and c["var2"] == names[k]]
+                    val = float(m[0]["sdcor"]) if m else np.nan
                 row[f"Corr{j + 1}"] = val
             rows.append(row)
-    for _, r in varcorr[varcorr["grp"] == "Residual"].iterrows():
+    for r in records:
+        if r["grp"] != "Residual":
+            continue
         row = {"Groups": "Residual", "Name": "", "Variance": r["vcov"], "Std.Dev.": r["sdcor"],
                lcol: r[lcol], ucol: r[ucol]}
         row.update({f"Corr{j + 1}": np.nan for j in range(max_q - 1)})
