@@ -123,7 +123,7 @@ class HierFit(PlotMethods):
         """Number of levels per grouping factor, e.g. ``{'student:school': 4055, 'school': 65}``."""
         return self.design.ngrps
 
-    @property
+    @cached_property
     def draws(self):
         """The ``posterior`` group of the DataTree (an xarray Dataset)."""
         return self.posterior["posterior"].to_dataset()
@@ -410,8 +410,23 @@ class HierFit(PlotMethods):
         state = self.__dict__.copy()
         state.pop("pymc_model", None)
         state.pop("_loo_tree", None)
+        state.pop("draws", None)
         state["_summaries"] = {}
         return state
+
+
+def _kernel_spec(design, priors, par, collapsed: bool, settings):
+    """hierfit's compiled-kernel program for this model, or None when another kernel is to be used."""
+    if settings.sampler != "nutpie" or settings.kernel not in ("auto", "hierfit"):
+        return None
+    from .kernel import KernelUnsupported, build_spec
+
+    try:
+        return build_spec(design, priors, par, collapsed=collapsed)
+    except KernelUnsupported as err:
+        if settings.kernel == "hierfit":
+            raise HierfitError(f"kernel='hierfit' cannot evaluate this model: {err}; use kernel='pytensor'") from err
+        return None
 
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
@@ -466,11 +481,14 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         per step that does not grow with the rows) and draws them exactly afterwards;
         "full" samples them with NUTS; "auto" (default) collapses whenever possible.
         ``fit.method`` says which was used and why.
-    kernel : {"auto", "cached", "cfunc"}
-        How nutpie evaluates the model: "cached" uses PyTensor's numba kernel, compiled
-        once per model structure and cached on disk; "cfunc" builds nutpie's own wrapper
-        (slower to compile every time, faster per step on big data); "auto" picks "cfunc"
-        only for large full-sampler models.
+    kernel : {"auto", "hierfit", "pytensor", "cfunc", "jax"}
+        How nutpie evaluates the log density: "hierfit" is hierfit's own compiled kernel,
+        compiled once for all models (nothing to compile per formula); "pytensor" is
+        PyTensor's numba kernel of the PyMC model, compiled once per model structure and
+        cached on disk; "cfunc" is nutpie's wrapper of it, compiled in every process; "jax"
+        compiles the PyMC model with JAX (needs ``pip install jax``; GPUs, many chains).
+        "auto" (default) uses "hierfit" for every model it handles.  ``fit.kernel`` says
+        which was used.
     data_name : str, optional
         Shown in the summary header.
     warn : bool
@@ -503,26 +521,39 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     par = choose_parametrization(design, parametrization)
     t1 = time.perf_counter()
     if how.name == "collapsed":
-        from .collapsed import build_collapsed_model, draw_group_effects
-
-        model = build_collapsed_model(design, prior_set)
         par = Parametrization({b.key: "collapsed" for b in design.all_blocks},
                               {b.key: "integrated out; drawn exactly per posterior draw" for b in design.all_blocks},
                               par.names)
+    spec = _kernel_spec(design, prior_set, par, how.name == "collapsed", settings)
+    model = None
+    if spec is not None:
+        from .kernel.driver import sample_spec
+
+        t2 = time.perf_counter()
+        posterior, timing = sample_spec(spec, settings)
     else:
-        model = build_model(design, prior_set, par)
-    t2 = time.perf_counter()
-    work = design.nobs * max(1, len(design.all_blocks)) if how.name == "full" else 0
-    posterior, timing = sample_model(model, settings, work)
+        if how.name == "collapsed":
+            from .collapsed import build_collapsed_model
+
+            model = build_collapsed_model(design, prior_set)
+        else:
+            model = build_model(design, prior_set, par)
+        t2 = time.perf_counter()
+        work = design.nobs * max(1, len(design.all_blocks)) if how.name == "full" else 0
+        posterior, timing = sample_model(model, settings, work)
     kernel_used = timing.pop("kernel", None)
+    timing.pop("trace", None)
     _drop_internal(posterior)
     if how.name == "collapsed":
+        from .collapsed import draw_group_effects
+
         posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), design, seed))
     t3 = time.perf_counter()
     result = HierFit(design, prior_set, settings, posterior, dict(design=t1 - t0, model=t2 - t1, **timing), par)
     result.method = how
     result.kernel = kernel_used
-    result.__dict__["pymc_model"] = model
+    if model is not None:
+        result.__dict__["pymc_model"] = model
     if how.message and warn:
         _warn(how.message, HierfitWarning)
     if warn:

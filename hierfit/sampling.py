@@ -1,7 +1,15 @@
-"""Stage 4 of the pipeline: PyMC model -> posterior draws (an ``xarray.DataTree``).
+"""Stage 4 of the pipeline: the model -> posterior draws (an ``xarray.DataTree``).
 
-Two backends: nutpie (default; compiles the model with numba, whose cache makes a
-second fit of the same model structure fast) and PyMC's own NUTS.
+Samplers: nutpie's NUTS (default) and PyMC's own NUTS.  nutpie evaluates the log
+density with one of four kernels:
+
+``"hierfit"``   hierfit's compiled kernel (:mod:`hierfit.kernel`): written once in numba and
+                cached on disk, so no model is ever compiled; the default for every model it handles
+``"pytensor"``  PyTensor's numba kernel of the PyMC model, cached on disk per model structure
+``"cfunc"``     nutpie's own wrapper of that kernel, compiled again in every process
+``"jax"``       the PyMC model compiled by JAX (``pip install jax``; for GPUs and many chains)
+
+``sample_model`` samples a PyMC model; :func:`hierfit.kernel.driver.sample_spec` a kernel spec.
 """
 
 from __future__ import annotations
@@ -16,11 +24,9 @@ from .errors import HierfitError, SamplingError
 __all__ = ["SamplerSettings", "sample_model", "SAMPLERS"]
 
 SAMPLERS = ("nutpie", "pymc")
-#: How nutpie gets the log density: "cached" calls PyTensor's numba kernel (cached on disk across
-#: processes, so a model structure compiles once); "cfunc" lets nutpie compile its own wrapper
-#: (slower to build, every time, but chains then run without the Python interpreter in between).
-KERNELS = ("auto", "cached", "cfunc")
-#: Above this many rows x group terms "auto" picks "cfunc": sampling then outweighs compiling.
+KERNELS = ("auto", "hierfit", "pytensor", "cfunc", "jax")
+#: When the hierfit kernel does not apply, "auto" uses "cfunc" above this many rows x group terms
+#: (sampling then outweighs compiling) and "pytensor" below.
 CFUNC_WORK = 200_000
 
 
@@ -77,8 +83,8 @@ def sample_model(model, settings: SamplerSettings, work: int = 0):
     settings = settings.validate()
     if settings.sampler == "nutpie":
         kernel = settings.kernel
-        if kernel == "auto":
-            kernel = "cfunc" if work > CFUNC_WORK else "cached"
+        if kernel in ("auto", "hierfit"):
+            kernel = "cfunc" if work > CFUNC_WORK else "pytensor"
         return _sample_nutpie(model, settings, kernel)
     return _sample_pymc(model, settings)
 
@@ -93,7 +99,7 @@ def stored_variables(model) -> list[str]:
     return [n for n in names if not n.startswith(INTERNAL_PREFIXES)]
 
 
-def cached_kernel(model):
+def pytensor_kernel(model):
     """A nutpie model whose log density and gradient are PyTensor's numba kernel, called directly.
 
     PyTensor caches that kernel on disk (keyed by the graph), so a model structure that was
@@ -151,8 +157,14 @@ def _sample_nutpie(model, s: SamplerSettings, kernel: str):
         # IEEE arithmetic (no fastmath): a cached and a freshly compiled kernel then give bit-identical
         # results, so a seed reproduces the same draws whatever the state of the compile cache.
         with pytensor.config.change_flags(numba__fastmath=False):
-            compiled = cached_kernel(model) if kernel == "cached" else \
-                nutpie.compile_pymc_model(model, backend="numba", var_names=stored_variables(model))
+            if kernel == "pytensor":
+                compiled = pytensor_kernel(model)
+            elif kernel == "jax":
+                compiled = _jax_kernel(model)
+            else:
+                compiled = nutpie.compile_pymc_model(model, backend="numba", var_names=stored_variables(model))
+    except SamplingError:
+        raise
     except Exception as err:  # noqa: BLE001 - report compile failures as ours
         raise SamplingError(f"could not compile the model for nutpie: {err}") from err
     t1 = time.perf_counter()
@@ -170,6 +182,17 @@ def _sample_nutpie(model, s: SamplerSettings, kernel: str):
                             "or narrower priors") from err
     t2 = time.perf_counter()
     return dt, {"compile": t1 - t0, "sampling": t2 - t1, "kernel": kernel}
+
+
+def _jax_kernel(model):
+    """The PyMC model compiled by JAX for nutpie (log density and gradient both in JAX)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        raise SamplingError("kernel='jax' needs JAX: pip install jax (or jax[cuda12] for NVIDIA GPUs)")
+    import nutpie
+
+    return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", var_names=stored_variables(model))
 
 
 def _sample_pymc(model, s: SamplerSettings):

@@ -12,18 +12,33 @@ from hierfit.diagnostics import piles_at_zero
 def test_piles_at_zero():
     rng = np.random.default_rng(1)
     assert piles_at_zero(np.abs(rng.standard_t(3, 4000)) * 0.05)
+    assert piles_at_zero(np.abs(rng.normal(0, 0.2, 300)))  # few draws: still decreasing from 0
     assert not piles_at_zero(rng.gamma(20, 0.015, 4000))
+    assert not piles_at_zero(rng.gamma(3, 0.1, 300))  # mode away from 0, near it
+
+
+def _groups(sd, seed=7):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(30), 5)
+    y = rng.normal(size=g.size) + rng.normal(0, sd, 30)[g]
+    return pd.DataFrame({"y": y, "x": rng.normal(size=g.size), "g": g})
 
 
 def test_singular_fit_and_unconverged_are_reported():
-    rng = np.random.default_rng(7)
-    g = np.repeat(np.arange(30), 5)
-    df = pd.DataFrame({"y": rng.normal(size=g.size), "x": rng.normal(size=g.size), "g": g})  # no group variance
+    df = _groups(0.0)  # no group variance: the REML estimate of the sd is 0, lme4 reports a singular fit
     with pytest.warns(ConvergenceWarning) as rec:
-        m = hierfit.fit("y ~ x + (1 | g)", df, draws=60, tune=60, chains=2, seed=3, progressbar=False)
+        m = hierfit.fit("y ~ x + (1 | g)", df, draws=400, tune=400, chains=2, seed=3, progressbar=False)
     msgs = [str(w.message) for w in rec]
     assert any("boundary (singular) fit" in s and "sd((Intercept) | g)" in s for s in msgs)
-    assert any("ESS < 400" in s for s in msgs)  # 120 draws cannot give 400 effective draws
-    assert m.converged is False
     text = m.summary().to_text()
     assert "Warnings:" in text and "boundary (singular) fit" in text
+    with pytest.warns(ConvergenceWarning) as rec:
+        short = hierfit.fit("y ~ x + (1 | g)", df, draws=60, tune=60, chains=2, seed=3, progressbar=False)
+    assert any("ESS < 400" in str(w.message) for w in rec)  # 120 draws cannot give 400 effective draws
+    assert short.converged is False
+
+
+def test_a_clear_group_variance_is_not_called_singular():
+    m = hierfit.fit("y ~ x + (1 | g)", _groups(0.8), draws=400, tune=400, chains=2, seed=3, progressbar=False,
+                    warn=False)
+    assert not any("singular" in w for w in m.warnings)

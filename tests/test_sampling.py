@@ -17,13 +17,44 @@ def small():
     return pd.DataFrame({"y": y, "x": x, "g": g})
 
 
-def test_cached_kernel_gives_the_same_draws_as_nutpies_own(small):
+def test_pytensor_kernel_gives_the_same_draws_as_nutpies_own(small):
     kw = dict(draws=150, tune=150, chains=2, seed=3, method="full", parametrization="noncentered")
-    cached = quiet_fit("y ~ x + (1 | g)", small, kernel="cached", **kw)
+    cached = quiet_fit("y ~ x + (1 | g)", small, kernel="pytensor", **kw)
     cfunc = quiet_fit("y ~ x + (1 | g)", small, kernel="cfunc", **kw)
-    assert cached.kernel == "cached" and cfunc.kernel == "cfunc"
+    assert cached.kernel == "pytensor" and cfunc.kernel == "cfunc"
     np.testing.assert_array_equal(cached.draws["b"].values, cfunc.draws["b"].values)
     np.testing.assert_array_equal(cached.draws["sd_g"].values, cfunc.draws["sd_g"].values)
+
+
+@pytest.mark.parametrize("method", ["full", "collapsed"])
+def test_hierfit_kernel_samples_the_pytensor_kernels_posterior(small, method):
+    """Same density, same NUTS: the two kernels' posteriors agree (the draws differ: other starting points)."""
+    kw = dict(draws=1000, tune=500, chains=2, seed=5, method=method)
+    ours = quiet_fit("y ~ x + (1 | g)", small, **kw)
+    ref = quiet_fit("y ~ x + (1 | g)", small, kernel="pytensor", **kw)
+    assert ours.kernel == "hierfit" and ref.kernel == "pytensor"
+    assert set(ours.draws.data_vars) == set(ref.draws.data_vars)
+    for name in ("b", "sd_g", "sigma", "r_g"):
+        a, b = ours.draws[name], ref.draws[name]
+        assert a.dims == b.dims and a.shape == b.shape, name
+        sd = b.std(("chain", "draw")).values
+        diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
+        assert np.all(diff < 0.25 * sd), (name, diff / sd)
+    pd.testing.assert_index_equal(ours.fixef().index, ref.fixef().index)
+
+
+def test_kernel_fallback_when_the_compiled_kernel_cannot_evaluate_a_model(small, monkeypatch):
+    import hierfit.kernel as kernel_mod
+
+    def unsupported(*args, **kwargs):
+        raise kernel_mod.KernelUnsupported("a model the kernel does not know")
+
+    monkeypatch.setattr(kernel_mod, "build_spec", unsupported)
+    kw = dict(draws=100, tune=100, chains=1, seed=3)
+    m = quiet_fit("y ~ x + (1 | g)", small, **kw)
+    assert m.kernel == "pytensor"
+    with pytest.raises(hierfit.HierfitError, match="kernel='hierfit' cannot evaluate this model: a model the kernel"):
+        hierfit.fit("y ~ x + (1 | g)", small, kernel="hierfit", progressbar=False, **kw)
 
 
 def test_pymc_sampler(small):

@@ -220,18 +220,22 @@ def effects(x, ints, floats, brow, prow, sd, L, so, lo, r, ro):
 @nb.njit(**JIT)
 def effects_eta(ints, floats, brow, r, ro, eta, e0, n):
     """eta += the rows' group effects: r[g_i, c] times the row's value of coefficient c."""
-    K, io, zo, ones = ints[brow + B_K], ints[brow + B_INDEX], ints[brow + B_Z], ints[brow + B_ONES]
+    K, io, zo = ints[brow + B_K], ints[brow + B_INDEX], ints[brow + B_Z]
     e = eta[e0:e0 + n]
     idx = ints[io:io + n]
-    for c in range(K):
-        rc = r[ro + c:]
-        if ints[ones + c]:
-            for i in range(n):
-                e[i] += rc[idx[i] * K]
-        else:
-            z = floats[zo + c * n:zo + (c + 1) * n]
-            for i in range(n):
-                e[i] += z[i] * rc[idx[i] * K]
+    z = floats[zo:zo + K * n]
+    rb = r[ro:ro + ints[brow + B_J] * K]
+    uk = np.uint64(K)
+    if K == 1:
+        for i in range(n):
+            e[i] += z[i] * rb[np.uint64(idx[i])]  # unsigned: no negative-index check in the gather
+        return
+    for i in range(n):
+        j = np.uint64(idx[i]) * uk
+        v = 0.0
+        for c in range(K):
+            v += z[c * n + i] * rb[j + np.uint64(c)]
+        e[i] += v
 
 
 @nb.njit(**JIT)

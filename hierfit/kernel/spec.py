@@ -159,24 +159,27 @@ class _Layout:
 _LOC = {"normal": 0, "student_t": 1, "cauchy": 0}
 
 
-def _prior_terms(dist, positive: bool, lower: float) -> tuple[int, tuple[float, float, float], float, int, str]:
+def _prior_terms(dist, positive: bool, lower: float, half: bool | None = None):
     """(density code, params, constant, transform, value-name suffix) of a prior, as hierfit.priors.pymc_rv builds it.
 
-    Half-distributions add log 2; truncated ones (a positive parameter whose prior has a
-    non-zero location, or a lower bound above 0) subtract the log probability above the bound.
+    A positive parameter's normal/student_t/cauchy prior is the half-distribution (plus
+    log 2) when the location of every element of its PyMC variable is 0 (``half``), else
+    the distribution truncated at ``lower`` (minus the log probability above it).
     """
-    from scipy import stats
-
     fam, p = dist.family, tuple(float(v) for v in dist.params)
     code = C.PRIORS[fam]
     params = (p + (0.0, 0.0, 0.0))[:3]
     if not positive:
         return code, params, 0.0, C.T_NONE, ""
     loc = _LOC.get(fam)
-    if loc is not None and p[loc] == 0 and lower == 0:
+    if half is None:
+        half = loc is not None and p[loc] == 0
+    if loc is not None and half and lower == 0:
         return code, params, math.log(2.0), C.T_LOG, "_log__"
     if loc is None and lower == 0:
         return code, params, 0.0, C.T_LOG, "_log__"
+    from scipy import stats
+
     base = {
         "normal": lambda: stats.norm(p[0], p[1]),
         "student_t": lambda: stats.t(p[0], p[1], p[2]),
@@ -218,13 +221,13 @@ class _Priors:
         for fam in families:
             idx = [i for i, d in enumerate(dists) if d.family == fam]
             var = name if len(families) == 1 else f"{name}__{fam}"
-            suffixes = {_prior_terms(dists[i], positive, lower)[4] for i in idx}
-            if len(suffixes) > 1:  # PyMC would build one variable with mixed transforms; it cannot
-                raise KernelUnsupported(f"priors of {name} mix truncated and untruncated {fam} distributions")
+            loc = _LOC.get(fam)
+            half = loc is not None and all(dists[i].params[loc] == 0 for i in idx)
+            suffix = _prior_terms(dists[idx[0]], positive, lower, half)[4]
             centre = [self._centre(dists[i], positive, lower) for i in idx]
-            p = self.layout.take(var + suffixes.pop(), (len(idx),), centre=centre)
+            p = self.layout.take(var + suffix, (len(idx),), centre=centre)
             for k, i in enumerate(idx):
-                self._row(p[k], dists[i], positive, lower)
+                self._row(p[k], dists[i], positive, lower, half)
                 pos[i] = p[k]
         return pos
 
@@ -239,8 +242,8 @@ class _Priors:
         v = _typical_value(dist, positive, lower)
         return math.log(v - lower) if positive else v
 
-    def _row(self, pos, dist, positive, lower):
-        code, params, const, transform, _ = _prior_terms(dist, positive, lower)
+    def _row(self, pos, dist, positive, lower, half=None):
+        code, params, const, transform, _ = _prior_terms(dist, positive, lower, half)
         off = self.prog.f([*params, lower, const])
         self.rows.append([int(pos), code, off, transform])
 
@@ -258,17 +261,17 @@ def row_terms(family: str, y: np.ndarray, trials) -> tuple[np.ndarray, np.ndarra
     >>> row_terms("poisson", np.array([0.0, 2.0]), None)[0].round(4).tolist()
     [-0.0, -0.6931]
     """
-    from scipy.special import gammaln
-
     y = np.asarray(y, dtype=float)
     const = np.zeros_like(y)
     aux = np.zeros_like(y)
     code = C.FAMILIES[family]
-    if code in (C.POISSON, C.NEGBINOMIAL):
+    if code in (C.POISSON, C.NEGBINOMIAL, C.BINOMIAL):
+        from scipy.special import gammaln
+
         const = -gammaln(y + 1.0)
-    elif code == C.BINOMIAL:
-        n = np.asarray(trials, dtype=float)
-        const = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+        if code == C.BINOMIAL:
+            n = np.asarray(trials, dtype=float)
+            const += gammaln(n + 1.0) - gammaln(n - y + 1.0)
     elif code == C.GAUSSIAN:
         const = np.full_like(y, -0.5 * math.log(2.0 * math.pi))
     elif code == C.GAMMA:
