@@ -43,6 +43,20 @@ def test_hierfit_kernel_samples_the_pytensor_kernels_posterior(small, method):
     pd.testing.assert_index_equal(ours.fixef().index, ref.fixef().index)
 
 
+@pytest.mark.parametrize("method", ["full", "collapsed"])
+def test_jax_kernel_samples_the_same_posterior(small, method):
+    """nutpie's JAX backend (the PyMC model compiled by JAX), on the CPU here, for GPUs elsewhere."""
+    kw = dict(draws=800, tune=500, chains=2, seed=2, method=method)
+    jx = quiet_fit("y ~ x + (1 | g)", small, kernel="jax", **kw)
+    ours = quiet_fit("y ~ x + (1 | g)", small, **kw)
+    assert jx.kernel == "jax" and jx.method.name == method
+    for name in ("b", "sd_g", "sigma", "r_g"):
+        a, b = jx.draws[name], ours.draws[name]
+        assert a.dims == b.dims
+        diff = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
+        assert np.all(diff < 0.25 * b.std(("chain", "draw")).values), (name, diff)
+
+
 def test_kernel_fallback_when_the_compiled_kernel_cannot_evaluate_a_model(small, monkeypatch):
     import hierfit.kernel as kernel_mod
 
