@@ -121,10 +121,11 @@ def test_stored_draws_equal_pymcs_variables(built):
     names = [v.name for v in spec.stored]
     outs = model.replace_rvs_by_values([model[n] for n in names])
     fn = pytensor.function(model.value_vars, outs, mode="FAST_COMPILE", on_unused_input="ignore")
-    for x in _points(spec, 2):
-        out = np.zeros(spec.n_expanded)
-        ENTRY.expand(x, out, spec.ints, spec.floats)
-        ours = spec.split_draws(out)
+    xs = np.stack(_points(spec, 3))  # the steps work on many draws at once
+    stored = spec.stored_draws(xs)
+    assert set(stored) == set(names)
+    for k, x in enumerate(xs):
+        ours = {name: v[k] for name, v in stored.items()}
         point = spec.pymc_point(x)
         for name, ref in zip(names, fn(*[point[v.name] for v in model.value_vars])):
             np.testing.assert_allclose(ours[name], ref, rtol=1e-10, atol=1e-12, err_msg=name)

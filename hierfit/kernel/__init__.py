@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .spec import KernelSpec, KernelUnsupported, build_spec, kernel_support
 
-__all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "cache_tag"]
+__all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "entry_point", "cache_tag"]
 
 _JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "density.py", "entry.py")
 
@@ -61,12 +61,15 @@ def _cache_folder():
 
 
 def load():
-    """The compiled entry points (module :mod:`hierfit.kernel.entry`), imported with the kernel's cache folder.
+    """The kernel's numba module :mod:`hierfit.kernel.entry`, imported with the kernel's cache folder.
+
+    Its ``logp_and_grad(x, grad, ints, floats)`` evaluates a spec's log density from
+    Python (tests, checks); the sampler uses :func:`entry_point`.
 
     Example
     -------
     >>> entry = load()
-    >>> entry.logp_cfunc.address > 0
+    >>> callable(entry.logp_and_grad)
     True
     """
     import sys
@@ -76,3 +79,18 @@ def load():
         with _cache_folder():
             from . import entry  # noqa: F401
     return sys.modules[name]
+
+
+def entry_point(name: str):
+    """The address of a C entry point: ``"full"`` or ``"collapsed"`` (log density and gradient) or ``"expand"``.
+
+    Compiled on first use (cached on disk, in the kernel's cache folder).
+
+    Example
+    -------
+    >>> entry_point("collapsed") > 0
+    True
+    """
+    entry = load()
+    with _cache_folder():
+        return entry.cfunc(name).address

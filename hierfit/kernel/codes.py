@@ -23,10 +23,10 @@ P_NORMAL, P_STUDENT_T, P_CAUCHY, P_EXPONENTIAL, P_GAMMA, P_LOGNORMAL, P_INV_GAMM
 
 # header slots
 H_KIND, H_N, H_NDIM, H_FAMILY, H_LINK, H_Y, H_TRIALS = range(7)
-H_NPRIOR, H_PRIORS, H_NPRED, H_PREDS, H_NBLOCK, H_BLOCKS, H_NDPAR, H_DPARS, H_NEXP = range(7, 16)
-H_J, H_P, H_Q, H_SS_N, H_SS_YY, H_SS_XY, H_SS_XX, H_SS_ZY, H_SS_ZX, H_SS_ZZ = range(16, 26)
-H_ROW_CONST, H_ROW_AUX = 26, 27  # per-row terms that depend on y alone (log-likelihood constants, log y)
-HEADER_SIZE = 28
+H_NPRIOR, H_PRIORS, H_NPRED, H_PREDS, H_NBLOCK, H_BLOCKS, H_NDPAR, H_DPARS = range(7, 15)
+H_J, H_P, H_Q, H_SS_N, H_SS_YY, H_SS_XY, H_SS_XX, H_SS_ZY, H_SS_ZX, H_SS_ZZ = range(15, 25)
+H_ROW_CONST, H_ROW_AUX = 25, 26  # per-row terms that depend on y alone (log-likelihood constants, log y)
+HEADER_SIZE = 27
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4

@@ -1,4 +1,4 @@
-"""The log densities (with exact gradients) and the expand functions of the two model kinds (numba).
+"""The log densities, with exact gradients, of the two model kinds (numba).
 
 Full model (group effects sampled)::
 
@@ -10,9 +10,8 @@ Full model (group effects sampled)::
 Collapsed model (Gaussian, one grouping factor; see hierfit.collapsed): the group
 effects integrated out with Woodbury's identity on per-level sufficient statistics.
 
-The expand functions write each draw's stored variables in the order of
-``KernelSpec.stored``: per predictor Intercept, beta, b and its blocks' sd, cor and r
-(r only in the full model); then the distributional parameters without a formula.
+The posterior's variables (b, sd, cor, r, ...) are computed from the unconstrained
+draws afterwards, in numpy (hierfit.kernel.generated).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from .codes import (
-    COLLAPSED, H_KIND, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
+    B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
     D_SOURCE, D_WHERE, DPAR_WIDTH, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK, H_NDIM, H_NDPAR, H_NPRED,
     H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX,
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
@@ -406,80 +405,6 @@ def full_logp(x, grad, ints, floats):
                      ints[brow + B_PRED] * n, n, dL, dsd)
         block_scales_grad(grad, ints, floats, brow, sd, Lc, norm, so[b], lo[b], dL, dsd)
     return lp
-
-
-@nb.njit(**JIT)
-def write_fixed(x, ints, floats, prow, out, o):
-    P = ints[prow + PR_P]
-    if ints[prow + PR_HAS_INT]:
-        out[o] = theta_value(x, ints, prow, 0)
-        o += 1
-    for k in range(P):
-        out[o + k] = theta_value(x, ints, prow, 1 + k)
-    o += P
-    nf = ints[prow + PR_NFIXED]
-    if nf > 0:
-        b = np.empty(nf)
-        fixed_values(x, ints, floats, prow, b)
-        for j in range(nf):
-            out[o + j] = b[j]
-        o += nf
-    return o
-
-
-@nb.njit(**JIT)
-def write_scales(ints, brow, sd, Lc, so, lo, out, o):
-    K = ints[brow + B_K]
-    for c in range(K):
-        out[o + c] = sd[so + c]
-    o += K
-    if ints[brow + B_CORR]:
-        for a in range(K):
-            for b in range(K):
-                s = 0.0
-                for c in range(min(a, b) + 1):
-                    s += Lc[lo + a * K + c] * Lc[lo + b * K + c]
-                out[o + a * K + b] = s
-        o += K * K
-    return o
-
-
-@nb.njit(**JIT)
-def write_dpars(x, ints, floats, out, o):
-    for d in range(ints[H_NDPAR]):
-        row = ints[H_DPARS] + d * DPAR_WIDTH
-        if ints[row + D_SOURCE] == SRC_PARAM:
-            out[o] = floats[ints[row + D_LOWER]] + math.exp(x[ints[row + D_WHERE]])
-            o += 1
-    return o
-
-
-@nb.njit(**JIT)
-def expand(x, out, ints, floats):
-    """Stored variables of one draw (full or collapsed model), in KernelSpec.stored order."""
-    collapsed = ints[H_KIND] == COLLAPSED
-    npred, pt = ints[H_NPRED], ints[H_PREDS]
-    nblk, bt = ints[H_NBLOCK], ints[H_BLOCKS]
-    so, lo, ro = block_offsets(ints)
-    sd, norm = np.empty(so[nblk]), np.empty(so[nblk])
-    Lc, L = np.empty(lo[nblk]), np.empty(lo[nblk])
-    r = np.empty(ro[nblk])
-    o = 0
-    for p in range(npred):
-        prow = pt + p * PRED_WIDTH
-        o = write_fixed(x, ints, floats, prow, out, o)
-        first, count = ints[prow + PR_FIRST_BLOCK], ints[prow + PR_NBLOCK]
-        for b in range(first, first + count):
-            brow = bt + b * BLOCK_WIDTH
-            block_scales(x, ints, floats, brow, sd, Lc, L, norm, so[b], lo[b])
-            o = write_scales(ints, brow, sd, Lc, so[b], lo[b], out, o)
-            if not collapsed:
-                effects(x, ints, floats, brow, prow, sd, L, so[b], lo[b], r, ro[b])
-                m = ints[brow + B_J] * ints[brow + B_K]
-                for t in range(m):
-                    out[o + t] = r[ro[b] + t]
-                o += m
-    write_dpars(x, ints, floats, out, o)
 
 
 # -- the collapsed model ----------------------------------------------------------------------------------------------

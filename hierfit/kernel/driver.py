@@ -103,24 +103,36 @@ def _scalar_stat_columns(batch) -> list[str]:
     return out
 
 
+#: the trace's one variable: each draw's unconstrained vector
+RAW = "__unconstrained"
+
+
+def posterior_dataset(spec, x: np.ndarray):
+    """The posterior Dataset of unconstrained draws x (chain, draw, n_dim), with dims and coords."""
+    import xarray as xr
+
+    values = spec.stored_draws(x)
+    chains, draws = x.shape[:2]
+    dims = {d for v in spec.stored for d in v.dims}
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws),
+              **{d: spec.coords[d] for d in dims if d in spec.coords}}
+    return xr.Dataset({v.name: xr.Variable(("chain", "draw") + v.dims, values[v.name]) for v in spec.stored},
+                      coords=coords)
+
+
 def trace_to_datatree(draw_batches, stat_batches, spec):
     """The post-warm-up draws and sampler statistics as ``posterior`` and ``sample_stats`` groups."""
     import xarray as xr
 
     kept = []
-    for draws, stats in zip(draw_batches, stat_batches):
+    for stats in stat_batches:
         tuning = np.asarray(_column(stats, "tuning"), dtype=bool)
         kept.append(np.flatnonzero(~tuning))
     n_draw = min(len(k) for k in kept)
-    chains = np.arange(len(kept))
-    coords = {"chain": chains, "draw": np.arange(n_draw)}
-    post = {}
-    for var in spec.stored:
-        arr = np.stack([_column(d, var.name)[k[:n_draw]] for d, k in zip(draw_batches, kept)])
-        arr = arr.reshape((len(kept), n_draw) + var.shape)
-        post[var.name] = xr.Variable(("chain", "draw") + var.dims, arr)
-    dim_coords = {d: spec.coords[d] for v in spec.stored for d in v.dims if d in spec.coords}
-    posterior = xr.Dataset(post, coords={**coords, **dim_coords})
+    x = np.stack([_column(d, RAW)[k[:n_draw]] for d, k in zip(draw_batches, kept)])
+    posterior = posterior_dataset(spec, x)
+    del x
+    coords = {"chain": np.arange(len(kept)), "draw": np.arange(n_draw)}
     stats = {}
     for name in _scalar_stat_columns(stat_batches[0]):
         if name == "tuning":
@@ -142,25 +154,22 @@ def sample_spec(spec, settings):
     -------
     >>> # dt, timing = sample_spec(build_spec(design, priors), SamplerSettings(seed=1))
     """
-    from . import load
+    from . import entry_point
 
     t0 = time.perf_counter()
-    entry = load()
+    logp_address, expand_address = entry_point(spec.kind), entry_point("expand")
     lib = nutpie_lib()
     t1 = time.perf_counter()
     ints = np.ascontiguousarray(spec.ints, dtype=np.int64)
     floats = np.ascontiguousarray(spec.floats, dtype=np.float64)
     user_data = np.array([ints.ctypes.data, ints.size, floats.ctypes.data, floats.size], dtype=np.int64)
-    keep_alive = (ints, floats, user_data, entry)
-    logp_fn = lib.LogpFunc(entry.logp_cfunc.address, user_data.ctypes.data, keep_alive)
-    expand_fn = lib.ExpandFunc(spec.n_dim, spec.n_expanded, entry.expand_cfunc.address, user_data.ctypes.data,
-                               keep_alive)
-    dim_sizes = {k: len(v) for k, v in spec.coords.items()}
-    variables = lib.PyVariable.new_variables([v.name for v in spec.stored], ["float64"] * len(spec.stored),
-                                             [tuple(v.shape) for v in spec.stored], dim_sizes,
-                                             {v.name: tuple(v.dims) for v in spec.stored})
-    model = lib.PyMcModel(logp_fn, expand_fn, variables, spec.n_dim, dim_sizes,
-                          {k: list(v) for k, v in spec.coords.items()}, spec.initial_point, None)
+    keep_alive = (ints, floats, user_data)
+    logp_fn = lib.LogpFunc(logp_address, user_data.ctypes.data, keep_alive)
+    expand_fn = lib.ExpandFunc(spec.n_dim, spec.n_dim, expand_address, user_data.ctypes.data, keep_alive)
+    dim = RAW + "_dim"
+    variables = lib.PyVariable.new_variables([RAW], ["float64"], [(spec.n_dim,)], {dim: spec.n_dim}, {RAW: (dim,)})
+    model = lib.PyMcModel(logp_fn, expand_fn, variables, spec.n_dim, {dim: spec.n_dim},
+                          {dim: [str(i) for i in range(spec.n_dim)]}, spec.initial_point, None)
     nuts = lib.PyNutsSettings.Diag(int(settings.seed))
     nuts.update(dict(num_tune=int(settings.tune), num_draws=int(settings.draws), num_chains=int(settings.chains),
                      target_accept=float(settings.target_accept)))
@@ -174,6 +183,7 @@ def sample_spec(spec, settings):
             sampler.abort()
             raise
         draws, stats = sampler.take_results().get_arrow_trace()
+        del sampler
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:  # noqa: BLE001 - nutpie's Rust panics derive from BaseException
@@ -181,4 +191,5 @@ def sample_spec(spec, settings):
                             "or narrower priors") from err
     t2 = time.perf_counter()
     tree = trace_to_datatree(draws, stats, spec)
+    del draws, stats
     return tree, {"compile": t1 - t0, "sampling": t2 - t1, "trace": time.perf_counter() - t2, "kernel": "hierfit"}

@@ -2,7 +2,8 @@
 
 ``user_data`` points at four int64 words: the address and length of the program's
 int64 array, then of its float64 array.  The functions are numba ``cfunc``s cached on
-disk, so they are compiled once for every model hierfit's kernel handles.
+disk, so they are compiled once for every model hierfit's kernel handles; the full and
+the collapsed log densities are separate entry points, compiled when first needed.
 Return codes follow nutpie: 0 ok, 3 a non-finite gradient, 4 a non-finite log
 density (both recoverable: the sampler treats the point as divergent).
 """
@@ -16,7 +17,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from .codes import COLLAPSED, H_KIND
-from .density import collapsed_logp, expand, full_logp
+from .density import collapsed_logp, full_logp
 from .scalar import JIT
 
 
@@ -55,14 +56,13 @@ EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.float6
                          types.CPointer(types.int64))
 
 
-@nb.cfunc(LOGP_SIG, cache=True, error_model="numpy")
-def logp_cfunc(dim, x_ptr, grad_ptr, logp_ptr, user_data):
+def _logp_full(dim, x_ptr, grad_ptr, logp_ptr, user_data):
     head = nb.carray(user_data, (4,))
     ints = nb.carray(_i64_ptr(head[0]), (head[1],))
     floats = nb.carray(_f64_ptr(head[2]), (head[3],))
     x = nb.carray(x_ptr, (dim,))
     grad = nb.carray(grad_ptr, (dim,))
-    lp = logp_and_grad(x, grad, ints, floats)
+    lp = full_logp(x, grad, ints, floats)
     logp_ptr[0] = lp
     if not math.isfinite(lp):
         return 4
@@ -72,12 +72,43 @@ def logp_cfunc(dim, x_ptr, grad_ptr, logp_ptr, user_data):
     return 0
 
 
-@nb.cfunc(EXPAND_SIG, cache=True, error_model="numpy")
-def expand_cfunc(dim, n_expanded, x_ptr, out_ptr, user_data):
+def _logp_collapsed(dim, x_ptr, grad_ptr, logp_ptr, user_data):
     head = nb.carray(user_data, (4,))
     ints = nb.carray(_i64_ptr(head[0]), (head[1],))
     floats = nb.carray(_f64_ptr(head[2]), (head[3],))
     x = nb.carray(x_ptr, (dim,))
-    out = nb.carray(out_ptr, (n_expanded,))
-    expand(x, out, ints, floats)
+    grad = nb.carray(grad_ptr, (dim,))
+    lp = collapsed_logp(x, grad, ints, floats)
+    logp_ptr[0] = lp
+    if not math.isfinite(lp):
+        return 4
+    for i in range(dim):
+        if not math.isfinite(grad[i]):
+            return 3
     return 0
+
+
+def _expand(dim, n_expanded, x_ptr, out_ptr, user_data):
+    """The stored draw is the unconstrained vector itself; hierfit.kernel.generated derives the rest."""
+    if n_expanded != dim:
+        return -1
+    for i in range(dim):
+        out_ptr[i] = x_ptr[i]
+    return 0
+
+
+_RAW = {"full": (_logp_full, LOGP_SIG), "collapsed": (_logp_collapsed, LOGP_SIG), "expand": (_expand, EXPAND_SIG)}
+_COMPILED: dict = {}
+
+
+def cfunc(name: str):
+    """The C entry point ``"full"``, ``"collapsed"`` (log densities) or ``"expand"``, compiled on first use.
+
+    Each is compiled separately (and cached), so a first fit compiles only what its
+    model kind needs.  Call through :func:`hierfit.kernel.entry_point`, which sets the
+    cache folder.
+    """
+    if name not in _COMPILED:
+        fn, sig = _RAW[name]
+        _COMPILED[name] = nb.cfunc(sig, cache=True, error_model="numpy")(fn)
+    return _COMPILED[name]

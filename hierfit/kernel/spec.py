@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import codes as C
+from .generated import BlockStep, DparStep, FixedStep
 
 __all__ = ["KernelSpec", "ValueVar", "StoredVar", "build_spec", "kernel_support", "spiral_positions"]
 
@@ -41,7 +42,7 @@ class ValueVar:
 
 @dataclass(frozen=True)
 class StoredVar:
-    """One variable of the stored draws (what the expand function writes), with its dims."""
+    """One variable of the stored draws, with its dims (computed by hierfit.kernel.generated)."""
 
     name: str
     shape: tuple[int, ...]
@@ -58,7 +59,8 @@ class KernelSpec:
     n_dim : number of unconstrained parameters NUTS samples
     ints, floats : the program (header, tables, data)
     value_vars : the unconstrained vector's variables, in order
-    stored : the variables of each stored draw, in the order the kernel writes them
+    stored : the posterior's variables, with their dims
+    steps : how they are computed from the unconstrained draws (hierfit.kernel.generated)
     coords : coordinate labels of every dim
     init_centre : the unconstrained starting point before jitter
     """
@@ -72,10 +74,7 @@ class KernelSpec:
     coords: dict[str, list[str]]
     init_centre: np.ndarray
     jitter: np.ndarray = field(repr=False, default=None)
-
-    @property
-    def n_expanded(self) -> int:
-        return int(sum(int(np.prod(v.shape)) for v in self.stored))
+    steps: list = field(repr=False, default_factory=list)
 
     def initial_point(self, seed: int) -> np.ndarray:
         """A starting point: the centre plus uniform(-1, 1) jitter (as PyMC's jitter_rvs), seeded."""
@@ -86,14 +85,11 @@ class KernelSpec:
         """The PyMC value-variable point of an unconstrained vector (for checks against PyMC's logp)."""
         return {v.name: np.asarray(x)[v.positions].reshape(v.shape) for v in self.value_vars}
 
-    def split_draws(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """Split expanded draws (..., n_expanded) into the stored variables."""
-        out, start = {}, 0
-        for v in self.stored:
-            size = int(np.prod(v.shape))
-            out[v.name] = flat[..., start:start + size].reshape(flat.shape[:-1] + v.shape)
-            start += size
-        return out
+    def stored_draws(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The posterior's variables of unconstrained draws x (..., n_dim) (see hierfit.kernel.generated)."""
+        from .generated import stored_draws
+
+        return stored_draws(self, x)
 
 
 class _Program:
@@ -365,7 +361,10 @@ def _fixed_part(prog, layout, pri, pred, pp):
     row[C.PR_NFIXED] = len(names)
     row[C.PR_FIXED_MAP] = prog.i(fixed_map)
     row[C.PR_OFFSET] = offset
-    return row, np.concatenate([[int_pos], beta_pos]).astype(np.int64)
+    step = FixedStep(pred.var("Intercept") if pred.has_intercept else None,
+                     pred.var("beta") if slope_idx else None, pred.var("b") if names else None,
+                     int(int_pos), np.asarray(beta_pos, dtype=np.int64), xmean, np.asarray(fixed_map, dtype=np.int64))
+    return row, np.concatenate([[int_pos], beta_pos]).astype(np.int64), step
 
 
 def _stored_fixed(pred) -> list[StoredVar]:
@@ -381,14 +380,15 @@ def _stored_fixed(pred) -> list[StoredVar]:
 
 
 def _block(prog, layout, pri, blk, pred_index, pp, par, sample_effects: bool):
-    """Lay out sd, L and (when sampled) z or gamma of one group block; return its table row and stored vars."""
+    """Lay out sd and L of one group block; return its table row, stored vars, effects' name and sd positions."""
     k, J = blk.n_coefs, blk.n_levels
     row = [0] * C.BLOCK_WIDTH
     row[C.B_PRED], row[C.B_J], row[C.B_K] = pred_index, J, k
     row[C.B_INDEX] = prog.i(blk.index)
     row[C.B_Z] = prog.f(blk.Z.T)  # column-major
     row[C.B_ONES] = prog.i([int(np.all(blk.Z[:, c] == 1.0)) for c in range(k)])
-    row[C.B_SD_IDX] = prog.i(pri.vector(f"sd_{blk.key}", pp.sd[blk.name], positive=True))
+    sd_pos = pri.vector(f"sd_{blk.key}", pp.sd[blk.name], positive=True)
+    row[C.B_SD_IDX] = prog.i(sd_pos)
     row[C.B_CORR] = int(blk.is_correlated)
     stored = [StoredVar(f"sd_{blk.key}", (k,), (f"{blk.key}__coef",))]
     if blk.is_correlated:
@@ -407,9 +407,9 @@ def _block(prog, layout, pri, blk, pred_index, pp, par, sample_effects: bool):
         row[C.B_CENTERED] = int(centred)
         row[C.B_PARAM_POS] = -2  # the caller takes the position and, for centred blocks, adds the mean matrix
         stored.append(StoredVar(f"r_{blk.key}", (J, k), (f"{blk.key}__level", f"{blk.key}__coef")))
-        return row, stored, name
+        return row, stored, name, sd_pos
     row[C.B_PARAM_POS] = -1
-    return row, stored, None
+    return row, stored, None, sd_pos
 
 
 def _mean_matrix(pred, blk, plan) -> np.ndarray:
@@ -456,13 +456,14 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     par = dict(parametrization or {})
     prog, layout = _Program(), _Layout()
     pri = _Priors(prog, layout)
-    pred_rows, block_rows, stored = [], [], []
+    pred_rows, block_rows, stored, steps = [], [], [], []
     preds = list(design.predictors.items())
     if collapsed:
         preds = preds[:1]
     for pi, (dp, pred) in enumerate(preds):
         pp = priors.predictors[dp]
-        row, theta_pos = _fixed_part(prog, layout, pri, pred, pp)
+        row, theta_pos, fixed_step = _fixed_part(prog, layout, pri, pred, pp)
+        steps.append(fixed_step)
         row[C.PR_FIRST_BLOCK] = len(block_rows)
         row[C.PR_NBLOCK] = len(pred.blocks)
         link = fam.link.name if dp == "mu" else "log"
@@ -471,7 +472,8 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         stored.extend(_stored_fixed(pred))
         plans = model_mod.centred_means(pred, par) if not collapsed else {}
         for blk in pred.blocks:
-            brow, bstored, effect_name = _block(prog, layout, pri, blk, pi, pp, par, not collapsed)
+            brow, bstored, effect_name, sd_pos = _block(prog, layout, pri, blk, pi, pp, par, not collapsed)
+            M = None
             if effect_name is not None:
                 brow[C.B_PARAM_POS] = int(layout.take(effect_name, (blk.n_levels, blk.n_coefs))[0])
                 if brow[C.B_CENTERED]:
@@ -483,6 +485,10 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                     layout.centre[-1] = (M @ theta0).ravel()
             block_rows.append(brow)
             stored.extend(bstored)
+            steps.append(BlockStep(
+                blk.key, np.asarray(sd_pos, dtype=np.int64),
+                int(brow[C.B_L_POS]), spiral_positions(blk.n_coefs) if blk.is_correlated else None,
+                int(brow[C.B_PARAM_POS]), blk.n_levels, blk.n_coefs, bool(brow[C.B_CENTERED]), M, fixed_step))
     dpar_rows = []
     for dpar in fam.dpars:
         if dpar.name in design.predictors and not collapsed:
@@ -492,6 +498,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
             pos = pri.scalar(dpar.name, priors.dpars[dpar.name], positive=True, lower=dpar.lower)
             dpar_rows.append([C.SRC_PARAM, pos, prog.f([dpar.lower])])
             stored.append(StoredVar(dpar.name, (), ()))
+            steps.append(DparStep(dpar.name, pos, float(dpar.lower)))
     h = prog.header
     h[C.H_KIND] = C.COLLAPSED if collapsed else C.FULL
     h[C.H_N] = design.nobs
@@ -506,7 +513,6 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_NPRED], h[C.H_PREDS] = len(pred_rows), prog.table(pred_rows, C.PRED_WIDTH)
     h[C.H_NBLOCK], h[C.H_BLOCKS] = len(block_rows), prog.table(block_rows, C.BLOCK_WIDTH)
     h[C.H_NDPAR], h[C.H_DPARS] = len(dpar_rows), prog.table(dpar_rows, C.DPAR_WIDTH)
-    h[C.H_NEXP] = int(sum(int(np.prod(v.shape)) for v in stored))
     if collapsed:
         _collapsed_stats(prog, design)
     ints, floats = prog.arrays()
@@ -514,7 +520,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                       value_vars=layout.value_vars, stored=stored,
                       coords=model_mod.coords_for(design),
                       init_centre=np.concatenate(layout.centre) if layout.centre else np.zeros(0),
-                      jitter=np.concatenate(layout.jitter) if layout.jitter else np.zeros(0))
+                      jitter=np.concatenate(layout.jitter) if layout.jitter else np.zeros(0), steps=steps)
 
 
 def _collapsed_stats(prog: _Program, design) -> None:
