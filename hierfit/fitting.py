@@ -417,7 +417,7 @@ class HierFit(PlotMethods):
 
 def _kernel_spec(design, priors, par, collapsed: bool, settings):
     """hierfit's compiled-kernel program for this model, or None when another kernel is to be used."""
-    if settings.sampler != "nutpie" or settings.kernel not in ("auto", "hierfit"):
+    if settings.kernel not in ("auto", "hierfit"):
         return None
     from .kernel import KernelUnsupported, build_spec
 
@@ -466,6 +466,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         Random seed; the same seed gives identical draws. When None a seed is drawn
         and recorded in ``fit.settings.seed`` so the fit can be repeated.
     sampler : {"nutpie", "pymc"}
+        nutpie's NUTS (Rust, default) or PyMC's (``pymc.sample``).
     target_accept : float
         NUTS target acceptance rate (raise towards 0.95 after divergences).
     progressbar : bool
@@ -527,7 +528,10 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     spec = _kernel_spec(design, prior_set, par, how.name == "collapsed", settings)
     model = None
     if spec is not None:
-        from .kernel.driver import sample_spec
+        if settings.sampler == "pymc":
+            from .kernel.pymc_nuts import sample_spec_pymc as sample_spec
+        else:
+            from .kernel.driver import sample_spec
 
         t2 = time.perf_counter()
         posterior, timing = sample_spec(spec, settings)

@@ -9,7 +9,9 @@ density with one of four kernels:
 ``"cfunc"``     nutpie's own wrapper of that kernel, compiled again in every process
 ``"jax"``       the PyMC model compiled by JAX (``pip install jax``; for GPUs and many chains)
 
-``sample_model`` samples a PyMC model; :func:`hierfit.kernel.driver.sample_spec` a kernel spec.
+``sample_model`` samples a PyMC model; :func:`hierfit.kernel.driver.sample_spec` a kernel spec
+with nutpie and :func:`hierfit.kernel.pymc_nuts.sample_spec_pymc` with PyMC's NUTS
+(``sampler="pymc"`` uses hierfit's kernel too, unless ``kernel="pytensor"``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class SamplerSettings:
             raise HierfitError(f"seed must be a non-negative integer or None, got {self.seed!r}")
         if self.kernel not in KERNELS:
             raise HierfitError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
+        if self.sampler == "pymc" and self.kernel in ("cfunc", "jax"):
+            raise HierfitError(f"kernel={self.kernel!r} is one of nutpie's; with sampler='pymc' use kernel='auto' "
+                               "(hierfit's kernel) or 'pytensor' (the PyMC model's own graph)")
         return self
 
 

@@ -71,8 +71,11 @@ def test_kernel_fallback_when_the_compiled_kernel_cannot_evaluate_a_model(small,
         hierfit.fit("y ~ x + (1 | g)", small, kernel="hierfit", progressbar=False, **kw)
 
 
-def test_pymc_sampler(small):
-    m = quiet_fit("y ~ x + (1 | g)", small, sampler="pymc", draws=300, tune=300, chains=1, seed=2)
+@pytest.mark.parametrize("kernel", ["auto", "pytensor"])
+def test_pymc_sampler(small, kernel):
+    """PyMC's NUTS on hierfit's kernel (default) or on the PyMC model's own graph."""
+    m = quiet_fit("y ~ x + (1 | g)", small, sampler="pymc", kernel=kernel, draws=300, tune=300, chains=1, seed=2)
+    assert m.kernel == ("hierfit" if kernel == "auto" else None)
     assert m.draws["b"].shape == (1, 300, 2)
     ref = quiet_fit("y ~ x + (1 | g)", small, draws=300, tune=300, chains=2, seed=2)
     a, b = m.fixef(), ref.fixef()
@@ -87,3 +90,5 @@ def test_bad_settings(small):
         hierfit.fit("y ~ x + (1 | g)", small, method="laplace")
     with pytest.raises(hierfit.HierfitError, match="sampler must be one of"):
         hierfit.fit("y ~ x + (1 | g)", small, sampler="stan")
+    with pytest.raises(hierfit.HierfitError, match="kernel='cfunc' is one of nutpie's"):
+        hierfit.fit("y ~ x + (1 | g)", small, sampler="pymc", kernel="cfunc")
