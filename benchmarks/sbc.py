@@ -13,9 +13,10 @@ The simulator is plain numpy written from the model's definition (see
 ``hierfit.model``), not hierfit's PyMC graph, so a disagreement between what the
 model is meant to be and what is sampled shows up as non-uniform ranks.
 
-Speed: each worker process builds the PyMC model once per model type with hierfit's
-own ``build_design``/``resolve_priors``/``build_model``, compiles it with nutpie
-once, and swaps in each replication's response with nutpie's ``with_data``.
+Speed: each worker process builds the design and priors once with hierfit's own
+``build_design``/``resolve_priors``; each replication swaps in its response, writes
+the model down for hierfit's compiled kernel (``hierfit.kernel.build_spec``, the path
+``hierfit.fit`` takes) and samples it with nutpie, so nothing is compiled per model.
 
 Run the benchmark (results go to ``benchmarks/results/``)::
 
@@ -259,31 +260,8 @@ def _extract(post, name: str) -> np.ndarray:
 _STATE: dict = {}
 
 
-def _compile_variant(key):
-    """The compiled nutpie model for ``key``: "collapsed" or a tuple of (block key, parametrization)."""
-    import nutpie
-
-    from hierfit.model import build_model
-    from hierfit.parametrization import Parametrization
-
-    cache = _STATE["compiled"]
-    if key not in cache:
-        design, priors = _STATE["design"], _STATE["priors"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if key == "collapsed":
-                from hierfit.collapsed import build_collapsed_model, collapsible
-
-                assert collapsible(design)[0], collapsible(design)
-                pm_model = build_collapsed_model(design, priors)
-            else:
-                pm_model = build_model(design, priors, Parametrization(dict(key)))
-        cache[key] = nutpie.compile_pymc_model(pm_model, backend="numba")
-    return cache[key]
-
-
 def _worker_init(model: SBCModel, design_seed: int) -> None:
-    """Build the design and priors once per worker; compiled models are made on first use and kept."""
+    """Build the design and priors once per worker."""
     from hierfit.design import build_design
     from hierfit.priors import resolve_priors
 
@@ -295,48 +273,47 @@ def _worker_init(model: SBCModel, design_seed: int) -> None:
         warnings.simplefilter("ignore")
         _STATE["design"] = build_design(model.formula, _STATE["data"], family=model.family)
         _STATE["priors"] = resolve_priors(_STATE["design"], model.priors)
-    _STATE["compiled"] = {}
 
 
 def _with_response(y: np.ndarray):
-    """(compiled model with the new response, design with it, description of the sampler).
+    """(kernel spec of the model with the new response, design with it, description of the sampler).
 
-    The collapsed model gets the response's sufficient statistics; the full model gets
-    ``y_obs`` and, for ``parametrization="auto"``, the parametrization hierfit chooses for
-    this response (as ``hierfit.fit`` does for every data set).
+    For ``parametrization="auto"`` the parametrization is chosen for this response, as
+    ``hierfit.fit`` does for every data set.
     """
+    from hierfit.kernel import build_spec
     from hierfit.parametrization import choose_parametrization
 
     model = _STATE["model"]
     design = dataclasses.replace(_STATE["design"], y=y)
     if model.method == "collapsed":
-        from hierfit.collapsed import sufficient_stats
+        from hierfit.collapsed import collapsible
 
-        st = sufficient_stats(design)
-        return _compile_variant("collapsed").with_data(ss_yy=st.yy, ss_Xy=st.Xy, ss_Zy=st.Zy), design, "collapsed"
+        assert collapsible(design)[0], collapsible(design)
+        return build_spec(design, _STATE["priors"], collapsed=True), design, "collapsed"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         par = choose_parametrization(design, model.parametrization)
-    key = tuple(sorted(par.items()))
     how = "; ".join(f"{k} {v}" for k, v in par.by_name().items())
-    return _compile_variant(key).with_data(y_obs=y), design, how
+    return build_spec(design, _STATE["priors"], par), design, how
 
 
 def _one_rep(args) -> dict:
-    import nutpie
-
     from arviz_stats.base import array_stats
+
+    from hierfit.kernel.driver import sample_spec
+    from hierfit.sampling import SamplerSettings
 
     rep, seed, wrong_scale, draws, tune, chains, n_keep, min_ess = args
     model, data = _STATE["model"], _STATE["data"]
     rng = np.random.default_rng([seed, rep])
     truth, y = simulate(model, data, rng, wrong_scale)
-    compiled_y, design_y, how = _with_response(y)
+    spec_y, design_y, how = _with_response(y)
     t0 = time.perf_counter()
     n_draws, reruns = draws, 0
     while True:
-        dt = nutpie.sample(compiled_y, draws=n_draws, tune=tune, chains=chains, cores=1,
-                           seed=int(rng.integers(2**31 - 1)), progress_bar=False)
+        dt, _ = sample_spec(spec_y, SamplerSettings(draws=n_draws, tune=tune, chains=chains, cores=1,
+                                                    seed=int(rng.integers(2**31 - 1)), progressbar=False))
         post = dt["posterior"].to_dataset()
         if how == "collapsed":  # group effects drawn exactly from their conditional, as hierfit.fit does
             from hierfit.collapsed import draw_group_effects
