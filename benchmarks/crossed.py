@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _revision import revision  # noqa: E402
+
 TRUTH = {"(Intercept)": 2.0, "x": 0.5, "sd_a": 0.6, "sd_b": 0.4, "sd_c": 0.8, "sigma": 1.0}
 REALIZED: dict[str, float] = {}  # sd of the simulated effects of the levels present (14 levels: far from 0.8)
 
@@ -57,6 +60,7 @@ def main() -> None:
     fit = hierfit.fit("y ~ x + (1 | a) + (1 | b) + (1 | c)", data, draws=args.draws, tune=args.draws,
                       chains=args.chains, seed=1, parametrization=args.parametrization, progressbar=False,
                       warn=False)
+    fit.summary().to_text()  # what a user looks at next (scaled residuals included)
     total = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     diag = fit.diagnostics
@@ -76,11 +80,13 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/crossed.py {' '.join(sys.argv[1:])}`",
         "",
-        f"{len(data)} rows; levels a={data['a'].nunique()}, b={data['b'].nunique()}, c={data['c'].nunique()}; "
-        f"{args.chains} chains x {args.draws} draws after {args.draws} tune; kernel {fit.kernel}.",
+        f"hierfit {revision()}; {time.strftime('%Y-%m-%d')}; {len(data)} rows; levels a={data['a'].nunique()}, "
+        f"b={data['b'].nunique()}, c={data['c'].nunique()}; {args.chains} chains x {args.draws} draws after "
+        f"{args.draws} tune; kernel {fit.kernel}.",
         "",
-        f"- total {total:.0f} s (compile {fit.timing['compile']:.0f} s, sampling {fit.timing['sampling']:.0f} s); "
-        f"peak memory {peak:.0f} MB",
+        f"- total {total:.0f} s from the first import to the summary (design {fit.timing['design']:.1f} s, "
+        f"compile {fit.timing['compile']:.1f} s, sampling {fit.timing['sampling']:.0f} s); "
+        f"peak memory (resident set, whole process) {peak:.0f} MB",
         f"- max R-hat {diag['Rhat'].max():.3f}; min bulk ESS {diag['Bulk_ESS'].min():.0f}; "
         f"min tail ESS {diag['Tail_ESS'].min():.0f}; divergences {fit.n_divergent}; converged: {fit.converged}",
         "- parametrization:",

@@ -152,6 +152,7 @@ def pytensor_kernel(model):
 
 
 def _sample_nutpie(model, s: SamplerSettings, kernel: str):
+    t_start = time.perf_counter()
     import nutpie
 
     import pytensor
@@ -186,7 +187,7 @@ def _sample_nutpie(model, s: SamplerSettings, kernel: str):
         raise SamplingError(f"nutpie failed while sampling: {err}; try another seed, a higher target_accept, "
                             "or narrower priors") from err
     t2 = time.perf_counter()
-    return dt, {"compile": t1 - t0, "sampling": t2 - t1, "kernel": kernel}
+    return dt, {"import": t0 - t_start, "compile": t1 - t0, "sampling": t2 - t1, "kernel": kernel}
 
 
 def _jax_kernel(model):
@@ -201,6 +202,7 @@ def _jax_kernel(model):
 
 
 def _sample_pymc(model, s: SamplerSettings):
+    t_start = time.perf_counter()
     import pymc as pm
 
     t0 = time.perf_counter()
@@ -214,4 +216,4 @@ def _sample_pymc(model, s: SamplerSettings):
     except Exception as err:  # noqa: BLE001
         raise SamplingError(f"PyMC's NUTS failed: {err}") from err
     t1 = time.perf_counter()
-    return dt, {"compile": float("nan"), "sampling": t1 - t0}
+    return dt, {"import": t0 - t_start, "compile": float("nan"), "sampling": t1 - t0}

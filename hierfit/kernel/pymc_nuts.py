@@ -78,6 +78,7 @@ def sample_spec_pymc(spec, settings):
     -------
     >>> # dt, timing = sample_spec_pymc(build_spec(design, priors), SamplerSettings(sampler="pymc", seed=1))
     """
+    t_start = time.perf_counter()
     import pymc as pm
     import xarray as xr
 
@@ -106,4 +107,4 @@ def sample_spec_pymc(spec, settings):
     draws = np.asarray(idata["posterior"]["x"].values)
     stats = idata["sample_stats"].to_dataset()
     tree = xr.DataTree.from_dict({"posterior": posterior_dataset(spec, draws), "sample_stats": stats})
-    return tree, {"compile": t1 - t0, "sampling": t2 - t1, "kernel": "hierfit"}
+    return tree, {"import": t0 - t_start, "compile": t1 - t0, "sampling": t2 - t1, "kernel": "hierfit"}
