@@ -87,12 +87,20 @@ class Dist:
             raise PriorError("lkj() is only a prior for class 'cor'")
         return pymc_rv(name, self.family, list(self.params), positive, lower=lower, **kwargs)
 
-    def logpdf(self, x: np.ndarray, positive: bool) -> np.ndarray:
-        """Log density at x (of the half-distribution when ``positive``), for prior plots."""
+    def scipy(self):
+        """The (untruncated) distribution as a frozen scipy distribution.
+
+        Example
+        -------
+        >>> round(float(Dist("normal", (0.0, 2.0)).scipy().std()), 6)
+        2.0
+        """
         from scipy import stats
 
         f, p = self.family, self.params
-        dist = {
+        if f == "lkj":
+            raise PriorError("lkj() has no univariate scipy distribution")
+        return {
             "normal": lambda: stats.norm(p[0], p[1]),
             "student_t": lambda: stats.t(p[0], p[1], p[2]),
             "cauchy": lambda: stats.cauchy(p[0], p[1]),
@@ -101,8 +109,12 @@ class Dist:
             "lognormal": lambda: stats.lognorm(p[1], scale=np.exp(p[0])),
             "inv_gamma": lambda: stats.invgamma(p[0], scale=p[1]),
         }[f]()
+
+    def logpdf(self, x: np.ndarray, positive: bool) -> np.ndarray:
+        """Log density at x (of the half-distribution when ``positive``), for prior plots."""
+        dist = self.scipy()
         out = dist.logpdf(x)
-        if positive and f not in _POSITIVE_ONLY:
+        if positive and self.family not in _POSITIVE_ONLY:
             out = np.where(x >= 0, out - np.log(dist.sf(0.0)), -np.inf)
         return out
 

@@ -178,14 +178,10 @@ def _sample_nutpie(model, s: SamplerSettings, kernel: str):
                   target_accept=s.target_accept, save_warmup=False)
     if s.cores is not None:
         kwargs["cores"] = s.cores
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):  # chains run in parallel; BLAS threads only add noise
-            dt = nutpie.sample(compiled, **kwargs)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as err:  # noqa: BLE001 - nutpie's Rust panics derive from BaseException
-        raise SamplingError(f"nutpie failed while sampling: {err}; try another seed, a higher target_accept, "
-                            "or narrower priors") from err
+    from .kernel.driver import nutpie_errors
+
+    with nutpie_errors(), threadpool_limits(limits=1, user_api="blas"):  # chains run in parallel already
+        dt = nutpie.sample(compiled, **kwargs)
     t2 = time.perf_counter()
     return dt, {"import": t0 - t_start, "compile": t1 - t0, "sampling": t2 - t1, "kernel": kernel}
 

@@ -429,6 +429,19 @@ def cholesky(A, q):
 
 
 @nb.njit(**JIT)
+def matmul(A, B, q):
+    """A B of two q x q row-major matrices."""
+    out = np.zeros(q * q)
+    for a in range(q):
+        for c in range(q):
+            s = 0.0
+            for t in range(q):
+                s += A[a * q + t] * B[t * q + c]
+            out[a * q + c] = s
+    return out
+
+
+@nb.njit(**JIT)
 def lower_inverse(L, q, out):
     """Inverse of a lower-triangular q x q matrix (row-major) into out."""
     for a in range(q):
@@ -547,20 +560,7 @@ def collapsed_logp(x, grad, ints, floats):
                 s -= floats[zxo + (j * q + a) * p + c] * v[a]
             db[c] += s / s2
     # d/dL of sum_j l_j through Sigma^-1 = (L L')^-1 and the log|Sigma| terms: -2 P G P L - J diag(1/L)
-    PG = np.zeros(q * q)
-    for a in range(q):
-        for c in range(q):
-            s = 0.0
-            for t in range(q):
-                s += Pm[a * q + t] * GP[t * q + c]
-            PG[a * q + c] = s
-    PGP = np.zeros(q * q)
-    for a in range(q):
-        for c in range(q):
-            s = 0.0
-            for t in range(q):
-                s += PG[a * q + t] * Pm[t * q + c]
-            PGP[a * q + c] = s
+    PGP = matmul(matmul(Pm, GP, q), Pm, q)
     dL, dsd = np.zeros(lo[nblk]), np.zeros(so[nblk])
     start = 0
     for b in range(nblk):

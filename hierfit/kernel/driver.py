@@ -9,6 +9,7 @@ import time a fit does not need); its trace is converted here to the same
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import os
@@ -19,7 +20,29 @@ import numpy as np
 
 from ..errors import SamplingError
 
-__all__ = ["nutpie_lib", "sample_spec"]
+__all__ = ["nutpie_lib", "nutpie_errors", "sample_spec"]
+
+
+@contextlib.contextmanager
+def nutpie_errors():
+    """Report a failure inside nutpie (its Rust panics derive from BaseException) as a SamplingError.
+
+    Example
+    -------
+    >>> try:
+    ...     with nutpie_errors():
+    ...         raise RuntimeError("no finite start")
+    ... except SamplingError as err:
+    ...     print(str(err).split(";")[0])
+    nutpie failed while sampling: no finite start
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # noqa: BLE001
+        raise SamplingError(f"nutpie failed while sampling: {err}; try another seed, a higher target_accept, "
+                            "or narrower priors") from err
 
 
 def nutpie_lib():
@@ -178,7 +201,7 @@ def sample_spec(spec, settings):
     nuts.update(dict(num_tune=int(settings.tune), num_draws=int(settings.draws), num_chains=int(settings.chains),
                      target_accept=float(settings.target_accept)))
     cores = settings.cores or min(settings.chains, os.cpu_count() or 1)
-    try:
+    with nutpie_errors():
         sampler = lib.PySampler.from_pymc(nuts, cores, model, _progress(lib, settings.progressbar, cores), None, 250,
                                           lib.PyStorage.arrow())
         try:
@@ -188,11 +211,6 @@ def sample_spec(spec, settings):
             raise
         draws, stats = sampler.take_results().get_arrow_trace()
         del sampler
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as err:  # noqa: BLE001 - nutpie's Rust panics derive from BaseException
-        raise SamplingError(f"nutpie failed while sampling: {err}; try another seed, a higher target_accept, "
-                            "or narrower priors") from err
     t2 = time.perf_counter()
     tree = trace_to_datatree(draws, stats, spec)
     del draws, stats

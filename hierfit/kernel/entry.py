@@ -56,36 +56,36 @@ EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.float6
                          types.CPointer(types.int64))
 
 
-def _logp_full(dim, x_ptr, grad_ptr, logp_ptr, user_data):
+@nb.njit(**JIT)
+def _program(user_data):
+    """The program's arrays from the four words at user_data (addresses and lengths)."""
     head = nb.carray(user_data, (4,))
-    ints = nb.carray(_i64_ptr(head[0]), (head[1],))
-    floats = nb.carray(_f64_ptr(head[2]), (head[3],))
-    x = nb.carray(x_ptr, (dim,))
-    grad = nb.carray(grad_ptr, (dim,))
-    lp = full_logp(x, grad, ints, floats)
-    logp_ptr[0] = lp
+    return nb.carray(_i64_ptr(head[0]), (head[1],)), nb.carray(_f64_ptr(head[2]), (head[3],))
+
+
+@nb.njit(**JIT)
+def _status(lp, grad):
+    """nutpie's return code: 4 for a non-finite log density, 3 for a non-finite gradient, else 0."""
     if not math.isfinite(lp):
         return 4
-    for i in range(dim):
+    for i in range(grad.shape[0]):
         if not math.isfinite(grad[i]):
             return 3
     return 0
+
+
+def _logp_full(dim, x_ptr, grad_ptr, logp_ptr, user_data):
+    ints, floats = _program(user_data)
+    grad = nb.carray(grad_ptr, (dim,))
+    logp_ptr[0] = full_logp(nb.carray(x_ptr, (dim,)), grad, ints, floats)
+    return _status(logp_ptr[0], grad)
 
 
 def _logp_collapsed(dim, x_ptr, grad_ptr, logp_ptr, user_data):
-    head = nb.carray(user_data, (4,))
-    ints = nb.carray(_i64_ptr(head[0]), (head[1],))
-    floats = nb.carray(_f64_ptr(head[2]), (head[3],))
-    x = nb.carray(x_ptr, (dim,))
+    ints, floats = _program(user_data)
     grad = nb.carray(grad_ptr, (dim,))
-    lp = collapsed_logp(x, grad, ints, floats)
-    logp_ptr[0] = lp
-    if not math.isfinite(lp):
-        return 4
-    for i in range(dim):
-        if not math.isfinite(grad[i]):
-            return 3
-    return 0
+    logp_ptr[0] = collapsed_logp(nb.carray(x_ptr, (dim,)), grad, ints, floats)
+    return _status(logp_ptr[0], grad)
 
 
 def _expand(dim, n_expanded, x_ptr, out_ptr, user_data):

@@ -174,18 +174,7 @@ def _prior_terms(dist, positive: bool, lower: float, half: bool | None = None):
         return code, params, math.log(2.0), C.T_LOG, "_log__"
     if loc is None and lower == 0:
         return code, params, 0.0, C.T_LOG, "_log__"
-    from scipy import stats
-
-    base = {
-        "normal": lambda: stats.norm(p[0], p[1]),
-        "student_t": lambda: stats.t(p[0], p[1], p[2]),
-        "cauchy": lambda: stats.cauchy(p[0], p[1]),
-        "exponential": lambda: stats.expon(scale=1 / p[0]),
-        "gamma": lambda: stats.gamma(p[0], scale=1 / p[1]),
-        "lognormal": lambda: stats.lognorm(p[1], scale=math.exp(p[0])),
-        "inv_gamma": lambda: stats.invgamma(p[0], scale=p[1]),
-    }[fam]()
-    return code, params, -float(base.logsf(lower)), C.T_LOG, "_interval__"
+    return code, params, -float(dist.scipy().logsf(lower)), C.T_LOG, "_interval__"
 
 
 def _typical_value(dist, positive: bool, lower: float) -> float:
