@@ -110,8 +110,12 @@ def centred_means(pred, par) -> dict[str, list[LevelMean]]:
 
     The intercept's mean is the intercept plus the predictors that are constant within
     the block's levels (group-level predictors); a slope's mean is its fixed effect.  Each
-    fixed coefficient serves one term only, in block order.  Shared by the PyMC model
-    and hierfit's compiled kernel, so both centre identically.
+    fixed coefficient serves one term only: the most data-rich centred term first (the
+    largest information ratio ``par.kappa``; block order without it), because the fixed
+    effect is best identified by the level means that the data pin down best — with
+    crossed terms, hosting the intercept in a data-poor term leaves it nearly unidentified
+    between the terms.  Shared by the PyMC model and hierfit's compiled kernel, so both
+    centre identically.
     """
     names = pred.fixed_names
     slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
@@ -120,9 +124,9 @@ def centred_means(pred, par) -> dict[str, list[LevelMean]]:
     xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
     used: set[str] = set()
     out: dict[str, list[LevelMean]] = {}
-    for blk in pred.blocks:
-        if par.get(blk.key) != "centered":
-            continue
+    kappa = getattr(par, "kappa", {})
+    centred = [blk for blk in pred.blocks if par.get(blk.key) == "centered"]
+    for blk in sorted(centred, key=lambda b: -kappa.get(b.key, 0.0)):  # stable: block order for ties
         plan = []
         for c in blk.coefs:
             if c == "(Intercept)" and pred.has_intercept and c not in used:

@@ -11,7 +11,10 @@ where s2 is the observation-level variance on the link scale and tau2 the
 group-level variance of that coefficient.  Both are rough moment estimates made
 before sampling (a one-way ANOVA on the residuals of the fixed-effect least-squares
 fit for Gaussian models; the family's working variance and tau = 0.5 for others).
-``kappa > 3`` means the likelihood clearly dominates the prior for a typical level: centre.
+``kappa > 1`` means the data say more about a typical level than the group-level
+distribution does, which is where the centred form mixes better (Gelfand, Sahu &
+Carlin 1995): centre.  For families whose group-level variance is only guessed (tau =
+0.5, not estimated from the data) a margin is kept: centre when ``kappa > 3``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import numpy as np
 
 from .errors import HierfitError
 
-__all__ = ["Parametrization", "choose_parametrization", "PARAMETRIZATIONS", "KAPPA_CENTER"]
+__all__ = ["Parametrization", "choose_parametrization", "PARAMETRIZATIONS", "KAPPA_CENTER", "KAPPA_CENTER_GUESSED"]
 
 PARAMETRIZATIONS = ("noncentered", "centered")
-KAPPA_CENTER = 3.0
+KAPPA_CENTER = 1.0
+#: the threshold when tau is a guess rather than an estimate (non-Gaussian families)
+KAPPA_CENTER_GUESSED = 3.0
 
 
 class Parametrization(dict):
@@ -33,10 +38,12 @@ class Parametrization(dict):
     ``str()`` gives one line per term; ``.reasons`` maps the term's name to its reason.
     """
 
-    def __init__(self, choices: dict, reasons: dict | None = None, names: dict | None = None):
+    def __init__(self, choices: dict, reasons: dict | None = None, names: dict | None = None,
+                 kappa: dict | None = None):
         super().__init__(choices)
         self.reasons = dict(reasons or {})
         self.names = dict(names or {k: k for k in choices})
+        self.kappa = dict(kappa or {})  # data/prior information ratio per block (mean-formula terms)
 
     def by_name(self) -> dict[str, str]:
         """Choices keyed by the term's lme4 name (``school``, ``student:school``)."""
@@ -47,7 +54,7 @@ class Parametrization(dict):
                          for k, v in self.items())
 
     def __reduce__(self):
-        return (Parametrization, (dict(self), self.reasons, self.names))
+        return (Parametrization, (dict(self), self.reasons, self.names, self.kappa))
 
 
 def _residual_variance(design) -> tuple[np.ndarray, float]:
@@ -138,18 +145,21 @@ def choose_parametrization(design, parametrization="auto") -> Parametrization:
         raise HierfitError(f"parametrization must be 'auto', 'centered', 'noncentered' or a dict per group term, "
                            f"got {parametrization!r}")
     resid, s2 = _residual_variance(design)
-    choices, reasons = {}, {}
+    choices, reasons, kappas = {}, {}, {}
     for blk in blocks:
         want = forced.get(blk.key, default)
+        if blk.dpar == "mu":
+            kappa, n_med = _kappa(design, blk, resid, s2)
+            kappas[blk.key] = kappa
         if want != "auto":
             choices[blk.key], reasons[blk.key] = want, "forced"
             continue
         if blk.dpar != "mu":
             choices[blk.key], reasons[blk.key] = "noncentered", "term of a distributional formula"
             continue
-        kappa, n_med = _kappa(design, blk, resid, s2)
-        choice = "centered" if kappa > KAPPA_CENTER else "noncentered"
+        threshold = KAPPA_CENTER if design.family.name in ("gaussian", "student") else KAPPA_CENTER_GUESSED
+        choice = "centered" if kappa > threshold else "noncentered"
         choices[blk.key] = choice
         reasons[blk.key] = (f"auto: median {n_med:g} rows per level, data/prior information ratio "
-                            f"{kappa:.2g} {'>' if choice == 'centered' else '<='} {KAPPA_CENTER:g}")
-    return Parametrization(choices, reasons, names)
+                            f"{kappa:.2g} {'>' if choice == 'centered' else '<='} {threshold:g}")
+    return Parametrization(choices, reasons, names, kappas)

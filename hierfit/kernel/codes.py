@@ -26,7 +26,8 @@ H_KIND, H_N, H_NDIM, H_FAMILY, H_LINK, H_Y, H_TRIALS = range(7)
 H_NPRIOR, H_PRIORS, H_NPRED, H_PREDS, H_NBLOCK, H_BLOCKS, H_NDPAR, H_DPARS = range(7, 15)
 H_J, H_P, H_Q, H_SS_N, H_SS_YY, H_SS_XY, H_SS_XX, H_SS_ZY, H_SS_ZX, H_SS_ZZ = range(15, 25)
 H_ROW_CONST, H_ROW_AUX = 25, 26  # per-row terms that depend on y alone (log-likelihood constants, log y)
-HEADER_SIZE = 27
+H_CONST_SUM = 27  # offset (floats) of the sum of the per-row constants
+HEADER_SIZE = 28
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4
@@ -39,8 +40,8 @@ PRED_WIDTH = 12
 
 # group-block rows
 (B_PRED, B_J, B_K, B_INDEX, B_Z, B_ONES, B_SD_IDX, B_CORR, B_L_POS, B_L_MAP, B_ETA, B_PARAM_POS, B_CENTERED,
- B_MEAN) = range(14)
-BLOCK_WIDTH = 14
+ B_MEAN, B_RUNS) = range(15)
+BLOCK_WIDTH = 15
 
 # distributional-parameter rows: source (scalar parameter or predictor), its x position or predictor, lower bound
 D_SOURCE, D_WHERE, D_LOWER = range(3)

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from .codes import (
-    B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
+    B_RUNS, H_CONST_SUM, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
     D_SOURCE, D_WHERE, DPAR_WIDTH, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK, H_NDIM, H_NDPAR, H_NPRED,
     H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX,
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
@@ -83,6 +83,15 @@ def fixed_values(x, ints, floats, prow, b):
         b[j] = intercept if m < 0 else theta_value(x, ints, prow, 1 + m)
 
 
+@nb.njit(**JIT)
+def zeros(n):
+    """np.zeros without calloc: numba's np.zeros of a large array maps fresh pages on every call."""
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = 0.0
+    return out
+
+
 # -- loops over rows ----------------------------------------------------------------------------------------------
 # (four accumulators let the processor overlap the additions; a run of rows of one level is summed in a
 # register before it is added to that level, which avoids a store-to-load chain on sorted data)
@@ -118,10 +127,19 @@ def total(a):
 
 
 @nb.njit(**JIT)
-def scatter(dr, idx, K, c, d, z, use_z):
-    """dr[idx[i] * K + c] += (z[i] *) d[i] over the rows."""
+def scatter(dr, idx, K, c, d, z, use_z, runs):
+    """dr[idx[i] * K + c] += (z[i] *) d[i] over the rows (summing runs of one level first when ``runs``)."""
     n = idx.shape[0]
     if n == 0:
+        return
+    if not runs:
+        uk, uc = np.uint64(K), np.uint64(c)
+        if use_z:
+            for i in range(n):
+                dr[np.uint64(idx[i]) * uk + uc] += z[i] * d[i]
+        else:
+            for i in range(n):
+                dr[np.uint64(idx[i]) * uk + uc] += d[i]
         return
     cur = idx[0]
     acc = 0.0
@@ -243,12 +261,13 @@ def effects_grad(x, grad, ints, floats, brow, prow, sd, L, so, lo, r, ro, deta, 
     J, K, pos = ints[brow + B_J], ints[brow + B_K], ints[brow + B_PARAM_POS]
     corr, centred = ints[brow + B_CORR], ints[brow + B_CENTERED]
     io, zo, ones = ints[brow + B_INDEX], ints[brow + B_Z], ints[brow + B_ONES]
-    dr = np.zeros(J * K)
+    dr = zeros(J * K)
     idx = ints[io:io + n]
     de_rows = deta[e0:e0 + n]
     for c in range(K):
         use_z = ints[ones + c] == 0
-        scatter(dr, idx, K, c, de_rows, floats[zo + c * n:zo + (c + 1) * n] if use_z else de_rows, use_z)
+        scatter(dr, idx, K, c, de_rows, floats[zo + c * n:zo + (c + 1) * n] if use_z else de_rows, use_z,
+                ints[brow + B_RUNS])
     if not centred:
         for j in range(J):
             base = pos + j * K
@@ -305,16 +324,28 @@ def effects_grad(x, grad, ints, floats, brow, prow, sd, L, so, lo, r, ro, deta, 
 
 
 @nb.njit(**JIT)
-def gaussian_rows(grad, y, eta, deta, const, sigma_pos, sigma, log_sigma, inv_s2, inv_s):
+def gaussian_rows(grad, y, eta, deta, const_sum, sigma_pos, log_sigma, inv_s2):
     """The common case: Gaussian rows with one sigma."""
     n = y.shape[0]
-    r = np.empty(n)
-    for i in range(n):
-        r[i] = y[i] - eta[i]
-        deta[i] += r[i] * inv_s2
-    ss = dot(r, r)
+    s0 = s1 = s2 = s3 = 0.0
+    m = n - n % 4
+    for i in range(0, m, 4):
+        r0, r1, r2, r3 = y[i] - eta[i], y[i + 1] - eta[i + 1], y[i + 2] - eta[i + 2], y[i + 3] - eta[i + 3]
+        deta[i] += r0 * inv_s2
+        deta[i + 1] += r1 * inv_s2
+        deta[i + 2] += r2 * inv_s2
+        deta[i + 3] += r3 * inv_s2
+        s0 += r0 * r0
+        s1 += r1 * r1
+        s2 += r2 * r2
+        s3 += r3 * r3
+    for i in range(m, n):
+        r = y[i] - eta[i]
+        deta[i] += r * inv_s2
+        s0 += r * r
+    ss = (s0 + s1) + (s2 + s3)
     grad[sigma_pos] += ss * inv_s2 - n
-    return total(const) - 0.5 * ss * inv_s2 - n * log_sigma
+    return const_sum - 0.5 * ss * inv_s2 - n * log_sigma
 
 
 @nb.njit(**JIT)
@@ -340,7 +371,7 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
     d1, d2 = val[0], val[1]
     k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
     if fam == GAUSSIAN and link == IDENTITY and not per_row:
-        return gaussian_rows(grad, floats[yo:yo + n], eta[:n], deta[:n], floats[co:co + n], where[0], d1, k0, k1, k2)
+        return gaussian_rows(grad, floats[yo:yo + n], eta[:n], deta[:n], floats[ints[H_CONST_SUM]], where[0], k0, k1)
     lp = 0.0
     for i in range(n):
         if per_row:
@@ -382,7 +413,7 @@ def full_logp(x, grad, ints, floats):
     Lc, L = np.empty(lo[nblk]), np.empty(lo[nblk])
     r = np.empty(ro[nblk])
     lp = add_priors(x, grad, ints, floats)
-    eta = np.zeros(npred * n)
+    eta = zeros(npred * n)
     for p in range(npred):
         fixed_eta(x, ints, floats, pt + p * PRED_WIDTH, eta, p * n, n)
     for b in range(nblk):
@@ -391,7 +422,7 @@ def full_logp(x, grad, ints, floats):
         lp += block_scales(x, ints, floats, brow, sd, Lc, L, norm, so[b], lo[b])
         lp += effects(x, ints, floats, brow, prow, sd, L, so[b], lo[b], r, ro[b])
         effects_eta(ints, floats, brow, r, ro[b], eta, ints[brow + B_PRED] * n, n)
-    deta = np.zeros(npred * n)
+    deta = zeros(npred * n)
     lp += likelihood(x, grad, ints, floats, eta, deta, n)
     if not math.isfinite(lp):
         return lp

@@ -376,6 +376,8 @@ def _block(prog, layout, pri, blk, pred_index, pp, par, sample_effects: bool):
     row[C.B_INDEX] = prog.i(blk.index)
     row[C.B_Z] = prog.f(blk.Z.T)  # column-major
     row[C.B_ONES] = prog.i([int(np.all(blk.Z[:, c] == 1.0)) for c in range(k)])
+    # rows sorted by level (runs of one level): sum each run before adding it to the level
+    row[C.B_RUNS] = int(len(blk.index) > 1 and np.mean(blk.index[1:] == blk.index[:-1]) > 0.5)
     sd_pos = pri.vector(f"sd_{blk.key}", pp.sd[blk.name], positive=True)
     row[C.B_SD_IDX] = prog.i(sd_pos)
     row[C.B_CORR] = int(blk.is_correlated)
@@ -442,7 +444,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     fam = design.family
     if fam.name not in C.FAMILIES:
         raise KernelUnsupported(f"the {fam.name} family has no compiled kernel")
-    par = dict(parametrization or {})
+    par = parametrization if parametrization is not None else {}
     prog, layout = _Program(), _Layout()
     pri = _Priors(prog, layout)
     pred_rows, block_rows, stored, steps = [], [], [], []
@@ -498,6 +500,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_TRIALS] = prog.f(design.trials) if design.trials is not None else -1
     const, aux = row_terms(fam.name, np.asarray(design.y, dtype=float), design.trials)
     h[C.H_ROW_CONST], h[C.H_ROW_AUX] = prog.f(const), prog.f(aux)
+    h[C.H_CONST_SUM] = prog.f([const.sum()])
     h[C.H_NPRIOR], h[C.H_PRIORS] = len(pri.rows), prog.table(pri.rows, C.PRIOR_WIDTH)
     h[C.H_NPRED], h[C.H_PREDS] = len(pred_rows), prog.table(pred_rows, C.PRED_WIDTH)
     h[C.H_NBLOCK], h[C.H_BLOCKS] = len(block_rows), prog.table(block_rows, C.BLOCK_WIDTH)
