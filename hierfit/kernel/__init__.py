@@ -21,11 +21,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from .spec import KernelSpec, KernelUnsupported, build_spec, kernel_support
 
-__all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "entry_point", "cache_tag"]
+__all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "entry_point", "cache_tag",
+           "cache_base"]
 
 _JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "density.py", "entry.py")
 
@@ -45,19 +47,43 @@ def cache_tag() -> str:
     return "hierfit-kernel-" + h.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _cache_folder():
+def cache_base() -> str:
+    """Where the compiled kernel is cached: ``NUMBA_CACHE_DIR`` if set, else the user's cache folder.
+
+    ``$XDG_CACHE_HOME/hierfit`` (by default ``~/.cache/hierfit``), or a folder in the
+    temporary directory when that cannot be written.
+    """
     import numba
 
-    base = numba.config.CACHE_DIR
-    if not base:  # numba's default: next to the sources (or the user cache when those are read-only)
-        yield
-        return
-    numba.config.CACHE_DIR = os.path.join(base, cache_tag())
+    if numba.config.CACHE_DIR:
+        return numba.config.CACHE_DIR
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    for base in (os.path.join(root, "hierfit"), os.path.join(tempfile.gettempdir(), f"hierfit-{os.getuid()}")):
+        try:
+            os.makedirs(base, exist_ok=True)
+            if os.access(base, os.W_OK):
+                return base
+        except OSError:
+            continue
+    return tempfile.mkdtemp(prefix="hierfit-kernel-")
+
+
+@contextlib.contextmanager
+def _cache_folder():
+    """numba's cache folder set to ``<cache_base()>/<cache_tag()>`` while the kernel is compiled or loaded.
+
+    Always a folder of our own, keyed by the kernel's sources: numba's default cache
+    (next to the sources) checks only each function's own file, so an edit elsewhere in
+    the kernel could load stale machine code reading the program with an old layout.
+    """
+    import numba
+
+    saved = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = os.path.join(cache_base(), cache_tag())
     try:
         yield
     finally:
-        numba.config.CACHE_DIR = base
+        numba.config.CACHE_DIR = saved
 
 
 def load():

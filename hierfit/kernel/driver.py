@@ -130,21 +130,53 @@ def _scalar_stat_columns(batch) -> list[str]:
 RAW = "__unconstrained"
 
 
-def posterior_dataset(spec, x: np.ndarray):
-    """The posterior Dataset of unconstrained draws x (chain, draw, n_dim), with dims and coords."""
+def posterior_dataset(spec, chains):
+    """The posterior Dataset from each chain's unconstrained draws (an iterable of (draw, n_dim) arrays).
+
+    Chains are turned into the posterior's variables one at a time, so only one chain's
+    temporaries exist at once (the draws of big models are hundreds of megabytes).
+    """
     import xarray as xr
 
-    values = spec.stored_draws(x)
-    chains, draws = x.shape[:2]
+    out: dict[str, np.ndarray] = {}
+    n_chain = 0
+    for c, x in enumerate(chains):
+        values = spec.stored_draws(x)
+        if not out:
+            n_chain = len(chains)
+            out = {v.name: np.empty((n_chain,) + values[v.name].shape) for v in spec.stored}
+        for v in spec.stored:
+            out[v.name][c] = values[v.name]
+        del values
+    n_draw = next(iter(out.values())).shape[1] if out else 0
     dims = {d for v in spec.stored for d in v.dims}
-    coords = {"chain": np.arange(chains), "draw": np.arange(draws),
+    coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw),
               **{d: spec.coords[d] for d in dims if d in spec.coords}}
-    return xr.Dataset({v.name: xr.Variable(("chain", "draw") + v.dims, values[v.name]) for v in spec.stored},
+    return xr.Dataset({v.name: xr.Variable(("chain", "draw") + v.dims, out[v.name]) for v in spec.stored},
                       coords=coords)
 
 
+class _ChainDraws:
+    """Each chain's post-warm-up unconstrained draws, read (and released) from nutpie's trace one at a time."""
+
+    def __init__(self, draw_batches, kept, n_draw):
+        self.batches, self.kept, self.n_draw = draw_batches, kept, n_draw
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        for c in range(len(self.batches)):
+            x = _column(self.batches[c], RAW)[self.kept[c][:self.n_draw]]
+            self.batches[c] = None  # the trace's memory goes back as soon as a chain is converted
+            yield x
+
+
 def trace_to_datatree(draw_batches, stat_batches, spec):
-    """The post-warm-up draws and sampler statistics as ``posterior`` and ``sample_stats`` groups."""
+    """The post-warm-up draws and sampler statistics as ``posterior`` and ``sample_stats`` groups.
+
+    The draws' arrow batches are released from ``draw_batches`` as they are converted.
+    """
     import xarray as xr
 
     kept = []
@@ -152,9 +184,7 @@ def trace_to_datatree(draw_batches, stat_batches, spec):
         tuning = np.asarray(_column(stats, "tuning"), dtype=bool)
         kept.append(np.flatnonzero(~tuning))
     n_draw = min(len(k) for k in kept)
-    x = np.stack([_column(d, RAW)[k[:n_draw]] for d, k in zip(draw_batches, kept)])
-    posterior = posterior_dataset(spec, x)
-    del x
+    posterior = posterior_dataset(spec, _ChainDraws(draw_batches, kept, n_draw))
     coords = {"chain": np.arange(len(kept)), "draw": np.arange(n_draw)}
     stats = {}
     for name in _scalar_stat_columns(stat_batches[0]):

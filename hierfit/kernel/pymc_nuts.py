@@ -106,5 +106,5 @@ def sample_spec_pymc(spec, settings):
     t2 = time.perf_counter()
     draws = np.asarray(idata["posterior"]["x"].values)
     stats = idata["sample_stats"].to_dataset()
-    tree = xr.DataTree.from_dict({"posterior": posterior_dataset(spec, draws), "sample_stats": stats})
+    tree = xr.DataTree.from_dict({"posterior": posterior_dataset(spec, list(draws)), "sample_stats": stats})
     return tree, {"import": t0 - t_start, "compile": t1 - t0, "sampling": t2 - t1, "kernel": "hierfit"}
