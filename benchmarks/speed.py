@@ -96,10 +96,11 @@ def child(config: str, data_name: str, draws: int, formula: str) -> dict:
         idata = model.fit(draws=draws, tune=draws, chains=4, random_seed=1, inference_method=method,
                           progressbar=False)
         t2 = time.perf_counter()
-        print(az.summary(idata), file=open(os.devnull, "w"))
-        ess = az.ess(idata, method="bulk")
-        keep = [v for v in ess.data_vars if ("|" not in v or v.endswith("_sigma")) and v != "mu"]
-        min_ess = min(float(np.min(ess[v].values)) for v in keep)  # fixed effects, group sds, sigma
+        # the quantities hierfit's summary reports: fixed effects, group sds (and correlations), sigma
+        keep = [v for v in idata.posterior.data_vars if ("|" not in v or v.endswith("_sigma")) and v != "mu"]
+        print(az.summary(idata, var_names=keep), file=open(os.devnull, "w"))
+        ess = az.ess(idata, var_names=keep, method="bulk")
+        min_ess = min(float(np.min(ess[v].values)) for v in keep)
         compile_s, sampling_s, kernel = float("nan"), float("nan"), ""
     else:
         kw = dict(draws=draws, tune=draws, chains=4, seed=1, progressbar=False, warn=False)
