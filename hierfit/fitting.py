@@ -1,7 +1,8 @@
 """Stage 5: the fit object, and :func:`fit`, which runs the whole pipeline.
 
-``fit()`` = parse_formula -> build_design -> resolve_priors -> build_model ->
-sample_model -> :class:`HierFit`.  Each stage can be run on its own; the fit keeps
+``fit()`` = parse_formula -> build_design -> resolve_priors -> sample_design (hierfit's
+compiled-kernel spec, or the PyMC model from build_model, sampled by NUTS) ->
+:class:`HierFit`.  Each stage can be run on its own; the fit keeps
 the intermediate objects (``fit.design``, ``fit.priors``, ``fit.pymc_model``).
 """
 
@@ -27,7 +28,7 @@ from .model import build_model
 from .parametrization import Parametrization, choose_parametrization
 from .plots.methods import PlotMethods
 from .priors import PriorSet, resolve_priors
-from .sampling import SamplerSettings, sample_model
+from .sampling import SamplerSettings, sample_design
 from .summary import Summary, random_effects_block
 
 __all__ = ["fit", "HierFit", "Method"]
@@ -415,20 +416,6 @@ class HierFit(PlotMethods):
         return state
 
 
-def _kernel_spec(design, priors, par, collapsed: bool, settings):
-    """hierfit's compiled-kernel program for this model, or None when another kernel is to be used."""
-    if settings.kernel not in ("auto", "hierfit"):
-        return None
-    from .kernel import KernelUnsupported, build_spec
-
-    try:
-        return build_spec(design, priors, par, collapsed=collapsed)
-    except KernelUnsupported as err:
-        if settings.kernel == "hierfit":
-            raise HierfitError(f"kernel='hierfit' cannot evaluate this model: {err}; use kernel='pytensor'") from err
-        return None
-
-
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
         dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
@@ -525,26 +512,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         par = Parametrization({b.key: "collapsed" for b in design.all_blocks},
                               {b.key: "integrated out; drawn exactly per posterior draw" for b in design.all_blocks},
                               par.names)
-    spec = _kernel_spec(design, prior_set, par, how.name == "collapsed", settings)
-    model = None
-    if spec is not None:
-        if settings.sampler == "pymc":
-            from .kernel.pymc_nuts import sample_spec_pymc as sample_spec
-        else:
-            from .kernel.driver import sample_spec
-
-        t2 = time.perf_counter()
-        posterior, timing = sample_spec(spec, settings)
-    else:
-        if how.name == "collapsed":
-            from .collapsed import build_collapsed_model
-
-            model = build_collapsed_model(design, prior_set)
-        else:
-            model = build_model(design, prior_set, par)
-        t2 = time.perf_counter()
-        work = design.nobs * max(1, len(design.all_blocks)) if how.name == "full" else 0
-        posterior, timing = sample_model(model, settings, work)
+    posterior, timing, model = sample_design(design, prior_set, par, how.name == "collapsed", settings)
     kernel_used = timing.pop("kernel", None)
     timing.pop("trace", None)
     _drop_internal(posterior)
@@ -553,7 +521,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
 
         posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), design, seed))
     t3 = time.perf_counter()
-    result = HierFit(design, prior_set, settings, posterior, dict(design=t1 - t0, model=t2 - t1, **timing), par)
+    result = HierFit(design, prior_set, settings, posterior, dict(design=t1 - t0, **timing), par)
     result.method = how
     result.kernel = kernel_used
     if model is not None:

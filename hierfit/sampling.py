@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import HierfitError, SamplingError
 
-__all__ = ["SamplerSettings", "sample_model", "SAMPLERS"]
+__all__ = ["SamplerSettings", "sample_design", "sample_model", "SAMPLERS"]
 
 SAMPLERS = ("nutpie", "pymc")
 KERNELS = ("auto", "hierfit", "pytensor", "cfunc", "jax")
@@ -71,6 +71,58 @@ class SamplerSettings:
             raise HierfitError(f"kernel={self.kernel!r} is one of nutpie's; with sampler='pymc' use kernel='auto' "
                                "(hierfit's kernel) or 'pytensor' (the PyMC model's own graph)")
         return self
+
+
+def kernel_spec(design, priors, par, collapsed: bool, settings: SamplerSettings):
+    """hierfit's compiled-kernel program for this model, or None when another kernel is to be used."""
+    if settings.kernel not in ("auto", "hierfit"):
+        return None
+    from .kernel import KernelUnsupported, build_spec
+
+    try:
+        return build_spec(design, priors, par, collapsed=collapsed)
+    except KernelUnsupported as err:
+        if settings.kernel == "hierfit":
+            raise HierfitError(f"kernel='hierfit' cannot evaluate this model: {err}; use kernel='pytensor'") from err
+        return None
+
+
+def sample_design(design, priors, par, collapsed: bool, settings: SamplerSettings):
+    """Stages 3 and 4 for :func:`hierfit.fit`: write the model down and sample it.
+
+    The compiled kernel's spec when the kernel applies (sampled by nutpie, or PyMC's NUTS
+    with ``sampler="pymc"``), else the PyMC model (collapsed or full).  Returns
+    (DataTree, timing with ``model``, ``import``, ``compile``, ``sampling`` seconds and the
+    ``kernel`` used, the PyMC model or None).
+
+    Example
+    -------
+    >>> # posterior, timing, model = sample_design(design, priors, par, False, SamplerSettings(seed=1))
+    """
+    t0 = time.perf_counter()
+    spec = kernel_spec(design, priors, par, collapsed, settings)
+    model = None
+    if spec is not None:
+        if settings.sampler == "pymc":
+            from .kernel.pymc_nuts import sample_spec_pymc as sample_spec
+        else:
+            from .kernel.driver import sample_spec
+        t1 = time.perf_counter()
+        posterior, timing = sample_spec(spec, settings)
+    else:
+        if collapsed:
+            from .collapsed import build_collapsed_model
+
+            model = build_collapsed_model(design, priors)
+        else:
+            from .model import build_model
+
+            model = build_model(design, priors, par)
+        t1 = time.perf_counter()
+        work = 0 if collapsed else design.nobs * max(1, len(design.all_blocks))
+        posterior, timing = sample_model(model, settings, work)
+    timing.pop("trace", None)
+    return posterior, {"model": t1 - t0, **timing}, model
 
 
 def sample_model(model, settings: SamplerSettings, work: int = 0):
