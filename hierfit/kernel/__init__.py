@@ -58,7 +58,8 @@ def cache_base() -> str:
     if numba.config.CACHE_DIR:
         return numba.config.CACHE_DIR
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    for base in (os.path.join(root, "hierfit"), os.path.join(tempfile.gettempdir(), f"hierfit-{os.getuid()}")):
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    for base in (os.path.join(root, "hierfit"), os.path.join(tempfile.gettempdir(), f"hierfit-{user}")):
         try:
             os.makedirs(base, exist_ok=True)
             if os.access(base, os.W_OK):
