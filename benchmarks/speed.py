@@ -161,11 +161,11 @@ def table(rows: list[dict]) -> str:
             lines.append(f"| {r['data']} | | {r['config']} | | {r['cache']} | error: {r['error'][:80]} |" + " |" * 8)
             continue
         base = totals.get((r["data"], r["cache"], BASELINE[r["config"]]))
-        ratio = r["total_s"] / base["total_s"] if base else float("nan")
-        ess_ratio = r["ess_per_s"] / base["ess_per_s"] if base else float("nan")
+        ratio = f"{r['total_s'] / base['total_s']:.2f}" if base else "–"
+        ess_ratio = f"{r['ess_per_s'] / base['ess_per_s']:.1f}" if base else "–"
         lines.append(f"| {r['data']} | {r['n']} | {r['config']} | {r['kernel']} | {r['cache']} | {r['import_s']:.1f} | "
                      f"{r['compile_s']:.1f} | {r['sampling_s']:.1f} | {r['total_s']:.1f} | {r['min_bulk_ess']:.0f} | "
-                     f"{r['ess_per_s']:.1f} | {r['peak_mb']:.0f} | {ratio:.2f} | {ess_ratio:.1f} |")
+                     f"{r['ess_per_s']:.1f} | {r['peak_mb']:.0f} | {ratio} | {ess_ratio} |")
     return "\n".join(lines)
 
 
