@@ -21,26 +21,22 @@ from .density import collapsed_logp, full_logp
 from .scalar import JIT
 
 
-@intrinsic
-def _f64_ptr(typingctx, addr):
-    """An int64 address as a float64 pointer."""
-    sig = types.CPointer(types.float64)(types.int64)
+def _pointer_to(dtype):
+    """An intrinsic that reads an int64 address as a pointer to ``dtype``."""
+    ptr = types.CPointer(dtype)
 
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
+    def cast(typingctx, addr):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(ptr))
 
-    return sig, codegen
+        return ptr(types.int64), codegen
+
+    cast.__name__ = f"as_{dtype}_ptr"
+    return intrinsic(cast)
 
 
-@intrinsic
-def _i64_ptr(typingctx, addr):
-    """An int64 address as an int64 pointer."""
-    sig = types.CPointer(types.int64)(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.int64)))
-
-    return sig, codegen
+_f64_ptr = _pointer_to(types.float64)
+_i64_ptr = _pointer_to(types.int64)
 
 
 @nb.njit(**JIT)
