@@ -84,6 +84,7 @@ class SBCModel:
     n_groups: int = 30
     n_per_group: int = 10
     crossed_levels: int = 10
+    nested_levels: int = 5  # levels of ``c`` (nested in ``g``) per level of ``g``
     method: str = "full"  # "full" (NUTS on all parameters) or "collapsed" (group effects integrated out)
     parametrization: str = "auto"  # of the group effects, for method "full"
     params: tuple[str, ...] = field(default=())
@@ -108,7 +109,8 @@ _RS = dict(formula="y ~ x + (x | g)", family="gaussian", terms=(("g", ("(Interce
            params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_g[x]", "cor_g", "sigma", "r_g[0,x]"))
 
 #: The calibrated models: the issue's five, with each of hierfit's samplers that can fit them
-#: (Gaussian models with one grouping factor are collapsed by default; "full" is the fallback).
+#: (Gaussian models with one grouping factor, or one nested in another, are collapsed by default; "full" is the
+#: fallback).
 MODELS: dict[str, SBCModel] = {
     m.name: m
     for m in [
@@ -118,6 +120,10 @@ MODELS: dict[str, SBCModel] = {
         SBCModel("gauss_ri_centered", parametrization="centered", **_RI),
         SBCModel("gauss_rs_lkj", method="collapsed", **_RS),
         SBCModel("gauss_rs_lkj_full", **_RS),
+        SBCModel("gauss_nested", "y ~ x + (1 | g) + (1 | c)", "gaussian",
+                 (("g", ("(Intercept)",)), ("c", ("(Intercept)",))), _GAUSS_PRIORS, method="collapsed",
+                 params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_c[(Intercept)]", "sigma",
+                         "r_g[0,(Intercept)]", "r_c[0,(Intercept)]")),
         SBCModel("gauss_crossed", "y ~ x + (1 | g) + (1 | h)", "gaussian",
                  (("g", ("(Intercept)",)), ("h", ("(Intercept)",))), _GAUSS_PRIORS,
                  params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_h[(Intercept)]", "sigma")),
@@ -132,22 +138,23 @@ MODELS: dict[str, SBCModel] = {
 
 
 def design_frame(model: SBCModel, seed: int = 0) -> pd.DataFrame:
-    """The fixed design: groups ``g`` (0..J-1), crossed ``h``, and a centred covariate ``x``.
+    """The fixed design: groups ``g`` (0..J-1), crossed ``h``, ``c`` nested in ``g``, and a centred covariate ``x``.
 
     Example
     -------
     >>> d = design_frame(MODELS["gauss_crossed"])
     >>> d.shape, d["g"].nunique(), d["h"].nunique(), round(abs(d["x"].mean()), 12)
-    ((300, 4), 30, 10, 0.0)
+    ((300, 5), 30, 10, 0.0)
     """
     rng = np.random.default_rng(seed)
     J, n = model.n_groups, model.n_per_group
     g = np.repeat(np.arange(J), n)
     h = np.tile(np.arange(model.crossed_levels), J * n // model.crossed_levels + 1)[: J * n]
+    c = g * model.nested_levels + np.tile(np.arange(n), J) % model.nested_levels
     x = rng.normal(size=J * n)
     x = x - x.mean()
     y = rng.normal(size=J * n) if model.family == "gaussian" else rng.integers(0, 2, size=J * n).astype(float)
-    return pd.DataFrame({"y": y, "x": x, "g": g, "h": h})
+    return pd.DataFrame({"y": y, "x": x, "g": g, "h": h, "c": c})
 
 
 # -- the simulator: numpy, from the model's definition ------------------------------------------------------------

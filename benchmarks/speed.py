@@ -163,8 +163,9 @@ def table(rows: list[dict]) -> str:
         base = totals.get((r["data"], r["cache"], BASELINE[r["config"]]))
         ratio = f"{r['total_s'] / base['total_s']:.2f}" if base else "–"
         ess_ratio = f"{r['ess_per_s'] / base['ess_per_s']:.1f}" if base else "–"
+        compile_s, sampling_s = (f"{r[k]:.1f}" if r[k] == r[k] else "–" for k in ("compile_s", "sampling_s"))
         lines.append(f"| {r['data']} | {r['n']} | {r['config']} | {r['kernel']} | {r['cache']} | {r['import_s']:.1f} | "
-                     f"{r['compile_s']:.1f} | {r['sampling_s']:.1f} | {r['total_s']:.1f} | {r['min_bulk_ess']:.0f} | "
+                     f"{compile_s} | {sampling_s} | {r['total_s']:.1f} | {r['min_bulk_ess']:.0f} | "
                      f"{r['ess_per_s']:.1f} | {r['peak_mb']:.0f} | {ratio} | {ess_ratio} |")
     return "\n".join(lines)
 

@@ -450,10 +450,13 @@ def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame, pa
     if sample_stats is not None and "diverging" in sample_stats:
         n_div = int(np.asarray(sample_stats["diverging"].values).sum())
         if n_div:
+            sampled = bool(parametrization) and any(
+                parametrization.get(b.key) in ("centered", "noncentered") for b in design.all_blocks)
+            other = (", or try the other parametrization (parametrization='centered' for groups with much data "
+                     "per level)") if sampled else " and tune (e.g. tune=2000)"
             msgs.append(
                 f"{n_div} divergent transition(s) after warm-up: the posterior may be biased. "
-                "Increase target_accept (e.g. target_accept=0.95), or try the other parametrization "
-                "(parametrization='centered' for groups with much data per level)."
+                f"Increase target_accept (e.g. target_accept=0.95){other}."
             )
     bad_rhat = diag.index[diag["Rhat"] > RHAT_MAX].tolist()
     if bad_rhat:

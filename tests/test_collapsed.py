@@ -42,6 +42,40 @@ def test_marginal_likelihood_equals_dense_normal(formula, q):
     assert loglik == pytest.approx(stats.multivariate_normal(d.X @ vals["b"], V).logpdf(d.y), rel=1e-10)
 
 
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g/h)", "y ~ x + (x | g/h)", "y ~ x + (x || g) + (1 | g:h)",
+                                     "y ~ x + (1 | g:h) + (x | g)"])
+def test_nested_marginal_likelihood_equals_dense_normal(formula):
+    """An inner factor nested in an outer one: the arrow-shaped Woodbury equals the dense marginal normal."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(4), 9)
+    h = np.tile(np.repeat(np.arange(3), 3), 4)  # 3 inner levels of 3 rows in each outer level
+    df = pd.DataFrame({"y": rng.normal(size=36), "x": rng.normal(size=36), "g": g, "h": h})
+    d = build_design(formula, df)
+    ok, why = collapsible(d)
+    assert ok and why.startswith("Gaussian with ") and why.endswith(" nested in g")
+    m = build_collapsed_model(d, resolve_priors(d))
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in m.initial_point().items()}
+    loglik = m.compile_logp(vars=m.potentials, jacobian=False)(point)
+    names = ["b", "sigma"] + [f"sd_{b.key}" for b in d.blocks] + [f"cor_{b.key}" for b in d.blocks if b.is_correlated]
+    fn = pytensor.function(m.value_vars, m.replace_rvs_by_values([m[n] for n in names]), on_unused_input="ignore")
+    vals = dict(zip(names, fn(**point)))
+    V = vals["sigma"] ** 2 * np.eye(36)
+    for blk in d.blocks:  # each block adds Z_b Sigma_b Z_b' within its levels
+        sd = vals[f"sd_{blk.key}"]
+        Sigma = np.outer(sd, sd) * (vals[f"cor_{blk.key}"] if blk.is_correlated else np.eye(len(sd)))
+        same = blk.index[:, None] == blk.index[None, :]
+        V += same * (blk.Z @ Sigma @ blk.Z.T)
+    assert loglik == pytest.approx(stats.multivariate_normal(d.X @ vals["b"], V).logpdf(d.y), rel=1e-10)
+
+
+def test_crossed_factors_are_not_collapsible():
+    df = pd.DataFrame({"y": np.arange(12.0), "g": np.repeat([0, 1, 2], 4), "h": np.tile([0, 1], 6)})
+    ok, why = collapsible(build_design("y ~ (1 | g) + (1 | h)", df))
+    assert not ok and "crossed, not nested" in why
+    ok, why = collapsible(build_design("y ~ (1 | g) + (1 | g:h) + (1 | h)", df))
+    assert not ok and why.startswith("several grouping factors (") and "one nested in another" in why
+
+
 def test_sufficient_stats_are_group_sums(exam):
     d = build_design("normexam ~ standLRT + (standLRT | school)", exam)
     s = sufficient_stats(d)
@@ -87,6 +121,33 @@ def test_collapsed_agrees_with_full_sampler(fit_rs, exam):
     # and it mixes better: the group effects no longer slow NUTS down
     assert fit_rs.diagnostics["Bulk_ESS"].min() > full.diagnostics["Bulk_ESS"].min()
     assert "Method: collapsed" in fit_rs.summary().to_text()
+
+
+def test_nested_collapsed_agrees_with_full_sampler():
+    """Classes nested in schools: collapsed and full samplers agree on every summary quantity and group effect."""
+    rng = np.random.default_rng(11)
+    J, C, n = 15, 4, 6
+    g = np.repeat(np.arange(J), C * n)
+    h = np.tile(np.repeat(np.arange(C), n), J)
+    x = rng.normal(size=g.size)
+    y = 1 + 0.5 * x + rng.normal(0, 0.6, J)[g] + rng.normal(0, 0.4, J * C)[g * C + h] + rng.normal(0, 0.5, g.size)
+    df = pd.DataFrame({"y": y, "x": x, "school": g, "class": h})
+    formula = "y ~ x + (1 | school/class)"
+    col = quiet_fit(formula, df, seed=1)
+    full = quiet_fit(formula, df, method="full", seed=2)
+    assert col.method.name == "collapsed" and "class:school nested in school" in col.method.reason
+    assert full.method.name == "full"
+    fa, fb = col.fixef(), full.fixef()
+    assert (np.abs(fa["Estimate"] - fb["Estimate"]) < 0.2 * fb["Est.Error"]).all()
+    va, vb = col.VarCorr(), full.VarCorr()
+    sd_b = (vb["u-95% CI"] - vb["l-95% CI"]) / 3.92
+    assert (np.abs(va["sdcor"] - vb["sdcor"]) < 0.2 * sd_b).all()
+    for group in ("school", "class:school"):
+        ra, rb = col.ranef()[group], full.ranef()[group]
+        assert list(ra.index) == list(rb.index) and len(ra) == (J if group == "school" else J * C)
+        diff = np.abs(ra[("(Intercept)", "Estimate")] - rb[("(Intercept)", "Estimate")])
+        assert (diff < 0.25 * rb[("(Intercept)", "Est.Error")]).all()
+    assert col.diagnostics["Bulk_ESS"].min() > full.diagnostics["Bulk_ESS"].min()
 
 
 @pytest.mark.parametrize("q", [1, 2, 3])

@@ -42,3 +42,23 @@ def test_a_clear_group_variance_is_not_called_singular():
     m = hierfit.fit("y ~ x + (1 | g)", _groups(0.8), draws=400, tune=400, chains=2, seed=3, progressbar=False,
                     warn=False)
     assert not any("singular" in w for w in m.warnings)
+
+
+def test_divergence_remedy_fits_how_the_effects_were_sampled():
+    """A collapsed fit has no parametrization to switch; a full fit's remedy names it."""
+    import xarray as xr
+
+    from hierfit.design import build_design
+    from hierfit.diagnostics import convergence_messages
+    from hierfit.parametrization import Parametrization
+
+    d = build_design("y ~ x + (1 | g)", _groups(0.5))
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.eye(2, 5, dtype=bool))})
+    diag = pd.DataFrame({"Rhat": [1.0], "Bulk_ESS": [1000.0], "Tail_ESS": [1000.0]}, index=["sigma"])
+    sd = np.random.default_rng(1).gamma(20, 0.03, (2, 50, 1))
+    post = xr.Dataset({"sd_g": (("chain", "draw", "g__coef"), sd)}, coords={"g__coef": ["(Intercept)"]})
+    collapsed = convergence_messages(post, stats, d, diag, Parametrization({"g": "collapsed"}))
+    full = convergence_messages(post, stats, d, diag, Parametrization({"g": "noncentered"}))
+    assert collapsed[0].startswith("2 divergent transition(s)") and "parametrization" not in collapsed[0]
+    assert "tune=2000" in collapsed[0]
+    assert "try the other parametrization" in full[0]

@@ -32,7 +32,7 @@ def _data():
     x = rng.normal(size=g.size)
     eta = 0.3 + 0.5 * x + rng.normal(0, 0.5, 12)[g]
     df = pd.DataFrame({"x": x, "w": rng.normal(size=g.size), "gl": rng.normal(size=12)[g], "g": g, "h": h,
-                       "h2": h % 4, "n": rng.integers(3, 9, g.size), "expo": rng.uniform(0.5, 2, g.size)})
+                       "h2": h % 4, "h3": h % 2, "n": rng.integers(3, 9, g.size), "expo": rng.uniform(0.5, 2, g.size)})
     df["yg"] = eta + rng.normal(size=g.size)
     df["ypos"] = np.exp(eta + 0.3 * rng.normal(size=g.size))
     df["yp"] = rng.poisson(np.exp(eta))
@@ -58,6 +58,9 @@ CASES = {
         formula="yg ~ x + (x || g)", collapsed=True,
         priors=[P("gamma(2, 2)", "sd", coef="(Intercept)"), P("lognormal(0, 1)", "sd", coef="x"),
                 P("inv_gamma(3, 2)", "sigma"), P("normal(0, 5)", "Intercept")]),
+    "collapsed nested, correlated inner": dict(formula="yg ~ x + (x | g) + (x | g:h3)", collapsed=True),
+    "collapsed nested, || outer, inner listed first": dict(formula="yg ~ x + w + (1 | g:h2) + (x || g)",
+                                                            collapsed=True),
     "student, sigma formula with a group term, nu truncated": dict(
         formula="yg ~ x + (1 | g)", family="student", dpars={"sigma": "~ w + (1 | h)"}),
     "gaussian log link": dict(formula="ypos ~ x + (1 | g)", family=families.gaussian(link="log")),

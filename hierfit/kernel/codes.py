@@ -27,7 +27,10 @@ H_NPRIOR, H_PRIORS, H_NPRED, H_PREDS, H_NBLOCK, H_BLOCKS, H_NDPAR, H_DPARS = ran
 H_J, H_P, H_Q, H_SS_N, H_SS_YY, H_SS_XY, H_SS_XX, H_SS_ZY, H_SS_ZX, H_SS_ZZ = range(15, 25)
 H_ROW_CONST, H_ROW_AUX = 25, 26  # per-row terms that depend on y alone (log-likelihood constants, log y)
 H_CONST_SUM = 27  # offset (floats) of the sum of the per-row constants
-HEADER_SIZE = 28
+# collapsed model: coefficients of the outer factor, number of inner levels (= H_J for one factor), offset (ints)
+# of the J + 1 starts of each outer level's inner levels
+H_Q1, H_K, H_SS_START = 28, 29, 30
+HEADER_SIZE = 31
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4
@@ -40,8 +43,8 @@ PRED_WIDTH = 12
 
 # group-block rows
 (B_PRED, B_J, B_K, B_INDEX, B_Z, B_ONES, B_SD_IDX, B_CORR, B_L_POS, B_L_MAP, B_ETA, B_PARAM_POS, B_CENTERED,
- B_MEAN, B_RUNS) = range(15)
-BLOCK_WIDTH = 15
+ B_MEAN, B_RUNS, B_QSTART) = range(16)
+BLOCK_WIDTH = 16  # B_QSTART: the block's first column among the collapsed model's stacked coefficients
 
 # distributional-parameter rows: source (scalar parameter or predictor), its x position or predictor, lower bound
 D_SOURCE, D_WHERE, D_LOWER = range(3)

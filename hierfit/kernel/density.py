@@ -7,7 +7,7 @@ Full model (group effects sampled)::
     r_j   = gamma_j - m_j, gamma_j ~ N(m_j, L L')  centred; m_j = M_j (Intercept, beta)
     y_i   ~ family(linkinv(eta_mu_i), dpars_i),  dpar = lower + exp(eta_dpar) or a parameter
 
-Collapsed model (Gaussian, one grouping factor; see hierfit.collapsed): the group
+Collapsed model (Gaussian, one grouping factor or one nested in another; see hierfit.collapsed): the group
 effects integrated out with Woodbury's identity on per-level sufficient statistics.
 
 The posterior's variables (b, sd, cor, r, ...) are computed from the unconstrained
@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from .codes import (
-    B_RUNS, H_CONST_SUM, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
+    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
     D_SOURCE, D_WHERE, DPAR_WIDTH, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK, H_NDIM, H_NDPAR, H_NPRED,
     H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX,
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
@@ -487,8 +487,42 @@ def lower_inverse(L, q, out):
 
 
 @nb.njit(**JIT)
+def chol_solve(C, q, rhs, out, tmp):
+    """out = A^-1 rhs for A = C C' (C lower, row-major q x q)."""
+    for a in range(q):
+        s = rhs[a]
+        for c in range(a):
+            s -= C[a * q + c] * tmp[c]
+        tmp[a] = s / C[a * q + a]
+    for a in range(q - 1, -1, -1):
+        s = tmp[a]
+        for c in range(a + 1, q):
+            s -= C[c * q + a] * out[c]
+        out[a] = s / C[a * q + a]
+
+
+@nb.njit(**JIT)
+def chol_inverse(C, q, work, out):
+    """A^-1 = C^-T C^-1 for A = C C' (C lower, row-major q x q) into out; work is q x q scratch."""
+    lower_inverse(C, q, work)
+    for a in range(q):
+        for c in range(q):
+            s = 0.0
+            for t in range(max(a, c), q):
+                s += work[t * q + a] * work[t * q + c]
+            out[a * q + c] = s
+
+
+@nb.njit(**JIT)
 def collapsed_logp(x, grad, ints, floats):
-    """Marginal log density (group effects integrated out) at x; writes the gradient into grad."""
+    """Marginal log density (group effects integrated out) at x; writes the gradient into grad.
+
+    Outer level j holds inner levels k (one each when there is one factor).  With the
+    inner effects integrated out first (``D_k = P2 + Z2'Z2/s2``, ``B_k = Z1'Z2/s2``) the
+    outer ones see the Schur complement ``S_j = P1 + sum_k (Z1'Z1/s2 - B_k D_k^-1 B_k')``;
+    log|M_j| = log|S_j| + sum_k log|D_k| and w'M^-1 w = c_j'S_j^-1 c_j + sum_k w2'D_k^-1 w2.
+    The gradient uses dl/dM = -(M^-1 + v v')/2 on the blocks of M^-1 that the arrow shape gives.
+    """
     for i in range(ints[H_NDIM]):
         grad[i] = 0.0
     pt, nblk, bt = ints[H_PREDS], ints[H_NBLOCK], ints[H_BLOCKS]
@@ -496,28 +530,23 @@ def collapsed_logp(x, grad, ints, floats):
     sd, norm = np.empty(so[nblk]), np.empty(so[nblk])
     Lc, L = np.empty(lo[nblk]), np.empty(lo[nblk])
     lp = add_priors(x, grad, ints, floats)
-    q, p, J = ints[H_Q], ints[H_P], ints[H_J]
-    Lq = np.zeros(q * q)
-    start = 0
+    q, p, J, K, q1 = ints[H_Q], ints[H_P], ints[H_J], ints[H_K], ints[H_Q1]
+    q2 = q - q1
+    starts = ints[H_SS_START]
+    Lq = zeros(q * q)
+    logdet_sigma = 0.0  # sum over blocks of (levels x log|Sigma_block|)
     for b in range(nblk):
         brow = bt + b * BLOCK_WIDTH
         lp += block_scales(x, ints, floats, brow, sd, Lc, L, norm, so[b], lo[b])
-        K = ints[brow + B_K]
-        for a in range(K):
-            for c in range(K):
-                Lq[(start + a) * q + start + c] = L[lo[b] + a * K + c]
-        start += K
-    Linv = np.empty(q * q)
-    lower_inverse(Lq, q, Linv)
-    Pm = np.zeros(q * q)  # Sigma^-1 = Linv' Linv
-    logdet_sigma = 0.0
-    for a in range(q):
-        logdet_sigma += 2.0 * math.log(Lq[a * q + a])
-        for c in range(q):
-            s = 0.0
-            for t in range(max(a, c), q):
-                s += Linv[t * q + a] * Linv[t * q + c]
-            Pm[a * q + c] = s
+        Kb, st = ints[brow + B_K], ints[brow + B_QSTART]
+        for a in range(Kb):
+            for c in range(Kb):
+                Lq[(st + a) * q + st + c] = L[lo[b] + a * Kb + c]
+            logdet_sigma += ints[brow + B_J] * 2.0 * math.log(Lq[(st + a) * q + st + a])
+    lp -= 0.5 * logdet_sigma
+    work = np.empty(q * q)
+    Pm = np.empty(q * q)  # Sigma^-1 = Linv' Linv
+    chol_inverse(Lq, q, work, Pm)
     prow = pt
     bvec = np.empty(p)
     fixed_values(x, ints, floats, prow, bvec)
@@ -525,92 +554,151 @@ def collapsed_logp(x, grad, ints, floats):
     spos = ints[dpar_row + D_WHERE]
     sigma = math.exp(x[spos])
     s2 = sigma * sigma
+    inv_s2 = 1.0 / s2
     no, yyo, xyo, xxo = ints[H_SS_N], ints[H_SS_YY], ints[H_SS_XY], ints[H_SS_XX]
     zyo, zxo, zzo = ints[H_SS_ZY], ints[H_SS_ZX], ints[H_SS_ZZ]
-    M = np.empty(q * q)
-    u = np.empty(q)
+    S = np.empty(q1 * q1)
+    Sinv = np.empty(q1 * q1)
+    cj = np.empty(q1)
+    vu = np.empty(q1)
+    w = np.empty(q)
     v = np.empty(q)
     tmp = np.empty(q)
-    Minv = np.empty(q * q)
-    Cinv = np.empty(q * q)
-    GP = np.zeros(q * q)
-    db = np.zeros(p)
+    Dch = np.empty(K * q2 * q2)  # per inner level: Cholesky factor of D_k, D_k^-1, D_k^-1 B_k', D_k^-1 w2_k
+    Dinv = np.empty(K * q2 * q2)
+    Y = np.empty(K * q2 * q1)
+    y2 = np.empty(K * q2)
+    work2 = np.empty(q2 * q2)
+    Guu = np.empty(q1 * q1)
+    GP = zeros(q * q)
+    db = zeros(p)
     ds2 = 0.0
     for j in range(J):
-        nj = floats[no + j]
-        for a in range(q * q):
-            M[a] = Pm[a] + floats[zzo + j * q * q + a] / s2
-        if not cholesky(M, q):
-            return -math.inf
-        logdet_m = 0.0
-        for a in range(q):
-            logdet_m += 2.0 * math.log(M[a * q + a])
-        for a in range(q):
-            s = floats[zyo + j * q + a]
-            for c in range(p):
-                s -= floats[zxo + (j * q + a) * p + c] * bvec[c]
-            u[a] = s / s2
-        for a in range(q):  # v = M^-1 u via C C'
-            s = u[a]
-            for c in range(a):
-                s -= M[a * q + c] * tmp[c]
-            tmp[a] = s / M[a * q + a]
-        for a in range(q - 1, -1, -1):
-            s = tmp[a]
-            for c in range(a + 1, q):
-                s -= M[c * q + a] * v[c]
-            v[a] = s / M[a * q + a]
-        lower_inverse(M, q, Cinv)
-        for a in range(q):
-            for c in range(q):
-                s = 0.0
-                for t in range(max(a, c), q):
-                    s += Cinv[t * q + a] * Cinv[t * q + c]
-                Minv[a * q + c] = s
-        ee = floats[yyo + j]
-        for a in range(p):
-            ee -= 2.0 * floats[xyo + j * p + a] * bvec[a]
-            for c in range(p):
-                ee += floats[xxo + (j * p + a) * p + c] * bvec[a] * bvec[c]
-        uv = 0.0
-        for a in range(q):
-            uv += u[a] * v[a]
-        lp += -0.5 * (nj * LOG_2PI + logdet_m + logdet_sigma + nj * math.log(s2) + ee / s2 - uv)
-        tr = 0.0
-        for a in range(q):
-            for c in range(q):
-                g = -0.5 * (Minv[a * q + c] + v[a] * v[c])
-                GP[a * q + c] += g
-                tr += g * floats[zzo + j * q * q + c * q + a]
-        ds2 += -tr / (s2 * s2) - uv / s2 + 0.5 * ee / (s2 * s2) - 0.5 * nj / s2
-        for c in range(p):
-            s = floats[xyo + j * p + c]
+        k0, k1 = ints[starts + j], ints[starts + j + 1]
+        for a in range(q1):
+            cj[a] = 0.0
+            for c in range(q1):
+                S[a * q1 + c] = Pm[a * q + c]
+        nj, eej, quad, logdet = 0.0, 0.0, 0.0, 0.0
+        for k in range(k0, k1):
+            nj += floats[no + k]
+            ee = floats[yyo + k]
             for a in range(p):
-                s -= floats[xxo + (j * p + c) * p + a] * bvec[a]
+                ee -= 2.0 * floats[xyo + k * p + a] * bvec[a]
+                for c in range(p):
+                    ee += floats[xxo + (k * p + a) * p + c] * bvec[a] * bvec[c]
+            eej += ee
+            zz = zzo + k * q * q
             for a in range(q):
-                s -= floats[zxo + (j * q + a) * p + c] * v[a]
-            db[c] += s / s2
-    # d/dL of sum_j l_j through Sigma^-1 = (L L')^-1 and the log|Sigma| terms: -2 P G P L - J diag(1/L)
+                s = floats[zyo + k * q + a]
+                for c in range(p):
+                    s -= floats[zxo + (k * q + a) * p + c] * bvec[c]
+                w[a] = s * inv_s2
+            for a in range(q1):
+                cj[a] += w[a]
+                for c in range(q1):
+                    S[a * q1 + c] += floats[zz + a * q + c] * inv_s2
+            if q2 > 0:
+                D = Dch[k * q2 * q2:(k + 1) * q2 * q2]
+                for a in range(q2):
+                    for c in range(q2):
+                        D[a * q2 + c] = Pm[(q1 + a) * q + q1 + c] + floats[zz + (q1 + a) * q + q1 + c] * inv_s2
+                if not cholesky(D, q2):
+                    return -math.inf
+                for a in range(q2):
+                    logdet += 2.0 * math.log(D[a * q2 + a])
+                Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
+                chol_inverse(D, q2, work2, Di)
+                for a in range(q2):  # y2 = D^-1 w2, Y = D^-1 B'
+                    s = 0.0
+                    for t in range(q2):
+                        s += Di[a * q2 + t] * w[q1 + t]
+                    y2[k * q2 + a] = s
+                    quad += w[q1 + a] * s
+                    for c in range(q1):
+                        s = 0.0
+                        for t in range(q2):
+                            s += Di[a * q2 + t] * floats[zz + c * q + q1 + t]
+                        Y[(k * q2 + a) * q1 + c] = s * inv_s2
+                for a in range(q1):  # S -= B Y, c -= B y2
+                    for t in range(q2):
+                        bat = floats[zz + a * q + q1 + t] * inv_s2
+                        cj[a] -= bat * y2[k * q2 + t]
+                        for c in range(q1):
+                            S[a * q1 + c] -= bat * Y[(k * q2 + t) * q1 + c]
+        if not cholesky(S, q1):
+            return -math.inf
+        for a in range(q1):
+            logdet += 2.0 * math.log(S[a * q1 + a])
+        chol_solve(S, q1, cj, vu, tmp)
+        for a in range(q1):
+            quad += cj[a] * vu[a]
+        lp += -0.5 * (nj * LOG_2PI + logdet + nj * math.log(s2) + eej / s2 - quad)
+        ds2 += -quad / s2 + 0.5 * eej / (s2 * s2) - 0.5 * nj / s2
+        chol_inverse(S, q1, work, Sinv)
+        for a in range(q1):
+            for c in range(q1):
+                g = -0.5 * (Sinv[a * q1 + c] + vu[a] * vu[c])
+                Guu[a * q1 + c] = g
+                GP[a * q + c] += g
+        tr = 0.0
+        for k in range(k0, k1):
+            zz = zzo + k * q * q
+            for a in range(q1):
+                v[a] = vu[a]
+                for c in range(q1):
+                    tr += Guu[a * q1 + c] * floats[zz + c * q + a]
+            if q2 > 0:
+                Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
+                for a in range(q2):  # v_k = y2 - Y vu
+                    s = y2[k * q2 + a]
+                    for c in range(q1):
+                        s -= Y[(k * q2 + a) * q1 + c] * vu[c]
+                    v[q1 + a] = s
+                for a in range(q1):  # G_uk = -(M^-1_uk + vu v_k')/2 with M^-1_uk = -Sinv Y'
+                    for c in range(q2):
+                        s = 0.0
+                        for t in range(q1):
+                            s += Sinv[a * q1 + t] * Y[(k * q2 + c) * q1 + t]
+                        tr += 2.0 * (-0.5 * (-s + vu[a] * v[q1 + c])) * floats[zz + a * q + q1 + c]
+                for a in range(q2):  # G_kk = -(D^-1 + Y Sinv Y' + v_k v_k')/2
+                    for c in range(q2):
+                        s = Di[a * q2 + c]
+                        for t in range(q1):
+                            yt = 0.0
+                            for t2 in range(q1):
+                                yt += Sinv[t * q1 + t2] * Y[(k * q2 + c) * q1 + t2]
+                            s += Y[(k * q2 + a) * q1 + t] * yt
+                        g = -0.5 * (s + v[q1 + a] * v[q1 + c])
+                        GP[(q1 + a) * q + q1 + c] += g
+                        tr += g * floats[zz + (q1 + c) * q + q1 + a]
+            for c in range(p):
+                s = floats[xyo + k * p + c]
+                for a in range(p):
+                    s -= floats[xxo + (k * p + c) * p + a] * bvec[a]
+                for a in range(q):
+                    s -= floats[zxo + (k * q + a) * p + c] * v[a]
+                db[c] += s * inv_s2
+        ds2 += -tr / (s2 * s2)
+    # d/dL of the likelihood through Sigma^-1 = (L L')^-1 and the log|Sigma| terms: -2 P G P L - levels diag(1/L)
     PGP = matmul(matmul(Pm, GP, q), Pm, q)
     dL, dsd = np.zeros(lo[nblk]), np.zeros(so[nblk])
-    start = 0
     for b in range(nblk):
         brow = bt + b * BLOCK_WIDTH
-        K = ints[brow + B_K]
-        for a in range(K):
+        Kb, st = ints[brow + B_K], ints[brow + B_QSTART]
+        for a in range(Kb):
             for c in range(a + 1):
                 s = 0.0
                 for t in range(q):
-                    s += PGP[(start + a) * q + t] * Lq[t * q + start + c]
+                    s += PGP[(st + a) * q + t] * Lq[t * q + st + c]
                 g = -2.0 * s
                 if a == c:
-                    g -= J / Lq[(start + a) * q + start + a]
+                    g -= ints[brow + B_J] / Lq[(st + a) * q + st + a]
                 if ints[brow + B_CORR]:
-                    dL[lo[b] + a * K + c] += g
+                    dL[lo[b] + a * Kb + c] += g
                 elif a == c:
                     dsd[so[b] + a] += g
         block_scales_grad(grad, ints, floats, brow, sd, Lc, norm, so[b], lo[b], dL, dsd)
-        start += K
     grad[spos] += ds2 * 2.0 * s2
     fmap, xm = ints[prow + PR_FIXED_MAP], ints[prow + PR_XMEAN]
     for j in range(p):

@@ -440,6 +440,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     ['beta', 'Intercept', 'sd_school_log__', 'L_school_cholesky_corr__', 'z_school', 'sigma_log__']
     """
     from .. import model as model_mod
+    from ..collapsed import collapsed_layout
 
     fam = design.family
     if fam.name not in C.FAMILIES:
@@ -462,6 +463,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         pred_rows.append(row)
         stored.extend(_stored_fixed(pred))
         plans = model_mod.centred_means(pred, par) if not collapsed else {}
+        qstart = collapsed_layout(design).qstart if collapsed else {}
         for blk in pred.blocks:
             brow, bstored, effect_name, sd_pos = _block(prog, layout, pri, blk, pi, pp, par, not collapsed)
             M = None
@@ -474,6 +476,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                     centre = np.concatenate(layout.centre)
                     theta0 = np.where(theta_pos >= 0, centre[np.maximum(theta_pos, 0)], 0.0)
                     layout.centre[-1] = (M @ theta0).ravel()
+            brow[C.B_QSTART] = qstart[blk.key] if collapsed else -1
             block_rows.append(brow)
             stored.extend(bstored)
             steps.append(BlockStep(
@@ -520,9 +523,12 @@ def _collapsed_stats(prog: _Program, design) -> None:
 
     s = sufficient_stats(design)
     h = prog.header
-    h[C.H_J] = s.n.shape[0]
+    h[C.H_J] = len(s.starts) - 1
+    h[C.H_K] = s.n.shape[0]
     h[C.H_P] = s.Xy.shape[1]
     h[C.H_Q] = s.Zy.shape[1]
+    h[C.H_Q1] = s.q1
+    h[C.H_SS_START] = prog.i(s.starts)
     h[C.H_SS_N] = prog.f(s.n)
     h[C.H_SS_YY] = prog.f(s.yy)
     h[C.H_SS_XY] = prog.f(s.Xy)
