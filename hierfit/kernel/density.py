@@ -514,49 +514,23 @@ def chol_inverse(C, q, work, out):
 
 
 @nb.njit(**JIT)
-def collapsed_logp(x, grad, ints, floats):
-    """Marginal log density (group effects integrated out) at x; writes the gradient into grad.
+def nested_levels(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db):
+    """Marginal log-likelihood of the levels (inner factor nested in the outer) and d/ds2; adds dl/dSigma^-1 to
+    GP and dl/db to db.
 
-    Outer level j holds inner levels k (one each when there is one factor).  With the
-    inner effects integrated out first (``D_k = P2 + Z2'Z2/s2``, ``B_k = Z1'Z2/s2``) the
-    outer ones see the Schur complement ``S_j = P1 + sum_k (Z1'Z1/s2 - B_k D_k^-1 B_k')``;
-    log|M_j| = log|S_j| + sum_k log|D_k| and w'M^-1 w = c_j'S_j^-1 c_j + sum_k w2'D_k^-1 w2.
-    The gradient uses dl/dM = -(M^-1 + v v')/2 on the blocks of M^-1 that the arrow shape gives.
+    Outer level j holds inner levels k.  With the inner effects integrated out first
+    (``D_k = P2 + Z2'Z2/s2``, ``B_k = Z1'Z2/s2``) the outer ones see the Schur complement
+    ``S_j = P1 + sum_k (Z1'Z1/s2 - B_k D_k^-1 B_k')``; log|M_j| = log|S_j| + sum_k log|D_k|
+    and w'M^-1 w = c_j'S_j^-1 c_j + sum_k w2'D_k^-1 w2.  The gradient uses
+    dl/dM = -(M^-1 + v v')/2 on the blocks of M^-1 that the arrow shape gives.
     """
-    for i in range(ints[H_NDIM]):
-        grad[i] = 0.0
-    pt, nblk, bt = ints[H_PREDS], ints[H_NBLOCK], ints[H_BLOCKS]
-    so, lo, ro = block_offsets(ints)
-    sd, norm = np.empty(so[nblk]), np.empty(so[nblk])
-    Lc, L = np.empty(lo[nblk]), np.empty(lo[nblk])
-    lp = add_priors(x, grad, ints, floats)
-    q, p, J, K, q1 = ints[H_Q], ints[H_P], ints[H_J], ints[H_K], ints[H_Q1]
     q2 = q - q1
-    starts = ints[H_SS_START]
-    Lq = zeros(q * q)
-    logdet_sigma = 0.0  # sum over blocks of (levels x log|Sigma_block|)
-    for b in range(nblk):
-        brow = bt + b * BLOCK_WIDTH
-        lp += block_scales(x, ints, floats, brow, sd, Lc, L, norm, so[b], lo[b])
-        Kb, st = ints[brow + B_K], ints[brow + B_QSTART]
-        for a in range(Kb):
-            for c in range(Kb):
-                Lq[(st + a) * q + st + c] = L[lo[b] + a * Kb + c]
-            logdet_sigma += ints[brow + B_J] * 2.0 * math.log(Lq[(st + a) * q + st + a])
-    lp -= 0.5 * logdet_sigma
-    work = np.empty(q * q)
-    Pm = np.empty(q * q)  # Sigma^-1 = Linv' Linv
-    chol_inverse(Lq, q, work, Pm)
-    prow = pt
-    bvec = np.empty(p)
-    fixed_values(x, ints, floats, prow, bvec)
-    dpar_row = ints[H_DPARS]
-    spos = ints[dpar_row + D_WHERE]
-    sigma = math.exp(x[spos])
-    s2 = sigma * sigma
     inv_s2 = 1.0 / s2
+    starts = ints[H_SS_START]
     no, yyo, xyo, xxo = ints[H_SS_N], ints[H_SS_YY], ints[H_SS_XY], ints[H_SS_XX]
     zyo, zxo, zzo = ints[H_SS_ZY], ints[H_SS_ZX], ints[H_SS_ZZ]
+    work = np.empty(q * q)
+    lp = 0.0
     S = np.empty(q1 * q1)
     Sinv = np.empty(q1 * q1)
     cj = np.empty(q1)
@@ -570,8 +544,6 @@ def collapsed_logp(x, grad, ints, floats):
     y2 = np.empty(K * q2)
     work2 = np.empty(q2 * q2)
     Guu = np.empty(q1 * q1)
-    GP = zeros(q * q)
-    db = zeros(p)
     ds2 = 0.0
     for j in range(J):
         k0, k1 = ints[starts + j], ints[starts + j + 1]
@@ -604,7 +576,7 @@ def collapsed_logp(x, grad, ints, floats):
                     for c in range(q2):
                         D[a * q2 + c] = Pm[(q1 + a) * q + q1 + c] + floats[zz + (q1 + a) * q + q1 + c] * inv_s2
                 if not cholesky(D, q2):
-                    return -math.inf
+                    return -math.inf, 0.0
                 for a in range(q2):
                     logdet += 2.0 * math.log(D[a * q2 + a])
                 Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
@@ -627,7 +599,7 @@ def collapsed_logp(x, grad, ints, floats):
                         for c in range(q1):
                             S[a * q1 + c] -= bat * Y[(k * q2 + t) * q1 + c]
         if not cholesky(S, q1):
-            return -math.inf
+            return -math.inf, 0.0
         for a in range(q1):
             logdet += 2.0 * math.log(S[a * q1 + a])
         chol_solve(S, q1, cj, vu, tmp)
@@ -680,6 +652,127 @@ def collapsed_logp(x, grad, ints, floats):
                     s -= floats[zxo + (k * q + a) * p + c] * v[a]
                 db[c] += s * inv_s2
         ds2 += -tr / (s2 * s2)
+    return lp, ds2
+
+
+@nb.njit(**JIT)
+def one_factor_levels(ints, floats, Pm, bvec, s2, q, p, J, GP, db):
+    """Marginal log-likelihood of the levels of one grouping factor and d/ds2; adds dl/dSigma^-1 to GP and dl/db
+    to db (Woodbury on each level's q x q matrix M_j = Sigma^-1 + Z_j'Z_j / s2)."""
+    inv_s2 = 1.0 / s2
+    no, yyo, xyo, xxo = ints[H_SS_N], ints[H_SS_YY], ints[H_SS_XY], ints[H_SS_XX]
+    zyo, zxo, zzo = ints[H_SS_ZY], ints[H_SS_ZX], ints[H_SS_ZZ]
+    M = np.empty(q * q)
+    u = np.empty(q)
+    v = np.empty(q)
+    tmp = np.empty(q)
+    Minv = np.empty(q * q)
+    work = np.empty(q * q)
+    lp, ds2 = 0.0, 0.0
+    for j in range(J):
+        nj = floats[no + j]
+        zz = zzo + j * q * q
+        for a in range(q * q):
+            M[a] = Pm[a] + floats[zz + a] * inv_s2
+        if not cholesky(M, q):
+            return -math.inf, 0.0
+        logdet_m = 0.0
+        for a in range(q):
+            logdet_m += 2.0 * math.log(M[a * q + a])
+        for a in range(q):
+            s = floats[zyo + j * q + a]
+            for c in range(p):
+                s -= floats[zxo + (j * q + a) * p + c] * bvec[c]
+            u[a] = s * inv_s2
+        for a in range(q):  # v = M^-1 u via C C' (written out: a call per level costs more than the work)
+            s = u[a]
+            for c in range(a):
+                s -= M[a * q + c] * tmp[c]
+            tmp[a] = s / M[a * q + a]
+        for a in range(q - 1, -1, -1):
+            s = tmp[a]
+            for c in range(a + 1, q):
+                s -= M[c * q + a] * v[c]
+            v[a] = s / M[a * q + a]
+        lower_inverse(M, q, work)
+        for a in range(q):
+            for c in range(q):
+                s = 0.0
+                for t in range(max(a, c), q):
+                    s += work[t * q + a] * work[t * q + c]
+                Minv[a * q + c] = s
+        ee = floats[yyo + j]
+        for a in range(p):
+            ee -= 2.0 * floats[xyo + j * p + a] * bvec[a]
+            for c in range(p):
+                ee += floats[xxo + (j * p + a) * p + c] * bvec[a] * bvec[c]
+        uv = 0.0
+        for a in range(q):
+            uv += u[a] * v[a]
+        lp += -0.5 * (nj * LOG_2PI + logdet_m + nj * math.log(s2) + ee * inv_s2 - uv)
+        tr = 0.0
+        for a in range(q):
+            for c in range(q):
+                g = -0.5 * (Minv[a * q + c] + v[a] * v[c])
+                GP[a * q + c] += g
+                tr += g * floats[zz + c * q + a]
+        ds2 += -tr * inv_s2 * inv_s2 - uv * inv_s2 + 0.5 * ee * inv_s2 * inv_s2 - 0.5 * nj * inv_s2
+        for c in range(p):
+            s = floats[xyo + j * p + c]
+            for a in range(p):
+                s -= floats[xxo + (j * p + c) * p + a] * bvec[a]
+            for a in range(q):
+                s -= floats[zxo + (j * q + a) * p + c] * v[a]
+            db[c] += s * inv_s2
+    return lp, ds2
+
+
+@nb.njit(**JIT)
+def collapsed_logp(x, grad, ints, floats):
+    """Marginal log density (group effects integrated out) at x; writes the gradient into grad.
+
+    Priors, then the levels' likelihood (:func:`one_factor_levels` or :func:`nested_levels`,
+    which return dl/dSigma^-1, dl/dsigma^2 and dl/db), then the chain rule to the sds,
+    LKJ factors, sigma and the fixed effects.
+    """
+    for i in range(ints[H_NDIM]):
+        grad[i] = 0.0
+    pt, nblk, bt = ints[H_PREDS], ints[H_NBLOCK], ints[H_BLOCKS]
+    so, lo, ro = block_offsets(ints)
+    sd, norm = np.empty(so[nblk]), np.empty(so[nblk])
+    Lc, L = np.empty(lo[nblk]), np.empty(lo[nblk])
+    lp = add_priors(x, grad, ints, floats)
+    q, p, J, K, q1 = ints[H_Q], ints[H_P], ints[H_J], ints[H_K], ints[H_Q1]
+    Lq = zeros(q * q)
+    logdet_sigma = 0.0  # sum over blocks of (levels x log|Sigma_block|)
+    for b in range(nblk):
+        brow = bt + b * BLOCK_WIDTH
+        lp += block_scales(x, ints, floats, brow, sd, Lc, L, norm, so[b], lo[b])
+        Kb, st = ints[brow + B_K], ints[brow + B_QSTART]
+        for a in range(Kb):
+            for c in range(Kb):
+                Lq[(st + a) * q + st + c] = L[lo[b] + a * Kb + c]
+            logdet_sigma += ints[brow + B_J] * 2.0 * math.log(Lq[(st + a) * q + st + a])
+    lp -= 0.5 * logdet_sigma
+    work = np.empty(q * q)
+    Pm = np.empty(q * q)  # Sigma^-1 = Linv' Linv
+    chol_inverse(Lq, q, work, Pm)
+    prow = pt
+    bvec = np.empty(p)
+    fixed_values(x, ints, floats, prow, bvec)
+    dpar_row = ints[H_DPARS]
+    spos = ints[dpar_row + D_WHERE]
+    sigma = math.exp(x[spos])
+    s2 = sigma * sigma
+    GP = zeros(q * q)
+    db = zeros(p)
+    if q1 == q:
+        lik, ds2 = one_factor_levels(ints, floats, Pm, bvec, s2, q, p, J, GP, db)
+    else:
+        lik, ds2 = nested_levels(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db)
+    if lik == -math.inf:
+        return -math.inf
+    lp += lik
     # d/dL of the likelihood through Sigma^-1 = (L L')^-1 and the log|Sigma| terms: -2 P G P L - levels diag(1/L)
     PGP = matmul(matmul(Pm, GP, q), Pm, q)
     dL, dsd = np.zeros(lo[nblk]), np.zeros(so[nblk])
