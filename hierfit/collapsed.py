@@ -154,11 +154,9 @@ class SufficientStats:
     Zy: np.ndarray  # (K, q)
     ZX: np.ndarray  # (K, q, p)
     ZZ: np.ndarray  # (K, q, q)
-    starts: np.ndarray | None = None  # (J + 1,) inner levels of each outer level
-    q1: int = 0  # coefficients of the outer factor
 
 
-def sufficient_stats(design) -> SufficientStats:
+def sufficient_stats(design, layout: CollapsedLayout | None = None) -> SufficientStats:
     """Per-level sufficient statistics, computed in one pass over the rows (vectorised, O(n (p + q)^2)).
 
     Example
@@ -169,7 +167,7 @@ def sufficient_stats(design) -> SufficientStats:
     >>> s.n.sum(), s.XX.shape, s.ZZ.shape
     (np.int64(4059), (65, 2, 2), (65, 1, 1))
     """
-    lay = collapsed_layout(design)
+    lay = layout if layout is not None else collapsed_layout(design)
     K = len(lay.order)
     position = np.empty(K, dtype=np.int64)
     position[lay.order] = np.arange(K)
@@ -192,8 +190,6 @@ def sufficient_stats(design) -> SufficientStats:
         Zy=cross[:, p:p + q, -1],
         ZX=cross[:, p:p + q, :p],
         ZZ=cross[:, p:p + q, p:p + q],
-        starts=lay.starts,
-        q1=lay.q1,
     )
 
 
@@ -232,8 +228,8 @@ def build_collapsed_model(design, priors):
 
     from .model import _vector_rv, coords_for, fixed_part
 
-    stats = sufficient_stats(design)
     lay = collapsed_layout(design)
+    stats = sufficient_stats(design, lay)
     pp = priors.predictors["mu"]
     with pm.Model(coords=coords_for(design)) as model:
         b = fixed_part(design.mu, pp).b
@@ -253,7 +249,7 @@ def build_collapsed_model(design, priors):
         data = {nm: pm.Data(f"ss_{nm}", getattr(stats, nm).astype(float)) for nm in ("n", "yy", "Xy", "XX", "Zy", "ZX", "ZZ")}
         if lay.nested:
             outer_of = np.repeat(np.arange(len(lay.starts) - 1), np.diff(lay.starts))
-            loglik = nested_marginal_loglik(b, L, sigma, data, lay.q1, outer_of)
+            loglik = nested_marginal_loglik(b, L, sigma, data, lay.q, lay.q1, outer_of)
         else:
             loglik = marginal_loglik(b, L, sigma, data, lay.q)
         pm.Potential("y_marginal", loglik.sum())
@@ -303,7 +299,7 @@ def marginal_loglik(b, L, sigma, data: dict, q: int):
     return -0.5 * (n * np.log(2 * np.pi) + logdet_M + logdet_sigma + n * pt.log(s2) + quad)
 
 
-def nested_marginal_loglik(b, L, sigma, data: dict, q1: int, outer_of: np.ndarray):
+def nested_marginal_loglik(b, L, sigma, data: dict, q: int, q1: int, outer_of: np.ndarray):
     """Per-outer-level marginal log-likelihood (PyTensor) of an inner factor nested in an outer one.
 
     For outer level ``j`` the group effects are ``(u_j, v_j1, ..., v_jK)`` (outer, inner);
@@ -335,7 +331,6 @@ def nested_marginal_loglik(b, L, sigma, data: dict, q1: int, outer_of: np.ndarra
         ee, Ze = data["yy"], data["Zy"]
     w = Ze / s2
     ZZ = data["ZZ"] / s2
-    q = ZZ.type.shape[-1] if ZZ.type.shape[-1] is not None else L.type.shape[0]
     P = pt.linalg.solve_triangular(L, pt.eye(q), lower=True)
     P = P.T @ P
     D = P[None, q1:, q1:] + ZZ[:, q1:, q1:]
@@ -418,8 +413,8 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     effects given its outer level's.
     """
     rng = np.random.default_rng(seed)
-    stats = sufficient_stats(design)
     lay = collapsed_layout(design)
+    stats = sufficient_stats(design, lay)
     chains, ndraw = posterior.sizes["chain"], posterior.sizes["draw"]
     b = stack(posterior, "b") if design.fixed_names else np.zeros((chains * ndraw, 0))
     s2 = stack(posterior, "sigma") ** 2

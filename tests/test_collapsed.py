@@ -13,6 +13,16 @@ from hierfit.design import build_design
 from hierfit.priors import resolve_priors
 
 
+def _marginal_at_random_point(d, rng):
+    """The collapsed model's marginal log-likelihood at a random point, and b, sigma, sd_*, cor_* there."""
+    m = build_collapsed_model(d, resolve_priors(d))
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in m.initial_point().items()}
+    loglik = m.compile_logp(vars=m.potentials, jacobian=False)(point)
+    names = ["b", "sigma"] + [f"sd_{b.key}" for b in d.blocks] + [f"cor_{b.key}" for b in d.blocks if b.is_correlated]
+    fn = pytensor.function(m.value_vars, m.replace_rvs_by_values([m[n] for n in names]), on_unused_input="ignore")
+    return loglik, dict(zip(names, fn(**point)))
+
+
 @pytest.mark.parametrize("formula, q", [("y ~ x + (1 | g)", 1), ("y ~ x + (x | g)", 2), ("y ~ x + (x || g)", 2),
                                         ("y ~ x + z + (x + z | g)", 3)])
 def test_marginal_likelihood_equals_dense_normal(formula, q):
@@ -20,12 +30,7 @@ def test_marginal_likelihood_equals_dense_normal(formula, q):
     g = np.repeat(np.arange(6), 5)
     df = pd.DataFrame({"y": rng.normal(size=30), "x": rng.normal(size=30), "z": rng.normal(size=30), "g": g})
     d = build_design(formula, df)
-    m = build_collapsed_model(d, resolve_priors(d))
-    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in m.initial_point().items()}
-    loglik = m.compile_logp(vars=m.potentials, jacobian=False)(point)
-    names = ["b", "sigma"] + [f"sd_{b.key}" for b in d.blocks] + [f"cor_{b.key}" for b in d.blocks if b.is_correlated]
-    fn = pytensor.function(m.value_vars, m.replace_rvs_by_values([m[n] for n in names]), on_unused_input="ignore")
-    vals = dict(zip(names, fn(**point)))
+    loglik, vals = _marginal_at_random_point(d, rng)
     Z = np.hstack([blk.Z for blk in d.blocks])
     sds = np.concatenate([vals[f"sd_{blk.key}"] for blk in d.blocks])
     cor = np.eye(len(sds))
@@ -53,12 +58,7 @@ def test_nested_marginal_likelihood_equals_dense_normal(formula):
     d = build_design(formula, df)
     ok, why = collapsible(d)
     assert ok and why.startswith("Gaussian with ") and why.endswith(" nested in g")
-    m = build_collapsed_model(d, resolve_priors(d))
-    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in m.initial_point().items()}
-    loglik = m.compile_logp(vars=m.potentials, jacobian=False)(point)
-    names = ["b", "sigma"] + [f"sd_{b.key}" for b in d.blocks] + [f"cor_{b.key}" for b in d.blocks if b.is_correlated]
-    fn = pytensor.function(m.value_vars, m.replace_rvs_by_values([m[n] for n in names]), on_unused_input="ignore")
-    vals = dict(zip(names, fn(**point)))
+    loglik, vals = _marginal_at_random_point(d, rng)
     V = vals["sigma"] ** 2 * np.eye(36)
     for blk in d.blocks:  # each block adds Z_b Sigma_b Z_b' within its levels
         sd = vals[f"sd_{blk.key}"]

@@ -570,34 +570,33 @@ def nested_levels(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db):
                 cj[a] += w[a]
                 for c in range(q1):
                     S[a * q1 + c] += floats[zz + a * q + c] * inv_s2
-            if q2 > 0:
-                D = Dch[k * q2 * q2:(k + 1) * q2 * q2]
-                for a in range(q2):
-                    for c in range(q2):
-                        D[a * q2 + c] = Pm[(q1 + a) * q + q1 + c] + floats[zz + (q1 + a) * q + q1 + c] * inv_s2
-                if not cholesky(D, q2):
-                    return -math.inf, 0.0
-                for a in range(q2):
-                    logdet += 2.0 * math.log(D[a * q2 + a])
-                Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
-                chol_inverse(D, q2, work2, Di)
-                for a in range(q2):  # y2 = D^-1 w2, Y = D^-1 B'
+            D = Dch[k * q2 * q2:(k + 1) * q2 * q2]
+            for a in range(q2):
+                for c in range(q2):
+                    D[a * q2 + c] = Pm[(q1 + a) * q + q1 + c] + floats[zz + (q1 + a) * q + q1 + c] * inv_s2
+            if not cholesky(D, q2):
+                return -math.inf, 0.0
+            for a in range(q2):
+                logdet += 2.0 * math.log(D[a * q2 + a])
+            Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
+            chol_inverse(D, q2, work2, Di)
+            for a in range(q2):  # y2 = D^-1 w2, Y = D^-1 B'
+                s = 0.0
+                for t in range(q2):
+                    s += Di[a * q2 + t] * w[q1 + t]
+                y2[k * q2 + a] = s
+                quad += w[q1 + a] * s
+                for c in range(q1):
                     s = 0.0
                     for t in range(q2):
-                        s += Di[a * q2 + t] * w[q1 + t]
-                    y2[k * q2 + a] = s
-                    quad += w[q1 + a] * s
+                        s += Di[a * q2 + t] * floats[zz + c * q + q1 + t]
+                    Y[(k * q2 + a) * q1 + c] = s * inv_s2
+            for a in range(q1):  # S -= B Y, c -= B y2
+                for t in range(q2):
+                    bat = floats[zz + a * q + q1 + t] * inv_s2
+                    cj[a] -= bat * y2[k * q2 + t]
                     for c in range(q1):
-                        s = 0.0
-                        for t in range(q2):
-                            s += Di[a * q2 + t] * floats[zz + c * q + q1 + t]
-                        Y[(k * q2 + a) * q1 + c] = s * inv_s2
-                for a in range(q1):  # S -= B Y, c -= B y2
-                    for t in range(q2):
-                        bat = floats[zz + a * q + q1 + t] * inv_s2
-                        cj[a] -= bat * y2[k * q2 + t]
-                        for c in range(q1):
-                            S[a * q1 + c] -= bat * Y[(k * q2 + t) * q1 + c]
+                        S[a * q1 + c] -= bat * Y[(k * q2 + t) * q1 + c]
         if not cholesky(S, q1):
             return -math.inf, 0.0
         for a in range(q1):
@@ -620,30 +619,29 @@ def nested_levels(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db):
                 v[a] = vu[a]
                 for c in range(q1):
                     tr += Guu[a * q1 + c] * floats[zz + c * q + a]
-            if q2 > 0:
-                Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
-                for a in range(q2):  # v_k = y2 - Y vu
-                    s = y2[k * q2 + a]
-                    for c in range(q1):
-                        s -= Y[(k * q2 + a) * q1 + c] * vu[c]
-                    v[q1 + a] = s
-                for a in range(q1):  # G_uk = -(M^-1_uk + vu v_k')/2 with M^-1_uk = -Sinv Y'
-                    for c in range(q2):
-                        s = 0.0
-                        for t in range(q1):
-                            s += Sinv[a * q1 + t] * Y[(k * q2 + c) * q1 + t]
-                        tr += 2.0 * (-0.5 * (-s + vu[a] * v[q1 + c])) * floats[zz + a * q + q1 + c]
-                for a in range(q2):  # G_kk = -(D^-1 + Y Sinv Y' + v_k v_k')/2
-                    for c in range(q2):
-                        s = Di[a * q2 + c]
-                        for t in range(q1):
-                            yt = 0.0
-                            for t2 in range(q1):
-                                yt += Sinv[t * q1 + t2] * Y[(k * q2 + c) * q1 + t2]
-                            s += Y[(k * q2 + a) * q1 + t] * yt
-                        g = -0.5 * (s + v[q1 + a] * v[q1 + c])
-                        GP[(q1 + a) * q + q1 + c] += g
-                        tr += g * floats[zz + (q1 + c) * q + q1 + a]
+            Di = Dinv[k * q2 * q2:(k + 1) * q2 * q2]
+            for a in range(q2):  # v_k = y2 - Y vu
+                s = y2[k * q2 + a]
+                for c in range(q1):
+                    s -= Y[(k * q2 + a) * q1 + c] * vu[c]
+                v[q1 + a] = s
+            for a in range(q1):  # G_uk = -(M^-1_uk + vu v_k')/2 with M^-1_uk = -Sinv Y'
+                for c in range(q2):
+                    s = 0.0
+                    for t in range(q1):
+                        s += Sinv[a * q1 + t] * Y[(k * q2 + c) * q1 + t]
+                    tr += 2.0 * (-0.5 * (-s + vu[a] * v[q1 + c])) * floats[zz + a * q + q1 + c]
+            for a in range(q2):  # G_kk = -(D^-1 + Y Sinv Y' + v_k v_k')/2
+                for c in range(q2):
+                    s = Di[a * q2 + c]
+                    for t in range(q1):
+                        yt = 0.0
+                        for t2 in range(q1):
+                            yt += Sinv[t * q1 + t2] * Y[(k * q2 + c) * q1 + t2]
+                        s += Y[(k * q2 + a) * q1 + t] * yt
+                    g = -0.5 * (s + v[q1 + a] * v[q1 + c])
+                    GP[(q1 + a) * q + q1 + c] += g
+                    tr += g * floats[zz + (q1 + c) * q + q1 + a]
             for c in range(p):
                 s = floats[xyo + k * p + c]
                 for a in range(p):

@@ -446,6 +446,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     if fam.name not in C.FAMILIES:
         raise KernelUnsupported(f"the {fam.name} family has no compiled kernel")
     par = parametrization if parametrization is not None else {}
+    lay = collapsed_layout(design) if collapsed else None
     prog, layout = _Program(), _Layout()
     pri = _Priors(prog, layout)
     pred_rows, block_rows, stored, steps = [], [], [], []
@@ -463,7 +464,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         pred_rows.append(row)
         stored.extend(_stored_fixed(pred))
         plans = model_mod.centred_means(pred, par) if not collapsed else {}
-        qstart = collapsed_layout(design).qstart if collapsed else {}
+        qstart = lay.qstart if collapsed else {}
         for blk in pred.blocks:
             brow, bstored, effect_name, sd_pos = _block(prog, layout, pri, blk, pi, pp, par, not collapsed)
             M = None
@@ -509,7 +510,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_NBLOCK], h[C.H_BLOCKS] = len(block_rows), prog.table(block_rows, C.BLOCK_WIDTH)
     h[C.H_NDPAR], h[C.H_DPARS] = len(dpar_rows), prog.table(dpar_rows, C.DPAR_WIDTH)
     if collapsed:
-        _collapsed_stats(prog, design)
+        _collapsed_stats(prog, design, lay)
     ints, floats = prog.arrays()
     return KernelSpec(kind="collapsed" if collapsed else "full", n_dim=layout.n, ints=ints, floats=floats,
                       value_vars=layout.value_vars, stored=stored,
@@ -518,17 +519,17 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                       jitter=np.concatenate(layout.jitter) if layout.jitter else np.zeros(0), steps=steps)
 
 
-def _collapsed_stats(prog: _Program, design) -> None:
+def _collapsed_stats(prog: _Program, design, lay) -> None:
     from ..collapsed import sufficient_stats
 
-    s = sufficient_stats(design)
+    s = sufficient_stats(design, lay)
     h = prog.header
-    h[C.H_J] = len(s.starts) - 1
+    h[C.H_J] = len(lay.starts) - 1
     h[C.H_K] = s.n.shape[0]
     h[C.H_P] = s.Xy.shape[1]
     h[C.H_Q] = s.Zy.shape[1]
-    h[C.H_Q1] = s.q1
-    h[C.H_SS_START] = prog.i(s.starts)
+    h[C.H_Q1] = lay.q1
+    h[C.H_SS_START] = prog.i(lay.starts)
     h[C.H_SS_N] = prog.f(s.n)
     h[C.H_SS_YY] = prog.f(s.yy)
     h[C.H_SS_XY] = prog.f(s.Xy)
