@@ -275,7 +275,7 @@ def spiral_positions(k: int) -> np.ndarray:
     Example
     -------
     >>> spiral_positions(3).tolist()
-    [[2, 1], [1, 0], [2, 0]]
+    [[2, 1], [2, 0], [1, 0]]
     """
     n = k - 1
     m = n * (n + 1) // 2
