@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from .draws import stack
+from .errors import HierfitError
 
 __all__ = ["collapsible", "collapsed_layout", "CollapsedLayout", "SufficientStats", "sufficient_stats", "build_collapsed_model", "draw_group_effects"]
 
@@ -93,7 +94,7 @@ def collapsed_layout(design) -> CollapsedLayout:
     """
     outer_blk, inner_blk = _nesting(design)
     if outer_blk is None:
-        raise ValueError(inner_blk)
+        raise HierfitError(f"the collapsed sampler does not apply: {inner_blk}")
     outer = [b for b in design.blocks if b.factor == outer_blk.factor]
     inner = [b for b in design.blocks if inner_blk is not None and b.factor == inner_blk.factor]
     qstart, start = {}, 0

@@ -8,7 +8,7 @@ from scipy import stats
 
 import hierfit
 from conftest import quiet_fit
-from hierfit.collapsed import build_collapsed_model, collapsible, sufficient_stats
+from hierfit.collapsed import build_collapsed_model, collapsed_layout, collapsible, sufficient_stats
 from hierfit.design import build_design
 from hierfit.priors import resolve_priors
 
@@ -74,6 +74,8 @@ def test_crossed_factors_are_not_collapsible():
     assert not ok and "crossed, not nested" in why
     ok, why = collapsible(build_design("y ~ (1 | g) + (1 | g:h) + (1 | h)", df))
     assert not ok and why.startswith("several grouping factors (") and "one nested in another" in why
+    with pytest.raises(hierfit.HierfitError, match="collapsed sampler does not apply: several grouping factors"):
+        collapsed_layout(build_design("y ~ (1 | g) + (1 | h)", df))
 
 
 def test_sufficient_stats_are_group_sums(exam):
