@@ -96,7 +96,7 @@ def model_data(name: str) -> tuple[str, pd.DataFrame, dict]:
 
 
 def _block_draws(fit, grp: str, var1: str | None, var2: str | None) -> np.ndarray:
-    from hierfit.draws import stack
+    from hierfit.results.draws import stack
 
     if grp == "Residual":
         return stack(fit.draws, "sigma")
@@ -120,7 +120,7 @@ def compare_model(name: str, ref: dict, draws: int = 1000, tune: int = 1000, cha
     >>> compare_model("bees", reference_models()["bees"])[["parameter", "lme4", "hierfit", "z"]]  # doctest: +SKIP
     """
     import hierfit
-    from hierfit.draws import stack
+    from hierfit.results.draws import stack
 
     formula, data, opts = model_data(name)
     t0 = time.perf_counter()

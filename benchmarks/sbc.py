@@ -10,12 +10,12 @@ chi-square test on binned ranks and a Kolmogorov-Smirnov test of the ECDF of the
 (jittered, hence exactly uniform under the null) fractional ranks.
 
 The simulator is plain numpy written from the model's definition (see
-``hierfit.model``), not hierfit's PyMC graph, so a disagreement between what the
+``hierfit.engine.model``), not hierfit's PyMC graph, so a disagreement between what the
 model is meant to be and what is sampled shows up as non-uniform ranks.
 
 Speed: each worker process builds the design and priors once with hierfit's own
 ``build_design``/``resolve_priors``; each replication swaps in its response, writes
-the model down for hierfit's compiled kernel (``hierfit.kernel.build_spec``, the path
+the model down for hierfit's compiled kernel (``hierfit.engine.kernel.build_spec``, the path
 ``hierfit.fit`` takes) and samples it with nutpie, so nothing is compiled per model.
 
 Run the benchmark (results go to ``benchmarks/results/``)::
@@ -243,7 +243,7 @@ def simulate(model: SBCModel, data: pd.DataFrame, rng: np.random.Generator,
 
 def _extract(post, name: str) -> np.ndarray:
     """(S,) draws of a parameter named like ``b[x]``, ``sd_g[x]``, ``cor_g``, ``r_g[0,(Intercept)]``."""
-    from hierfit.draws import stack
+    from hierfit.results.draws import stack
 
     m = re.fullmatch(r"(\w+)(?:\[(.*)\])?", name)
     var, sub = m.group(1), m.group(2)
@@ -269,8 +269,8 @@ _STATE: dict = {}
 
 def _worker_init(model: SBCModel, design_seed: int) -> None:
     """Build the design and priors once per worker."""
-    from hierfit.design import build_design
-    from hierfit.priors import resolve_priors
+    from hierfit.spec.design import build_design
+    from hierfit.spec.priors import resolve_priors
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     warnings.filterwarnings("ignore", message=".*BLAS.*")
@@ -288,13 +288,13 @@ def _with_response(y: np.ndarray):
     For ``parametrization="auto"`` the parametrization is chosen for this response, as
     ``hierfit.fit`` does for every data set.
     """
-    from hierfit.kernel import build_spec
-    from hierfit.parametrization import choose_parametrization
+    from hierfit.engine.kernel import build_spec
+    from hierfit.spec.parametrization import choose_parametrization
 
     model = _STATE["model"]
     design = dataclasses.replace(_STATE["design"], y=y)
     if model.method == "collapsed":
-        from hierfit.collapsed import collapsible
+        from hierfit.spec.layout import collapsible
 
         assert collapsible(design)[0], collapsible(design)
         return build_spec(design, _STATE["priors"], collapsed=True), design, "collapsed"
@@ -308,8 +308,8 @@ def _with_response(y: np.ndarray):
 def _one_rep(args) -> dict:
     from arviz_stats.base import array_stats
 
-    from hierfit.kernel.driver import sample_spec
-    from hierfit.sampling import SamplerSettings
+    from hierfit.engine.kernel.driver import sample_spec
+    from hierfit.engine.sampling import SamplerSettings
 
     rep, seed, wrong_scale, draws, tune, chains, n_keep, min_ess = args
     model, data = _STATE["model"], _STATE["data"]
@@ -323,7 +323,7 @@ def _one_rep(args) -> dict:
                                                     seed=int(rng.integers(2**31 - 1)), progressbar=False))
         post = dt["posterior"].to_dataset()
         if how == "collapsed":  # group effects drawn exactly from their conditional, as hierfit.fit does
-            from hierfit.collapsed import draw_group_effects
+            from hierfit.engine.group_draws import draw_group_effects
 
             post = draw_group_effects(post, design_y, int(rng.integers(2**31 - 1)))
         samples = {name: _extract(post, name) for name in model.params}

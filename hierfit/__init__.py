@@ -10,10 +10,11 @@ Example
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
 
-from . import datasets, families
-from .errors import (
+from hierfit import datasets
+from hierfit.version import __version__
+from hierfit.spec import families
+from hierfit.errors import (
     ConvergenceWarning,
     DataError,
     DataWarning,
@@ -24,12 +25,15 @@ from .errors import (
     PriorError,
     SamplingError,
 )
-from .formula import bf
-from .prepare import NA
-from .priors import default_priors, prior
+from hierfit.spec.formula import bf
+from hierfit.analysis.prepare import NA
+from hierfit.spec.priors import prior
+from hierfit.spec.specify import Specification, default_priors, specify
 
 __all__ = [
     "fit",
+    "specify",
+    "Specification",
     "load",
     "compare",
     "sample_prior",
@@ -59,35 +63,36 @@ __all__ = [
 def __getattr__(name):
     # heavy modules (PyMC) load on first use, so `import hierfit` stays fast
     if name in ("fit", "HierFit"):
-        from . import fitting as _fit_module
+        from hierfit import pipeline
+        from hierfit.results.fit import HierFit
 
-        return getattr(_fit_module, name)
+        return pipeline.fit if name == "fit" else HierFit
     if name == "compare":
-        from .loo import compare
+        from hierfit.analysis.loo import compare
 
         return compare
     if name == "sample_prior":
-        from .fitting import sample_prior
+        from hierfit.pipeline import sample_prior
 
         return sample_prior
     if name == "plot_prior_posterior":
-        from .plots import plot_prior_posterior
+        from hierfit.plots import plot_prior_posterior
 
         return plot_prior_posterior
     if name == "equation":
-        from .equation import equation
+        from hierfit.results.equation import equation
 
         return equation
     if name == "load":
-        from .persist import load
+        from hierfit.results.persist import load
 
         return load
     if name == "build_design":
-        from .design import build_design
+        from hierfit.spec.design import build_design
 
         return build_design
     if name == "parse_formula":
-        from .formula import parse_formula
+        from hierfit.spec.formula import parse_formula
 
         return parse_formula
     raise AttributeError(f"module 'hierfit' has no attribute {name!r}")

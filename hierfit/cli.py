@@ -15,7 +15,7 @@ import argparse
 import sys
 import warnings
 
-from .errors import HierfitError
+from hierfit.errors import HierfitError
 
 DEMO_FORMULA = "normexam ~ standLRT + sex + (standLRT | school)"
 
@@ -61,7 +61,7 @@ def _read_csv(path: str):
 
 
 def _fit_and_print(args, data) -> None:
-    from .fitting import fit
+    from hierfit.pipeline import fit
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # shown in the summary instead
@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fit":
             _fit_and_print(args, _read_csv(args.data))
         elif args.command == "demo":
-            from .datasets import load
+            from hierfit.datasets import load
 
             args.formula = DEMO_FORMULA
             print(f"Fitting {DEMO_FORMULA} to the bundled Exam data (4,059 students, 65 schools)...", flush=True)
             _fit_and_print(args, load("exam"))
         elif args.command == "summary":
-            from .persist import load
+            from hierfit.results.persist import load
 
             print(load(args.file).summary().to_text())
     except HierfitError as err:

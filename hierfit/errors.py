@@ -39,7 +39,7 @@ class FormulaError(HierfitError):
 
     Example
     -------
-    >>> from hierfit.formula import parse_formula
+    >>> from hierfit.spec.formula import parse_formula
     >>> try:
     ...     parse_formula("y ~ x + (1 | )")
     ... except FormulaError as err:
@@ -82,7 +82,7 @@ class PriorError(HierfitError):
 
     Example
     -------
-    >>> from hierfit.priors import parse_dist
+    >>> from hierfit.spec.priors import parse_dist
     >>> try:
     ...     parse_dist("normal(0)")
     ... except PriorError as err:

@@ -8,9 +8,10 @@ from scipy import stats
 
 import hierfit
 from conftest import quiet_fit
-from hierfit.collapsed import build_collapsed_model, collapsed_layout, collapsible, sufficient_stats
-from hierfit.design import build_design
-from hierfit.priors import resolve_priors
+from hierfit.spec.layout import collapsed_layout, collapsible, sufficient_stats
+from hierfit.engine.collapsed import build_collapsed_model
+from hierfit.spec.design import build_design
+from hierfit.spec.priors import resolve_priors
 
 
 def _marginal_at_random_point(d, rng):
@@ -154,7 +155,7 @@ def test_nested_collapsed_agrees_with_full_sampler():
 
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_gaussian_conditional_draws_have_the_right_moments(q):
-    from hierfit.collapsed import _gaussian_conditional
+    from hierfit.engine.group_draws import _gaussian_conditional
 
     rng = np.random.default_rng(q)
     A = rng.normal(size=(q, q))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hierfit.diagnostics import (
+from hierfit.results.diagnostics import (
     _fast_fft_length,
     convergence_stats,
     ess_bulk,
@@ -125,7 +125,7 @@ def test_chains_that_differ_only_in_spread_are_caught_by_folded_rhat():
     rng = np.random.default_rng(4)
     a = rng.normal(size=(4, 1000)) * np.array([1.0, 1.0, 1.0, 4.0])[:, None]
     split = np.concatenate([a[:, :500], a[:, 500:]])
-    from hierfit.diagnostics import _normal_scores, _rhat_basic
+    from hierfit.results.diagnostics import _normal_scores, _rhat_basic
 
     bulk_only = float(_rhat_basic(_normal_scores(split)))
     assert float(rhat(a)) > 1.01 > bulk_only  # the tail (folded) R-hat is what flags it
@@ -209,7 +209,7 @@ def test_fft_length_is_the_next_5_smooth_number():
 def test_links_give_scipy_values():
     from scipy import special, stats
 
-    from hierfit.families import LINKS, get
+    from hierfit.spec.families import LINKS, get
 
     p = np.linspace(0.001, 0.999, 501)
     eta = np.linspace(-8, 8, 501)
@@ -244,7 +244,7 @@ def test_summary_of_a_saved_fit_loads_neither_scipy_stats_nor_arviz(fit_rs, tmp_
     fit_rs.save(path)
     code = textwrap.dedent(f"""
         import sys, hierfit
-        from hierfit.diagnostics import parameter_diagnostics
+        from hierfit.results.diagnostics import parameter_diagnostics
         fit = hierfit.load({str(path)!r})
         parameter_diagnostics(fit.draws, fit.design)
         text = fit.summary(ci=0.9).to_text()

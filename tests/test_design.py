@@ -8,7 +8,7 @@ import pytest
 
 from conftest import shared_path
 from hierfit import DataError, DataWarning, FormulaError
-from hierfit.design import build_design, lme4_name, r_sort
+from hierfit.spec.design import build_design, lme4_name, r_sort
 
 
 def test_exam_random_slope_design(exam):

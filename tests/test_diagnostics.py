@@ -6,7 +6,7 @@ import pytest
 
 import hierfit
 from hierfit import ConvergenceWarning
-from hierfit.diagnostics import piles_at_zero
+from hierfit.results.diagnostics import piles_at_zero
 
 
 def test_piles_at_zero():
@@ -48,9 +48,9 @@ def test_divergence_remedy_fits_how_the_effects_were_sampled():
     """A collapsed fit has no parametrization to switch; a full fit's remedy names it."""
     import xarray as xr
 
-    from hierfit.design import build_design
-    from hierfit.diagnostics import convergence_messages
-    from hierfit.parametrization import Parametrization
+    from hierfit.spec.design import build_design
+    from hierfit.results.diagnostics import convergence_messages
+    from hierfit.spec.parametrization import Parametrization
 
     d = build_design("y ~ x + (1 | g)", _groups(0.5))
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.eye(2, 5, dtype=bool))})

@@ -43,8 +43,8 @@ def test_docs_build_strict(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     api = (site / "api" / "fitting" / "index.html").read_text()
     # the API pages are generated from the docstrings: fit's parameters and HierFit's methods are there
-    assert "hierfit.fitting.fit" in api and "parametrization" in api and "VarCorr" in api
-    assert "hierfit.equation.equation" in (site / "api" / "equation" / "index.html").read_text()
+    assert "hierfit.pipeline.fit" in api and "parametrization" in api and "VarCorr" in api
+    assert "hierfit.results.equation.equation" in (site / "api" / "equation" / "index.html").read_text()
     assert "arithmatex" in (site / "equations" / "index.html").read_text()  # the equations render as math
 
 

@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 import hierfit
-import hierfit.equation
-from hierfit.design import build_design
-from hierfit.equation import Equation, build_equation, equation, latex_dist
-from hierfit.estimates import VarCorrTable
-from hierfit.priors import parse_dist, resolve_priors
+import hierfit.results.equation
+from hierfit.spec.design import build_design
+from hierfit.results.equation import Equation, build_equation, equation, latex_dist
+from hierfit.results.estimates import VarCorrTable
+from hierfit.spec.priors import parse_dist, resolve_priors
 
 # The chapter's equations, as printed by equatiomatic::extract_eq(mod1) and extract_eq(mod2).
 CHAPTER_RI = (r"\begin{aligned} \operatorname{normexam}_{i} &\sim N \left(\alpha_{j[i]} + "
@@ -140,7 +140,7 @@ def test_poisson_has_a_log_link_line_and_the_offset(owls):
                                        ("cloglog", r"\log(-\log(1 - p_{i}))")])
 def test_binomial_links(owls, link, lhs):
     d = _design("cbind(SiblingNegotiation, BroodSize) ~ FoodTreatment + (1 | Nest)", owls,
-                family=hierfit.families.binomial(link=link))
+                family=hierfit.spec.families.binomial(link=link))
     eq = build_equation(d)
     assert eq.lines[0][1] == (r"\sim \operatorname{Binomial} \left(\operatorname{SiblingNegotiation}_{i} + "
                               r"\operatorname{BroodSize}_{i}, p_{i} \right)")
@@ -251,7 +251,7 @@ def test_many_models_are_well_formed(exam, owls, gpa):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(hierfit.equation, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(hierfit.results.equation, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 5 and result.failed == 0
 
 
@@ -284,7 +284,7 @@ def test_varcorr_table_of_a_posterior_is_a_varcorrtable(exam):
     import numpy as np
     import xarray as xr
 
-    from hierfit.estimates import varcorr_table
+    from hierfit.results.estimates import varcorr_table
 
     d = _design("normexam ~ standLRT + (standLRT | school)", exam)
     sd = np.array([[[0.3, 0.1], [0.5, 0.3]]])  # (chain, draw, coef)

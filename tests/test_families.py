@@ -8,7 +8,7 @@ from scipy import special
 import hierfit
 from conftest import quiet_fit
 from hierfit import DataError, FormulaError
-from hierfit.design import build_design
+from hierfit.spec.design import build_design
 
 J, NJ = 30, 10
 FAST = dict(draws=500, tune=500, chains=2)
@@ -135,14 +135,14 @@ def test_bernoulli_accepts_booleans():
 
 
 def test_family_objects_and_links():
-    assert hierfit.families.binomial(link="probit").link.name == "probit"
-    fam = hierfit.families.get("bernoulli", link="cloglog")
+    assert hierfit.spec.families.binomial(link="probit").link.name == "probit"
+    fam = hierfit.spec.families.get("bernoulli", link="cloglog")
     p = np.array([0.1, 0.5, 0.9])
     np.testing.assert_allclose(fam.link.inv(fam.link.fun(p)), p)
     with pytest.raises(hierfit.HierfitError, match="no link"):
-        hierfit.families.poisson(link="logit")
+        hierfit.spec.families.poisson(link="logit")
     with pytest.raises(hierfit.HierfitError, match="unknown family"):
-        hierfit.families.get("weibull")
+        hierfit.spec.families.get("weibull")
 
 
 def test_response_syntax_errors():

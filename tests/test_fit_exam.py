@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hierfit.draws import stack
+from hierfit.results.draws import stack
 
 
 def _check_against_lme4(fit, ref):

@@ -3,7 +3,7 @@
 import pytest
 
 from hierfit import FormulaError
-from hierfit.formula import parse_formula
+from hierfit.spec.formula import parse_formula
 
 
 def test_fixed_and_bar_split():

@@ -16,8 +16,8 @@ import pytest
 
 import hierfit
 from hierfit import DataError, DataWarning, FormulaError, HierfitError, PersistenceError
-from hierfit.design import build_design
-from hierfit.formula import parse_formula
+from hierfit.spec.design import build_design
+from hierfit.spec.formula import parse_formula
 
 N = 40
 

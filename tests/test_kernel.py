@@ -16,11 +16,11 @@ from scipy import special
 
 import hierfit
 from hierfit import families
-from hierfit.design import build_design
-from hierfit.kernel import build_spec, load
-from hierfit.kernel.spec import spiral_positions
-from hierfit.parametrization import Parametrization
-from hierfit.priors import resolve_priors
+from hierfit.spec.design import build_design
+from hierfit.engine.kernel import build_spec, load
+from hierfit.engine.kernel.spec import spiral_positions
+from hierfit.spec.parametrization import Parametrization
+from hierfit.spec.priors import resolve_priors
 
 ENTRY = load()
 
@@ -82,11 +82,11 @@ def _build(case):
     collapsed = case.get("collapsed", False)
     spec = build_spec(d, pr, par, collapsed=collapsed)
     if collapsed:
-        from hierfit.collapsed import build_collapsed_model
+        from hierfit.engine.collapsed import build_collapsed_model
 
         model = build_collapsed_model(d, pr)
     else:
-        from hierfit.model import build_model
+        from hierfit.engine.model import build_model
 
         model = build_model(d, pr, par)
     return spec, model

@@ -9,8 +9,8 @@ import pytest
 
 import hierfit
 from conftest import quiet_fit
-from hierfit.design import build_design
-from hierfit.parametrization import choose_parametrization
+from hierfit.spec.design import build_design
+from hierfit.spec.parametrization import choose_parametrization
 
 FAST = dict(draws=500, tune=500, chains=2, seed=1, method="full")  # sample the group effects (no collapsing)
 

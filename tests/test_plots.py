@@ -129,7 +129,7 @@ def test_shrinkage_path_is_the_closed_form_ridge(fit_ri):
     """At a given tau the path is the penalised least-squares (conditional posterior mean) solution."""
     d = fit_ri.design
     blk = d.blocks[0]
-    sigma = float(hierfit.draws.stack(fit_ri.draws, "sigma").mean())
+    sigma = float(hierfit.results.draws.stack(fit_ri.draws, "sigma").mean())
     tau = 0.2
     A = np.column_stack([d.X, _dummies(blk.index, blk.n_levels)])
     pen = np.diag([0.0] * d.X.shape[1] + [sigma**2 / tau**2] * blk.n_levels)
@@ -518,7 +518,7 @@ def test_typical_values_need_raw_columns_for_transformed_predictors(exam):
     """A predictor used only inside log() cannot be varied without the raw data."""
     from types import SimpleNamespace
 
-    from hierfit.design import build_design
+    from hierfit.spec.design import build_design
     from hierfit.plots._common import typical_values
 
     data = exam.assign(lrt=exam["standLRT"] + 5)

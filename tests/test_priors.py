@@ -5,8 +5,8 @@ import pytest
 
 import hierfit
 from hierfit import PriorError
-from hierfit.design import build_design
-from hierfit.priors import Dist, parse_dist, resolve_priors
+from hierfit.spec.design import build_design
+from hierfit.spec.priors import Dist, parse_dist, resolve_priors
 
 RS = "normexam ~ standLRT + sex + (standLRT | school)"
 
@@ -75,7 +75,7 @@ def test_bad_prior_statements(exam):
 
 def test_user_prior_changes_the_model(exam):
     d = build_design(RS, exam)
-    from hierfit.model import build_model
+    from hierfit.engine.model import build_model
 
     m = build_model(d, resolve_priors(d, [hierfit.prior("exponential(2)", "sd", group="school")]))
     assert m["sd_school"].owner.op.__class__.__name__ == "ExponentialRV"

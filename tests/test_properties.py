@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from hierfit import FormulaError, HierfitError  # noqa: E402
-from hierfit.design import build_design  # noqa: E402
-from hierfit.formula import KNOWN_FUNCTIONS, ParsedFormula, parse_formula  # noqa: E402
+from hierfit.spec.design import build_design  # noqa: E402
+from hierfit.spec.formula import KNOWN_FUNCTIONS, ParsedFormula, parse_formula  # noqa: E402
 
 PROFILE = settings(max_examples=150, deadline=None, derandomize=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

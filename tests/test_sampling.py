@@ -58,7 +58,7 @@ def test_jax_kernel_samples_the_same_posterior(small, method):
 
 
 def test_kernel_fallback_when_the_compiled_kernel_cannot_evaluate_a_model(small, monkeypatch):
-    import hierfit.kernel as kernel_mod
+    import hierfit.engine.kernel as kernel_mod
 
     def unsupported(*args, **kwargs):
         raise kernel_mod.KernelUnsupported("a model the kernel does not know")

@@ -14,7 +14,7 @@ from importlib import resources
 
 import pandas as pd
 
-from ..errors import DataError
+from hierfit.errors import DataError
 
 __all__ = ["load", "available"]
 

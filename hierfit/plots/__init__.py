@@ -24,7 +24,7 @@ Example
 
 from __future__ import annotations
 
-from .checks import (
+from hierfit.plots.checks import (
                      plot_quantile_residuals,
                      plot_ranef_qq,
                      plot_ranef_vs,
@@ -32,12 +32,12 @@ from .checks import (
                      plot_residuals_by_group,
                      pp_check,
 )
-from .effects import effect_table, plot_effects, plot_group_lines
-from .methods import PlotMethods
-from .pooling import ShrinkagePath, complete_pooling, no_pooling, partial_pooling, shrinkage_path
-from .priors import plot_prior_posterior
-from .sampler import plot_rank, plot_trace
-from .shrinkage import explore_shrinkage, plot_shrinkage, plot_shrinkage_path
+from hierfit.plots.effects import effect_table, plot_effects, plot_group_lines
+from hierfit.plots.methods import PlotMethods
+from hierfit.plots.pooling import ShrinkagePath, complete_pooling, no_pooling, partial_pooling, shrinkage_path
+from hierfit.plots.priors import plot_prior_posterior
+from hierfit.plots.sampler import plot_rank, plot_trace
+from hierfit.plots.shrinkage import explore_shrinkage, plot_shrinkage, plot_shrinkage_path
 
 __all__ = [
     "PlotMethods",

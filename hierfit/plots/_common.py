@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..draws import stack
-from ..errors import HierfitError
+from hierfit.results.draws import stack
+from hierfit.errors import HierfitError
 
 __all__ = ["TermInfo", "resolve_term", "figure_and_axes", "aligned_data", "column_values", "fixed_variables",
            "typical_values", "variable_range", "response_label", "binned_smooth", "group_sizes", "cap_note"]

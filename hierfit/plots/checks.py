@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import HierfitError
-from ..prepare import prepare_draws
-from ._common import binned_smooth, cap_note, column_values, figure_and_axes, resolve_term
+from hierfit.errors import HierfitError
+from hierfit.analysis.prepare import prepare_draws
+from hierfit.plots._common import binned_smooth, cap_note, column_values, figure_and_axes, resolve_term
 
 __all__ = ["plot_residuals", "plot_residuals_by_group", "plot_ranef_qq", "plot_ranef_vs", "plot_quantile_residuals",
            "pp_check"]
@@ -363,7 +363,7 @@ def plot_quantile_residuals(fit, *, re_form=None, seed: int | None = 1, nsim: in
     -------
     >>> fig = fit.plot_quantile_residuals(seed=1)  # doctest: +SKIP
     """
-    from ..predict import quantile_residuals
+    from hierfit.analysis.predict import quantile_residuals
 
     qr = quantile_residuals(fit, re_form=re_form, seed=seed, nsim=nsim)
     u = qr.residuals.to_numpy()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import HierfitError
-from ..prepare import NA, prepare_draws
-from ._common import (
+from hierfit.errors import HierfitError
+from hierfit.analysis.prepare import NA, prepare_draws
+from hierfit.plots._common import (
     column_values,
     figure_and_axes,
     fixed_variables,
@@ -26,7 +26,7 @@ __all__ = ["plot_effects", "plot_group_lines", "effect_table"]
 
 
 def _needed(fit, keep_all: bool) -> list[str]:
-    from ..prepare import _needed_columns, select_blocks
+    from hierfit.analysis.prepare import _needed_columns, select_blocks
 
     design = fit.design
     return _needed_columns(design, select_blocks(design, None if keep_all else NA))

@@ -35,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..draws import stack
-from ..errors import HierfitError
-from ..prepare import prepare_draws
-from ._common import TermInfo, group_sizes, resolve_term
+from hierfit.results.draws import stack
+from hierfit.errors import HierfitError
+from hierfit.analysis.prepare import prepare_draws
+from hierfit.plots._common import TermInfo, group_sizes, resolve_term
 
 __all__ = ["no_pooling", "complete_pooling", "partial_pooling", "shrinkage_path", "ShrinkagePath"]
 

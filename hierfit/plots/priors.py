@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..draws import stack
-from ..errors import HierfitError
-from ._common import figure_and_axes, resolve_term
-from .shrinkage import _kde
+from hierfit.results.draws import stack
+from hierfit.errors import HierfitError
+from hierfit.plots._common import figure_and_axes, resolve_term
+from hierfit.plots.shrinkage import _kde
 
 __all__ = ["plot_prior_posterior"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..errors import HierfitError
+from hierfit.errors import HierfitError
 
 __all__ = ["plot_trace", "plot_rank", "reported_posterior", "reported_names"]
 

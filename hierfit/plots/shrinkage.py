@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import HierfitError
-from ._common import figure_and_axes, group_sizes, resolve_term
-from .pooling import _partial_draws, complete_pooling, no_pooling, shrinkage_path
+from hierfit.errors import HierfitError
+from hierfit.plots._common import figure_and_axes, group_sizes, resolve_term
+from hierfit.plots.pooling import _partial_draws, complete_pooling, no_pooling, shrinkage_path
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_path", "explore_shrinkage"]
 

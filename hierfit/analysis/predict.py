@@ -1,0 +1,145 @@
+"""Predictions, fitted values and residuals, all built on :func:`hierfit.analysis.prepare.prepare_draws`.
+
+* ``kind="link"``: the linear predictor; ``"mean"``: E[y] on the response scale;
+  ``"response"``: posterior predictive draws including observation noise.
+* ``re_form``: ``None`` all group terms (lme4's default), ``hierfit.NA``/``"~0"`` none,
+  ``"~(1|school)"`` only the named ones.
+* Quantile residuals as DHARMa's ``simulateResiduals``: the rank of each observation
+  among posterior predictive simulations (randomised for discrete families).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hierfit.results.draws import interval_table
+from hierfit.errors import HierfitError
+from hierfit.analysis.prepare import prepare_draws
+
+__all__ = ["predict", "fitted", "residuals", "quantile_residuals", "QuantileResiduals", "KINDS"]
+
+KINDS = ("link", "mean", "response")
+
+
+def _draws_of(prepared, kind: str, rng: np.random.Generator) -> np.ndarray:
+    if kind == "link":
+        return prepared.eta["mu"]
+    if kind == "mean":
+        return prepared.expected()
+    if kind == "response":
+        return prepared.simulate(rng)
+    raise HierfitError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def _as_dataarray(fit, draws: np.ndarray, name: str) -> xr.DataArray:
+    chains, ndraw = fit.draws.sizes["chain"], fit.draws.sizes["draw"]
+    if draws.shape[0] == chains * ndraw:
+        arr = draws.reshape(chains, ndraw, -1)
+        return xr.DataArray(arr, dims=("chain", "draw", "obs"),
+                            coords={"chain": np.arange(chains), "draw": np.arange(ndraw), "obs": np.arange(arr.shape[2])},
+                            name=name)
+    return xr.DataArray(draws[None], dims=("chain", "draw", "obs"), name=name)
+
+
+def predict(fit, newdata: pd.DataFrame | None = None, re_form=None, kind: str = "mean", ci: float = 0.95,
+            summary: bool = True, allow_new_levels: bool = False, seed: int | None = None,
+            ndraws: int | None = None):
+    """Posterior predictions (see :meth:`HierFit.predict`)."""
+    if kind not in KINDS:
+        raise HierfitError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    rng = np.random.default_rng(seed)
+    prepared = prepare_draws(fit, newdata, re_form=re_form, allow_new_levels=allow_new_levels,
+                             seed=None if seed is None else seed + 1, ndraws=ndraws)
+    draws = _draws_of(prepared, kind, rng)
+    if not summary:
+        return _as_dataarray(fit, draws, f"predict_{kind}")
+    index = newdata.index if newdata is not None else pd.RangeIndex(fit.nobs)
+    return interval_table(draws, index, ci)
+
+
+def fitted(fit, re_form=None, ci: float = 0.95, summary: bool = True):
+    """E[y] for the training rows (see :meth:`HierFit.fitted`)."""
+    return predict(fit, None, re_form=re_form, kind="mean", ci=ci, summary=summary)
+
+
+def residuals(fit, type: str = "response", re_form=None, seed: int | None = None, nsim: int | None = None):  # noqa: A002
+    """Residuals of the training rows (posterior means), see :meth:`HierFit.residuals`."""
+    if type == "quantile":
+        return quantile_residuals(fit, re_form=re_form, seed=seed, nsim=nsim).residuals
+    prepared = prepare_draws(fit, None, re_form=re_form)
+    expected = prepared.expected().mean(axis=0)
+    y = fit.design.y
+    if type == "response":
+        return pd.Series(y - expected, name="response residuals")
+    if type == "pearson":
+        sd = np.sqrt(prepared.variance().mean(axis=0))
+        return pd.Series((y - expected) / sd, name="pearson residuals")
+    raise HierfitError(f"type must be 'response', 'pearson' or 'quantile', got {type!r}")
+
+
+@dataclass
+class QuantileResiduals:
+    """DHARMa-style scaled residuals in [0, 1] and their uniformity test.
+
+    Attributes
+    ----------
+    residuals : pandas.Series   the scaled residuals (uniform under a correct model)
+    simulated : ndarray (nsim, n)   the simulations they were computed from
+    ks_statistic, ks_pvalue : float   Kolmogorov-Smirnov test against uniform(0, 1)
+    conditional : bool   True when group effects were held at their fitted values
+    """
+
+    residuals: pd.Series
+    simulated: np.ndarray
+    ks_statistic: float
+    ks_pvalue: float
+    conditional: bool
+    fitted: np.ndarray
+
+    @property
+    def uniform(self) -> bool:
+        """True unless the KS test rejects uniformity at the 5 % level."""
+        return self.ks_pvalue >= 0.05
+
+    def __repr__(self) -> str:
+        kind = "conditional" if self.conditional else "unconditional (group effects re-simulated)"
+        return (f"Quantile residuals ({kind}) from {self.simulated.shape[0]} simulations of "
+                f"{self.simulated.shape[1]} observations\n"
+                f"KS test against uniform: D = {self.ks_statistic:.4f}, p = {self.ks_pvalue:.4g}"
+                f"{'' if self.uniform else '  <- deviation from the model detected'}")
+
+
+def pit(y: np.ndarray, sims: np.ndarray, discrete: bool, rng: np.random.Generator) -> np.ndarray:
+    """Randomised probability integral transform of y among simulations (nsim, n).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> pit(np.array([0.5]), np.array([[0.0], [1.0]]), False, np.random.default_rng(0))
+    array([0.5])
+    """
+    less = (sims < y).mean(axis=0)
+    if not discrete:
+        return less
+    equal = (sims == y).mean(axis=0)
+    return less + rng.uniform(size=y.shape) * equal
+
+
+def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | None = None) -> QuantileResiduals:
+    """Simulated quantile residuals (see :meth:`HierFit.quantile_residuals`)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    conditional = re_form is None
+    prepared = prepare_draws(fit, None, re_form=re_form, ndraws=nsim, seed=None if seed is None else seed + 1,
+                             resimulate_groups=True)
+    sims = prepared.simulate(rng)
+    u = pit(fit.design.y, sims, fit.family.discrete, rng)
+    ks = stats.kstest(u, "uniform")
+    return QuantileResiduals(residuals=pd.Series(u, name="quantile residuals"), simulated=sims,
+                             ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue), conditional=conditional,
+                             fitted=prepared.expected().mean(axis=0))

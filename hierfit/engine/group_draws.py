@@ -1,0 +1,117 @@
+"""Exact draws of the group effects of a collapsed fit, one per posterior draw.
+
+Every posterior draw of (b, Sigma, sigma) gets its group effects drawn from their
+Gaussian conditional ``r_j | b, Sigma, sigma, y ~ N(M_j^-1 u_j, M_j^-1)`` (see
+:mod:`hierfit.engine.collapsed`), outer levels first and then each inner level given
+its outer one, from the per-level sufficient statistics of :mod:`hierfit.spec.layout`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from hierfit.results.draws import stack
+from hierfit.spec.layout import collapsed_layout, sufficient_stats
+
+__all__ = ["draw_group_effects"]
+
+
+def _gaussian_conditional(M: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Draws of N(M^-1 u, M^-1) from standard normals z, batched over leading axes (closed forms for q <= 2)."""
+    q = M.shape[-1]
+    if q == 1:
+        m = M[..., 0, 0]
+        return (u[..., 0] / m + z[..., 0] / np.sqrt(m))[..., None]
+    if q == 2:
+        a, c, d = M[..., 0, 0], M[..., 0, 1], M[..., 1, 1]
+        det = a * d - c * c
+        i11, i12, i22 = d / det, -c / det, a / det  # M^-1
+        mean0 = i11 * u[..., 0] + i12 * u[..., 1]
+        mean1 = i12 * u[..., 0] + i22 * u[..., 1]
+        l11 = np.sqrt(i11)
+        l21 = i12 / l11
+        l22 = np.sqrt(np.maximum(i22 - l21 * l21, 0.0))
+        return np.stack([mean0 + l11 * z[..., 0], mean1 + l21 * z[..., 0] + l22 * z[..., 1]], axis=-1)
+    C = np.linalg.cholesky(M)
+    mean = np.linalg.solve(M, u[..., None])[..., 0]
+    # mean + C^-T z has covariance M^-1
+    return mean + np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
+
+
+def _conditional_chunk(lay, stats, sigma_inv, b, s2, rng):
+    """Exact draws of the stacked group effects for a chunk of posterior draws: (draws, levels, q) per factor."""
+    S = b.shape[0]
+    K, q = stats.Zy.shape
+    q1 = lay.q1
+    zx_flat = stats.ZX.reshape(K * q, -1)
+    zxb = (b @ zx_flat.T).reshape(S, K, q)  # (Z'X)_k b for every draw, by one matrix product
+    w = (stats.Zy[None] - zxb) / s2[:, None, None]
+    ZZ = stats.ZZ[None] / s2[:, None, None, None]
+    if not lay.nested:
+        M = sigma_inv[:, None] + ZZ
+        return [_gaussian_conditional(M, w, rng.standard_normal(w.shape))]
+    # arrow-shaped precision: first the outer effects with the inner ones integrated out, then each inner one
+    D = sigma_inv[:, None, q1:, q1:] + ZZ[:, :, q1:, q1:]
+    B = ZZ[:, :, :q1, q1:]
+    Dinv = np.linalg.inv(D)
+    Y = Dinv @ np.swapaxes(B, -1, -2)
+    y2 = (Dinv @ w[..., q1:, None])[..., 0]
+    heads = lay.starts[:-1]
+    Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B @ Y, heads, axis=1)
+    cj = np.add.reduceat(w[..., :q1] - (B @ y2[..., None])[..., 0], heads, axis=1)
+    u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))
+    u_k = np.repeat(u, np.diff(lay.starts), axis=1)
+    mean_part = w[..., q1:] - (np.swapaxes(B, -1, -2) @ u_k[..., None])[..., 0]
+    v = _gaussian_conditional(D, mean_part, rng.standard_normal(mean_part.shape))
+    unsorted = np.empty_like(v)
+    unsorted[:, lay.order] = v
+    return [u, unsorted]
+
+
+def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Dataset:
+    """Add ``r_<key>`` draws from their exact Gaussian conditional given b, Sigma, sigma and y to the posterior.
+
+    One factor: ``r_j ~ N(M_j^-1 u_j, M_j^-1)``.  Nested factors: the outer effects
+    from their conditional with the inner ones integrated out, then each inner level's
+    effects given its outer level's.
+    """
+    rng = np.random.default_rng(seed)
+    lay = collapsed_layout(design)
+    stats = sufficient_stats(design, lay)
+    chains, ndraw = posterior.sizes["chain"], posterior.sizes["draw"]
+    b = stack(posterior, "b") if design.fixed_names else np.zeros((chains * ndraw, 0))
+    s2 = stack(posterior, "sigma") ** 2
+    S = b.shape[0]
+    q = lay.q
+    L = np.zeros((S, q, q))
+    for blk in lay.outer + lay.inner:
+        k, start = blk.n_coefs, lay.qstart[blk.key]
+        sd = stack(posterior, f"sd_{blk.key}")
+        if blk.is_correlated:
+            lc = np.linalg.cholesky(stack(posterior, f"cor_{blk.key}") + 1e-12 * np.eye(k))
+            L[:, start:start + k, start:start + k] = sd[:, :, None] * lc
+        else:
+            L[:, np.arange(start, start + k), np.arange(start, start + k)] = sd
+    Linv = np.linalg.solve(L, np.eye(q)[None])
+    sigma_inv = np.einsum("sji,sjk->sik", Linv, Linv)
+    K = stats.n.shape[0]
+    chunk = max(1, int(2e6 // max(K * q * q, 1)))  # about 16 MB temporaries: fast in cache
+    parts = [[] for _ in range(2 if lay.nested else 1)]
+    for lo in range(0, S, chunk):
+        hi = min(S, lo + chunk)
+        for acc, r in zip(parts, _conditional_chunk(lay, stats, sigma_inv[lo:hi], b[lo:hi], s2[lo:hi], rng)):
+            acc.append(r)
+    factors = [(lay.outer, np.concatenate(parts[0]), 0)]
+    if lay.nested:
+        factors.append((lay.inner, np.concatenate(parts[1]), lay.q1))
+    out = posterior.copy()
+    for blocks, r, offset in factors:
+        for blk in blocks:
+            k, start = blk.n_coefs, lay.qstart[blk.key] - offset
+            out[f"r_{blk.key}"] = xr.DataArray(
+                r[:, :, start:start + k].reshape(chains, ndraw, blk.n_levels, k),
+                dims=("chain", "draw", f"{blk.key}__level", f"{blk.key}__coef"),
+                coords={"chain": posterior["chain"], "draw": posterior["draw"], f"{blk.key}__level": blk.levels,
+                        f"{blk.key}__coef": blk.coefs})
+    return out

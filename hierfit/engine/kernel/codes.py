@@ -1,0 +1,52 @@
+"""Integer codes shared by the kernel's program (built in Python) and its numba code.
+
+The program is two flat arrays: ``ints`` (int64) and ``floats`` (float64).  ``ints``
+starts with a header of ``HEADER_SIZE`` slots (named ``H_*`` below); tables of fixed-
+width rows follow (priors, predictors, group blocks, distributional parameters), and
+the data arrays are slices of ``floats`` (or of ``ints`` for level indices) whose
+offsets the tables hold.
+"""
+
+# model kinds
+FULL = 0
+COLLAPSED = 1
+
+# response families and links
+FAMILIES = {"gaussian": 0, "student": 1, "poisson": 2, "negbinomial": 3, "binomial": 4, "bernoulli": 5, "gamma": 6}
+GAUSSIAN, STUDENT, POISSON, NEGBINOMIAL, BINOMIAL, BERNOULLI, GAMMA = range(7)
+LINKS = {"identity": 0, "log": 1, "logit": 2, "probit": 3, "cloglog": 4}
+IDENTITY, LOG, LOGIT, PROBIT, CLOGLOG = range(5)
+
+# prior densities (brms spelling in hierfit.spec.priors)
+PRIORS = {"normal": 0, "student_t": 1, "cauchy": 2, "exponential": 3, "gamma": 4, "lognormal": 5, "inv_gamma": 6}
+P_NORMAL, P_STUDENT_T, P_CAUCHY, P_EXPONENTIAL, P_GAMMA, P_LOGNORMAL, P_INV_GAMMA = range(7)
+
+# header slots
+H_KIND, H_N, H_NDIM, H_FAMILY, H_LINK, H_Y, H_TRIALS = range(7)
+H_NPRIOR, H_PRIORS, H_NPRED, H_PREDS, H_NBLOCK, H_BLOCKS, H_NDPAR, H_DPARS = range(7, 15)
+H_J, H_P, H_Q, H_SS_N, H_SS_YY, H_SS_XY, H_SS_XX, H_SS_ZY, H_SS_ZX, H_SS_ZZ = range(15, 25)
+H_ROW_CONST, H_ROW_AUX = 25, 26  # per-row terms that depend on y alone (log-likelihood constants, log y)
+H_CONST_SUM = 27  # offset (floats) of the sum of the per-row constants
+# collapsed model: coefficients of the outer factor, number of inner levels (= H_J for one factor), offset (ints)
+# of the J + 1 starts of each outer level's inner levels
+H_Q1, H_K, H_SS_START = 28, 29, 30
+HEADER_SIZE = 31
+
+# prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
+PRIOR_WIDTH = 4
+T_NONE, T_LOG = 0, 1  # T_LOG: value = lower + exp(x)
+
+# predictor rows
+(PR_P, PR_X, PR_XMEAN, PR_HAS_INT, PR_INT_POS, PR_BETA_IDX, PR_NFIXED, PR_FIXED_MAP, PR_OFFSET,
+ PR_FIRST_BLOCK, PR_NBLOCK, PR_LINK) = range(12)
+PRED_WIDTH = 12
+
+# group-block rows
+(B_PRED, B_J, B_K, B_INDEX, B_Z, B_ONES, B_SD_IDX, B_CORR, B_L_POS, B_L_MAP, B_ETA, B_PARAM_POS, B_CENTERED,
+ B_MEAN, B_RUNS, B_QSTART) = range(16)
+BLOCK_WIDTH = 16  # B_QSTART: the block's first column among the collapsed model's stacked coefficients
+
+# distributional-parameter rows: source (scalar parameter or predictor), its x position or predictor, lower bound
+D_SOURCE, D_WHERE, D_LOWER = range(3)
+DPAR_WIDTH = 3
+SRC_PARAM, SRC_PREDICTOR = 0, 1

@@ -1,0 +1,123 @@
+"""The stored variables of every draw, from the sampler's unconstrained draws (numpy, vectorised over draws).
+
+nutpie keeps each draw's unconstrained vector; afterwards these steps turn all draws at
+once into the posterior's variables — the ones the PyMC model names: ``Intercept``,
+``beta``, ``b`` (lme4's fixed effects), ``sd_<key>``, ``cor_<key>``, ``r_<key>`` (group
+effects; not for the collapsed model, whose effects hierfit.engine.collapsed draws) and the
+distributional parameters without a formula.  :func:`hierfit.engine.kernel.spec.build_spec`
+writes the steps; ``tests/test_kernel.py`` checks them against PyMC's variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["FixedStep", "BlockStep", "DparStep", "stored_draws"]
+
+
+@dataclass(frozen=True)
+class FixedStep:
+    """One predictor's fixed effects: the intercept at the predictor means, the slopes, and b."""
+
+    intercept: str | None  # stored names (None when absent)
+    beta: str | None
+    b: str | None
+    int_pos: int  # position of the intercept in x, or -1
+    beta_pos: np.ndarray  # positions of the slopes
+    xmean: np.ndarray  # means of the slope columns (zeros without an intercept)
+    fixed_map: np.ndarray  # per coefficient in lme4's order: -1 for the intercept, else the slope's index
+
+    def theta(self, x: np.ndarray) -> np.ndarray:
+        """(Intercept or 0, beta_1, ..., beta_P): (..., 1 + P)."""
+        c = x[..., self.int_pos] if self.int_pos >= 0 else np.zeros(x.shape[:-1])
+        return np.concatenate([c[..., None], x[..., self.beta_pos]], axis=-1)
+
+    def apply(self, x: np.ndarray, out: dict) -> None:
+        theta = self.theta(x)
+        beta = theta[..., 1:]
+        if self.intercept:
+            out[self.intercept] = theta[..., 0]
+        if self.beta:
+            out[self.beta] = beta
+        if self.b:
+            original = theta[..., 0] - beta @ self.xmean  # the intercept on the original scale
+            out[self.b] = np.stack([original if m < 0 else beta[..., m] for m in self.fixed_map], axis=-1)
+
+
+@dataclass(frozen=True)
+class BlockStep:
+    """One group block: sds, the correlation matrix (LKJ) and, when sampled, the group effects r."""
+
+    key: str
+    sd_pos: np.ndarray  # (K,)
+    l_pos: int  # first position of the unconstrained correlation elements, or -1
+    spiral: np.ndarray | None  # (K(K-1)/2, 2) their (row, col) in the Cholesky factor
+    param_pos: int  # first position of z (non-centred) or gamma (centred), or -1 (collapsed)
+    n_levels: int
+    n_coefs: int
+    centred: bool
+    mean: np.ndarray | None  # (J, K, 1 + P) level means of a centred block as a map of FixedStep.theta
+    fixed: FixedStep
+
+    def scales(self, x: np.ndarray):
+        """(sd (..., K), Cholesky factor of the correlations (..., K, K) or None)."""
+        sd = np.exp(x[..., self.sd_pos])
+        if self.l_pos < 0:
+            return sd, None
+        K = self.n_coefs
+        W = np.broadcast_to(np.eye(K), x.shape[:-1] + (K, K)).copy()
+        for t, (a, b) in enumerate(self.spiral):
+            W[..., a, b] = x[..., self.l_pos + t]
+        return sd, W / np.linalg.norm(W, axis=-1, keepdims=True)
+
+    def apply(self, x: np.ndarray, out: dict) -> None:
+        sd, Lc = self.scales(x)
+        out[f"sd_{self.key}"] = sd
+        if Lc is not None:
+            out[f"cor_{self.key}"] = Lc @ np.swapaxes(Lc, -1, -2)
+        if self.param_pos < 0:
+            return
+        J, K = self.n_levels, self.n_coefs
+        par = x[..., self.param_pos:self.param_pos + J * K].reshape(x.shape[:-1] + (J, K))
+        if self.centred:
+            r = par - np.einsum("jkt,...t->...jk", self.mean, self.fixed.theta(x))
+        elif Lc is not None:
+            r = np.einsum("...jc,...kc->...jk", par, sd[..., :, None] * Lc)  # r_j = diag(sd) Lc z_j
+        else:
+            r = par * sd[..., None, :]
+        out[f"r_{self.key}"] = r
+
+
+@dataclass(frozen=True)
+class DparStep:
+    """A distributional parameter without a formula: lower + exp(x)."""
+
+    name: str
+    pos: int
+    lower: float
+
+    def apply(self, x: np.ndarray, out: dict) -> None:
+        out[self.name] = self.lower + np.exp(x[..., self.pos])
+
+
+def stored_draws(spec, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The stored variables of unconstrained draws ``x`` (..., n_dim), each (..., *shape).
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> from hierfit.engine.kernel import build_spec
+    >>> from hierfit.spec.priors import resolve_priors
+    >>> d = build_design("normexam ~ standLRT + (1 | school)", hierfit.datasets.load("exam"))
+    >>> spec = build_spec(d, resolve_priors(d), collapsed=True)
+    >>> sorted(stored_draws(spec, spec.init_centre[None]))
+    ['Intercept', 'b', 'beta', 'sd_school', 'sigma']
+    """
+    x = np.asarray(x, dtype=float)
+    out: dict[str, np.ndarray] = {}
+    for step in spec.steps:
+        step.apply(x, out)
+    return out

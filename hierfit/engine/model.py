@@ -1,0 +1,201 @@
+"""Stage 3 of the pipeline: design + priors -> PyMC model.
+
+The model written here is the specification of every hierfit fit::
+
+    y_i       ~ Normal(mu_i, sigma)
+    mu_i      = Intercept + (x_i - mean(x)) b + sum_k Z_k[i] r_k[g_k[i]]
+    r_k[j]    = diag(sd_k) L_k z_k[j],  z_k[j] ~ Normal(0, I)     (non-centred, default)
+    L_k L_k'  ~ LKJ(eta)                                         (correlated terms)
+
+Fixed-effect columns are centred while sampling (the brms device that removes the
+intercept/slope correlation); the reported intercept ``b["(Intercept)"]`` is on
+the original scale.  Group effects are added with index gathers, never a dense Z.
+
+Posterior variables (all labelled with dims):
+
+``b`` (coef)                                   fixed effects, lme4 names
+``Intercept``                                  intercept at the predictor means
+``sigma``                                      residual sd
+``sd_<key>`` (<key>__coef)                     group-level sds
+``cor_<key>`` (<key>__coef, <key>__coef_bis)   group-level correlations
+``r_<key>`` (<key>__level, <key>__coef)        group effects (deviations, like ranef)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hierfit.spec.centring import centred_means, coords_for
+from hierfit.spec.design import Design
+from hierfit.spec.parametrization import Parametrization, choose_parametrization
+from hierfit.spec.priors import Dist, PriorSet, pymc_rv
+
+__all__ = ["build_model", "fixed_part", "FixedPart"]
+
+
+def vector_rv(name: str, dists: list[Dist], dim: str, positive: bool):
+    """One random vector whose elements have the given priors (one RV per prior family)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    families = sorted({d.family for d in dists})
+    if len(families) == 1:
+        params = np.array([d.params for d in dists], dtype=float).T
+        return pymc_rv(name, families[0], list(params), positive, dims=dim)
+    out = pt.zeros(len(dists))
+    for fam in families:
+        idx = [i for i, d in enumerate(dists) if d.family == fam]
+        params = np.array([dists[i].params for i in idx], dtype=float).T
+        rv = pymc_rv(f"{name}__{fam}", fam, list(params), positive, shape=len(idx))
+        out = pt.set_subtensor(out[idx], rv)
+    return pm.Deterministic(name, out, dims=dim)
+
+
+@dataclass
+class FixedPart:
+    """The fixed-effect variables of one linear predictor, as built into the PyMC model."""
+
+    names: list[str]
+    slope_idx: list[int]
+    X: np.ndarray  # the slope columns, uncentred
+    xmean: np.ndarray
+    intercept: object  # the intercept at the predictor means (RV) or None
+    beta: object  # slope RV vector or None
+    coef: dict  # lme4 name -> tensor of the coefficient on the original scale
+    b: object  # stacked coefficients (the Deterministic "b")
+
+
+def fixed_part(pred, pp) -> FixedPart:
+    """Create the intercept (at the predictor means), slopes and ``b`` of a predictor, inside a model context.
+
+    The intercept is sampled for centred predictors (brms's device); ``b["(Intercept)"]`` is on the
+    original scale.  Shared by the full and the collapsed model builders.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = pred.fixed_names
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    X = pred.X[:, slope_idx]
+    xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
+    beta = None
+    if slope_idx:
+        beta = vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
+    intercept = None
+    coef: dict[str, object] = {}
+    if pred.has_intercept:
+        intercept = pp.intercept.to_pymc(pred.var("Intercept"), positive=False)
+        coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
+    for k, j in enumerate(slope_idx):
+        coef[names[j]] = beta[k]
+    b = pt.zeros(0)
+    if names:
+        b = pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(coef[n]) for n in names]), dims=pred.dim("coef"))
+    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b)
+
+
+def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
+    """Add one linear predictor's variables to the model and return its eta."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    fp = fixed_part(pred, pp)
+    slope_idx, X, xmean, intercept, beta = fp.slope_idx, fp.X, fp.xmean, fp.intercept, fp.beta
+    eta = pt.zeros(nobs)
+    if slope_idx:
+        eta = eta + pt.dot(pm.Data(pred.var("X"), X - xmean), beta)
+    if intercept is not None:
+        eta = eta + intercept
+    plans = centred_means(pred, par)
+    for blk in pred.blocks:
+        key = blk.key
+        dims = (f"{key}__level", f"{key}__coef")
+        sd = vector_rv(f"sd_{key}", pp.sd[blk.name], f"{key}__coef", positive=True)
+        if blk.is_correlated:
+            Lc = pm.LKJCorr(f"L_{key}", n=blk.n_coefs, eta=pp.cor[blk.name].params[0])
+            pm.Deterministic(f"cor_{key}", Lc @ Lc.T, dims=(f"{key}__coef", f"{key}__coef_bis"))
+            chol = sd[:, None] * Lc
+        if par[key] == "noncentered":
+            z = pm.Normal(f"z_{key}", 0.0, 1.0, dims=dims)
+            r = pm.Deterministic(f"r_{key}", z @ chol.T if blk.is_correlated else z * sd, dims=dims)
+        else:
+            # centred (hierarchical centring): the level's coefficient gamma = its mean + deviation is sampled;
+            # r = gamma - mean keeps the posterior's variables unchanged (see centred_means).
+            means = []
+            for lm in plans[key]:
+                if lm.kind == "intercept":
+                    mean_c = pt.as_tensor(intercept) * pt.ones(blk.n_levels)
+                    if lm.slopes:
+                        mean_c = mean_c + pt.dot(lm.level_X, beta[list(lm.slopes)])
+                elif lm.kind == "slope":
+                    mean_c = beta[lm.slopes[0]] * pt.ones(blk.n_levels)
+                else:
+                    mean_c = pt.zeros(blk.n_levels)
+                means.append(mean_c)
+            m = pt.stack(means, axis=1)
+            if blk.is_correlated:
+                gamma = pm.MvNormal(f"gamma_{key}", mu=m, chol=chol, dims=dims)
+            else:
+                gamma = pm.Normal(f"gamma_{key}", m, sd, dims=dims)
+            r = pm.Deterministic(f"r_{key}", gamma - m, dims=dims)
+        idx = pm.Data(f"g_{key}", blk.index)
+        for c in range(blk.n_coefs):
+            zc = blk.Z[:, c]
+            if np.all(zc == 1.0):
+                eta = eta + r[idx, c]
+            else:
+                eta = eta + r[idx, c] * pm.Data(f"Z_{key}_{c}", zc)
+    if pred.offset is not None:
+        eta = eta + pm.Data(pred.var("offset"), pred.offset)
+    return eta
+
+
+def build_model(design: Design, priors: PriorSet, parametrization="auto"):
+    """Build the PyMC model of a (generalised, distributional) mixed model.
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`hierfit.spec.design.build_design`.
+    priors : PriorSet
+        From :func:`hierfit.spec.priors.resolve_priors`.
+    parametrization : {"auto", "noncentered", "centered"}, dict or Parametrization
+        Per group term (dict keys are group names such as ``"school"``); "auto"
+        decides from the data (see :mod:`hierfit.spec.parametrization`).
+
+    Returns
+    -------
+    pymc.Model
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> from hierfit.spec.priors import resolve_priors
+    >>> d = build_design("normexam ~ standLRT + (standLRT | school)", hierfit.datasets.load("exam"))
+    >>> m = build_model(d, resolve_priors(d), "noncentered")
+    >>> sorted(v.name for v in m.free_RVs)
+    ['Intercept', 'L_school', 'beta', 'sd_school', 'sigma', 'z_school']
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    par = parametrization if isinstance(parametrization, Parametrization) else \
+        choose_parametrization(design, parametrization)
+    fam = design.family
+    with pm.Model(coords=coords_for(design)) as model:
+        etas = {dp: _predictor_eta(pred, priors.predictors[dp], par, design.nobs)
+                for dp, pred in design.predictors.items()}
+        dvals = {}
+        for dpar in fam.dpars:
+            if dpar.name in etas:
+                dvals[dpar.name] = dpar.lower + pt.exp(etas[dpar.name])
+            else:
+                dvals[dpar.name] = priors.dpars[dpar.name].to_pymc(dpar.name, positive=True, lower=dpar.lower)
+        mu = fam.link.inv_pt(etas["mu"])
+        y = pm.Data("y_obs", design.y)
+        trials = pm.Data("trials", design.trials) if design.trials is not None else None
+        fam.pymc_likelihood("y", mu, dvals, y, trials)
+    return model
