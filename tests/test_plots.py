@@ -519,7 +519,7 @@ def test_typical_values_need_raw_columns_for_transformed_predictors(exam):
     from types import SimpleNamespace
 
     from hierfit.spec.design import build_design
-    from hierfit.plots._common import typical_values
+    from hierfit.plots.common import typical_values
 
     data = exam.assign(lrt=exam["standLRT"] + 5)
     d = build_design("normexam ~ log(lrt) + sex + (1 | school)", data)

@@ -79,6 +79,13 @@ def _re_form_factors(re_form, design) -> set[str] | None:
         return None
     if re_form is NA or (isinstance(re_form, float) and np.isnan(re_form)):
         return set()
+    known = {b.factor for b in design.all_blocks}
+    if isinstance(re_form, (list, tuple, set, frozenset)) and all(isinstance(f, str) for f in re_form):
+        unknown = set(re_form) - known
+        if unknown:
+            raise FormulaError(f"re_form names grouping factor(s) {', '.join(sorted(unknown))} that the model does "
+                               f"not have (it has: {', '.join(sorted(known)) or 'none'})")
+        return set(re_form)
     if not isinstance(re_form, str):
         raise FormulaError(f"re_form must be None, hierfit.NA, '~0' or a formula like '~(1|school)', got {re_form!r}")
     text = re_form.strip()
@@ -88,7 +95,6 @@ def _re_form_factors(re_form, design) -> set[str] | None:
 
     pf = parse_formula(text if text.startswith("~") else "~ " + text, response=False)
     wanted = {g.name for g in pf.groups}
-    known = {b.factor for b in design.all_blocks}
     unknown = wanted - known
     if unknown:
         raise FormulaError(f"re_form names group term(s) {', '.join(sorted(unknown))} that the model does not have "
@@ -129,8 +135,9 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     fit : HierFit
     newdata : DataFrame, optional
         Rows to predict; re-coded with the training spec.  None uses the training data.
-    re_form : None, hierfit.NA, "~0" or a formula such as "~(1|school)"
-        Group terms to include: all (None, lme4's default), none, or those named.
+    re_form : None, hierfit.NA, "~0", a formula such as "~(1|school)", or a list of grouping factors
+        Group terms to include: all (None, lme4's default), none, or those named
+        (``["school"]`` keeps the terms whose grouping factor is ``school``).
     allow_new_levels : bool
         Unseen group levels get effects drawn from the fitted group-level distribution
         (brms's ``sample_new_levels="gaussian"``); otherwise they raise.
@@ -175,7 +182,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     else:
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-        needed = _needed_columns(design, keep)
+        needed = required_columns(design, keep)
         missing = [c for c in needed if c not in newdata.columns]
         if missing:
             raise DataError(f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model needs")
@@ -249,9 +256,9 @@ def _identifiers(expr: str) -> list[str]:
             if t.kind == "ident" and not (k + 1 < len(toks) and toks[k + 1].text == "(")]
 
 
-def _needed_columns(design, keep: set[str]) -> list[str]:
+def required_columns(design, keep: set[str]) -> list[str]:
     """Data columns new data must have: predictors, offsets, trials, and the grouping columns of kept terms."""
-    from hierfit.spec.design import _uses
+    from hierfit.spec.design import uses_column
 
     cols: list[str] = []
     for pred in design.predictors.values():
@@ -262,7 +269,7 @@ def _needed_columns(design, keep: set[str]) -> list[str]:
         for tok in f.variables:
             if f.response and tok.pos < f.text.index("~"):
                 continue  # the response is not needed to predict
-            if tok.text in dropped and not any(_uses(t, tok.text) for t in texts):
+            if tok.text in dropped and not any(uses_column(t, tok.text) for t in texts):
                 continue
             cols.append(tok.text)
     if design.formula.trials and design.trials_spec is not None:

@@ -43,8 +43,8 @@ def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
     design = fit.design
     post = fit.draws
     mu = design.mu
-    b = stack(post, "b")
-    fixed = b @ mu.X.T + (mu.offset if mu.offset is not None else 0.0)
+    prepared = prepare_draws(fit, None, re_form=NA)
+    fixed = prepared.eta["mu"]  # X b + offset, per draw
     s2_f = fixed.var(axis=1, ddof=1)
     s2_re = np.zeros_like(s2_f)
     for blk in mu.blocks:
@@ -58,7 +58,6 @@ def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
         zz = np.einsum("ni,nj->ij", blk.Z, blk.Z) / blk.Z.shape[0]
         s2_re += np.einsum("sij,ij->s", cov, zz)
     fam = design.family
-    prepared = prepare_draws(fit, None, re_form=NA)
     s2_e = np.empty_like(s2_f)
     for s in range(len(s2_f)):
         dp = {k: v[s] for k, v in prepared.dpars.items()}

@@ -67,6 +67,7 @@ def build_collapsed_model(design, priors):
     import pymc as pm
 
     from hierfit.engine.model import fixed_part, vector_rv
+    from hierfit.engine.pymc_priors import dist_rv
     from hierfit.spec.centring import coords_for
 
     lay = collapsed_layout(design)
@@ -83,7 +84,7 @@ def build_collapsed_model(design, priors):
                 pm.Deterministic(f"cor_{blk.key}", lc @ lc.T, dims=(f"{blk.key}__coef", f"{blk.key}__coef_bis"))
             sds.append(sd)
             chols.append(lc)
-        sigma = priors.dpars["sigma"].to_pymc("sigma", positive=True)
+        sigma = dist_rv(priors.dpars["sigma"], "sigma", positive=True)
         by_key = {blk.key: (sd, lc) for blk, sd, lc in zip(design.blocks, sds, chols)}
         stacked = lay.outer + lay.inner  # the sufficient statistics' column order
         L = _sigma_chol(stacked, [by_key[blk.key][0] for blk in stacked], [by_key[blk.key][1] for blk in stacked])

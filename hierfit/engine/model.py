@@ -30,7 +30,8 @@ import numpy as np
 from hierfit.spec.centring import centred_means, coords_for
 from hierfit.spec.design import Design
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
-from hierfit.spec.priors import Dist, PriorSet, pymc_rv
+from hierfit.engine.pymc_priors import dist_rv, pymc_rv
+from hierfit.spec.priors import Dist, PriorSet
 
 __all__ = ["build_model", "fixed_part", "FixedPart"]
 
@@ -86,7 +87,7 @@ def fixed_part(pred, pp) -> FixedPart:
     intercept = None
     coef: dict[str, object] = {}
     if pred.has_intercept:
-        intercept = pp.intercept.to_pymc(pred.var("Intercept"), positive=False)
+        intercept = dist_rv(pp.intercept, pred.var("Intercept"), positive=False)
         coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
     for k, j in enumerate(slope_idx):
         coef[names[j]] = beta[k]
@@ -193,7 +194,7 @@ def build_model(design: Design, priors: PriorSet, parametrization="auto"):
             if dpar.name in etas:
                 dvals[dpar.name] = dpar.lower + pt.exp(etas[dpar.name])
             else:
-                dvals[dpar.name] = priors.dpars[dpar.name].to_pymc(dpar.name, positive=True, lower=dpar.lower)
+                dvals[dpar.name] = dist_rv(priors.dpars[dpar.name], dpar.name, positive=True, lower=dpar.lower)
         mu = fam.link.inv_pt(etas["mu"])
         y = pm.Data("y_obs", design.y)
         trials = pm.Data("trials", design.trials) if design.trials is not None else None

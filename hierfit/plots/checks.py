@@ -14,7 +14,7 @@ import pandas as pd
 
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import prepare_draws
-from hierfit.plots._common import binned_smooth, cap_note, column_values, figure_and_axes, resolve_term
+from hierfit.plots.common import binned_smooth, cap_note, column_values, figure_and_axes, resolve_term
 
 __all__ = ["plot_residuals", "plot_residuals_by_group", "plot_ranef_qq", "plot_ranef_vs", "plot_quantile_residuals",
            "pp_check"]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import NA, prepare_draws
-from hierfit.plots._common import (
+from hierfit.plots.common import (
     column_values,
     figure_and_axes,
     fixed_variables,
@@ -26,10 +26,10 @@ __all__ = ["plot_effects", "plot_group_lines", "effect_table"]
 
 
 def _needed(fit, keep_all: bool) -> list[str]:
-    from hierfit.analysis.prepare import _needed_columns, select_blocks
+    from hierfit.analysis.prepare import required_columns, select_blocks
 
     design = fit.design
-    return _needed_columns(design, select_blocks(design, None if keep_all else NA))
+    return required_columns(design, select_blocks(design, None if keep_all else NA))
 
 
 def _complete_newdata(fit, frame: pd.DataFrame, typical: dict, keep_all: bool = False) -> pd.DataFrame:

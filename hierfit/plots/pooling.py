@@ -37,8 +37,8 @@ import pandas as pd
 
 from hierfit.results.draws import stack
 from hierfit.errors import HierfitError
-from hierfit.analysis.prepare import prepare_draws
-from hierfit.plots._common import TermInfo, group_sizes, resolve_term
+from hierfit.analysis.prepare import NA, prepare_draws
+from hierfit.plots.common import TermInfo, group_sizes, resolve_term
 
 __all__ = ["no_pooling", "complete_pooling", "partial_pooling", "shrinkage_path", "ShrinkagePath"]
 
@@ -67,13 +67,13 @@ class _Problem:
 
 def _problem(fit, info: TermInfo) -> _Problem:
     d = fit.design
-    post = fit.draws
+    # the offset and the other grouping factors' effects (held at their posterior means), from prepare-draws:
+    # eta(other factors kept) - eta(none kept) + offset
+    others = sorted({blk.factor for blk in d.blocks if blk.factor != info.factor})
     offset = np.zeros(d.nobs) if d.mu.offset is None else np.asarray(d.mu.offset, dtype=float).copy()
-    for blk in d.blocks:  # other grouping factors: held at their posterior means
-        if blk.factor == info.factor:
-            continue
-        r = stack(post, f"r_{blk.key}").mean(axis=0)
-        offset += np.einsum("nq,nq->n", blk.Z, r[blk.index])
+    if others:
+        offset += (prepare_draws(fit, point=True, re_form=others).eta["mu"][0]
+                   - prepare_draws(fit, point=True, re_form=NA).eta["mu"][0])
     point = prepare_draws(fit, point=True)
     dpars = {k: np.asarray(v)[0] for k, v in point.dpars.items()}
     return _Problem(y=np.asarray(d.y, dtype=float), X=np.asarray(d.X, dtype=float), fixed_names=list(d.fixed_names),
@@ -242,10 +242,10 @@ def partial_pooling(fit, term: str | None = None) -> pd.DataFrame:
     >>> partial_pooling(fit, "school").head()  # doctest: +SKIP
     """
     info = resolve_term(fit, term)
-    return _frame(info, _partial_draws(fit, info).mean(axis=0))
+    return _frame(info, partial_draws(fit, info).mean(axis=0))
 
 
-def _partial_draws(fit, info: TermInfo) -> np.ndarray:
+def partial_draws(fit, info: TermInfo) -> np.ndarray:
     post = fit.draws
     d = fit.design
     b = stack(post, "b") if d.fixed_names else np.zeros((1, 0))
@@ -375,6 +375,6 @@ def shrinkage_path(fit, term: str | None = None, tau=None, n: int = 100) -> Shri
     b0, u0, _, _ = _fit(prob, None)
     return ShrinkagePath(
         tau=mult[:, None] * sd_mean[None, :], estimates=estimates, complete=_coefs(prob, info, b0, u0)[0],
-        no_pooling=no_pooling(fit, info.factor).to_numpy(), partial=_partial_draws(fit, info).mean(axis=0),
+        no_pooling=no_pooling(fit, info.factor).to_numpy(), partial=partial_draws(fit, info).mean(axis=0),
         sd_draws=sd_draws, sd_mean=sd_mean, levels=list(info.levels), coefs=list(info.coefs),
         sizes=group_sizes(info), factor=info.factor, label=info.label, exact=prob.linear)

@@ -10,8 +10,8 @@ import numpy as np
 
 from hierfit.results.draws import stack
 from hierfit.errors import HierfitError
-from hierfit.plots._common import figure_and_axes, resolve_term
-from hierfit.plots.shrinkage import _kde
+from hierfit.plots.common import figure_and_axes, resolve_term
+from hierfit.plots.shrinkage import kde_density
 
 __all__ = ["plot_prior_posterior"]
 
@@ -124,7 +124,7 @@ def plot_prior_posterior(fit, var: str = "sd", term: str | None = None, *, ax=No
         if lower is not None and upper is not None:
             dens = _reflect_both(draws, grid, lower, upper)
         else:
-            dens = _kde(draws, grid, lower=lower)
+            dens = kde_density(draws, grid, lower=lower)
         a.fill_between(grid, dens, color="C0", alpha=0.35, lw=0, gid="posterior", label="posterior")
         a.plot(grid, dens, color="C0", lw=1.2)
         pdens = prior_pdf(grid)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from hierfit.errors import HierfitError
-from hierfit.plots._common import figure_and_axes, group_sizes, resolve_term
-from hierfit.plots.pooling import _partial_draws, complete_pooling, no_pooling, shrinkage_path
+from hierfit.plots.common import figure_and_axes, group_sizes, resolve_term
+from hierfit.plots.pooling import partial_draws, complete_pooling, no_pooling, shrinkage_path
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_path", "explore_shrinkage"]
 
@@ -242,7 +242,7 @@ def plot_shrinkage(fit, term: str | None = None, coef=None, *, view: str = "auto
         k = info.coef_index(coef) if coef is not None else 0
 
     npool = no_pooling(fit, info.factor).to_numpy()
-    ppool = _partial_draws(fit, info).mean(axis=0)
+    ppool = partial_draws(fit, info).mean(axis=0)
     cpool = complete_pooling(fit, info.factor).to_numpy()
     sizes = group_sizes(info)
     norm = _size_norm(sizes)
@@ -263,7 +263,7 @@ def plot_shrinkage(fit, term: str | None = None, coef=None, *, view: str = "auto
     return fig
 
 
-def _kde(values: np.ndarray, grid: np.ndarray, lower: float | None = None) -> np.ndarray:
+def kde_density(values: np.ndarray, grid: np.ndarray, lower: float | None = None) -> np.ndarray:
     """Gaussian KDE on ``grid``, reflected at ``lower`` (for positive parameters)."""
     from scipy.stats import gaussian_kde
 
@@ -313,7 +313,7 @@ def _path_panel(ax, path, k, norm, show_tau=True):
     if show_tau:
         tw = ax.twinx()
         grid = np.geomspace(tau[0], tau[-1], 400)
-        dens = _kde(path.sd_draws[:, k], grid, lower=0.0)
+        dens = kde_density(path.sd_draws[:, k], grid, lower=0.0)
         tw.fill_between(grid, dens, color="C1", alpha=0.3, lw=0, gid="tau-posterior", label="posterior of τ")
         tw.plot(grid, dens, color="C1", lw=1)
         tw.axvline(path.sd_mean[k], color="C1", ls=":", lw=1.2, gid="tau-mean")

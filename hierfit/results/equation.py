@@ -35,12 +35,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hierfit.spec.design import FACTOR_TERM
 from hierfit.spec.formula import tokenize
 
 __all__ = ["Equation", "build_equation", "equation", "latex_name", "latex_expr", "latex_dist"]
 
 _INDEX_LETTERS = "jklmnpqrstuvw"
-_FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
 _CBIND_TRIALS = re.compile(r"^I\(\((.*)\) \+ \((.*)\)\)$")
 _DPAR_SYMBOL = {"sigma": r"\sigma", "shape": r"\phi", "nu": r"\nu"}
 
@@ -248,7 +248,7 @@ def _latex_column(column: str) -> str:
     """A design-matrix column (formulaic's name) as LaTeX: ``sex[T.M]`` -> sex with subscript M."""
     out = []
     for part in _split_interaction(column):
-        m = _FACTOR_TERM.match(part)
+        m = FACTOR_TERM.match(part)
         if m:
             out.append(latex_expr(m.group(1)) + "_{" + latex_name(m.group(2)) + "}")
         else:

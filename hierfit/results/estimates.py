@@ -220,7 +220,7 @@ class VarCorrTable(pd.DataFrame):
          school   (Intercept)  0.09330   0.3038  0.24743   0.3723
         ...
         """
-        from hierfit.results.summary import _table, format_column
+        from hierfit.results.summary import text_table, format_column
 
         lay = self.lme4_layout()
         lcol, ucol = self._ci_columns()
@@ -232,7 +232,7 @@ class VarCorrTable(pd.DataFrame):
             [format_column(lay[c]) for c in ("Variance", "Std.Dev.", lcol, ucol)]
         for c in cor_used:
             cols.append(["" if not np.isfinite(v) else f"{v:.2f}" for v in lay[c]])
-        lines = _table(header, cols, [""] * len(lay), align_left={0, 1})
+        lines = text_table(header, cols, [""] * len(lay), align_left={0, 1})
         return "\n".join(" " + ln[1:] if ln.startswith(" ") else ln for ln in lines)
 
     def __repr__(self) -> str:

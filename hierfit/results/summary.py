@@ -69,7 +69,7 @@ def _fmt_int(values) -> list[str]:
     return ["NA" if not math.isfinite(v) else f"{int(round(v))}" for v in values]
 
 
-def _table(header: list[str], columns: list[list[str]], row_names: list[str], align_left: set[int] = frozenset()) -> list[str]:
+def text_table(header: list[str], columns: list[list[str]], row_names: list[str], align_left: set[int] = frozenset()) -> list[str]:
     """Render an aligned text table (R's print.data.frame style)."""
     rn_width = max([len(r) for r in row_names] + [0])
     widths = [max(len(h), *(len(c) for c in col)) if col else len(h) for h, col in zip(header, columns)]
@@ -163,7 +163,7 @@ class Summary:
         ]
         for c in cor_cols:
             cols.append(["" if not np.isfinite(v) else f"{v:.2f}" for v in re_[c]])
-        lines = _table(header, cols, [""] * len(re_), align_left={0, 1})
+        lines = text_table(header, cols, [""] * len(re_), align_left={0, 1})
         lines = [ln[1:] if ln.startswith(" ") else ln for ln in lines]
         ng = ", ".join(f"{k}, {v}" for k, v in self.ngrps.items())
         return ["Random effects:"] + [" " + ln for ln in lines] + [
@@ -178,7 +178,7 @@ class Summary:
         cols.append([f"{v:.2f}" if np.isfinite(v) else "NA" for v in fe["Rhat"]])
         cols.append(_fmt_int(fe["Bulk_ESS"]))
         cols.append(_fmt_int(fe["Tail_ESS"]))
-        return ["Fixed effects:"] + _table(list(fe.columns), cols, list(fe.index))
+        return ["Fixed effects:"] + text_table(list(fe.columns), cols, list(fe.index))
 
     def _dist_lines(self) -> list[str]:
         dd = self.distributional
@@ -190,7 +190,7 @@ class Summary:
         cols.append(_fmt_int(dd["Tail_ESS"]))
         note = ["(coefficients of distributional formulas are on the log scale)"] if any("_" in n for n in dd.index) \
             else []
-        return ["Distributional parameters:"] + _table(list(dd.columns), cols, list(dd.index)) + note
+        return ["Distributional parameters:"] + text_table(list(dd.columns), cols, list(dd.index)) + note
 
     def _corr_lines(self) -> list[str]:
         c = self.fixef_correlation
@@ -202,7 +202,7 @@ class Summary:
         cols = []
         for j in range(len(names) - 1):
             cols.append(["" if i <= j else f"{c.iloc[i, j]:.3f}" for i in range(1, len(names))])
-        return ["Correlation of Fixed Effects:"] + _table(header, cols, names[1:], align_left=set())
+        return ["Correlation of Fixed Effects:"] + text_table(header, cols, names[1:], align_left=set())
 
     def to_text(self) -> str:
         """The whole summary as text (what ``print`` shows)."""

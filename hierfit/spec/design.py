@@ -24,7 +24,7 @@ import pandas as pd
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
 
-__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
+__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT", "FACTOR_TERM", "uses_column"]
 
 
 def _log(x, base=None):
@@ -53,7 +53,7 @@ FORMULA_CONTEXT = {
     "abs": _unary(np.abs),
 }
 
-_FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
+FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")  # formulaic's name of a factor level column: "sex[T.M]"
 
 
 def r_sort(values) -> list:
@@ -94,7 +94,7 @@ def lme4_name(column: str) -> str:
         return "(Intercept)"
     parts = []
     for part in column.split(":"):
-        m = _FACTOR_TERM.match(part)
+        m = FACTOR_TERM.match(part)
         if m:
             level = m.group(2)
             level = {"True": "TRUE", "False": "FALSE"}.get(level, level)
@@ -332,7 +332,7 @@ class Design:
         if isinstance(self.offset_arg, str) and self.offset_arg != "<array>":
             texts.append(self.offset_arg)
         for col in data.columns:
-            if isinstance(col, str) and col not in self.categories and any(_uses(t, col) for t in texts):
+            if isinstance(col, str) and col not in self.categories and any(uses_column(t, col) for t in texts):
                 data[col] = _numeric_newdata(data[col], col)
         return data
 
@@ -467,7 +467,14 @@ def _categorize(data: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, d
     return data, cats
 
 
-def _uses(text: str, column: str) -> bool:
+def uses_column(text: str, column: str) -> bool:
+    """Whether formula text ``text`` mentions data column ``column`` (as a whole name).
+
+    Example
+    -------
+    >>> uses_column("log(BroodSize) + x", "BroodSize"), uses_column("x2", "x")
+    (True, False)
+    """
     return re.search(r"(?<![\w.`])`?" + re.escape(column) + r"`?(?![\w.`])", text) is not None
 
 
@@ -681,7 +688,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     >>> d.ngrps
     {'student:school': 4055, 'school': 65}
     """
-    from hierfit.spec import families
+    from hierfit import families
 
     fam = families.get(family)
     pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
@@ -728,7 +735,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     model_texts = [f.fixed for f in formulas] + \
         [g.expr for f in formulas for g in f.groups] + [o for f in formulas for o in f.offsets] + \
         [f.trials or "" for f in formulas]
-    predictors_cols = [c for c in used if any(_uses(t, c) for t in model_texts)]
+    predictors_cols = [c for c in used if any(uses_column(t, c) for t in model_texts)]
     data, cats = _categorize(data, predictors_cols)
     _check_dtypes(data, [c for c in used if c not in cats and (c in predictors_cols or c not in group_cols)])
 

@@ -586,7 +586,7 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
         formula = formula.formula
     out.update(dpars or {})
     if dispformula is not None:
-        from hierfit.spec import families
+        from hierfit import families
 
         fam = families.get(family or "gaussian")
         if not fam.dpars:

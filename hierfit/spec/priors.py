@@ -31,8 +31,7 @@ import pandas as pd
 
 from hierfit.errors import PriorError
 
-__all__ = ["Dist", "Prior", "prior", "parse_dist", "PredictorPriors", "PriorSet", "resolve_priors",
-           "pymc_rv"]
+__all__ = ["Dist", "Prior", "prior", "parse_dist", "PredictorPriors", "PriorSet", "resolve_priors", "POSITIVE_ONLY"]
 
 _ARITY = {
     "normal": ("mu", "sigma"),
@@ -44,7 +43,7 @@ _ARITY = {
     "inv_gamma": ("alpha", "beta"),
     "lkj": ("eta",),
 }
-_POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma"}
+POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma"}
 CLASSES = ("Intercept", "b", "sd", "cor", "sigma", "shape", "nu")
 
 
@@ -81,12 +80,6 @@ class Dist:
 
     __str__ = __repr__
 
-    def to_pymc(self, name: str, positive: bool, lower: float = 0.0, **kwargs):
-        """Create the PyMC random variable (half-distribution when ``positive``, truncated at ``lower``)."""
-        if self.family == "lkj":
-            raise PriorError("lkj() is only a prior for class 'cor'")
-        return pymc_rv(name, self.family, list(self.params), positive, lower=lower, **kwargs)
-
     def scipy(self):
         """The (untruncated) distribution as a frozen scipy distribution.
 
@@ -114,48 +107,9 @@ class Dist:
         """Log density at x (of the half-distribution when ``positive``), for prior plots."""
         dist = self.scipy()
         out = dist.logpdf(x)
-        if positive and self.family not in _POSITIVE_ONLY:
+        if positive and self.family not in POSITIVE_ONLY:
             out = np.where(x >= 0, out - np.log(dist.sf(0.0)), -np.inf)
         return out
-
-
-def pymc_rv(name: str, family: str, params: list, positive: bool, lower: float = 0.0, **kwargs):
-    """A PyMC random variable of ``family`` with (scalar or vector) ``params``.
-
-    ``positive`` gives the half-distribution (bounded at 0) used for sd and sigma;
-    ``lower`` > 0 truncates further (brms's ``nu`` has a lower bound of 1).
-
-    Example
-    -------
-    >>> import pymc as pm
-    >>> with pm.Model():
-    ...     rv = pymc_rv("sd", "student_t", [3.0, 0.0, 2.5], positive=True)
-    >>> rv.owner.op.__class__.__name__
-    'HalfStudentTRV'
-    """
-    import pymc as pm
-
-    p = [np.asarray(v, dtype=float) for v in params]
-    if family in _POSITIVE_ONLY and not positive:
-        raise PriorError(f"{family}() is a prior for positive parameters (sd, sigma), not for coefficients")
-    loc = {"normal": 0, "student_t": 1, "cauchy": 0}.get(family)
-    half = positive and loc is not None and bool(np.all(p[loc] == 0)) and lower == 0
-    table = {
-        "normal": lambda: (pm.HalfNormal, dict(sigma=p[1])) if half else (pm.Normal, dict(mu=p[0], sigma=p[1])),
-        "student_t": lambda: (pm.HalfStudentT, dict(nu=p[0], sigma=p[2])) if half
-        else (pm.StudentT, dict(nu=p[0], mu=p[1], sigma=p[2])),
-        "cauchy": lambda: (pm.HalfCauchy, dict(beta=p[1])) if half else (pm.Cauchy, dict(alpha=p[0], beta=p[1])),
-        "exponential": lambda: (pm.Exponential, dict(lam=p[0])),
-        "gamma": lambda: (pm.Gamma, dict(alpha=p[0], beta=p[1])),
-        "lognormal": lambda: (pm.LogNormal, dict(mu=p[0], sigma=p[1])),
-        "inv_gamma": lambda: (pm.InverseGamma, dict(alpha=p[0], beta=p[1])),
-    }
-    if family not in table:
-        raise PriorError(f"no PyMC translation for a {family} prior")
-    cls, kw = table[family]()
-    if half or not positive or (family in _POSITIVE_ONLY and lower == 0):
-        return cls(name, **kw, **kwargs)
-    return pm.Truncated(name, cls.dist(**kw), lower=lower, **kwargs)
 
 
 _DIST_RE = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$")
@@ -217,7 +171,7 @@ class Prior:
             f, p = self.dist.family, self.dist.params
             if f in ("normal", "cauchy") and p[0] < 0 or f == "student_t" and p[1] < 0:
                 raise PriorError(f"prior {self.dist} for class '{self.class_}' has a negative location")
-        if self.class_ == "b" and self.dist.family in _POSITIVE_ONLY:
+        if self.class_ == "b" and self.dist.family in POSITIVE_ONLY:
             raise PriorError(f"{self.dist.family}() is a prior for positive parameters (sd, sigma), not for 'b'")
 
 

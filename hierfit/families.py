@@ -8,9 +8,9 @@ residuals) and a simulator.  Nothing outside this module branches on the family.
 Example
 -------
 >>> import hierfit
->>> hierfit.spec.families.binomial(link="probit")
+>>> hierfit.families.binomial(link="probit")
 binomial(link='probit')
->>> hierfit.spec.families.get("poisson").link.name
+>>> hierfit.families.get("poisson").link.name
 'log'
 """
 
@@ -430,7 +430,7 @@ def _factory(name: str):
         return get(name, link)
 
     make.__name__ = name
-    make.__doc__ = (f"The {name} family (R spelling), e.g. ``hierfit.spec.families.{name}()`` or with ``link=``.\n\n"
+    make.__doc__ = (f"The {name} family (R spelling), e.g. ``hierfit.families.{name}()`` or with ``link=``.\n\n"
                     f"Example\n-------\n>>> {name}().name\n'{name}'\n")
     return make
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from hierfit.results.draws import stack
 from hierfit.errors import HierfitError
+from hierfit.spec.design import uses_column
 
 __all__ = ["TermInfo", "resolve_term", "figure_and_axes", "aligned_data", "column_values", "fixed_variables",
            "typical_values", "variable_range", "response_label", "binned_smooth", "group_sizes", "cap_note"]
@@ -162,10 +163,6 @@ def group_sizes(info: TermInfo) -> np.ndarray:
 
 
 # -- columns --------------------------------------------------------------------------------------
-def _uses(text: str, column: str) -> bool:
-    return re.search(r"(?<![\w.`])`?" + re.escape(column) + r"`?(?![\w.`])", text) is not None
-
-
 def fixed_variables(fit) -> list[str]:
     """Data columns that enter the fixed part of the mean (``standLRT``, ``sex``), in formula order."""
     pf = fit.design.formula
@@ -174,7 +171,7 @@ def fixed_variables(fit) -> list[str]:
     for tok in pf.variables:
         if tok.pos < lhs_end:
             continue
-        if _uses(pf.fixed, tok.text) and tok.text not in out:
+        if uses_column(pf.fixed, tok.text) and tok.text not in out:
             out.append(tok.text)
     return out
 
