@@ -310,3 +310,19 @@ def binned_smooth(x: np.ndarray, y: np.ndarray, bins: int = 20, stat=np.mean) ->
 def cap_note(shown: int, total: int, what: str, how: str) -> str:
     """The note a figure shows when not every group got a panel."""
     return f"showing {shown} of {total} {what} ({how})"
+
+
+def kde_density(values: np.ndarray, grid: np.ndarray, lower: float | None = None) -> np.ndarray:
+    """Gaussian KDE on ``grid``, reflected at ``lower`` (for positive parameters)."""
+    from scipy.stats import gaussian_kde
+
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 2 or np.ptp(values) == 0:
+        return np.zeros_like(grid)
+    kde = gaussian_kde(values)
+    dens = kde(grid)
+    if lower is not None:
+        dens = dens + kde(2 * lower - grid)
+        dens[grid < lower] = 0.0
+    return dens

@@ -10,8 +10,7 @@ import numpy as np
 
 from hierfit.results.draws import stack
 from hierfit.errors import HierfitError
-from hierfit.plots.common import figure_and_axes, resolve_term
-from hierfit.plots.shrinkage import kde_density
+from hierfit.plots.common import kde_density, figure_and_axes, resolve_term
 
 __all__ = ["plot_prior_posterior"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from hierfit.errors import HierfitError
-from hierfit.plots.common import figure_and_axes, group_sizes, resolve_term
+from hierfit.plots.common import kde_density, figure_and_axes, group_sizes, resolve_term
 from hierfit.plots.pooling import partial_draws, complete_pooling, no_pooling, shrinkage_path
 
 __all__ = ["plot_shrinkage", "plot_shrinkage_path", "explore_shrinkage"]
@@ -261,22 +261,6 @@ def plot_shrinkage(fit, term: str | None = None, coef=None, *, view: str = "auto
     if ax is None:
         _size_colorbar(fig, sc, axes, info.factor)
     return fig
-
-
-def kde_density(values: np.ndarray, grid: np.ndarray, lower: float | None = None) -> np.ndarray:
-    """Gaussian KDE on ``grid``, reflected at ``lower`` (for positive parameters)."""
-    from scipy.stats import gaussian_kde
-
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size < 2 or np.ptp(values) == 0:
-        return np.zeros_like(grid)
-    kde = gaussian_kde(values)
-    dens = kde(grid)
-    if lower is not None:
-        dens = dens + kde(2 * lower - grid)
-        dens[grid < lower] = 0.0
-    return dens
 
 
 def _path_panel(ax, path, k, norm, show_tau=True):

@@ -12,8 +12,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from hierfit.engine.model import build_model
-from hierfit.engine.sampling import SamplerSettings
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
 from hierfit.results.estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
@@ -90,6 +88,8 @@ class HierFit(PlotMethods):
             from hierfit.engine.collapsed import build_collapsed_model
 
             return build_collapsed_model(self.design, self.priors)
+        from hierfit.engine.model import build_model
+
         return build_model(self.design, self.priors, self.parametrization)
 
     # -- lme4 accessors -----------------------------------------------------------------

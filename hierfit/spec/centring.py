@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hierfit.spec.design import Design
 
 __all__ = ["coords_for", "LevelMean", "centred_means"]
 
 
-def coords_for(design: Design) -> dict[str, list[str]]:
+def coords_for(design) -> dict[str, list[str]]:
     """The coordinate labels of every dim of the model.
 
     Example
