@@ -39,8 +39,8 @@ def test_load_errors(tmp_path, fit_ri):
     newer = tmp_path / "newer.hfit"
     with zipfile.ZipFile(newer, "w") as zf:
         zf.writestr("meta.json", '{"format": "hierfit-fit", "format_version": 99, "hierfit_version": "9.0"}')
-        zf.writestr("fit.pkl", b"")
-    with pytest.raises(PersistenceError, match="format 99, newer than this hierfit reads"):
+        zf.writestr("arrays/x.npy", b"")
+    with pytest.raises(PersistenceError, match=r"format 99, newer than this hierfit reads.*saved by hierfit 9\.0"):
         hierfit.load(newer)
     foreign = tmp_path / "foreign.hfit"
     foreign.write_text("hello")
@@ -49,12 +49,12 @@ def test_load_errors(tmp_path, fit_ri):
 
 
 def test_interrupted_save_leaves_no_file(fit_ri, tmp_path, monkeypatch):
-    import pickle
+    import os
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pickle, "dumps", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(KeyboardInterrupt):
         fit_ri.save(tmp_path / "x.hfit")
     assert list(tmp_path.iterdir()) == []
@@ -100,7 +100,7 @@ def test_cli_fit_save_and_summary(small_data, tmp_path):
         (["fit", "{bad}", "y ~ x"], "cannot read"),
         (["fit", "{csv}", "y ~ x + (1 | )"], "empty grouping factor"),
         (["fit", "{csv}", "y ~ nope"], "unknown column 'nope'"),
-        (["summary", "{csv}"], "damaged or truncated"),
+        (["summary", "{csv}"], "is not a hierfit fit file"),
     ],
 )
 def test_cli_errors_are_one_clear_line(args, message, tmp_path, small_data):

@@ -221,14 +221,14 @@ def read_fit_file(path) -> tuple[dict, dict[str, np.ndarray]]:
                 raise PersistenceError(f"{str(path)!r} is not a hierfit fit file (format {found!r})")
             version = meta.get("format_version")
             written_by = meta.get("hierfit_version", "an unknown version")
+            if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+                raise PersistenceError(
+                    f"{str(path)!r} was written in fit-file format {version}, newer than this hierfit reads "
+                    f"({FORMAT_VERSION}); upgrade hierfit (it was saved by hierfit {written_by})")
             if version == 1 or "fit.pkl" in infos:
                 raise PersistenceError(
                     f"{str(path)!r} was written by hierfit {written_by} in the old pickle format, which is not "
                     "loaded for safety (loading it could run code); refit the model and save it again")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise PersistenceError(
-                    f"{str(path)!r} was written in fit-file format {version}, newer than this hierfit reads "
-                    f"({FORMAT_VERSION}); upgrade hierfit (it was saved by hierfit {written_by})")
             if version < FORMAT_VERSION:
                 raise PersistenceError(f"{str(path)!r} was written by hierfit {written_by} in fit-file format "
                                        f"{version}, which this hierfit does not read; refit and save again")
