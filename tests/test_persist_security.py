@@ -174,7 +174,7 @@ def _patch_declared_size(path, name: str, size: int) -> None:
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(name)
     struct.pack_into("<I", raw, info.header_offset + 22, size)  # local header: uncompressed size
-    central = raw.index(b"PK\x01\x02" + raw[info.header_offset + 4:info.header_offset + 6])
+    central = raw.index(b"PK\x01\x02")
     while True:  # the central directory entry of that member
         fname_len = struct.unpack_from("<H", raw, central + 28)[0]
         if raw[central + 46:central + 46 + fname_len] == name.encode():
