@@ -79,8 +79,10 @@ def encode_column(name: str, values, arrays: dict) -> dict:
         return {"kind": "categorical", "levels": [_plain(c) for c in s.cat.categories],
                 "ordered": bool(s.cat.ordered)}
     if s.dtype.kind in "biufmM" and not hasattr(s.dtype, "tz"):
-        arrays[name] = s.to_numpy()
-        return {"kind": "array"}
+        arr = s.to_numpy()
+        if arr.dtype.kind in "biufmM":  # (nullable integers may come out as objects)
+            arrays[name] = arr
+            return {"kind": "array"}
     uniques, codes = [], []
     lookup: dict = {}
     for v in s.tolist():
