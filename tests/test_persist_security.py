@@ -156,7 +156,7 @@ def test_zip_bomb_is_refused_before_memory_is_used(tmp_path):
         zf.writestr("meta.json", json.dumps({"format": "hierfit-fit", "format_version": 2}))
         with zf.open("arrays/x.npy", "w", force_zip64=True) as fh:
             chunk = bytes(2**24)
-            for _ in range(24):  # 384 MiB of zeros
+            for _ in range(10):  # 160 MiB of zeros
                 fh.write(chunk)
     assert bomb.stat().st_size < 2**20  # under 1 MB on disk
     tracemalloc.start()
@@ -331,6 +331,14 @@ def test_cache_folder_is_created_private(user_cache):
     folder = kernel.kernel_cache_folder()
     assert os.path.dirname(folder) == base and stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     assert kernel.__name__ and "hierfit-" in os.path.basename(folder) and hierfit.__version__ in folder
+
+
+def test_own_readable_cache_folder_is_made_private(user_cache):
+    tmp, kernel = user_cache
+    (tmp / "xdg" / "hierfit").mkdir(parents=True)
+    os.chmod(tmp / "xdg" / "hierfit", 0o755)  # as an older hierfit created it
+    assert kernel.cache_base() == str(tmp / "xdg" / "hierfit")
+    assert stat.S_IMODE(os.stat(tmp / "xdg" / "hierfit").st_mode) == 0o700
 
 
 def test_planted_writable_cache_folder_is_refused(user_cache):

@@ -81,6 +81,11 @@ def safe_folder(path: str) -> str | None:
         return None  # a symbolic link or a file
     if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
         return None
+    if st.st_mode & 0o077:  # ours, but readable by others (made by an older hierfit): make it private
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
     if not os.access(path, os.W_OK | os.X_OK):
         return None
     return path
