@@ -30,7 +30,7 @@ DEMO_FORMULA = "normexam ~ standLRT + sex + (standLRT | school)"
 #: keyword arguments of hierfit.fit -> this command's flags (for messages)
 FLAGS = {"draws": "--draws", "tune": "--tune", "chains": "--chains", "seed": "--seed", "sampler": "--sampler",
          "family": "--family", "target_accept": "--target-accept", "cores": "--cores"}
-_KWARG = re.compile(r"\b(" + "|".join(FLAGS) + r")\s*=\s*('[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_KWARG = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('[^']*'|\"[^\"]*\"|[\w.+-]+)")
 _SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 
 

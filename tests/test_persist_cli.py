@@ -192,6 +192,6 @@ def test_cli_messages_use_the_cli_flag_names():
     from hierfit.cli import with_flags
 
     text = ("Run more tune and draws (e.g. tune=2000, draws=2000); raise target_accept=0.95; "
-            "sampler='pymc', chains = 8")
+            "sampler='pymc', chains=8; 0 divergent transitions; seed = 1; n_draws=3")
     assert with_flags(text) == ("Run more tune and draws (e.g. --tune 2000, --draws 2000); raise --target-accept "
-                                "0.95; --sampler pymc, --chains 8")
+                                "0.95; --sampler pymc, --chains 8; 0 divergent transitions; seed = 1; n_draws=3")
