@@ -95,3 +95,12 @@ def test_alignment_survives_save_and_load(fitted_case, tmp_path):
     pd.testing.assert_frame_equal(back.fitted(), fit.fitted())
     pd.testing.assert_series_equal(back.residuals(), fit.residuals())
     assert back.design.row_index.equals(df.dropna().index)
+
+
+def test_plots_take_the_rows_the_design_kept(fitted_case):
+    from hierfit.plots._common import column_values
+
+    df, fit = fitted_case
+    extra = df.assign(z=np.arange(len(df), dtype=float) * 10)  # a column the model does not use
+    kept = extra.loc[extra[["y", "x"]].notna().all(axis=1), "z"].to_numpy()
+    np.testing.assert_array_equal(column_values(fit, "z", extra), kept)
