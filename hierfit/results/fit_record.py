@@ -293,6 +293,7 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
                     posterior=_tree_from_values(m["posterior"], arrays), timing=dict(m["timing"]), kernel=m["kernel"])
     except PersistenceError:
         raise
-    except (HierfitError, KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+    except (HierfitError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError,
+            OverflowError) as err:
         raise PersistenceError(f"cannot rebuild the model stored in {str(path)!r} (written by hierfit {written_by}): "
                                f"{type(err).__name__}: {err}") from err

@@ -244,7 +244,7 @@ def read_fit_file(path) -> tuple[dict, dict[str, np.ndarray]]:
     except PersistenceError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, json.JSONDecodeError, UnicodeDecodeError,
-            ValueError, KeyError, NotImplementedError, RuntimeError, zlib.error) as err:
+            ValueError, KeyError, NotImplementedError, RuntimeError, zlib.error, OverflowError) as err:
         raise PersistenceError(f"cannot read {str(path)!r}: the file is damaged or truncated ({err})") from err
     except OSError as err:
         raise _os_error(path, err, "read") from err
