@@ -775,5 +775,6 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         mu.offset = offset_array if mu.offset is None else mu.offset + offset_array
     return Design(formula=pf, family=fam, response=pf.response, y=y, trials=trials, predictors=predictors,
                   categories=cats, trials_spec=trials_spec, data_name=data_name, n_dropped=n_drop,
-                  dropped_by_column=by_col, frame=frame, data_index=data_index, used_rows=keep, offset_values=offset_array,
+                  dropped_by_column=by_col, frame=frame, data_index=data_index, used_rows=keep,
+                  offset_values=offset_array,
                   offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"))
