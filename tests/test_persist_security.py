@@ -60,7 +60,7 @@ class Marker:
         return (open, (self.path, "w"))
 
 
-# -- the file holds data only ------------------------------------------------------------------------------------------
+# -- the file holds data only ----------------------------------------------------------------------------------------
 
 def test_file_holds_json_and_plain_arrays_only(saved):
     with zipfile.ZipFile(saved) as zf:
@@ -109,7 +109,7 @@ def test_loaded_fit_plots(saved):
     plt.close("all")
 
 
-# -- crafted files never run code --------------------------------------------------------------------------------------
+# -- crafted files never run code ------------------------------------------------------------------------------------
 
 def test_old_pickle_format_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "PWNED"
@@ -148,7 +148,7 @@ def test_a_pickle_instead_of_a_zip_is_not_a_fit_file(tmp_path):
     assert not marker.exists()
 
 
-# -- bounded reads ---------------------------------------------------------------------------------------------------------
+# -- bounded reads ---------------------------------------------------------------------------------------------------
 
 def test_zip_bomb_is_refused_before_memory_is_used(tmp_path):
     bomb = tmp_path / "bomb.hfit"
@@ -237,7 +237,7 @@ def test_other_version_either_loads_or_says_who_wrote_it(saved, tmp_path):
         hierfit.load(other)
 
 
-# -- atomic, checked writes --------------------------------------------------------------------------------------------------
+# -- atomic, checked writes ------------------------------------------------------------------------------------------
 
 META = {"format": "hierfit-fit", "format_version": 2}
 
@@ -302,7 +302,7 @@ def test_directory_targets_are_persistence_errors(tmp_path):
         persist.read_fit_file(tmp_path / "afile" / "m.hfit")
 
 
-# -- compile caches ------------------------------------------------------------------------------------------------------
+# -- compile caches --------------------------------------------------------------------------------------------------
 
 @pytest.fixture
 def user_cache(tmp_path, monkeypatch):

@@ -81,7 +81,8 @@ def write_fit_file(path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     try:
         text = json.dumps(meta, indent=1, allow_nan=True)
     except (TypeError, ValueError) as err:
-        raise PersistenceError(f"cannot save to {str(path)!r}: the model description is not plain data ({err})") from err
+        raise PersistenceError(f"cannot save to {str(path)!r}: the model description is not plain data "
+                               f"({err})") from err
     members = {f"arrays/{name}.npy": _npy_bytes(arr) for name, arr in arrays.items()}
     directory = path.parent if str(path.parent) else Path(".")
     if path.is_dir():

@@ -34,7 +34,7 @@ _JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "density.py", "
 
 
 def cache_tag() -> str:
-    """The name of the kernel's cache folder: hierfit's version and a digest of the kernel's sources and numba's version.
+    """The kernel's cache folder name: hierfit's version and a digest of the kernel's sources and numba's version.
 
     numba invalidates a cached function only when its own file changes; keying the
     folder by every kernel file means an edit anywhere recompiles everything, and a new
