@@ -84,9 +84,9 @@ def __getattr__(name):
 
         return equation
     if name == "load":
-        from hierfit.results.persist import load
+        from hierfit.results.fit import HierFit
 
-        return load
+        return HierFit.load
     if name == "build_design":
         from hierfit.spec.design import build_design
 

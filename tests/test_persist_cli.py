@@ -39,8 +39,8 @@ def test_load_errors(tmp_path, fit_ri):
     newer = tmp_path / "newer.hfit"
     with zipfile.ZipFile(newer, "w") as zf:
         zf.writestr("meta.json", '{"format": "hierfit-fit", "format_version": 99, "hierfit_version": "9.0"}')
-        zf.writestr("fit.pkl", b"")
-    with pytest.raises(PersistenceError, match="format 99, newer than this hierfit reads"):
+        zf.writestr("arrays/x.npy", b"")
+    with pytest.raises(PersistenceError, match=r"format 99, newer than this hierfit reads.*saved by hierfit 9\.0"):
         hierfit.load(newer)
     foreign = tmp_path / "foreign.hfit"
     foreign.write_text("hello")
@@ -49,12 +49,12 @@ def test_load_errors(tmp_path, fit_ri):
 
 
 def test_interrupted_save_leaves_no_file(fit_ri, tmp_path, monkeypatch):
-    import pickle
+    import os
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pickle, "dumps", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(KeyboardInterrupt):
         fit_ri.save(tmp_path / "x.hfit")
     assert list(tmp_path.iterdir()) == []
@@ -88,6 +88,8 @@ def test_cli_fit_save_and_summary(small_data, tmp_path):
                "--seed", "1", "--no-progress", "--save", str(tmp_path / "m.hfit"))
     assert out.returncode == 0, out.stderr
     assert "Random effects:" in out.stdout and "Number of obs: 96, groups:  g, 12" in out.stdout
+    assert "draws=" not in out.stdout and "tune=" not in out.stdout  # the CLI's own flag names
+    assert "Traceback" not in out.stderr
     out2 = _cli("summary", str(tmp_path / "m.hfit"))
     assert out2.returncode == 0 and "Fixed effects:" in out2.stdout
 
@@ -100,7 +102,7 @@ def test_cli_fit_save_and_summary(small_data, tmp_path):
         (["fit", "{bad}", "y ~ x"], "cannot read"),
         (["fit", "{csv}", "y ~ x + (1 | )"], "empty grouping factor"),
         (["fit", "{csv}", "y ~ nope"], "unknown column 'nope'"),
-        (["summary", "{csv}"], "damaged or truncated"),
+        (["summary", "{csv}"], "is not a hierfit fit file"),
     ],
 )
 def test_cli_errors_are_one_clear_line(args, message, tmp_path, small_data):
@@ -114,3 +116,82 @@ def test_cli_errors_are_one_clear_line(args, message, tmp_path, small_data):
     assert "Traceback" not in out.stderr
     first = out.stderr.splitlines()[0]
     assert first.startswith("hierfit: error:") and message in out.stderr
+
+
+# -- the command line: never a traceback, never overwrite data, its own flag names ------------------------------------
+
+def _main(capsys, *args):
+    from hierfit.cli import main
+
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_version_family_choices_and_descriptions(capsys):
+    rc, out, _ = _main(capsys, "--version")
+    assert rc == 0 and out.strip() == f"hierfit {hierfit.__version__}"
+    rc, out, _ = _main(capsys, "fit", "--help")
+    assert rc == 0 and all(name in out for name in hierfit.families.FAMILIES) and "--target-accept" in out
+    rc, out, _ = _main(capsys, "summary", "--help")
+    assert rc == 0 and "Print the lme4-style summary of a fit saved with" in out
+    rc, _, err = _main(capsys, "fit", "d.csv", "y ~ x", "--family", "poison")
+    assert rc == 2 and err.startswith("hierfit: error: argument --family: invalid choice: 'poison'")
+    assert "gaussian" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [
+    [], ["frobnicate"], ["fit"], ["fit", "{csv}"], ["fit", "{csv}", "y ~ x", "--draws", "abc"],
+    ["fit", "{csv}", "y ~ x", "--draws", "0"], ["fit", "{csv}", "y ~ x", "--chains", "-1"],
+    ["fit", "{csv}", "y ~ x", "--seed", "1e3"], ["fit", "{csv}", "y ~ (((x"], ["fit", "{csv}", ""],
+    ["fit", "{binary}", "y ~ x"], ["summary", "{csv}"], ["summary", "{dir}"], ["summary", "/no/such.hfit"],
+    ["fit", "{csv}", "y ~ x", "--save", "{dir}"],
+])
+def test_cli_bad_input_is_one_line_and_exit_2(args, tmp_path, small_data, capsys):
+    csv = tmp_path / "d.csv"
+    small_data.to_csv(csv, index=False)
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    args = [a.format(csv=csv, binary=binary, dir=tmp_path) for a in args]
+    rc, _, err = _main(capsys, *args)
+    assert rc == 2, err
+    assert err.startswith("hierfit: error: ") and "Traceback" not in err
+
+
+def test_cli_semicolon_csv_names_the_separator(tmp_path, small_data, capsys):
+    csv = tmp_path / "semi.csv"
+    small_data.to_csv(csv, index=False, sep=";")
+    rc, _, err = _main(capsys, "fit", str(csv), "y ~ x + (1 | g)")
+    assert rc == 2 and "semicolon-separated (';')" in err and "--sep ';'" in err
+
+
+def test_cli_save_never_overwrites_an_input_or_a_non_fit_file(tmp_path, small_data, capsys, monkeypatch):
+    csv = tmp_path / "d.csv"
+    small_data.to_csv(csv, index=False)
+    before = csv.read_bytes()
+    for target in (str(csv), str(tmp_path / "." / "d.csv")):
+        rc, _, err = _main(capsys, "fit", str(csv), "y ~ x + (1 | g)", "--save", target)
+        assert rc == 2 and "is the input file" in err and "refusing to overwrite" in err
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes")
+    rc, _, err = _main(capsys, "fit", str(csv), "y ~ x + (1 | g)", "--save", str(other))
+    assert rc == 2 and "is not a hierfit fit file; refusing to overwrite" in err
+    assert csv.read_bytes() == before and other.read_text() == "my notes"
+    # the output folder is checked before sampling: these return at once
+    rc, _, err = _main(capsys, "fit", str(csv), "y ~ x + (1 | g)", "--save", str(tmp_path / "no" / "m.hfit"))
+    assert rc == 2 and "does not exist" in err
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    rc, _, err = _main(capsys, "fit", str(csv), "y ~ x + (1 | g)", "--save", str(tmp_path / "m.hfit"))
+    assert rc == 2 and "is not writable" in err
+
+
+def test_cli_messages_use_the_cli_flag_names():
+    from hierfit.cli import with_flags
+
+    text = ("Run more tune and draws (e.g. tune=2000, draws=2000); raise target_accept=0.95; "
+            "sampler='pymc', chains=8; 0 divergent transitions; seed = 1; n_draws=3")
+    assert with_flags(text) == ("Run more tune and draws (e.g. --tune 2000, --draws 2000); raise --target-accept "
+                                "0.95; --sampler pymc, --chains 8; 0 divergent transitions; seed = 1; n_draws=3")

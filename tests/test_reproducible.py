@@ -136,12 +136,21 @@ def test_truncated_anywhere_gives_a_clear_error(saved, tmp_path, fraction):
         hierfit.load(cut)
 
 
+_PAYLOAD = "arrays/tree/1/v0.npy"  # the first posterior variable's draws
+
+
 def _rewrite(saved, path, meta=None, payload=None):
+    """Copy a saved fit, replacing meta.json and/or one array member."""
     with zipfile.ZipFile(saved) as zf:
-        old_meta, old_payload = zf.read("meta.json"), zf.read("fit.pkl")
+        members = {name: zf.read(name) for name in zf.namelist()}
+    old_payload = members[_PAYLOAD]
+    if meta is not None:
+        members["meta.json"] = meta
+    if payload is not None:
+        members[_PAYLOAD] = payload
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("meta.json", old_meta if meta is None else meta)
-        zf.writestr("fit.pkl", old_payload if payload is None else payload)
+        for name, data in members.items():
+            zf.writestr(name, data)
     return old_payload
 
 
@@ -154,14 +163,14 @@ def test_damaged_payload_gives_a_clear_error(saved, tmp_path):
     _rewrite(saved, bad, meta=b"{not json")
     with pytest.raises(PersistenceError, match="damaged or truncated"):
         hierfit.load(bad)
-    newer = json.dumps({"format": "hierfit-fit", "format_version": 2, "hierfit_version": "0.2.0"})
+    newer = json.dumps({"format": "hierfit-fit", "format_version": 3, "hierfit_version": "0.2.0"})
     _rewrite(saved, bad, meta=newer)
-    with pytest.raises(PersistenceError, match=r"format 2, newer than this hierfit reads \(1\); upgrade hierfit"):
+    with pytest.raises(PersistenceError, match=r"format 3, newer than this hierfit reads \(2\); upgrade hierfit"):
         hierfit.load(bad)
 
 
 @pytest.mark.parametrize("meta, payload", [
-    (None, pickle.dumps(3)),  # a valid file whose content is not a fit
+    (None, pickle.dumps(3)),  # an array member that is a pickle, not an array
     (b"[]", None),  # meta.json that is not an object
 ])
 def test_file_that_is_not_a_fit_gives_a_clear_error(saved, tmp_path, meta, payload):

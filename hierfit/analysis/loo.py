@@ -18,7 +18,7 @@ __all__ = ["log_likelihood_tree", "loo", "compare"]
 
 def log_likelihood_tree(fit) -> xr.DataTree:
     """The fit's DataTree plus ``log_likelihood`` (chain, draw, obs) and ``observed_data`` groups."""
-    cached = getattr(fit, "_loo_tree", None)
+    cached = fit.cache.get("log_likelihood_tree")
     if cached is not None:
         return cached
     prepared = prepare_draws(fit)
@@ -31,7 +31,7 @@ def log_likelihood_tree(fit) -> xr.DataTree:
         "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}, coords=coords),
         "observed_data": xr.Dataset({"y": (("obs",), fit.design.y)}, coords={"obs": coords["obs"]}),
     })
-    fit.__dict__["_loo_tree"] = tree
+    fit.cache["log_likelihood_tree"] = tree
     return tree
 
 

@@ -6,6 +6,11 @@
   ``"~(1|school)"`` only the named ones.
 * Quantile residuals as DHARMa's ``simulateResiduals``: the rank of each observation
   among posterior predictive simulations (randomised for discrete families).
+
+Rows never shift: fitted values and residuals come back on the caller's index (the
+index of the data passed to :func:`hierfit.fit`, a MultiIndex included), with NaN on
+the rows that were dropped for missing values, so ``data["fit"] = fit.fitted()["Estimate"]``
+puts every value on its own row. ``predict(newdata)`` keeps ``newdata``'s index.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from hierfit.results.draws import interval_table
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import prepare_draws
 
-__all__ = ["predict", "fitted", "residuals", "quantile_residuals", "QuantileResiduals", "KINDS"]
+__all__ = ["predict", "fitted", "residuals", "quantile_residuals", "QuantileResiduals", "KINDS", "on_caller_index"]
 
 KINDS = ("link", "mean", "response")
 
@@ -57,8 +62,28 @@ def predict(fit, newdata: pd.DataFrame | None = None, re_form=None, kind: str = 
     draws = _draws_of(prepared, kind, rng)
     if not summary:
         return _as_dataarray(fit, draws, f"predict_{kind}")
-    index = newdata.index if newdata is not None else pd.RangeIndex(fit.nobs)
-    return interval_table(draws, index, ci)
+    if newdata is not None:
+        return interval_table(draws, newdata.index, ci)
+    return on_caller_index(fit, interval_table(draws, fit.design.row_index, ci))
+
+
+def on_caller_index(fit, values):
+    """A Series/DataFrame on the rows used, re-indexed to the caller's full index (dropped rows NaN).
+
+    Example
+    -------
+    >>> on_caller_index(fit, pd.Series(fit.design.y, index=fit.design.row_index))  # doctest: +SKIP
+    """
+    d = fit.design
+    if d.used_rows is None or d.used_rows.all():
+        return values
+    where = np.flatnonzero(d.used_rows)
+    if isinstance(values, pd.DataFrame):
+        out = pd.DataFrame(np.nan, index=d.data_index, columns=values.columns)
+    else:
+        out = pd.Series(np.nan, index=d.data_index, name=values.name)
+    out.iloc[where] = values.to_numpy()
+    return out
 
 
 def fitted(fit, re_form=None, ci: float = 0.95, summary: bool = True):
@@ -73,11 +98,12 @@ def residuals(fit, type: str = "response", re_form=None, seed: int | None = None
     prepared = prepare_draws(fit, None, re_form=re_form)
     expected = prepared.expected().mean(axis=0)
     y = fit.design.y
+    rows = fit.design.row_index
     if type == "response":
-        return pd.Series(y - expected, name="response residuals")
+        return on_caller_index(fit, pd.Series(y - expected, index=rows, name="response residuals"))
     if type == "pearson":
         sd = np.sqrt(prepared.variance().mean(axis=0))
-        return pd.Series((y - expected) / sd, name="pearson residuals")
+        return on_caller_index(fit, pd.Series((y - expected) / sd, index=rows, name="pearson residuals"))
     raise HierfitError(f"type must be 'response', 'pearson' or 'quantile', got {type!r}")
 
 
@@ -87,7 +113,8 @@ class QuantileResiduals:
 
     Attributes
     ----------
-    residuals : pandas.Series   the scaled residuals (uniform under a correct model)
+    residuals : pandas.Series   the scaled residuals (uniform under a correct model), on the caller's
+        index with NaN for rows dropped for missing values
     simulated : ndarray (nsim, n)   the simulations they were computed from
     ks_statistic, ks_pvalue : float   Kolmogorov-Smirnov test against uniform(0, 1)
     conditional : bool   True when group effects were held at their fitted values
@@ -140,6 +167,7 @@ def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | N
     sims = prepared.simulate(rng)
     u = pit(fit.design.y, sims, fit.family.discrete, rng)
     ks = stats.kstest(u, "uniform")
-    return QuantileResiduals(residuals=pd.Series(u, name="quantile residuals"), simulated=sims,
+    u = on_caller_index(fit, pd.Series(u, index=fit.design.row_index, name="quantile residuals"))
+    return QuantileResiduals(residuals=u, simulated=sims,
                              ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue), conditional=conditional,
                              fitted=prepared.expected().mean(axis=0))

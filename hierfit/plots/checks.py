@@ -366,7 +366,7 @@ def plot_quantile_residuals(fit, *, re_form=None, seed: int | None = 1, nsim: in
     from hierfit.analysis.predict import quantile_residuals
 
     qr = quantile_residuals(fit, re_form=re_form, seed=seed, nsim=nsim)
-    u = qr.residuals.to_numpy()
+    u = qr.residuals.dropna().to_numpy()
     n = len(u)
     fig, axes = figure_and_axes(ax, 2, figsize=figsize or (10.5, 4.3), what="plot_quantile_residuals")
     a1, a2 = axes

@@ -183,6 +183,9 @@ def aligned_data(fit, data: pd.DataFrame | None) -> pd.DataFrame | None:
     if not isinstance(data, pd.DataFrame):
         raise HierfitError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     d = fit.design
+    if d.used_rows is not None and len(data) == len(d.used_rows) and not d.used_rows.all():
+        # the caller's frame: keep exactly the rows the design kept (by position)
+        return data.iloc[np.flatnonzero(d.used_rows)].reset_index(drop=True)
     if len(data) == d.nobs:
         return data.reset_index(drop=True)
     used = [c for c in dict.fromkeys(t.text for t in d.formula.variables) if c in data.columns]

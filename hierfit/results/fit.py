@@ -49,6 +49,9 @@ class HierFit(PlotMethods):
         self.kernel = kernel
         self._pymc_model = pymc_model
         self._summaries: dict[float, Summary] = {}
+        #: Results computed from the draws and kept for reuse (e.g. the log-likelihood tree
+        #: that LOO needs); never saved.
+        self.cache: dict = {}
 
     # -- basic facts --------------------------------------------------------------------
     @property
@@ -351,20 +354,38 @@ class HierFit(PlotMethods):
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path) -> None:
-        """Save the fit (posterior, formula, design spec, priors) to one file.
+        """Save the fit to one file: data only (JSON description + numeric arrays), never Python objects.
+
+        The file holds the formula, family, priors, the data columns the model uses (with
+        their level orders and row index), method, parametrization, sampler settings and
+        the draws; :func:`hierfit.load` rebuilds the fit from it. The write is atomic.
 
         Example
         -------
         >>> fit.save("exam_rs.hfit"); again = hierfit.load("exam_rs.hfit")  # doctest: +SKIP
         """
-        from hierfit.results.persist import save_fit
+        from hierfit.results.fit_record import fit_to_record
+        from hierfit.results.persist import FORMAT, FORMAT_VERSION, write_fit_file
+        from hierfit.version import __version__
 
-        save_fit(self, path)
+        model, arrays = fit_to_record(self)
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "hierfit_version": __version__,
+                "formula": self.formula, "nobs": self.nobs, "model": model}
+        write_fit_file(path, meta, arrays)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_pymc_model"] = None
-        state.pop("_loo_tree", None)
-        state.pop("draws", None)
-        state["_summaries"] = {}
-        return state
+    @classmethod
+    def load(cls, path) -> "HierFit":
+        """Load a fit written by :meth:`save` (also ``hierfit.load``); nothing in the file is executed.
+
+        Raises :class:`hierfit.PersistenceError` for missing, damaged, foreign or oversized
+        files, old pickle-format files and files from a newer hierfit.
+
+        Example
+        -------
+        >>> fit = hierfit.load("exam_rs.hfit")  # doctest: +SKIP
+        """
+        from hierfit.results.fit_record import record_to_parts
+        from hierfit.results.persist import read_fit_file
+
+        meta, arrays = read_fit_file(path)
+        return cls(**record_to_parts(meta, arrays, path))

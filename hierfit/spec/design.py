@@ -271,6 +271,19 @@ class Design:
     n_dropped: int = 0
     dropped_by_column: dict[str, int] = field(default_factory=dict)
     offset_arg: str | None = None
+    #: The used data columns of the rows used (categoricals with their levels), on the caller's index.
+    frame: pd.DataFrame | None = None
+    #: The caller's full row index (rows dropped for missing values included).
+    data_index: pd.Index | None = None
+    #: Which of the caller's rows were used (False: dropped for missing values).
+    used_rows: np.ndarray | None = None
+    #: Offset values given as an array (``offset=[...]``), for the rows used.
+    offset_values: np.ndarray | None = None
+
+    @property
+    def row_index(self) -> pd.Index:
+        """Index labels (the caller's) of the rows the model used."""
+        return self.frame.index if self.frame is not None else pd.RangeIndex(self.nobs)
 
     @property
     def mu(self) -> Predictor:
@@ -729,6 +742,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
                     f"grouping variable '{col}' holds non-integer numbers (e.g. {bad[0]!r}); "
                     "group ids must be labels or integers", f.text, tok.pos, tok.end - tok.pos)
 
+    data_index = data.index
     data, n_drop, by_col, keep = _drop_missing(pf, data, used)
     if offset_array is not None:
         offset_array = offset_array[keep]
@@ -743,6 +757,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     for tok in pf.variables:  # a boolean response is 0/1 (bernoulli), not a factor
         if tok.pos < lhs_end and tok.text not in cats and data[tok.text].dtype == bool:
             data[tok.text] = data[tok.text].astype(float)
+    frame = data[used].set_axis(data_index[keep])
     y, _ = _evaluate_vector(pf.response, data, pf, "response")
     trials, trials_spec = (None, None)
     if pf.trials is not None:
@@ -767,5 +782,6 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         mu.offset = offset_array if mu.offset is None else mu.offset + offset_array
     return Design(formula=pf, family=fam, response=pf.response, y=y, trials=trials, predictors=predictors,
                   categories=cats, trials_spec=trials_spec, data_name=data_name, n_dropped=n_drop,
-                  dropped_by_column=by_col,
+                  dropped_by_column=by_col, frame=frame, data_index=data_index, used_rows=keep,
+                  offset_values=offset_array,
                   offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"))

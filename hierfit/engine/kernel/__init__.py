@@ -21,52 +21,123 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from hierfit.engine.kernel.spec import KernelSpec, KernelUnsupported, build_spec, kernel_support
 
 __all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "entry_point", "cache_tag",
-           "cache_base"]
+           "cache_base", "kernel_cache_folder", "safe_folder", "compiled_now"]
 
 _JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "density.py", "entry.py")
 
 
 def cache_tag() -> str:
-    """A digest of the kernel's source files and numba's version: the name of its cache folder.
+    """The kernel's cache folder name: hierfit's version and a digest of the kernel's sources and numba's version.
 
     numba invalidates a cached function only when its own file changes; keying the
-    folder by every kernel file means an edit anywhere recompiles everything.
+    folder by every kernel file means an edit anywhere recompiles everything, and a new
+    hierfit version never reads an older one's machine code.
+
+    Example
+    -------
+    >>> cache_tag().startswith("hierfit-")
+    True
     """
     import numba
+
+    from hierfit.version import __version__
 
     h = hashlib.sha1(numba.__version__.encode())
     here = Path(__file__).resolve().parent
     for name in _JITTED:
         h.update((here / name).read_bytes())
-    return "hierfit-kernel-" + h.hexdigest()[:16]
+    return f"hierfit-{__version__}-kernel-{h.hexdigest()[:16]}"
+
+
+_PRIVATE: dict[str, str] = {}  # unusable cache folder -> this process's private replacement
+
+
+def safe_folder(path: str) -> str | None:
+    """Create ``path`` (mode 0700) if missing; None unless it is a real folder of this user that only they can write.
+
+    numba reads its cache index with pickle, so a cache folder that another user can
+    write (or owns) would let them run code in this process.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> d = os.path.join(tempfile.mkdtemp(), "c")
+    >>> safe_folder(d) == d, oct(os.stat(d).st_mode & 0o777)
+    (True, '0o700')
+    """
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return None  # a symbolic link or a file
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        return None
+    if st.st_mode & 0o077:  # ours, but readable by others (made by an older hierfit): make it private
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+    if not os.access(path, os.W_OK | os.X_OK):
+        return None
+    return path
 
 
 def cache_base() -> str:
-    """Where the compiled kernel is cached: ``NUMBA_CACHE_DIR`` if set, else the user's cache folder.
+    """Where the compiled kernel is cached: one folder per user, shared by every process.
 
-    ``$XDG_CACHE_HOME/hierfit`` (by default ``~/.cache/hierfit``), or a folder in the
-    temporary directory when that cannot be written.
+    ``NUMBA_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hierfit`` (by default
+    ``~/.cache/hierfit``), created with mode 0700.  A folder that is not this user's or
+    that others can write is refused with a warning, and a fresh private temporary folder
+    (random name, mode 0700) is used for this process instead; never a predictable
+    folder in the shared temporary directory.
+
+    Example
+    -------
+    >>> os.path.isdir(cache_base())
+    True
     """
     import numba
 
+    from hierfit.errors import HierfitWarning, warn
+
     if numba.config.CACHE_DIR:
-        return numba.config.CACHE_DIR
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    for base in (os.path.join(root, "hierfit"), os.path.join(tempfile.gettempdir(), f"hierfit-{user}")):
-        try:
-            os.makedirs(base, exist_ok=True)
-            if os.access(base, os.W_OK):
-                return base
-        except OSError:
-            continue
-    return tempfile.mkdtemp(prefix="hierfit-kernel-")
+        wanted = str(numba.config.CACHE_DIR)
+    else:
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        wanted = os.path.join(root, "hierfit")
+    if safe_folder(wanted) is not None:
+        return wanted
+    if wanted not in _PRIVATE:
+        _PRIVATE[wanted] = tempfile.mkdtemp(prefix="hierfit-kernel-")
+        warn(f"the compile cache folder {wanted!r} cannot be used safely (missing and not creatable, not yours, "
+             f"or writable by others); compiling into a private temporary folder {_PRIVATE[wanted]!r} instead, "
+             "so this process compiles the kernel again. Fix: remove that folder, or set XDG_CACHE_HOME to a "
+             "folder only you can write.", HierfitWarning)
+    return _PRIVATE[wanted]
+
+
+def kernel_cache_folder() -> str:
+    """``<cache_base()>/<cache_tag()>``, created with mode 0700: where numba keeps the kernel's machine code.
+
+    Example
+    -------
+    >>> os.path.basename(kernel_cache_folder()) == cache_tag()
+    True
+    """
+    base = cache_base()
+    folder = os.path.join(base, cache_tag())
+    if safe_folder(folder) is None:
+        return safe_folder(tempfile.mkdtemp(prefix="hierfit-kernel-")) or base
+    return folder
 
 
 @contextlib.contextmanager
@@ -80,7 +151,7 @@ def _cache_folder():
     import numba
 
     saved = numba.config.CACHE_DIR
-    numba.config.CACHE_DIR = os.path.join(cache_base(), cache_tag())
+    numba.config.CACHE_DIR = kernel_cache_folder()
     try:
         yield
     finally:
@@ -121,3 +192,23 @@ def entry_point(name: str):
     entry = load()
     with _cache_folder():
         return entry.cfunc(name).address
+
+
+def compiled_now() -> list[str]:
+    """Entry points this process compiled (rather than loaded from the on-disk cache).
+
+    Empty after a fit when the kernel's machine code came from the cache.
+
+    Example
+    -------
+    >>> _ = entry_point("collapsed")
+    >>> isinstance(compiled_now(), list)
+    True
+    """
+    import sys
+
+    entry = sys.modules.get(__name__ + ".entry")
+    if entry is None:
+        return []
+    return [name for name in ("full", "collapsed", "expand")
+            if name in entry.compiled_entries() and entry.compiled_entries()[name].cache_hits == 0]

@@ -108,3 +108,8 @@ def cfunc(name: str):
         fn, sig = _RAW[name]
         _COMPILED[name] = nb.cfunc(sig, cache=True, error_model="numpy")(fn)
     return _COMPILED[name]
+
+
+def compiled_entries() -> dict:
+    """The entry points made so far in this process, by name (numba ``CFunc`` objects, with ``cache_hits``)."""
+    return dict(_COMPILED)
