@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hierfit.errors import HierfitError
-from hierfit.analysis.prepare import NA, prepare_draws
+from hierfit.analysis.prepare import NA, prepare_draws, required_columns
 from hierfit.plots._common import (
     column_values,
     figure_and_axes,
@@ -26,10 +26,7 @@ __all__ = ["plot_effects", "plot_group_lines", "effect_table"]
 
 
 def _needed(fit, keep_all: bool) -> list[str]:
-    from hierfit.analysis.prepare import _needed_columns, select_blocks
-
-    design = fit.design
-    return _needed_columns(design, select_blocks(design, None if keep_all else NA))
+    return required_columns(fit.design, None if keep_all else NA)
 
 
 def _complete_newdata(fit, frame: pd.DataFrame, typical: dict, keep_all: bool = False) -> pd.DataFrame:
@@ -49,15 +46,7 @@ def _complete_newdata(fit, frame: pd.DataFrame, typical: dict, keep_all: bool = 
 
 def _mean_scale(fit, newdata: pd.DataFrame, re_form, point: bool = False, ndraws: int | None = None) -> np.ndarray:
     """Mean parameter (response scale, per trial for binomial) of new rows, at the mean training offset: (S, n)."""
-    d = fit.design
-    prepared = prepare_draws(fit, newdata, re_form=re_form, point=point, ndraws=ndraws)
-    eta = prepared.eta["mu"]
-    if d.mu.offset is not None:
-        off_new = d.mu.recode(d.prepare(newdata), keep=set())["offset"]
-        if off_new is not None:
-            eta = eta - off_new
-        eta = eta + float(np.mean(d.mu.offset))
-    return d.family.link.inv(eta)
+    return prepare_draws(fit, newdata, re_form=re_form, point=point, ndraws=ndraws, offset="mean").mu
 
 
 def effect_table(fit, var: str, *, data: pd.DataFrame | None = None, ci: float = 0.95, ngrid: int = 50,
