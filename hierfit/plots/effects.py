@@ -12,6 +12,8 @@ import pandas as pd
 
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import NA, prepare_draws, required_columns
+from hierfit.analysis.population import response_draws
+from hierfit.plots.conditional import condition_grid, draw_condition
 from hierfit.plots._common import (
     column_values,
     figure_and_axes,
@@ -22,7 +24,7 @@ from hierfit.plots._common import (
     variable_range,
 )
 
-__all__ = ["plot_effects", "plot_group_lines", "effect_table"]
+__all__ = ["plot_effects", "plot_group_lines", "effect_table", "effect_terms"]
 
 
 def _needed(fit, keep_all: bool) -> list[str]:
@@ -84,13 +86,18 @@ def effect_table(fit, var: str, *, data: pd.DataFrame | None = None, ci: float =
 
 def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: float = 0.95, ngrid: int = 50,
                  ndraws: int | None = None, ax=None, figsize=None):
-    """One panel per fixed predictor: the marginal prediction with its credible band.
+    """One panel per fixed term: the marginal prediction with its credible band.
 
-    Each panel varies one predictor over its range (factors: each level, as points
-    with intervals) with the others held at their mean or reference level, and
-    predicts without group effects (``re_form=hierfit.NA``) on the response scale
-    (probabilities for binomial models, counts for Poisson) -- the chapter's
-    ``plot(allEffects(mod))``.
+    As ``plot(allEffects(mod))`` and brms's ``conditional_effects``: every term of
+    the fixed part not contained in a higher-order term gets a panel.  A main effect
+    varies its predictor over its range (factors: each level, as points with
+    intervals); an interaction (``standLRT:sex``, ``FoodTreatment:SexParent``) shows
+    one line or point set per level of its second predictor (numeric ones at mean
+    and mean ± sd).  Other predictors are held at their mean or reference level and
+    offsets at their mean; predictions are without group effects
+    (``re_form=hierfit.NA``) on the response scale (probabilities for binomial
+    models, counts for Poisson), through :func:`hierfit.datagrid` and the analysis
+    layer.  Naming ``predictors`` gives one panel per named predictor instead.
 
     Parameters
     ----------
@@ -121,48 +128,55 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
     d = fit.design
     variables = fixed_variables(fit)
     if predictors is None:
-        predictors = variables
-    elif isinstance(predictors, str):
-        predictors = [predictors]
-    if not predictors:
+        terms = effect_terms(fit)
+    else:
+        terms = [[p] for p in ([predictors] if isinstance(predictors, str) else predictors)]
+    if not terms:
         raise HierfitError(f"the model {d.formula.text!r} has no fixed predictors to plot")
-    for var in predictors:
-        if var not in variables:
-            raise HierfitError(f"unknown predictor {var!r}: the fixed part {d.formula.fixed!r} uses "
-                               f"{', '.join(variables) or 'no variables'}")
-    n = len(predictors)
+    for term in terms:
+        for var in term:
+            if var not in variables:
+                raise HierfitError(f"unknown predictor {var!r}: the fixed part {d.formula.fixed!r} uses "
+                                   f"{', '.join(variables) or 'no variables'}")
+    n = len(terms)
     fig, axes = figure_and_axes(ax, n, ncols=min(n, 3), figsize=figsize, what="plot_effects")
-    pct = f"{100 * ci:g} %"
-    for a, var in zip(axes, predictors):
-        tab = effect_table(fit, var, data=data, ci=ci, ngrid=ngrid, ndraws=ndraws)
-        if var in d.categories:
-            pos = np.arange(len(tab))
-            est = tab["Estimate"].to_numpy()
-            err = np.vstack([est - tab["lower"].to_numpy(), tab["upper"].to_numpy() - est])
-            a.errorbar(pos, est, yerr=err, fmt="o", color="C0", capsize=4, ms=6, gid="effect-points",
-                       label=f"posterior mean, {pct} interval")
-            a.plot(pos, est, color="C0", lw=0.8, alpha=0.5)
-            a.set_xticks(pos, [str(v) for v in tab[var]])
-            a.set_xlim(-0.5, len(tab) - 0.5)
-        else:
-            xg = tab[var].to_numpy(dtype=float)
-            a.fill_between(xg, tab["lower"].to_numpy(), tab["upper"].to_numpy(), color="C0", alpha=0.25, lw=0,
-                           gid="effect-band", label=f"{pct} interval")
-            a.plot(xg, tab["Estimate"].to_numpy(), color="C0", lw=2, gid="effect-line", label="posterior mean")
-            if var in d.fixed_names:
-                x = d.X[:, d.fixed_names.index(var)]
-                a.plot(x, np.zeros_like(x), "|", color="0.4", ms=6, alpha=0.3,
-                       transform=a.get_xaxis_transform(), gid="rug")
-        a.set_xlabel(var)
-        a.set_ylabel(response_label(fit))
-        a.set_title(f"{var} effect plot", fontsize=10)
-    axes[0].legend(fontsize=8, frameon=False)
-    held = {k: v for k, v in typical_values(fit, data, purpose="plot_effects").items()}
+    for a, term in zip(axes, terms):
+        numeric = [v for v in term if v not in d.categories]
+        order = (numeric[:1] + [v for v in term if v not in numeric[:1]])[:2]
+        grid, names = condition_grid(fit, order, data, ngrid)
+        draws = response_draws(fit, grid, re_form=NA, ndraws=ndraws, offset="mean")
+        draw_condition([a], fit, grid, draws, names, ci=ci)
+        if len(term) == 1 and term[0] in d.fixed_names:
+            x = d.X[:, d.fixed_names.index(term[0])]
+            a.plot(x, np.zeros_like(x), "|", color="0.4", ms=6, alpha=0.3, transform=a.get_xaxis_transform(),
+                   gid="rug")
+        a.set_title(f"{':'.join(term)} effect plot", fontsize=10)
+    held = typical_values(fit, data, purpose="plot_effects")
     note = ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in held.items())
     if ax is None:
         fig.suptitle(f"Marginal effects (no group effects); others held at {note}" if n > 1 else
                      "Marginal effect (no group effects)", fontsize=10)
     return fig
+
+
+def effect_terms(fit) -> list[list[str]]:
+    """The fixed part's highest-order terms as lists of predictors (``[['standLRT', 'sex']]``).
+
+    Example
+    -------
+    >>> effect_terms(fit)  # doctest: +SKIP
+    [['standLRT', 'sex']]
+    """
+    d = fit.design
+    order = fixed_variables(fit)
+    if not d.mu.fixed_columns:
+        return []
+    sets = []
+    for vs in d.mu.fixed_spec.term_variables.values():
+        vs = [v for v in order if v in vs]
+        if vs and vs not in sets:
+            sets.append(vs)
+    return [s for s in sets if not any(set(s) < set(o) for o in sets)]
 
 
 def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data: pd.DataFrame | None = None,
