@@ -220,3 +220,50 @@ def test_every_family(family):
                 fit.icc(), fit.hypothesis("x > 0"),
                 fit.avg_predictions(newdata=hierfit.datagrid(fit, f=["u", "v"]), re_form="marginal", nsim=50, seed=1)):
         assert np.isfinite(tab["Estimate"]).all(), (family, tab)
+
+
+# -- plots ----------------------------------------------------------------------------------------
+def _gid(ax, gid):
+    return [c for c in list(ax.lines) + list(ax.collections) if c.get_gid() == gid]
+
+
+def test_plot_effects_draws_the_interaction(exam_ix):
+    import matplotlib.pyplot as plt
+
+    fig = exam_ix.plot_effects(ndraws=200)
+    axes = [a for a in fig.axes if a.get_visible()]
+    assert [a.get_title() for a in axes] == ["standLRT:sex effect plot"]
+    lines = _gid(axes[0], "effect-line")
+    assert [ln.get_label() for ln in lines] == ["sex = F", "sex = M"]
+    fe = exam_ix.fixef()["Estimate"]
+    x = np.asarray(lines[1].get_xdata())
+    slope_m = _b(exam_ix, "standLRT") + _b(exam_ix, "standLRT:sexM")
+    idx = np.linspace(0, len(_b(exam_ix, "sexM")) - 1, 200).round().astype(int)
+    expected = (_b(exam_ix, "(Intercept)") + _b(exam_ix, "sexM"))[idx].mean() + slope_m[idx].mean() * x
+    np.testing.assert_allclose(lines[1].get_ydata(), expected, atol=1e-10)
+    assert fe.index.tolist() == ["(Intercept)", "standLRT", "sexM", "standLRT:sexM"]
+    plt.close(fig)
+
+
+def test_plot_predictions_comparisons_slopes(exam_ix):
+    import matplotlib.pyplot as plt
+
+    fig = exam_ix.plot_predictions(["standLRT", "sex"], points=True, spaghetti=5)
+    ax = fig.axes[0]
+    assert len(_gid(ax, "effect-line")) == 2 and len(_gid(ax, "spaghetti")) == 10 and _gid(ax, "data")
+    fig2 = exam_ix.plot_predictions("standLRT", re_form=None)
+    assert len(_gid(fig2.axes[0], "group-lines")[0].get_segments()) == 65
+    fig3 = exam_ix.plot_comparisons("sex", condition="standLRT")
+    line = _gid(fig3.axes[0], "effect-line")[0]
+    xs = np.asarray(line.get_xdata())
+    gap = _b(exam_ix, "sexM").mean() + _b(exam_ix, "standLRT:sexM").mean() * xs
+    np.testing.assert_allclose(line.get_ydata(), gap, atol=1e-10)
+    fig4 = exam_ix.plot_slopes("standLRT", condition="sex")
+    pts = _gid(fig4.axes[0], "effect-points")[0]
+    np.testing.assert_allclose(pts.get_ydata(), [_b(exam_ix, "standLRT").mean(),
+                                                 (_b(exam_ix, "standLRT") + _b(exam_ix, "standLRT:sexM")).mean()],
+                               atol=1e-6)
+    with pytest.raises(hierfit.HierfitError, match="condition"):
+        exam_ix.plot_predictions(["nope"])
+    for f in (fig, fig2, fig3, fig4):
+        plt.close(f)
