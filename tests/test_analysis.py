@@ -51,13 +51,18 @@ def test_avg_comparison_of_sex_is_the_coefficient_draw_by_draw(exam_ix, exam):
     np.testing.assert_allclose(at0, _b(exam_ix, "sexM"), atol=1e-10)
 
 
-def test_slopes_by_group_are_coefficient_sums(exam_ix):
+def test_slopes_by_group_are_coefficient_sums(exam_ix, exam):
     s = exam_ix.avg_slopes("standLRT", by="sex", summary=False)
     np.testing.assert_allclose(s.iloc[:, 0], _b(exam_ix, "standLRT"), atol=1e-6)
     np.testing.assert_allclose(s.iloc[:, 1], _b(exam_ix, "standLRT") + _b(exam_ix, "standLRT:sexM"), atol=1e-6)
     tab = exam_ix.avg_slopes("standLRT", by="sex")
     assert list(tab["sex"]) == ["F", "M"] and list(tab.columns[-5:]) == ["Estimate", "Est.Error", "l-95% CI",
                                                                          "u-95% CI", "pd"]
+    # per school (random intercept only): standLRT + standLRT:sexM x the school's share of boys
+    per_school = exam_ix.avg_slopes("standLRT", by="school", summary=False)
+    share = (exam["sex"] == "M").groupby(exam["school"]).mean().to_numpy()
+    expected = _b(exam_ix, "standLRT")[:, None] + _b(exam_ix, "standLRT:sexM")[:, None] * share[None, :]
+    np.testing.assert_allclose(per_school.to_numpy(), expected, atol=1e-6)
     plus10 = exam_ix.avg_comparisons({"standLRT": 10}, by="sex", summary=False)
     np.testing.assert_allclose(plus10.iloc[:, 0], 10 * _b(exam_ix, "standLRT"), atol=1e-8)
 

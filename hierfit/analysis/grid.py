@@ -89,7 +89,7 @@ def model_frame(fit, data: pd.DataFrame | None = None) -> pd.DataFrame:
     for blk in d.all_blocks:
         labels = np.asarray(blk.levels, dtype=object)[blk.index]
         if len(blk.factors) == 1:
-            groups.setdefault(blk.factors[0], labels)
+            groups.setdefault(blk.factors[0], pd.Categorical(labels, categories=list(blk.levels)))
         else:
             parts = [str(lab).split(":") for lab in labels]
             for i, f in enumerate(blk.factors):

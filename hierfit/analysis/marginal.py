@@ -42,12 +42,12 @@ def _by_list(by, frame: pd.DataFrame) -> list[str]:
 
 
 def _groups(frame: pd.DataFrame, by: list[str]):
-    """(labels DataFrame, list of row-index arrays) of the by groups, in order of appearance."""
+    """(labels DataFrame, list of row-index arrays) of the by groups, sorted (factors in level order)."""
     if not by:
         return pd.DataFrame(index=[0]), [np.arange(len(frame))]
-    keys = frame[by].astype(object)
-    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(keys), sort=False)
-    members = [np.flatnonzero(codes == i) for i in range(len(uniq))]
+    keys = frame[by].reset_index(drop=True)
+    groups = keys.groupby(by, sort=True, observed=True, dropna=False).indices
+    members = [np.asarray(idx) for idx in groups.values()]
     first = [m[0] for m in members]
     return keys.iloc[first].reset_index(drop=True), members
 
