@@ -272,3 +272,14 @@ def test_plot_predictions_comparisons_slopes(exam_ix):
         exam_ix.plot_predictions(["nope"])
     for f in (fig, fig2, fig3, fig4):
         plt.close(f)
+
+
+def test_pd_and_rope_columns(exam_ix):
+    tab = exam_ix.avg_comparisons("sex", rope=(-0.2, 0.2))
+    draws = exam_ix.avg_comparisons("sex", summary=False).iloc[:, 0].to_numpy()
+    assert tab["pd"].iloc[0] == pytest.approx(max((draws > 0).mean(), (draws < 0).mean()))
+    assert tab["ROPE"].iloc[0] == pytest.approx(((draws >= -0.2) & (draws <= 0.2)).mean())
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    assert tab["l-95% CI"].iloc[0] == pytest.approx(lo) and tab["u-95% CI"].iloc[0] == pytest.approx(hi)
+    with pytest.raises(hierfit.HierfitError, match="rope"):
+        exam_ix.avg_comparisons("sex", rope=(0.2, -0.2))

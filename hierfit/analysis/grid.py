@@ -66,6 +66,20 @@ def _numeric_column(design, var: str):
     return None
 
 
+def _offset_only_columns(design) -> set[str]:
+    """Columns used only by offsets (not by the fixed part, group terms or trials)."""
+    offset_cols = {c for p in design.predictors.values() for spec in p.offset_specs for c in spec.required_variables}
+    other = set()
+    for p in design.predictors.values():
+        if p.fixed_columns:
+            other |= set(p.fixed_spec.required_variables)
+        for blk in p.blocks:
+            other |= set(p.slope_specs[blk.spec_index].required_variables)
+    if design.trials_spec is not None:
+        other |= set(design.trials_spec.required_variables)
+    return offset_cols - other
+
+
 def model_frame(fit, data: pd.DataFrame | None = None) -> pd.DataFrame:
     """The columns prediction needs, for every row the fit used (rebuilt from the design).
 
@@ -136,16 +150,25 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
     if unknown:
         raise DataError(f"datagrid: unknown column(s) {', '.join(map(repr, unknown))}; the model uses "
                         f"{', '.join(sorted(known))}")
-    frame = None
     cols = [c for c in required_columns(d, NA) if c not in values]
-    if any(c not in d.categories for c in cols):
-        frame = model_frame(fit, newdata)
+    offset_only = _offset_only_columns(d)
     typical = {}
     for col in cols:
         if col in d.categories:
             typical[col] = d.categories[col][0]
-        else:
-            typical[col] = float(pd.to_numeric(frame[col]).mean())
+            continue
+        if newdata is not None:
+            if col not in newdata.columns:
+                raise DataError(f"datagrid: newdata lacks column {col!r} that the model needs")
+            typical[col] = float(pd.to_numeric(newdata[col]).mean())
+            continue
+        values_of = _numeric_column(d, col)
+        if values_of is not None:
+            typical[col] = float(np.mean(values_of))
+        elif col not in offset_only:  # offsets held at their mean need no column (offset="mean")
+            raise DataError(f"datagrid: cannot rebuild column {col!r} from the fitted model (it enters the model "
+                            f"through a transformation); pass newdata= (the data the model was fitted to) or a "
+                            f"value, e.g. datagrid(fit, {col}=...)")
     grid_values = {}
     for k, v in values.items():
         if isinstance(v, str) and v == "all" and k in d.categories:
