@@ -221,6 +221,13 @@ def test_every_family(family):
               - fit.predict(rows.assign(f="u"), summary=False).values).reshape(-1, 10).mean(axis=1)
     np.testing.assert_allclose(fit.avg_comparisons("f", newdata=rows, summary=False).iloc[:, 0], direct,
                                atol=1e-10)
+    if fit.family.link.name == "log":  # closed form: E[exp(eta + u)] = exp(eta + sd^2 / 2)
+        grid = hierfit.datagrid(fit, f=["u", "v"])
+        cond = fit.predictions(grid, re_form=hierfit.NA, summary=False).to_numpy()
+        pop = fit.predictions(grid, re_form="marginal", nsim=400, seed=2, summary=False).to_numpy()
+        sd = stack(fit.draws, "sd_g")[:, 0]
+        ratio = pop / (cond * np.exp(sd**2 / 2)[:, None])
+        assert abs(ratio.mean() - 1) < 0.01 and np.abs(ratio - 1).max() < 0.2, (family, ratio.mean())
     for tab in (fit.avg_predictions(by="f"), fit.avg_slopes("x"), fit.emmeans("f", contrasts="pairwise"),
                 fit.icc(), fit.hypothesis("x > 0"),
                 fit.avg_predictions(newdata=hierfit.datagrid(fit, f=["u", "v"]), re_form="marginal", nsim=50, seed=1)):
