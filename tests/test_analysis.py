@@ -254,7 +254,11 @@ def test_plot_effects_draws_the_interaction(exam_ix):
     expected = (_b(exam_ix, "(Intercept)") + _b(exam_ix, "sexM"))[idx].mean() + slope_m[idx].mean() * x
     np.testing.assert_allclose(lines[1].get_ydata(), expected, atol=1e-10)
     assert fe.index.tolist() == ["(Intercept)", "standLRT", "sexM", "standLRT:sexM"]
-    plt.close(fig)
+    extra = exam_ix.plot_effects(points=True, spaghetti=3, re_form=None, ndraws=100)
+    ax = extra.axes[0]
+    assert _gid(ax, "data") and len(_gid(ax, "spaghetti")) == 6 and _gid(ax, "group-lines")
+    for f in (fig, extra):
+        plt.close(f)
 
 
 def test_plot_predictions_comparisons_slopes(exam_ix):

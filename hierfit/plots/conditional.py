@@ -24,7 +24,8 @@ from hierfit.analysis.prepare import NA, select_blocks
 from hierfit.errors import HierfitError
 from hierfit.plots._common import figure_and_axes, response_label
 
-__all__ = ["plot_predictions", "plot_comparisons", "plot_slopes", "condition_grid", "draw_condition"]
+__all__ = ["plot_predictions", "plot_comparisons", "plot_slopes", "condition_grid", "draw_condition",
+           "data_points", "group_lines"]
 
 
 def _values(fit, var: str, frame: pd.DataFrame | None, axis: bool, ngrid: int) -> list:
@@ -125,7 +126,8 @@ def draw_condition(axes, fit, grid: pd.DataFrame, draws: np.ndarray, names: list
             a.legend(fontsize=8, frameon=False)
 
 
-def _data_points(axes, fit, names, data):
+def data_points(axes, fit, names, data) -> None:
+    """Scatter the fitted rows' response against the x of ``names`` (numeric x only)."""
     x, colour, panel = names
     d = fit.design
     try:
@@ -142,7 +144,7 @@ def _data_points(axes, fit, names, data):
                   rasterized=True)
 
 
-def _group_lines(axes, fit, grid, names, re_form, ndraws):
+def group_lines(axes, fit, grid, names, re_form, ndraws) -> None:
     """One thin line per level of the first kept group term (point estimates)."""
     from matplotlib.collections import LineCollection
 
@@ -153,7 +155,7 @@ def _group_lines(axes, fit, grid, names, re_form, ndraws):
     if not blocks or x in d.categories:
         return
     blk = blocks[0]
-    base = grid if not colour and not panel else grid[np.ones(len(grid), dtype=bool)]
+    base = grid
     frames = []
     for lev in blk.levels:
         f = base.copy()
@@ -161,11 +163,6 @@ def _group_lines(axes, fit, grid, names, re_form, ndraws):
         for fac, p in zip(blk.factors, parts):
             f[fac] = p
         frames.append(f)
-    for other in d.blocks:
-        for fac in other.factors:
-            for f in frames:
-                if fac not in f.columns:
-                    f[fac] = "<typical>"
     stacked = pd.concat(frames, ignore_index=True)
     est = response_draws(fit, stacked, re_form=f"~ (1 | {blk.factor})", allow_new_levels=True,
                          ndraws=ndraws).mean(axis=0).reshape(len(frames), len(base))
@@ -220,9 +217,9 @@ def plot_predictions(fit, condition, *, re_form=NA, kind="mean", data=None, poin
                            offset="mean")
     fig, axes = _figure(names, grid, ax, figsize, "plot_predictions")
     if points:
-        _data_points(axes, fit, names, data)
+        data_points(axes, fit, names, data)
     if re_form is not NA and not is_marginal(re_form):
-        _group_lines(axes, fit, grid, names, re_form, ndraws)
+        group_lines(axes, fit, grid, names, re_form, ndraws)
     draw_condition(axes, fit, grid, draws, names, ci=ci, spaghetti=spaghetti,
                    ylabel=None if kind == "mean" else f"{fit.design.response} (link scale)", seed=seed)
     return fig

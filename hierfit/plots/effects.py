@@ -12,8 +12,8 @@ import pandas as pd
 
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import NA, prepare_draws, required_columns
-from hierfit.analysis.population import response_draws
-from hierfit.plots.conditional import condition_grid, draw_condition
+from hierfit.analysis.population import is_marginal, response_draws
+from hierfit.plots.conditional import condition_grid, data_points, draw_condition, group_lines
 from hierfit.plots._common import (
     column_values,
     figure_and_axes,
@@ -85,7 +85,8 @@ def effect_table(fit, var: str, *, data: pd.DataFrame | None = None, ci: float =
 
 
 def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: float = 0.95, ngrid: int = 50,
-                 ndraws: int | None = None, ax=None, figsize=None):
+                 ndraws: int | None = None, points: bool = False, spaghetti: int = 0, re_form=NA, ax=None,
+                 figsize=None):
     """One panel per fixed term: the marginal prediction with its credible band.
 
     As ``plot(allEffects(mod))`` and brms's ``conditional_effects``: every term of
@@ -113,6 +114,13 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
         Points along numeric predictors.
     ndraws : int, optional
         Use this many posterior draws (faster for big models).
+    points : bool
+        Draw the data in panels with a numeric x.
+    spaghetti : int
+        Draw this many posterior draws as thin lines.
+    re_form : hierfit.NA (default), "marginal" or None
+        The typical group, the population average, or the typical group with one thin
+        line per level of the first group term.
     ax : Axes or sequence of Axes, optional
         One per panel.
     figsize : tuple, optional
@@ -144,8 +152,13 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
         numeric = [v for v in term if v not in d.categories]
         order = (numeric[:1] + [v for v in term if v not in numeric[:1]])[:2]
         grid, names = condition_grid(fit, order, data, ngrid)
-        draws = response_draws(fit, grid, re_form=NA, ndraws=ndraws, offset="mean")
-        draw_condition([a], fit, grid, draws, names, ci=ci)
+        draws = response_draws(fit, grid, re_form=NA if re_form is None else re_form, ndraws=ndraws,
+                               offset="mean", seed=1)
+        if points:
+            data_points([a], fit, names, data)
+        if re_form is None:
+            group_lines([a], fit, grid, names, None, ndraws)
+        draw_condition([a], fit, grid, draws, names, ci=ci, spaghetti=spaghetti)
         if len(term) == 1 and term[0] in d.fixed_names:
             x = d.X[:, d.fixed_names.index(term[0])]
             a.plot(x, np.zeros_like(x), "|", color="0.4", ms=6, alpha=0.3, transform=a.get_xaxis_transform(),
@@ -153,9 +166,10 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
         a.set_title(f"{':'.join(term)} effect plot", fontsize=10)
     held = typical_values(fit, data, purpose="plot_effects")
     note = ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in held.items())
+    how = "population-averaged over group effects" if is_marginal(re_form) else "no group effects"
     if ax is None:
-        fig.suptitle(f"Marginal effects (no group effects); others held at {note}" if n > 1 else
-                     "Marginal effect (no group effects)", fontsize=10)
+        fig.suptitle(f"Marginal effects ({how}); others held at {note}" if n > 1 else
+                     f"Marginal effect ({how})", fontsize=10)
     return fig
 
 

@@ -63,8 +63,10 @@ class PlotMethods:
 
     # -- effects --------------------------------------------------------------------------------
     @_doc(plot_effects)
-    def plot_effects(self, predictors=None, *, data=None, ci=0.95, ngrid=50, ndraws=None, ax=None, figsize=None):
-        return plot_effects(self, predictors, data=data, ci=ci, ngrid=ngrid, ndraws=ndraws, ax=ax, figsize=figsize)
+    def plot_effects(self, predictors=None, *, data=None, ci=0.95, ngrid=50, ndraws=None, points=False, spaghetti=0,
+                     re_form=NA, ax=None, figsize=None):
+        return plot_effects(self, predictors, data=data, ci=ci, ngrid=ngrid, ndraws=ndraws, points=points,
+                            spaghetti=spaghetti, re_form=re_form, ax=ax, figsize=figsize)
 
     @_doc(plot_group_lines)
     def plot_group_lines(self, x=None, term=None, *, data=None, ax=None, figsize=None, points=True, ngrid=20):
