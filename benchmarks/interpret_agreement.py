@@ -1,10 +1,16 @@
 """hierfit's predictions / comparisons / slopes against bambi's ``interpret`` on the same model and priors.
 
-The model is the Exam random intercept ``normexam ~ standLRT + sex + (1 | school)``,
-fitted by both tools with hierfit's default priors given explicitly to both (the
-translation of :mod:`bambi_agreement`).  Each question is asked of both on the same
-rows (standLRT in {-1, 0, 1}, both sexes, the most frequent school, as bambi does for
-variables it is not told about):
+Two models, fitted by both tools with the same priors:
+
+* the Exam random intercept ``normexam ~ standLRT + sex + (1 | school)`` with hierfit's
+  default priors given explicitly to both (the translation of :mod:`bambi_agreement`);
+* a logistic random intercept ``y ~ x + trt + (1 | g)`` on simulated data, with
+  ``normal(0, 2.5)`` on the (centred) intercept, ``normal(0, 1)`` on the coefficients
+  and a half-normal(1) on the group sd in both tools.
+
+Each question is asked of both on the same rows (for Exam: standLRT in {-1, 0, 1},
+both sexes, the most frequent school, as bambi does for variables it is not told
+about; for the logistic model: x in {-1, 0, 1}, group 0):
 
 * predictions of the mean (bambi ``interpret.predictions``, hierfit ``fit.predictions``);
 * the comparison M - F (``interpret.comparisons`` / ``fit.comparisons``);
@@ -86,9 +92,64 @@ def run(draws: int, tune: int, chains: int, seed: int) -> pd.DataFrame:
         ours = fit.slopes("standLRT", newdata=grid)
         add("slopes dy/dx", [f"sex={s}" for s in grid["sex"]], zip(ours["Estimate"], ours["Est.Error"]),
             _estimate(res.summary))
+    rows += logistic_rows(draws, tune, chains, seed)
     out = pd.DataFrame(rows)
     out["agrees"] = out["difference / sd"].abs() < TOLERANCE
     return out
+
+
+def logistic_data(seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    J, n = 30, 20
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=g.size)
+    trt = rng.choice(["a", "b"], g.size)
+    eta = 0.5 + 0.8 * x + 0.6 * (trt == "b") + rng.normal(0, 1.0, J)[g]
+    return pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x, "trt": trt, "g": g})
+
+
+def logistic_rows(draws: int, tune: int, chains: int, seed: int) -> list[dict]:
+    import bambi as bmb
+    import hierfit
+
+    df = logistic_data()
+    priors = [hierfit.prior("normal(0, 2.5)", class_="Intercept"), hierfit.prior("normal(0, 1)", class_="b"),
+              hierfit.prior("normal(0, 1)", class_="sd")]
+    fit = fit_hierfit("y ~ x + trt + (1 | g)", df, priors, draws, tune, chains, seed)
+    model = bmb.Model("y ~ x + trt + (1|g)", df.assign(g=df["g"].astype("category"), trt=df["trt"].astype("category")),
+                      family="bernoulli", auto_scale=False,
+                      priors={"Intercept": bmb.Prior("Normal", mu=0, sigma=2.5), "x": bmb.Prior("Normal", mu=0, sigma=1),
+                              "trt": bmb.Prior("Normal", mu=0, sigma=1),
+                              "1|g": bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=1))})
+    idata = fit_bambi(model, draws, tune, chains, seed)
+    rows = []
+    xs = [-1.0, 0.0, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = bmb.interpret.predictions(model, idata, conditional={"x": xs, "trt": ["a", "b"], "g": [0]},
+                                        use_hdi=False)
+        grid = pd.DataFrame({"x": res.summary["x"].to_numpy(), "trt": res.summary["trt"].astype(str).to_numpy(),
+                             "g": 0})
+        ours = fit.predictions(grid)
+        rows += [{"question": "logistic: P(y = 1)", "row": f"x={a:g}, trt={b}", "hierfit": e, "bambi": t,
+                  "hierfit sd": sd, "difference / sd": (t - e) / sd}
+                 for a, b, e, sd, t in zip(grid["x"], grid["trt"], ours["Estimate"], ours["Est.Error"],
+                                           _estimate(res.summary))]
+        res = bmb.interpret.comparisons(model, idata, contrast={"trt": ["a", "b"]}, conditional={"x": xs, "g": [0]},
+                                        use_hdi=False)
+        grid = pd.DataFrame({"x": res.summary["x"].to_numpy(), "g": 0})
+        ours = fit.comparisons({"trt": ["a", "b"]}, newdata=grid)
+        rows += [{"question": "logistic: comparison b - a", "row": f"x={a:g}", "hierfit": e, "bambi": t,
+                  "hierfit sd": sd, "difference / sd": (t - e) / sd}
+                 for a, e, sd, t in zip(grid["x"], ours["Estimate"], ours["Est.Error"], _estimate(res.summary))]
+        res = bmb.interpret.slopes(model, idata, wrt={"x": 0.0}, conditional={"trt": ["a", "b"], "g": [0]},
+                                   use_hdi=False)
+        grid = pd.DataFrame({"trt": res.summary["trt"].astype(str).to_numpy(), "x": 0.0, "g": 0})
+        ours = fit.slopes("x", newdata=grid)
+        rows += [{"question": "logistic: slope dP/dx", "row": f"x=0, trt={b}", "hierfit": e, "bambi": t,
+                  "hierfit sd": sd, "difference / sd": (t - e) / sd}
+                 for b, e, sd, t in zip(grid["trt"], ours["Estimate"], ours["Est.Error"], _estimate(res.summary))]
+    return rows
 
 
 def main(argv=None) -> int:
@@ -103,7 +164,8 @@ def main(argv=None) -> int:
     seconds = time.time() - t0
     RESULTS.mkdir(exist_ok=True)
     lines = ["# hierfit vs bambi `interpret`: predictions, comparisons, slopes", "",
-             f"Model `{MODELS['Exam random intercept'][0]}` with matched priors; {args.chains} chains x "
+             f"Models `{MODELS['Exam random intercept'][0]}` and a logistic `y ~ x + trt + (1 | g)` (simulated) "
+             f"with matched priors; {args.chains} chains x "
              f"{args.draws} draws (tune {args.tune}), seed {args.seed}; {seconds:.0f} s.  Target: "
              f"|difference| < {TOLERANCE} posterior sd.", "",
              "Command: `python benchmarks/interpret_agreement.py " + " ".join(argv or sys.argv[1:]) + "`", "",

@@ -37,7 +37,8 @@ def _by_list(by, frame: pd.DataFrame) -> list[str]:
     missing = [b for b in by if b not in frame.columns]
     if missing:
         raise HierfitError(f"by names column(s) {', '.join(map(repr, missing))} that the rows do not have "
-                           f"(they have: {', '.join(map(str, frame.columns))})")
+                           f"(they have: {', '.join(map(str, frame.columns))}); pass newdata= with that column, "
+                           f"e.g. the data the model was fitted to")
     return by
 
 
