@@ -115,7 +115,10 @@ def logistic_rows(draws: int, tune: int, chains: int, seed: int) -> list[dict]:
     df = logistic_data()
     priors = [hierfit.prior("normal(0, 2.5)", class_="Intercept"), hierfit.prior("normal(0, 1)", class_="b"),
               hierfit.prior("normal(0, 1)", class_="sd")]
-    fit = fit_hierfit("y ~ x + trt + (1 | g)", df, priors, draws, tune, chains, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierfit.fit("y ~ x + trt + (1 | g)", df, family="bernoulli", priors=priors, draws=draws, tune=tune,
+                          chains=chains, seed=seed, progressbar=False)
     model = bmb.Model("y ~ x + trt + (1|g)", df.assign(g=df["g"].astype("category"), trt=df["trt"].astype("category")),
                       family="bernoulli", auto_scale=False,
                       priors={"Intercept": bmb.Prior("Normal", mu=0, sigma=2.5), "x": bmb.Prior("Normal", mu=0, sigma=1),
