@@ -46,6 +46,7 @@ __all__ = [
     "families",
     "bf",
     "NA",
+    "datagrid",
     "build_design",
     "parse_formula",
     "HierfitError",
@@ -87,6 +88,10 @@ def __getattr__(name):
         from hierfit.results.fit import HierFit
 
         return HierFit.load
+    if name == "datagrid":
+        from hierfit.analysis.grid import datagrid
+
+        return datagrid
     if name == "build_design":
         from hierfit.spec.design import build_design
 

@@ -98,7 +98,7 @@ def test_alignment_survives_save_and_load(fitted_case, tmp_path):
 
 
 def test_plots_take_the_rows_the_design_kept(fitted_case):
-    from hierfit.plots._common import column_values
+    from hierfit.plots.common import column_values
 
     df, fit = fitted_case
     extra = df.assign(z=np.arange(len(df), dtype=float) * 10)  # a column the model does not use

@@ -31,8 +31,8 @@ def _outputs(nb) -> str:
     return "\n".join(parts)
 
 
-def test_there_are_six_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_seven_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -76,6 +76,7 @@ EXPECTED = {
     "04_model_checks": ["converged:", "KS test against uniform"],
     "05_predictions": ["R2_marginal", "R2_conditional", "not seen when fitting"],
     "06_case_studies": ["Distributional parameters:", "sigma_sOccasion", r"\log(\lambda_{i})"],
+    "07_answering_questions": ["M - F", "Post.Prob", "adjusted", "Satiated - Deprived", "P(larger drop for males)"],
 }
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from hierfit.results.draws import linear_predictor, stack
 from hierfit.errors import DataError, FormulaError
 
-__all__ = ["NA", "PreparedDraws", "prepare_draws", "select_blocks"]
+__all__ = ["NA", "PreparedDraws", "prepare_draws", "select_blocks", "required_columns"]
 
 
 class _NAType:
@@ -127,7 +127,7 @@ def _new_level_draws(posterior, blk, n_new: int, rng: np.random.Generator, draw_
 
 def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
                   seed: int | None = None, ndraws: int | None = None, point: bool = False,
-                  resimulate_groups: bool = False) -> PreparedDraws:
+                  resimulate_groups: bool = False, offset=None) -> PreparedDraws:
     """Linear predictors and distributional parameters per posterior draw.
 
     Parameters
@@ -151,6 +151,10 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         Group terms left out by ``re_form`` get fresh effects for every level from the
         fitted group-level distribution instead of none (lme4's ``simulate(re.form=NA)``,
         DHARMa's unconditional simulation).
+    offset : None, float or "mean"
+        None uses each row's offset (from its columns); a number, or ``"mean"`` (the
+        mean training offset), replaces the mean predictor's offset for every row,
+        so offset columns may be left out of ``newdata`` (effect plots, reference grids).
 
     Example
     -------
@@ -182,7 +186,13 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     else:
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
-        needed = required_columns(design, keep)
+        needed = required_columns(design, re_form)
+        if offset is not None:  # offset columns are not needed: give them a harmless value
+            newdata = newdata.copy()
+            for spec in design.mu.offset_specs:
+                for col in spec.required_variables:
+                    if col not in newdata.columns:
+                        newdata[col] = 1.0
         missing = [c for c in needed if c not in newdata.columns]
         if missing:
             raise DataError(f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model needs")
@@ -235,7 +245,9 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
                 index = np.array([i if i >= 0 else pos[lab] for lab, i in zip(labels, index)])
             terms.append((r, Z, index))
         e = linear_predictor(b, rec["X"], terms)
-        if rec["offset"] is not None:
+        if dp == "mu" and offset is not None:
+            e = e + _offset_value(design, offset)
+        elif rec["offset"] is not None:
             e = e + rec["offset"]
         eta[dp] = e
     mu = fam.link.inv(eta["mu"])
@@ -248,32 +260,41 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     return PreparedDraws(eta=eta, mu=mu, dpars=dpars, trials=trials, family=fam)
 
 
-def _identifiers(expr: str) -> list[str]:
-    from hierfit.spec.formula import tokenize
+def _offset_value(design, offset) -> float:
+    if isinstance(offset, str):
+        if offset != "mean":
+            raise DataError(f"offset must be None, a number or 'mean', got {offset!r}")
+        return float(np.mean(design.mu.offset)) if design.mu.offset is not None else 0.0
+    try:
+        return float(offset)
+    except (TypeError, ValueError):
+        raise DataError(f"offset must be None, a number or 'mean', got {offset!r}") from None
 
-    toks = tokenize(expr)
-    return [t.text for k, t in enumerate(toks)
-            if t.kind == "ident" and not (k + 1 < len(toks) and toks[k + 1].text == "(")]
 
+def required_columns(design, re_form=None) -> list[str]:
+    """Data columns that new data must have to predict with ``re_form``.
 
-def required_columns(design, keep: set[str]) -> list[str]:
-    """Data columns new data must have: predictors, offsets, trials, and the grouping columns of kept terms."""
-    from hierfit.spec.design import uses_column
+    The fixed part's, offsets' and trials' variables (as formulaic's
+    ``required_variables`` reports them), plus the slope variables and grouping
+    columns of the group terms that ``re_form`` keeps.  The response is not needed.
 
+    Example
+    -------
+    >>> import hierfit
+    >>> d = hierfit.build_design("normexam ~ standLRT + sex + (1 | school)", hierfit.datasets.load("exam"))
+    >>> required_columns(d), required_columns(d, "~0")
+    (['sex', 'standLRT', 'school'], ['sex', 'standLRT'])
+    """
+    keep = select_blocks(design, re_form)
     cols: list[str] = []
     for pred in design.predictors.values():
-        f = pred.formula
-        kept = {c for b in pred.blocks if b.key in keep for c in b.factors}
-        dropped = {c for b in pred.blocks if b.key not in keep for c in b.factors} - kept
-        texts = [f.fixed] + [g.expr for g in f.groups] + list(f.offsets)
-        for tok in f.variables:
-            if f.response and tok.pos < f.text.index("~"):
-                continue  # the response is not needed to predict
-            if tok.text in dropped and not any(uses_column(t, tok.text) for t in texts):
-                continue
-            cols.append(tok.text)
-    if design.formula.trials and design.trials_spec is not None:
-        cols += _identifiers(design.formula.trials)
-    if design.offset_arg and design.offset_arg != "<array>":
-        cols += _identifiers(design.offset_arg)
+        if pred.fixed_columns:
+            cols += sorted(pred.fixed_spec.required_variables)
+        for blk in pred.blocks:
+            if blk.key in keep:
+                cols += sorted(pred.slope_specs[blk.spec_index].required_variables) + list(blk.factors)
+        for spec in pred.offset_specs:
+            cols += sorted(spec.required_variables)
+    if design.trials_spec is not None:
+        cols += sorted(design.trials_spec.required_variables)
     return list(dict.fromkeys(cols))

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hierfit.results.draws import interval_table, stack
+from hierfit.results.draws import interval_table
 from hierfit.errors import HierfitError
+from hierfit.analysis.icc import variance_components
 from hierfit.analysis.prepare import NA, prepare_draws
 
 __all__ = ["r2_draws", "r2_table"]
@@ -40,30 +41,9 @@ def _gelman(fit, re_form) -> np.ndarray:
 
 
 def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
-    design = fit.design
-    post = fit.draws
-    mu = design.mu
-    prepared = prepare_draws(fit, None, re_form=NA)
-    fixed = prepared.eta["mu"]  # X b + offset, per draw
-    s2_f = fixed.var(axis=1, ddof=1)
-    s2_re = np.zeros_like(s2_f)
-    for blk in mu.blocks:
-        sd = stack(post, f"sd_{blk.key}")
-        if blk.is_correlated:
-            cor = stack(post, f"cor_{blk.key}")
-            cov = cor * sd[:, :, None] * sd[:, None, :]
-        else:
-            cov = np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
-        # mean over rows of z_i' Sigma z_i  (= Sigma_00 for a random intercept)
-        zz = np.einsum("ni,nj->ij", blk.Z, blk.Z) / blk.Z.shape[0]
-        s2_re += np.einsum("sij,ij->s", cov, zz)
-    fam = design.family
-    s2_e = np.empty_like(s2_f)
-    for s in range(len(s2_f)):
-        dp = {k: v[s] for k, v in prepared.dpars.items()}
-        mean_mu = float(np.mean(fam.link.inv(fixed[s] + 0.5 * s2_re[s]))) if fam.link.name == "log" else \
-            float(np.mean(prepared.mu[s]))
-        s2_e[s] = fam.link_scale_variance(mean_mu, dp)
+    vc = variance_components(fit)
+    s2_f, s2_e = vc["fixed"], vc["residual"]
+    s2_re = sum(vc["random"].values()) if vc["random"] else np.zeros_like(s2_f)
     total = s2_f + s2_re + s2_e
     return s2_f / total, (s2_f + s2_re) / total
 

@@ -11,6 +11,7 @@ Modules
 ``shrinkage``  plot_shrinkage, plot_shrinkage_path, explore_shrinkage
 ``priors``     plot_prior_posterior
 ``effects``    plot_effects, plot_group_lines
+``conditional`` plot_predictions, plot_comparisons, plot_slopes
 ``checks``     plot_residuals, plot_residuals_by_group, plot_ranef_qq, plot_ranef_vs,
                plot_quantile_residuals, pp_check
 ``sampler``    plot_trace, plot_rank (arviz-plots)
@@ -32,6 +33,7 @@ from hierfit.plots.checks import (
                      plot_residuals_by_group,
                      pp_check,
 )
+from hierfit.plots.conditional import plot_comparisons, plot_predictions, plot_slopes
 from hierfit.plots.effects import effect_table, plot_effects, plot_group_lines
 from hierfit.plots.methods import PlotMethods
 from hierfit.plots.pooling import ShrinkagePath, complete_pooling, no_pooling, partial_pooling, shrinkage_path
@@ -47,6 +49,9 @@ __all__ = [
     "plot_prior_posterior",
     "plot_effects",
     "plot_group_lines",
+    "plot_predictions",
+    "plot_comparisons",
+    "plot_slopes",
     "effect_table",
     "plot_residuals",
     "plot_residuals_by_group",

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from hierfit.errors import HierfitError
-from hierfit.analysis.prepare import NA, prepare_draws
+from hierfit.analysis.prepare import NA, prepare_draws, required_columns
+from hierfit.analysis.population import is_marginal, response_draws
+from hierfit.plots.conditional import condition_grid, data_points, draw_condition, group_lines
 from hierfit.plots.common import (
     column_values,
     figure_and_axes,
@@ -22,14 +24,11 @@ from hierfit.plots.common import (
     variable_range,
 )
 
-__all__ = ["plot_effects", "plot_group_lines", "effect_table"]
+__all__ = ["plot_effects", "plot_group_lines", "effect_table", "effect_terms"]
 
 
 def _needed(fit, keep_all: bool) -> list[str]:
-    from hierfit.analysis.prepare import required_columns, select_blocks
-
-    design = fit.design
-    return required_columns(design, select_blocks(design, None if keep_all else NA))
+    return required_columns(fit.design, None if keep_all else NA)
 
 
 def _complete_newdata(fit, frame: pd.DataFrame, typical: dict, keep_all: bool = False) -> pd.DataFrame:
@@ -49,15 +48,7 @@ def _complete_newdata(fit, frame: pd.DataFrame, typical: dict, keep_all: bool = 
 
 def _mean_scale(fit, newdata: pd.DataFrame, re_form, point: bool = False, ndraws: int | None = None) -> np.ndarray:
     """Mean parameter (response scale, per trial for binomial) of new rows, at the mean training offset: (S, n)."""
-    d = fit.design
-    prepared = prepare_draws(fit, newdata, re_form=re_form, point=point, ndraws=ndraws)
-    eta = prepared.eta["mu"]
-    if d.mu.offset is not None:
-        off_new = d.mu.recode(d.prepare(newdata), keep=set())["offset"]
-        if off_new is not None:
-            eta = eta - off_new
-        eta = eta + float(np.mean(d.mu.offset))
-    return d.family.link.inv(eta)
+    return prepare_draws(fit, newdata, re_form=re_form, point=point, ndraws=ndraws, offset="mean").mu
 
 
 def effect_table(fit, var: str, *, data: pd.DataFrame | None = None, ci: float = 0.95, ngrid: int = 50,
@@ -94,14 +85,20 @@ def effect_table(fit, var: str, *, data: pd.DataFrame | None = None, ci: float =
 
 
 def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: float = 0.95, ngrid: int = 50,
-                 ndraws: int | None = None, ax=None, figsize=None):
-    """One panel per fixed predictor: the marginal prediction with its credible band.
+                 ndraws: int | None = None, points: bool = False, spaghetti: int = 0, re_form=NA, ax=None,
+                 figsize=None):
+    """One panel per fixed term: the marginal prediction with its credible band.
 
-    Each panel varies one predictor over its range (factors: each level, as points
-    with intervals) with the others held at their mean or reference level, and
-    predicts without group effects (``re_form=hierfit.NA``) on the response scale
-    (probabilities for binomial models, counts for Poisson) -- the chapter's
-    ``plot(allEffects(mod))``.
+    As ``plot(allEffects(mod))`` and brms's ``conditional_effects``: every term of
+    the fixed part not contained in a higher-order term gets a panel.  A main effect
+    varies its predictor over its range (factors: each level, as points with
+    intervals); an interaction (``standLRT:sex``, ``FoodTreatment:SexParent``) shows
+    one line or point set per level of its second predictor (numeric ones at mean
+    and mean ± sd).  Other predictors are held at their mean or reference level and
+    offsets at their mean; predictions are without group effects
+    (``re_form=hierfit.NA``) on the response scale (probabilities for binomial
+    models, counts for Poisson), through :func:`hierfit.datagrid` and the analysis
+    layer.  Naming ``predictors`` gives one panel per named predictor instead.
 
     Parameters
     ----------
@@ -117,6 +114,13 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
         Points along numeric predictors.
     ndraws : int, optional
         Use this many posterior draws (faster for big models).
+    points : bool
+        Draw the data in panels with a numeric x.
+    spaghetti : int
+        Draw this many posterior draws as thin lines.
+    re_form : hierfit.NA (default), "marginal" or None
+        The typical group, the population average, or the typical group with one thin
+        line per level of the first group term.
     ax : Axes or sequence of Axes, optional
         One per panel.
     figsize : tuple, optional
@@ -132,48 +136,61 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
     d = fit.design
     variables = fixed_variables(fit)
     if predictors is None:
-        predictors = variables
-    elif isinstance(predictors, str):
-        predictors = [predictors]
-    if not predictors:
+        terms = effect_terms(fit)
+    else:
+        terms = [[p] for p in ([predictors] if isinstance(predictors, str) else predictors)]
+    if not terms:
         raise HierfitError(f"the model {d.formula.text!r} has no fixed predictors to plot")
-    for var in predictors:
-        if var not in variables:
-            raise HierfitError(f"unknown predictor {var!r}: the fixed part {d.formula.fixed!r} uses "
-                               f"{', '.join(variables) or 'no variables'}")
-    n = len(predictors)
+    for term in terms:
+        for var in term:
+            if var not in variables:
+                raise HierfitError(f"unknown predictor {var!r}: the fixed part {d.formula.fixed!r} uses "
+                                   f"{', '.join(variables) or 'no variables'}")
+    n = len(terms)
     fig, axes = figure_and_axes(ax, n, ncols=min(n, 3), figsize=figsize, what="plot_effects")
-    pct = f"{100 * ci:g} %"
-    for a, var in zip(axes, predictors):
-        tab = effect_table(fit, var, data=data, ci=ci, ngrid=ngrid, ndraws=ndraws)
-        if var in d.categories:
-            pos = np.arange(len(tab))
-            est = tab["Estimate"].to_numpy()
-            err = np.vstack([est - tab["lower"].to_numpy(), tab["upper"].to_numpy() - est])
-            a.errorbar(pos, est, yerr=err, fmt="o", color="C0", capsize=4, ms=6, gid="effect-points",
-                       label=f"posterior mean, {pct} interval")
-            a.plot(pos, est, color="C0", lw=0.8, alpha=0.5)
-            a.set_xticks(pos, [str(v) for v in tab[var]])
-            a.set_xlim(-0.5, len(tab) - 0.5)
-        else:
-            xg = tab[var].to_numpy(dtype=float)
-            a.fill_between(xg, tab["lower"].to_numpy(), tab["upper"].to_numpy(), color="C0", alpha=0.25, lw=0,
-                           gid="effect-band", label=f"{pct} interval")
-            a.plot(xg, tab["Estimate"].to_numpy(), color="C0", lw=2, gid="effect-line", label="posterior mean")
-            if var in d.fixed_names:
-                x = d.X[:, d.fixed_names.index(var)]
-                a.plot(x, np.zeros_like(x), "|", color="0.4", ms=6, alpha=0.3,
-                       transform=a.get_xaxis_transform(), gid="rug")
-        a.set_xlabel(var)
-        a.set_ylabel(response_label(fit))
-        a.set_title(f"{var} effect plot", fontsize=10)
-    axes[0].legend(fontsize=8, frameon=False)
-    held = {k: v for k, v in typical_values(fit, data, purpose="plot_effects").items()}
+    for a, term in zip(axes, terms):
+        numeric = [v for v in term if v not in d.categories]
+        order = (numeric[:1] + [v for v in term if v not in numeric[:1]])[:2]
+        grid, names = condition_grid(fit, order, data, ngrid)
+        draws = response_draws(fit, grid, re_form=NA if re_form is None else re_form, ndraws=ndraws,
+                               offset="mean", seed=1)
+        if points:
+            data_points([a], fit, names, data)
+        if re_form is None:
+            group_lines([a], fit, grid, names, None, ndraws)
+        draw_condition([a], fit, grid, draws, names, ci=ci, spaghetti=spaghetti)
+        if len(term) == 1 and term[0] in d.fixed_names:
+            x = d.X[:, d.fixed_names.index(term[0])]
+            a.plot(x, np.zeros_like(x), "|", color="0.4", ms=6, alpha=0.3, transform=a.get_xaxis_transform(),
+                   gid="rug")
+        a.set_title(f"{':'.join(term)} effect plot", fontsize=10)
+    held = typical_values(fit, data, purpose="plot_effects")
     note = ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in held.items())
+    how = "population-averaged over group effects" if is_marginal(re_form) else "no group effects"
     if ax is None:
-        fig.suptitle(f"Marginal effects (no group effects); others held at {note}" if n > 1 else
-                     "Marginal effect (no group effects)", fontsize=10)
+        fig.suptitle(f"Marginal effects ({how}); others held at {note}" if n > 1 else
+                     f"Marginal effect ({how})", fontsize=10)
     return fig
+
+
+def effect_terms(fit) -> list[list[str]]:
+    """The fixed part's highest-order terms as lists of predictors (``[['standLRT', 'sex']]``).
+
+    Example
+    -------
+    >>> effect_terms(fit)  # doctest: +SKIP
+    [['standLRT', 'sex']]
+    """
+    d = fit.design
+    order = fixed_variables(fit)
+    if not d.mu.fixed_columns:
+        return []
+    sets = []
+    for vs in d.mu.fixed_spec.term_variables.values():
+        vs = [v for v in order if v in vs]
+        if vs and vs not in sets:
+            sets.append(vs)
+    return [s for s in sets if not any(set(s) < set(o) for o in sets)]
 
 
 def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data: pd.DataFrame | None = None,

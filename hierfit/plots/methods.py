@@ -7,6 +7,7 @@ made.
 
 from __future__ import annotations
 
+from hierfit.analysis.prepare import NA
 from hierfit.plots.checks import (
     plot_quantile_residuals,
     plot_ranef_qq,
@@ -15,6 +16,7 @@ from hierfit.plots.checks import (
     plot_residuals_by_group,
     pp_check,
 )
+from hierfit.plots.conditional import plot_comparisons, plot_predictions, plot_slopes
 from hierfit.plots.effects import plot_effects, plot_group_lines
 from hierfit.plots.priors import plot_prior_posterior
 from hierfit.plots.sampler import plot_rank, plot_trace
@@ -61,12 +63,34 @@ class PlotMethods:
 
     # -- effects --------------------------------------------------------------------------------
     @_doc(plot_effects)
-    def plot_effects(self, predictors=None, *, data=None, ci=0.95, ngrid=50, ndraws=None, ax=None, figsize=None):
-        return plot_effects(self, predictors, data=data, ci=ci, ngrid=ngrid, ndraws=ndraws, ax=ax, figsize=figsize)
+    def plot_effects(self, predictors=None, *, data=None, ci=0.95, ngrid=50, ndraws=None, points=False, spaghetti=0,
+                     re_form=NA, ax=None, figsize=None):
+        return plot_effects(self, predictors, data=data, ci=ci, ngrid=ngrid, ndraws=ndraws, points=points,
+                            spaghetti=spaghetti, re_form=re_form, ax=ax, figsize=figsize)
 
     @_doc(plot_group_lines)
     def plot_group_lines(self, x=None, term=None, *, data=None, ax=None, figsize=None, points=True, ngrid=20):
         return plot_group_lines(self, x, term, data=data, ax=ax, figsize=figsize, points=points, ngrid=ngrid)
+
+    @_doc(plot_predictions)
+    def plot_predictions(self, condition, *, re_form=NA, kind="mean", data=None, points=False, spaghetti=0, ci=0.95,
+                         ngrid=50, ndraws=None, nsim=100, seed=1, ax=None, figsize=None):
+        return plot_predictions(self, condition, re_form=re_form, kind=kind, data=data, points=points,
+                                spaghetti=spaghetti, ci=ci, ngrid=ngrid, ndraws=ndraws, nsim=nsim, seed=seed, ax=ax,
+                                figsize=figsize)
+
+    @_doc(plot_comparisons)
+    def plot_comparisons(self, variables, condition, *, comparison="difference", re_form=NA, data=None, spaghetti=0,
+                         ci=0.95, ngrid=30, ndraws=None, nsim=100, seed=1, ax=None, figsize=None):
+        return plot_comparisons(self, variables, condition, comparison=comparison, re_form=re_form, data=data,
+                                spaghetti=spaghetti, ci=ci, ngrid=ngrid, ndraws=ndraws, nsim=nsim, seed=seed, ax=ax,
+                                figsize=figsize)
+
+    @_doc(plot_slopes)
+    def plot_slopes(self, variables, condition, *, slope="dydx", re_form=NA, data=None, spaghetti=0, ci=0.95,
+                    ngrid=30, ndraws=None, nsim=100, seed=1, ax=None, figsize=None):
+        return plot_slopes(self, variables, condition, slope=slope, re_form=re_form, data=data, spaghetti=spaghetti,
+                           ci=ci, ngrid=ngrid, ndraws=ndraws, nsim=nsim, seed=seed, ax=ax, figsize=figsize)
 
     # -- model checks ---------------------------------------------------------------------------
     @_doc(plot_residuals)

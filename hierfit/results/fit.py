@@ -15,18 +15,22 @@ import pandas as pd
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
 from hierfit.results.estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
+from hierfit.analysis.methods import AnalysisMethods
 from hierfit.plots.methods import PlotMethods
 from hierfit.spec.specify import Specification
 from hierfit.results.summary import Summary, random_effects_block
 
 __all__ = ["HierFit"]
 
-class HierFit(PlotMethods):
+class HierFit(AnalysisMethods, PlotMethods):
     """A fitted Bayesian mixed model.
 
     Holds the posterior (``fit.posterior``, an ``xarray.DataTree``), the design and
     the priors, and offers lme4's accessors: ``summary()``, ``fixef()``, ``ranef()``,
-    ``coef()``, ``VarCorr()``, ``vcov()``, ``nobs``, ``ngrps``.
+    ``coef()``, ``VarCorr()``, ``vcov()``, ``nobs``, ``ngrps``; the questions of
+    :class:`hierfit.analysis.methods.AnalysisMethods` (``predictions``, ``comparisons``,
+    ``slopes``, ``emmeans``, ``hypothesis``, ``icc``) and the plots of
+    :class:`hierfit.plots.methods.PlotMethods`.
 
     Example
     -------
