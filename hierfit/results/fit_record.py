@@ -28,7 +28,7 @@ import xarray as xr
 
 from hierfit.engine.sampling import SamplerSettings
 from hierfit.errors import HierfitError, PersistenceError
-from hierfit.spec import families
+from hierfit import families
 from hierfit.spec.design import build_design
 from hierfit.spec.parametrization import Parametrization
 from hierfit.spec.priors import Dist, PredictorPriors, PriorSet
