@@ -76,7 +76,7 @@ def test_malformed_formula(formula, message, caret):
     ("y ~ x z", "Missing operator between `x` and `z`"),
     ("y ~ x + 'a'", "String literals are not valid"),
     ("y ~ x,z", "Unknown operator ','"),
-    ("y ~ x^", "Operator `^` has insuffient arguments"),
+    ("y ~ x^", "the interaction power '^' takes a whole number from 1 to 10"),
     ("y ~ x + (0 | g)", "random-effect term (0 | g) has no coefficients"),
     ("y ~ x + (1 + | g)", "cannot build the random-effect term (1 + | g)"),
 ])
