@@ -13,6 +13,7 @@ matrix: a block stores the n x q slope values and the n group indices.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import re
 import warnings
@@ -22,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
-from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
+from hierfit.spec.collinearity import aliased_columns
+from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_labels, check_unique_names,
+                                  exact_numbers, level_label, normalize_columns, numeric_objects,
+                                  warn_normalized_matches)
+from hierfit.spec.formula import KNOWN_FUNCTIONS, GroupTerm, ParsedFormula, parse_formula
+from hierfit.spec.grammar import RESERVED_FUNCTIONS, check_python
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
 
@@ -42,8 +48,28 @@ def _unary(ufunc):
     return fun
 
 
-#: Functions that formulas can call, by their R names.
-FORMULA_CONTEXT = {
+class _Unavailable:
+    """Stands in for every Python builtin and unlisted helper in the evaluation namespace."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise FormulaError(f"'{self.name}' is not a formula function")
+
+    def __repr__(self) -> str:
+        return f"<not available in formulas: {self.name}>"
+
+
+# Names formulaic would otherwise resolve: every builtin, and its helpers that no formula may use.
+_HIDDEN = [n for n in dir(builtins) if not n.startswith("__FORMULAIC")] + [
+    "np", "numpy", "contr", "hashed", "lag", "exp10", "exp2", "cc", "cr", "cs", "standardize", "Q", "identity",
+    "encode_contrasts", "ContrastsRegistry", "stateful_transform", "basis_spline", "cubic_spline"]
+
+#: The namespace formulas are evaluated in: the functions formulas can call, by their R
+#: names; every Python builtin is shadowed by a placeholder that refuses to run.
+FORMULA_CONTEXT = {name: _Unavailable(name) for name in _HIDDEN}
+FORMULA_CONTEXT.update({
     "log": _log,
     "log10": _unary(np.log10),
     "log2": _unary(np.log2),
@@ -51,7 +77,7 @@ FORMULA_CONTEXT = {
     "exp": _unary(np.exp),
     "sqrt": _unary(np.sqrt),
     "abs": _unary(np.abs),
-}
+})
 
 _FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
 
@@ -72,14 +98,6 @@ def r_sort(values) -> list:
     if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals):
         return sorted(vals)
     return sorted(vals, key=lambda s: (str(s).casefold(), str(s).swapcase()))
-
-
-def _level_label(v) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def lme4_name(column: str) -> str:
@@ -317,11 +335,11 @@ class Design:
             values = data[col]
             if isinstance(values.dtype, pd.CategoricalDtype):
                 values = values.astype(object)
-            unseen = sorted({_level_label(v) for v in values.dropna().unique()} - {_level_label(c) for c in cats})
+            unseen = sorted({level_label(v) for v in values.dropna().unique()} - {level_label(c) for c in cats})
             if unseen:
                 raise DataError(
                     f"column '{col}' has level(s) {', '.join(map(repr, unseen))} not seen when fitting "
-                    f"(known levels: {', '.join(map(repr, map(_level_label, cats)))})"
+                    f"(known levels: {', '.join(map(repr, map(level_label, cats)))})"
                 )
             data[col] = pd.Categorical(values, categories=cats)
         dup = data.columns[data.columns.duplicated()].unique().tolist()
@@ -357,7 +375,7 @@ def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
 
 
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
-    cols = [data[f].map(_level_label).astype(str).to_numpy() for f in factors]
+    cols = [data[f].map(level_label).astype(str).to_numpy() for f in factors]
     if len(cols) == 1:
         return list(cols[0])
     return [":".join(parts) for parts in zip(*cols)]
@@ -371,7 +389,7 @@ def _group_levels(data: pd.DataFrame, factors: tuple[str, ...], labels: list[str
             order = [c for c in s.cat.categories if c in set(s.dropna())]
         else:
             order = r_sort(s.dropna().unique())
-        per_factor.append({_level_label(v): i for i, v in enumerate(order)})
+        per_factor.append({level_label(v): i for i, v in enumerate(order)})
     uniq = set(labels)
     if len(factors) == 1:
         return sorted(uniq, key=lambda lab: per_factor[0][lab])
@@ -475,14 +493,39 @@ def _model_matrix(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str):
     from formulaic import model_matrix
     from formulaic.errors import FormulaicError
 
+    check_terms(text, data, pf, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return model_matrix(text, data, context=FORMULA_CONTEXT, na_action="ignore")
     except FormulaicError as err:
         raise FormulaError(f"cannot build the {what} from '{text}': {err}", pf.text) from err
-    except (TypeError, ValueError, ArithmeticError) as err:
-        raise DataError(f"cannot evaluate the {what} '{text}': {err}") from err
+    except (TypeError, ValueError, ArithmeticError, NameError, AttributeError, IndexError, KeyError,
+            RecursionError, MemoryError) as err:
+        raise DataError(f"cannot evaluate the {what} '{text}': {type(err).__name__}: {err}") from err
+
+
+def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "design") -> None:
+    """Parse ``text`` with formulaic (without data) and allow every Python-evaluated term only if it is in the
+    formula grammar (:func:`hierfit.spec.grammar.check_python`)."""
+    from formulaic import Formula
+    from formulaic.errors import FormulaicError
+    from formulaic.parser.types import Factor
+
+    try:
+        terms = list(Formula(text))
+    except FormulaicError as err:
+        raise FormulaError(f"cannot build the {what} from '{text}': {err}", pf.text) from err
+    except (RecursionError, ValueError, TypeError) as err:
+        raise FormulaError(f"cannot build the {what} from '{text}': {type(err).__name__}", pf.text) from err
+    functions = set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS
+    columns = set(data.columns)
+    for term in terms:
+        for factor in term.factors:
+            if factor.eval_method is Factor.EvalMethod.PYTHON:
+                check_python(factor.expr, pf.text, columns, functions)
+            elif factor.eval_method is Factor.EvalMethod.LOOKUP and factor.expr not in columns:
+                raise FormulaError(f"'{factor.expr}' is not a column of the data", pf.text)
 
 
 def _check_finite(values: np.ndarray, names: list[str], what: str) -> None:
@@ -493,21 +536,6 @@ def _check_finite(values: np.ndarray, names: list[str], what: str) -> None:
             f"{what} {', '.join(cols)} contain NaN or infinite values after transformation "
             "(check log() of zero/negative values, or inf in the data)"
         )
-
-
-def _aliased(X: np.ndarray, names: list[str]) -> list[tuple[str, list[str]]]:
-    """Columns that are linear combinations of earlier ones (lm's NA coefficients)."""
-    out: list[tuple[str, list[str]]] = []
-    kept: list[int] = []
-    scale = np.sqrt((X**2).mean(axis=0)) + 1e-300
-    Xs = X / scale
-    for j in range(X.shape[1]):
-        cand = kept + [j]
-        if np.linalg.matrix_rank(Xs[:, cand], tol=1e-9 * np.sqrt(X.shape[0])) == len(cand):
-            kept.append(j)
-        else:
-            out.append((names[j], [names[k] for k in kept]))
-    return out
 
 
 def _scale_warning(X: np.ndarray, names: list[str]) -> None:
@@ -537,7 +565,8 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
     fixed_names = [lme4_name(c) for c in fixed_columns]
     _check_finite(X, fixed_names, "predictor(s)")
-    aliased = _aliased(X, fixed_names) if X.shape[1] else []
+    check_unique_names(fixed_columns, fixed_names, what)
+    aliased = aliased_columns(X, fixed_names) if X.shape[1] else []
     if aliased:
         desc = "; ".join(f"'{a}' is a linear combination of {', '.join(map(repr, b)) or 'nothing (all zero)'}"
                          for a, b in aliased)
@@ -560,6 +589,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     for term in pf.groups:
         smm = _model_matrix(term.expr, data, pf, f"random-effect term {term.text}")
         cols = list(smm.columns)
+        check_unique_names(cols, [lme4_name(c) for c in cols], f"random-effect term {term.text}")
         if not cols:
             raise FormulaError(f"random-effect term {term.text} has no coefficients", pf.text, term.pos, len(term.text))
         Zall = np.asarray(smm, dtype=float)
@@ -640,6 +670,23 @@ def _check_group_coefficients(raw: list[dict], pf: ParsedFormula) -> None:
                      DataWarning)
 
 
+def _check_overflow(pf: ParsedFormula, raw: pd.DataFrame, y: np.ndarray, trials: np.ndarray | None) -> None:
+    """DataError when the response's arithmetic would wrap around in its columns' own integer types."""
+    lhs = pf.text[: pf.text.index("~")]
+    narrow = [t.text for t in pf.variables if t.pos < len(lhs) and t.text in raw.columns
+              and pd.api.types.is_integer_dtype(raw[t.text].dtype) and raw[t.text].dtype.itemsize < 8]
+    if not narrow:
+        return
+    with np.errstate(all="ignore"):
+        checks = [(pf.response, y)] + ([(pf.trials, trials)] if trials is not None else [])
+        for expr, exact in checks:
+            native, _ = _evaluate_vector(expr, raw, pf, "response")
+            if not np.array_equal(native, exact):
+                cols = ", ".join(f"'{c}' ({raw[c].dtype})" for c in narrow)
+                raise DataError(f"integer overflow: '{expr}' does not fit the integer type of column(s) {cols}; "
+                                "convert them to int64 or float, e.g. data[col].astype('int64')")
+
+
 def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str) -> tuple[np.ndarray, object]:
     if re.fullmatch(r"\s*\d+(\.\d*)?\s*", expr):
         return np.full(len(data), float(expr)), None
@@ -691,6 +738,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         dpar_pfs[name] = text if isinstance(text, ParsedFormula) else parse_formula(text, response=False)
     data = _validate_frame(data)
     data_name = data_name or str(data.attrs.get("name", "data"))
+    data, originals = normalize_columns(data)
     offset_pf = None
     offset_array = None
     if isinstance(offset, str):
@@ -707,8 +755,19 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     formulas = [pf] + list(dpar_pfs.values()) + ([offset_pf] if offset_pf else [])
     for f in formulas:
         _check_columns(f, data)
+        warn_normalized_matches(f, originals)
     used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
     group_cols = {c for f in formulas for c in f.group_factors}
+    reserved = [c for c in used if c in RESERVED_COLUMNS]
+    if reserved:
+        raise DataError(f"data column {reserved[0]!r} has the name of the model's intercept column; rename it "
+                        f"(e.g. data.rename(columns={{{reserved[0]!r}: 'intercept_'}}))")
+    data = data[used]  # formulaic sees only the columns the formula names
+    for col in used:
+        check_labels(data, col)
+    for f in formulas:
+        for g in f.groups:
+            check_joined_labels(data, g.factors, g.name)
 
     for col in group_cols:  # grouping factors: non-integer floats are not labels
         s = data[col]
@@ -729,6 +788,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         [g.expr for f in formulas for g in f.groups] + [o for f in formulas for o in f.offsets] + \
         [f.trials or "" for f in formulas]
     predictors_cols = [c for c in used if any(_uses(t, c) for t in model_texts)]
+    numbers = [c for c in used if c in predictors_cols or c not in group_cols]
+    data = numeric_objects(data.copy(), numbers)
+    raw = data
+    data = exact_numbers(data.copy(), numbers)
     data, cats = _categorize(data, predictors_cols)
     _check_dtypes(data, [c for c in used if c not in cats and (c in predictors_cols or c not in group_cols)])
 
@@ -740,6 +803,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     trials, trials_spec = (None, None)
     if pf.trials is not None:
         trials, trials_spec = _evaluate_vector(pf.trials, data, pf, "trials")
+    _check_overflow(pf, raw, y, trials)
     fam.validate(y, trials, pf.response)
     if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
         raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
