@@ -328,7 +328,7 @@ class Design:
 
     def prepare(self, data: pd.DataFrame) -> pd.DataFrame:
         """Convert categorical columns of new data to the training levels; unseen levels raise."""
-        data = data.copy()
+        data, _ = normalize_columns(data.copy(), "newdata")
         for col, cats in self.categories.items():
             if col not in data.columns:
                 continue

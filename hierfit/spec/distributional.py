@@ -70,6 +70,8 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
     if isinstance(formula, ModelFormula):
         out.update(formula.dpars)
         formula = formula.formula
+    if dpars is not None and not isinstance(dpars, dict):
+        raise FormulaError(f"dpars must be a dict of formulas such as {{'sigma': '~ x'}}, got {type(dpars).__name__}")
     out.update(dpars or {})
     if dispformula is not None:
         from hierfit.spec import families

@@ -319,7 +319,10 @@ def _fold(op: ast.operator, a, b):
                 raise OverflowError(f"{a}^{b} is too large")
         if isinstance(b, (int, float)) and abs(b) > 1e6 and isinstance(a, int) and abs(a) > 1:
             raise OverflowError(f"{a}^{b} is too large")
-        value = a ** b
+        try:
+            value = a ** b
+        except OverflowError:
+            raise OverflowError(f"{a}^{b} is too large") from None
     elif isinstance(op, ast.Mult):
         if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_INT_BITS:
             raise OverflowError(f"{a}*{b} is too large")

@@ -444,6 +444,12 @@ def resolve_priors(design, priors=None) -> PriorSet:
                 where = f" of group '{p.group}'" if p.group is not None else ""
                 raise PriorError(f"prior for class 'sd' names coef '{p.coef}', which is not a group-level "
                                  f"coefficient{where} of this model (coefficients{where}: {', '.join(valid)})")
+        if p.class_ == "cor" and not any(b.is_correlated for b in pred.blocks
+                                         if p.group is None or p.group in (b.name, b.factor)):
+            with_cor = sorted({b.name for b in pred.blocks if b.is_correlated})
+            raise PriorError(f"a prior for class 'cor' was given{f' for group {p.group!r}' if p.group else ''}, but "
+                             "no such term has correlated coefficients (groups with correlations: "
+                             f"{', '.join(with_cor) or 'none'})")
         if p.class_ in ("cor", "Intercept") and p.coef is not None:
             raise PriorError(f"a prior for class '{p.class_}' takes no coef (got coef '{p.coef}')"
                              + (f"; groups: {', '.join(sorted(groups))}" if p.class_ == "cor" else ""))
