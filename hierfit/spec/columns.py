@@ -37,7 +37,7 @@ def normalize_columns(data: pd.DataFrame, what: str = "data") -> tuple[pd.DataFr
     originals: dict[str, str] = {}
     for col in data.columns:
         norm = normalize_name(col) if isinstance(col, str) else col
-        if norm in originals:
+        if norm in originals and originals[norm] != col:
             raise DataError(f"{what} columns {originals[norm]!r} and {col!r} both read as {norm!r} once Unicode "
                             "names are normalised (NFKC, as Python reads names); rename one of them")
         originals[norm] = col

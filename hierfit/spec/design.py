@@ -516,7 +516,7 @@ def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "d
         terms = list(Formula(text))
     except FormulaicError as err:
         raise FormulaError(f"cannot build the {what} from '{text}': {err}", pf.text) from err
-    except (RecursionError, ValueError, TypeError) as err:
+    except (SyntaxError, RecursionError, ValueError, TypeError, MemoryError) as err:
         raise FormulaError(f"cannot build the {what} from '{text}': {type(err).__name__}", pf.text) from err
     functions = set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS
     columns = set(data.columns)

@@ -176,6 +176,8 @@ def check_tokens(text: str, tokens: list, functions) -> None:
         if op in _FORBIDDEN_OPS:
             raise FormulaError(f"'{op}' ({_FORBIDDEN_OPS[op]} operator) is not part of the formula language; "
                                "arithmetic goes inside I(), e.g. I(x^2)", text, t.pos)
+        if in_call and op in ("*", "**") and (_is(prev, "(", ",")):
+            raise FormulaError(f"argument unpacking ('{op}') is not part of the formula language", text, t.pos, len(op))
         if in_call and op in ("|", "||", ":", "~"):
             raise FormulaError(f"'{op}' is not valid inside a function call", text, t.pos, len(op))
         if op in ("^", "**") and not in_call:
@@ -383,7 +385,9 @@ def check_python(expr: str, formula: str | None, columns, functions) -> None:
                 name = node.func.id if isinstance(node.func, ast.Name) else None
                 fail(f"'{expr}' calls {name or 'an expression'}, which is not an allowed function", name)
             for kw in node.keywords:
-                if kw.arg is None or kw.arg not in KEYWORD_ARGUMENTS.get(node.func.id, ()):
+                if kw.arg is None:
+                    fail(f"argument unpacking (**) is not allowed in {node.func.id}()")
+                if kw.arg not in KEYWORD_ARGUMENTS.get(node.func.id, ()):
                     fail(f"keyword argument {kw.arg}= is not allowed in {node.func.id}()", kw.arg)
                 if not isinstance(kw.value, ast.Constant) or isinstance(kw.value.value, (str, bytes)):
                     fail(f"keyword argument {kw.arg}= of {node.func.id}() must be a number")
