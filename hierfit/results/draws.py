@@ -56,6 +56,7 @@ def interval_table(samples: np.ndarray, index, ci: float = 0.95) -> pd.DataFrame
     >>> list(t.columns)
     ['Estimate', 'Est.Error', 'l-95% CI', 'u-95% CI']
     """
+    ci = check_probability("ci", ci)
     samples = np.asarray(samples, dtype=float)
     if samples.ndim == 1:
         samples = samples[:, None]

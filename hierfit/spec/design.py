@@ -393,7 +393,9 @@ def _group_levels(data: pd.DataFrame, factors: tuple[str, ...], labels: list[str
     uniq = set(labels)
     if len(factors) == 1:
         return sorted(uniq, key=lambda lab: per_factor[0][lab])
-    return sorted(uniq, key=lambda lab: tuple(per_factor[i][p] for i, p in enumerate(lab.split(":"))))
+    cols = [data[f].map(level_label).astype(str).to_numpy() for f in factors]
+    parts = {":".join(tup): tup for tup in set(zip(*cols))}  # labels may contain ':' themselves
+    return sorted(uniq, key=lambda lab: tuple(per_factor[i][p] for i, p in enumerate(parts[lab])))
 
 
 def _check_columns(pf: ParsedFormula, data: pd.DataFrame) -> None:
