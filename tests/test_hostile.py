@@ -528,3 +528,13 @@ def test_collinearity_check_is_one_factorisation():
 def test_accessor_arguments(small_fit, call, message):
     with pytest.raises(hierfit.ArgumentError, match=message):
         call(small_fit)
+
+
+@pytest.mark.parametrize("values, message", [
+    (pd.Series(["1", "2", 3, 4] * 10, dtype=object), r"column 'z' mixes numbers \(e.g. 3\) and text \(e.g. '1'\)"),
+    (pd.Series([10**400] + [1] * (N - 1), dtype=object), r"integers such as 100000000000\.\.\.\(401 digits\) that overflow"),
+    (pd.Series([2**60] + [1] * (N - 1), dtype=object), "overflow exact floating-point arithmetic"),
+])
+def test_object_columns_that_are_not_plainly_numbers_or_text(values, message):
+    with pytest.raises(DataError, match=message):
+        build_design("y ~ x + z", _data(z=values))

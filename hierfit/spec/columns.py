@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
 
@@ -57,7 +59,7 @@ def warn_normalized_matches(pf, originals: dict[str, str]) -> None:
 
 
 def _is_real(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    return isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_, complex, np.complexfloating))
 
 
 def numeric_objects(data: pd.DataFrame, columns) -> pd.DataFrame:
@@ -73,7 +75,18 @@ def numeric_objects(data: pd.DataFrame, columns) -> pd.DataFrame:
         if s.dtype == object:
             values = s.dropna()
             if len(values) and all(_is_real(v) for v in values):
+                big = [v for v in values if isinstance(v, (int, np.integer)) and abs(int(v)) > 2**53]
+                if big:
+                    shown = str(big[0]) if len(str(big[0])) < 25 else f"{str(big[0])[:12]}...({len(str(big[0]))} digits)"
+                    raise DataError(f"column '{col}' holds integers such as {shown} that overflow exact "
+                                    "floating-point arithmetic (|value| > 2^53); rescale it")
                 data[col] = s.astype(float)
+            elif any(_is_real(v) for v in values) and any(isinstance(v, str) for v in values):
+                num = next(v for v in values if _is_real(v))
+                text = next(v for v in values if isinstance(v, str))
+                raise DataError(f"column '{col}' mixes numbers (e.g. {num!r}) and text (e.g. {text!r}); convert it "
+                                f"with pd.to_numeric(data['{col}']) for a numeric predictor or "
+                                f".astype(str) for a factor")
     return data
 
 
