@@ -13,7 +13,6 @@ matrix: a block stores the n x q slope values and the n group indices.
 
 from __future__ import annotations
 
-import builtins
 import difflib
 import re
 import warnings
@@ -27,57 +26,11 @@ from hierfit.spec.collinearity import aliased_columns
 from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_labels, check_unique_names,
                                   exact_numbers, level_label, normalize_columns, numeric_objects,
                                   warn_normalized_matches)
-from hierfit.spec.formula import KNOWN_FUNCTIONS, GroupTerm, ParsedFormula, parse_formula
-from hierfit.spec.grammar import RESERVED_FUNCTIONS, check_python
+from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
+from hierfit.spec.evaluation import FORMULA_CONTEXT, evaluate_terms
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
 
-
-def _log(x, base=None):
-    """R's ``log(x, base)``: natural logarithm, or to the given base."""
-    return np.log(x) if base is None else np.log(x) / np.log(base)
-
-
-def _unary(ufunc):
-    """Wrap a numpy ufunc so that a formula cannot pass a second argument (numpy's ``out=``)."""
-
-    def fun(x):
-        return ufunc(x)
-
-    fun.__name__ = ufunc.__name__
-    return fun
-
-
-class _Unavailable:
-    """Stands in for every Python builtin and unlisted helper in the evaluation namespace."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __call__(self, *args, **kwargs):
-        raise FormulaError(f"'{self.name}' is not a formula function")
-
-    def __repr__(self) -> str:
-        return f"<not available in formulas: {self.name}>"
-
-
-# Names formulaic would otherwise resolve: every builtin, and its helpers that no formula may use.
-_HIDDEN = [n for n in dir(builtins) if not n.startswith("__FORMULAIC")] + [
-    "np", "numpy", "contr", "hashed", "lag", "exp10", "exp2", "cc", "cr", "cs", "standardize", "Q", "identity",
-    "encode_contrasts", "ContrastsRegistry", "stateful_transform", "basis_spline", "cubic_spline"]
-
-#: The namespace formulas are evaluated in: the functions formulas can call, by their R
-#: names; every Python builtin is shadowed by a placeholder that refuses to run.
-FORMULA_CONTEXT = {name: _Unavailable(name) for name in _HIDDEN}
-FORMULA_CONTEXT.update({
-    "log": _log,
-    "log10": _unary(np.log10),
-    "log2": _unary(np.log2),
-    "log1p": _unary(np.log1p),
-    "exp": _unary(np.exp),
-    "sqrt": _unary(np.sqrt),
-    "abs": _unary(np.abs),
-})
 
 _FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
 
@@ -491,45 +444,6 @@ def _uses(text: str, column: str) -> bool:
     return re.search(r"(?<![\w.`])`?" + re.escape(column) + r"`?(?![\w.`])", text) is not None
 
 
-def _model_matrix(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str):
-    from formulaic import model_matrix
-    from formulaic.errors import FormulaicError
-
-    check_terms(text, data, pf, what)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return model_matrix(text, data, context=FORMULA_CONTEXT, na_action="ignore")
-    except FormulaicError as err:
-        raise FormulaError(f"cannot build the {what} from '{text}': {err}", pf.text) from err
-    except (TypeError, ValueError, ArithmeticError, NameError, AttributeError, IndexError, KeyError,
-            RecursionError, MemoryError) as err:
-        raise DataError(f"cannot evaluate the {what} '{text}': {type(err).__name__}: {err}") from err
-
-
-def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "design") -> None:
-    """Parse ``text`` with formulaic (without data) and allow every Python-evaluated term only if it is in the
-    formula grammar (:func:`hierfit.spec.grammar.check_python`)."""
-    from formulaic import Formula
-    from formulaic.errors import FormulaicError
-    from formulaic.parser.types import Factor
-
-    try:
-        terms = list(Formula(text))
-    except FormulaicError as err:
-        raise FormulaError(f"cannot build the {what} from '{text}': {err}", pf.text) from err
-    except (SyntaxError, RecursionError, ValueError, TypeError, MemoryError) as err:
-        raise FormulaError(f"cannot build the {what} from '{text}': {type(err).__name__}", pf.text) from err
-    functions = set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS
-    columns = set(data.columns)
-    for term in terms:
-        for factor in term.factors:
-            if factor.eval_method is Factor.EvalMethod.PYTHON:
-                check_python(factor.expr, pf.text, columns, functions)
-            elif factor.eval_method is Factor.EvalMethod.LOOKUP and factor.expr not in columns:
-                raise FormulaError(f"'{factor.expr}' is not a column of the data", pf.text)
-
-
 def _check_finite(values: np.ndarray, names: list[str], what: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
@@ -561,7 +475,7 @@ def _scale_warning(X: np.ndarray, names: list[str]) -> None:
 def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check: bool) -> Predictor:
     """X, group blocks and offset of one linear predictor."""
     what = "fixed effects" if dpar == "mu" else f"{dpar} formula"
-    mm = _model_matrix(pf.fixed, data, pf, what)
+    mm = evaluate_terms(pf.fixed, data, pf, what)
     fixed_columns = list(mm.columns)
     n = len(data)
     X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
@@ -580,7 +494,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
 
     offset, offset_specs = None, []
     for expr in pf.offsets:
-        omm = _model_matrix("0 + " + expr, data, pf, f"offset({expr})")
+        omm = evaluate_terms("0 + " + expr, data, pf, f"offset({expr})")
         col = np.asarray(omm, dtype=float)[:, 0]
         _check_finite(col[:, None], [f"offset({expr})"], "")
         offset = col if offset is None else offset + col
@@ -589,7 +503,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     raw: list[dict] = []
     slope_specs: list[object] = []
     for term in pf.groups:
-        smm = _model_matrix(term.expr, data, pf, f"random-effect term {term.text}")
+        smm = evaluate_terms(term.expr, data, pf, f"random-effect term {term.text}")
         cols = list(smm.columns)
         check_unique_names(cols, [lme4_name(c) for c in cols], f"random-effect term {term.text}")
         if not cols:
@@ -692,7 +606,7 @@ def _check_overflow(pf: ParsedFormula, raw: pd.DataFrame, y: np.ndarray, trials:
 def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str) -> tuple[np.ndarray, object]:
     if re.fullmatch(r"\s*\d+(\.\d*)?\s*", expr):
         return np.full(len(data), float(expr)), None
-    mm = _model_matrix("0 + " + expr, data, pf, what)
+    mm = evaluate_terms("0 + " + expr, data, pf, what)
     if mm.shape[1] != 1:
         raise DataError(f"{what} '{expr}' is not numeric (it has {mm.shape[1]} categories)")
     values = np.asarray(mm.iloc[:, 0], dtype=float)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from hierfit.errors import FormulaError
 from hierfit.spec.distributional import ModelFormula, bf, split_formula
-from hierfit.spec.grammar import (CONTRAST_NAMES, MAX_FORMULA_LENGTH, MAX_NESTING, check_size, check_tokens,
-                                  normalize_name)
+from hierfit.spec.grammar import (CONTRAST_NAMES, MAX_FORMULA_LENGTH, MAX_NESTING, RESERVED_FUNCTIONS, check_size,
+                                  check_tokens, normalize_name)
 
 __all__ = ["Token", "GroupTerm", "ParsedFormula", "parse_formula", "tokenize", "KNOWN_FUNCTIONS", "ModelFormula", "bf",
            "split_formula"]
@@ -506,7 +506,7 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
     fixed = " ".join(pieces) if pieces else "1"
     fixed = fixed.replace("-1 ", "0 ", 1) if fixed.startswith("-1 ") else ("0" if fixed == "-1" else fixed)
 
-    check_tokens(text, tokens, KNOWN_FUNCTIONS)
+    check_tokens(text, tokens, set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS, shown=KNOWN_FUNCTIONS)
     check_size(text, tokens)
     variables, functions = [], []
     for k, t in enumerate(tokens):

@@ -86,10 +86,11 @@ def _is(t, *texts) -> bool:
     return t is not None and t.kind == "op" and t.text in texts
 
 
-def check_tokens(text: str, tokens: list, functions) -> None:
+def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
     """Raise FormulaError at the first token outside the formula grammar.
 
-    ``functions`` are the implemented function names (callable in a formula).
+    ``functions`` are the function names the grammar accepts; ``shown`` (default: all of them) are those
+    listed in the message for an unknown one.
 
     Example
     -------
@@ -131,7 +132,7 @@ def check_tokens(text: str, tokens: list, functions) -> None:
             if not t.quoted and t.text.startswith("__"):
                 what = "function" if is_call and t.text not in functions else "name"
                 if what == "function":
-                    raise FormulaError(f"unknown function '{t.text}' (formulas may use {', '.join(sorted(functions))})",
+                    raise FormulaError(f"unknown function '{t.text}' (formulas may use {', '.join(sorted(shown or functions))})",
                                        text, t.pos, t.end - t.pos)
                 raise FormulaError(f"names with a leading double underscore ('{t.text}') are not allowed in a formula",
                                    text, t.pos, t.end - t.pos)
@@ -143,7 +144,7 @@ def check_tokens(text: str, tokens: list, functions) -> None:
                 if t.quoted:
                     raise FormulaError("a backtick-quoted name cannot be called", text, t.pos, t.end - t.pos)
                 if t.text not in functions:
-                    raise FormulaError(f"unknown function '{t.text}' (formulas may use {', '.join(sorted(functions))})",
+                    raise FormulaError(f"unknown function '{t.text}' (formulas may use {', '.join(sorted(shown or functions))})",
                                        text, t.pos, t.end - t.pos)
             elif in_call and not t.quoted and keyword.iskeyword(t.text) and t.text not in ("True", "False", "None"):
                 pass  # reported as an unknown column (or a reserved word) when the data are known
