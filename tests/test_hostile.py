@@ -538,3 +538,20 @@ def test_accessor_arguments(small_fit, call, message):
 def test_object_columns_that_are_not_plainly_numbers_or_text(values, message):
     with pytest.raises(DataError, match=message):
         build_design("y ~ x + z", _data(z=values))
+
+
+@pytest.mark.parametrize("values, message", [
+    (pd.Series([[1], [2]] * (N // 2), dtype=object), "column 'z' holds list values"),
+    (pd.Series([{"a": 1}] * N, dtype=object), "column 'z' holds dict values"),
+    (pd.interval_range(0, N), "column 'z' holds interval"),
+    (pd.period_range("2020", periods=N, freq="D"), "column 'z' holds period"),
+])
+@pytest.mark.parametrize("formula", ["y ~ z", "y ~ x + (1 | z)", "z ~ x"])
+def test_columns_of_containers_are_data_errors(values, message, formula):
+    with pytest.raises(DataError, match=message):
+        build_design(formula, _data(z=values))
+
+
+def test_text_response_of_pandas_string_dtype():
+    with pytest.raises(DataError, match="not numeric"):
+        build_design("z ~ x", _data(z=pd.array(["a", "b"] * (N // 2), dtype="string")))

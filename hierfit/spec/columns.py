@@ -21,7 +21,7 @@ from hierfit.errors import DataError, DataWarning, warn
 from hierfit.spec.grammar import normalize_name
 
 __all__ = ["normalize_columns", "warn_normalized_matches", "numeric_objects", "exact_numbers", "check_labels",
-           "check_joined_labels", "check_unique_names", "level_label", "RESERVED_COLUMNS"]
+           "check_joined_labels", "check_unique_names", "check_values", "level_label", "RESERVED_COLUMNS"]
 
 #: Data column names that would clash with names the design gives its own columns.
 RESERVED_COLUMNS = ("Intercept", "(Intercept)")
@@ -127,6 +127,20 @@ def _labels(values) -> dict[str, list]:
     for v in values:
         out.setdefault(level_label(v), []).append(v)
     return out
+
+
+def check_values(data: pd.DataFrame, col: str) -> None:
+    """DataError for a column whose values are not numbers, text, booleans or dates (lists, dicts, intervals)."""
+    s = data[col]
+    if isinstance(s.dtype, (pd.IntervalDtype, pd.PeriodDtype)):
+        raise DataError(f"column '{col}' holds {s.dtype} values; convert it to numbers or text first")
+    if s.dtype != object:
+        return
+    for v in s:
+        if isinstance(v, (list, tuple, dict, set, frozenset, np.ndarray, pd.Series, pd.DataFrame)) \
+                or getattr(type(v), "__hash__", None) is None:
+            raise DataError(f"column '{col}' holds {type(v).__name__} values (e.g. {str(v)[:40]}); a column must "
+                            "hold numbers, text or booleans")
 
 
 def check_labels(data: pd.DataFrame, col: str) -> None:

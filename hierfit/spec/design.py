@@ -23,7 +23,7 @@ import pandas as pd
 
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.collinearity import aliased_columns
-from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_labels, check_unique_names,
+from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_labels, check_unique_names, check_values,
                                   exact_numbers, level_label, normalize_columns, numeric_objects,
                                   warn_normalized_matches)
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
@@ -478,7 +478,10 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     mm = evaluate_terms(pf.fixed, data, pf, what)
     fixed_columns = list(mm.columns)
     n = len(data)
-    X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
+    try:
+        X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} are not numeric ({err})") from err
     fixed_names = [lme4_name(c) for c in fixed_columns]
     _check_finite(X, fixed_names, "predictor(s)")
     check_unique_names(fixed_columns, fixed_names, what)
@@ -609,7 +612,10 @@ def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str
     mm = evaluate_terms("0 + " + expr, data, pf, what)
     if mm.shape[1] != 1:
         raise DataError(f"{what} '{expr}' is not numeric (it has {mm.shape[1]} categories)")
-    values = np.asarray(mm.iloc[:, 0], dtype=float)
+    try:
+        values = np.asarray(mm.iloc[:, 0], dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} '{expr}' is not numeric ({err})") from err
     _check_finite(values[:, None], [expr], what)
     return values, mm.model_spec
 
@@ -680,6 +686,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
                         f"(e.g. data.rename(columns={{{reserved[0]!r}: 'intercept_'}}))")
     data = data[used]  # formulaic sees only the columns the formula names
     for col in used:
+        check_values(data, col)
         check_labels(data, col)
     for f in formulas:
         for g in f.groups:
