@@ -236,3 +236,18 @@ def test_formula_errors_are_never_other_exceptions():
             build_design(text, _data())
         except HierfitError:
             pass
+
+
+def test_a_column_named_like_a_called_function():
+    data = _data(log=np.linspace(1, 2, N))
+    with pytest.raises(FormulaError, match=r"column 'log' has the name of the function log\(\)"):
+        build_design("y ~ log + log(abs(x))", data)
+    d = build_design("y ~ I(log) + exp(x)", data)  # used only as a column: fine
+    np.testing.assert_allclose(d.X[:, 1], np.linspace(1, 2, N))
+
+
+def test_new_data_columns_cannot_shadow_functions():
+    d = build_design("y ~ log(abs(x)) + (1 | g)", _data())
+    new = pd.DataFrame({"x": [1.0, np.e], "g": [0, 1], "log": ["not", "a function"], "abs": [0, 0],
+                        "__FORMULAIC_CONTEXT__": [1, 2]})
+    np.testing.assert_allclose(d.mu.recode(d.prepare(new))["X"][:, 1], [0.0, 1.0])

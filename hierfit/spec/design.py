@@ -27,7 +27,7 @@ from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_l
                                   exact_numbers, level_label, normalize_columns, numeric_objects,
                                   warn_normalized_matches)
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
-from hierfit.spec.evaluation import FORMULA_CONTEXT, evaluate_terms
+from hierfit.spec.evaluation import FORMULA_CONTEXT, FUNCTION_NAMES, evaluate_terms
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
 
@@ -282,6 +282,12 @@ class Design:
     def prepare(self, data: pd.DataFrame) -> pd.DataFrame:
         """Convert categorical columns of new data to the training levels; unseen levels raise."""
         data, _ = normalize_columns(data.copy(), "newdata")
+        variables = {t.text for p in self.predictors.values() for t in p.formula.variables}
+        if isinstance(self.offset_arg, str) and self.offset_arg != "<array>":
+            variables |= {t.text for t in parse_formula("~ " + self.offset_arg, response=False).variables}
+        shadowing = [c for c in data.columns if isinstance(c, str) and c not in variables
+                     and (c in FUNCTION_NAMES or c.startswith("__FORMULAIC"))]
+        data = data.drop(columns=shadowing)  # unused columns that would hide a function from the formula
         for col, cats in self.categories.items():
             if col not in data.columns:
                 continue

@@ -26,7 +26,7 @@ from hierfit.errors import DataError, FormulaError
 from hierfit.spec.formula import KNOWN_FUNCTIONS, ParsedFormula
 from hierfit.spec.grammar import RESERVED_FUNCTIONS, check_python
 
-__all__ = ["FORMULA_CONTEXT", "evaluate_terms", "check_terms"]
+__all__ = ["FORMULA_CONTEXT", "FUNCTION_NAMES", "evaluate_terms", "check_terms"]
 
 
 def _log(x, base=None):
@@ -109,9 +109,18 @@ def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "d
         raise FormulaError(f"cannot build the {what} from '{text}': {type(err).__name__}", pf.text) from err
     functions = set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS
     columns = set(data.columns)
+    for tok in pf.functions:
+        if tok.text in columns:
+            raise FormulaError(f"column '{tok.text}' has the name of the function {tok.text}(), which the formula "
+                               "also calls; rename the column", pf.text, tok.pos, tok.end - tok.pos)
     for term in terms:
         for factor in term.factors:
             if factor.eval_method is Factor.EvalMethod.PYTHON:
                 check_python(factor.expr, pf.text, columns, functions)
             elif factor.eval_method is Factor.EvalMethod.LOOKUP and factor.expr not in columns:
                 raise FormulaError(f"'{factor.expr}' is not a column of the data", pf.text)
+
+
+#: Every name a formula can call or that the evaluation namespace defines; a column of new data with one of
+#: these names (and not a variable of the model) is left out, so that it cannot shadow a function.
+FUNCTION_NAMES = frozenset(FORMULA_CONTEXT) | frozenset(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS
