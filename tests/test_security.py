@@ -251,3 +251,11 @@ def test_new_data_columns_cannot_shadow_functions():
     new = pd.DataFrame({"x": [1.0, np.e], "g": [0, 1], "log": ["not", "a function"], "abs": [0, 0],
                         "__FORMULAIC_CONTEXT__": [1, 2]})
     np.testing.assert_allclose(d.mu.recode(d.prepare(new))["X"][:, 1], [0.0, 1.0])
+
+
+def test_caret_inside_any_function_is_arithmetic_like_r():
+    data = _data(x=np.linspace(1, 2, N))
+    d = build_design("y ~ log(x^2) + sqrt(x^3)", data)
+    assert d.fixed_names == ["(Intercept)", "log(x^2)", "sqrt(x^3)"]
+    np.testing.assert_allclose(d.X[:, 1], np.log(np.linspace(1, 2, N) ** 2))
+    np.testing.assert_allclose(d.X[:, 2], np.linspace(1, 2, N) ** 1.5)

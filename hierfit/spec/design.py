@@ -70,7 +70,7 @@ def lme4_name(column: str) -> str:
             level = m.group(2)
             level = {"True": "TRUE", "False": "FALSE"}.get(level, level)
             parts.append(m.group(1).strip("`") + level)
-        elif part.startswith("I("):
+        elif "(" in part and "**" in part:
             parts.append(part.replace(" ** ", "^").replace("**", "^"))  # R writes powers as I(x^2)
         else:
             parts.append(part)
