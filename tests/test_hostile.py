@@ -372,6 +372,7 @@ def test_numbers_stored_as_objects_are_numeric_predictors():
     ([1, "1"] * 20, "g"),
     ([True, "TRUE"] * 20, "g"),
     ([2.0, "2"] * 20, "g"),
+    (pd.Categorical([1, "1"] * 20), "g"),
 ])
 def test_values_printing_as_the_same_level_are_an_error(values, column):
     with pytest.raises(DataError, match=f"column '{column}' mixes values .* that are all the level"):

@@ -146,9 +146,13 @@ def check_values(data: pd.DataFrame, col: str) -> None:
 def check_labels(data: pd.DataFrame, col: str) -> None:
     """DataError when two different values of a column print as the same level (``1`` and ``"1"``)."""
     s = data[col]
-    if s.dtype != object:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        values = [c for c in s.cat.categories if c in set(s.dropna())]
+    elif s.dtype == object:
+        values = s.dropna().unique()
+    else:
         return
-    for label, vals in _labels(s.dropna().unique()).items():
+    for label, vals in _labels(values).items():
         if len(vals) > 1:
             shown = ", ".join(f"{v!r} ({type(v).__name__})" for v in vals[:3])
             raise DataError(f"column '{col}' mixes values {shown} that are all the level {label!r}; "
