@@ -556,3 +556,12 @@ def test_columns_of_containers_are_data_errors(values, message, formula):
 def test_text_response_of_pandas_string_dtype():
     with pytest.raises(DataError, match="not numeric"):
         build_design("z ~ x", _data(z=pd.array(["a", "b"] * (N // 2), dtype="string")))
+
+
+def test_integer_columns_keep_r_level_names_and_exact_arithmetic():
+    data = _data(k=np.tile(np.arange(1, 5, dtype=np.int16), N // 4), w=np.arange(N, dtype=np.int32) * 100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        d = build_design("y ~ C(k) + I(w^3)", data)
+    assert d.fixed_names == ["(Intercept)", "C(k)2", "C(k)3", "C(k)4", "I(w^3)"]
+    assert d.X[-1, -1] == float(39 * 100_000) ** 3  # int32 arithmetic would have wrapped around

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from hierfit.errors import DataError, DataWarning, warn
+from hierfit.spec.formula import tokenize
 from hierfit.spec.grammar import normalize_name
 
 __all__ = ["normalize_columns", "warn_normalized_matches", "numeric_objects", "exact_numbers", "check_labels",
-           "check_joined_labels", "check_unique_names", "check_values", "level_label", "RESERVED_COLUMNS"]
+           "check_joined_labels", "check_unique_names", "check_values", "columns_inside", "level_label", "RESERVED_COLUMNS"]
 
 #: Data column names that would clash with names the design gives its own columns.
 RESERVED_COLUMNS = ("Intercept", "(Intercept)")
@@ -90,10 +91,11 @@ def numeric_objects(data: pd.DataFrame, columns) -> pd.DataFrame:
     return data
 
 
-def exact_numbers(data: pd.DataFrame, columns) -> pd.DataFrame:
+def exact_numbers(data: pd.DataFrame, columns, factors=()) -> pd.DataFrame:
     """Integer columns (numpy or nullable) as float64, exactly; larger than 2^53 is a DataError.
 
-    Arithmetic in a formula then cannot wrap around (``cbind(s, f)`` of two uint8 columns).
+    Arithmetic in a formula then cannot wrap around (``I(x^3)`` of an int32 column).  Columns in
+    ``factors`` (used inside ``C()``) become int64 instead, so that their levels keep R's names (``2``).
     """
     for col in columns:
         s = data[col]
@@ -103,8 +105,33 @@ def exact_numbers(data: pd.DataFrame, columns) -> pd.DataFrame:
             if len(big):
                 raise DataError(f"column '{col}' holds integers such as {big.iloc[0]} that overflow exact "
                                 "floating-point arithmetic (|value| > 2^53); rescale it")
-            data[col] = s.astype("float64")
+            data[col] = s.astype("int64" if col in factors else "float64")
     return data
+
+
+def columns_inside(formulas, function: str) -> set[str]:
+    """Names of the columns used inside calls of ``function`` in any of the parsed formulas.
+
+    Example
+    -------
+    >>> from hierfit.spec.formula import parse_formula
+    >>> sorted(columns_inside([parse_formula("y ~ C(k) + x:C(m)")], "C"))
+    ['k', 'm']
+    """
+    out: set[str] = set()
+    for pf in formulas:
+        tokens = tokenize(pf.text)
+        stack: list[str | None] = []
+        for k, t in enumerate(tokens):
+            if t.kind == "op" and t.text == "(":
+                prev = tokens[k - 1] if k else None
+                stack.append(prev.text if prev is not None and prev.kind == "ident" else None)
+            elif t.kind == "op" and t.text == ")":
+                if stack:
+                    stack.pop()
+            elif t.kind == "ident" and function in stack:
+                out.add(t.text)
+    return out
 
 
 def level_label(v) -> str:

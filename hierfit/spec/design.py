@@ -24,6 +24,7 @@ import pandas as pd
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.collinearity import aliased_columns
 from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_labels, check_unique_names, check_values,
+                                  columns_inside,
                                   exact_numbers, level_label, normalize_columns, numeric_objects,
                                   warn_normalized_matches)
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
@@ -720,7 +721,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     numbers = [c for c in used if c in predictors_cols or c not in group_cols]
     data = numeric_objects(data.copy(), numbers)
     raw = data
-    data = exact_numbers(data.copy(), numbers)
+    data = exact_numbers(data.copy(), numbers, factors=columns_inside(formulas, "C"))
     data, cats = _categorize(data, predictors_cols)
     _check_dtypes(data, [c for c in used if c not in cats and (c in predictors_cols or c not in group_cols)])
 
