@@ -35,7 +35,7 @@ import unicodedata
 
 from hierfit.errors import FormulaError
 
-__all__ = ["MAX_FORMULA_LENGTH", "MAX_NESTING", "MAX_TERMS", "MAX_INT_BITS", "MAX_NUMBER_LENGTH", "MAX_POWER",
+__all__ = ["MAX_FORMULA_LENGTH", "MAX_NESTING", "MAX_CALL_TOKENS", "MAX_TERMS", "MAX_INT_BITS", "MAX_NUMBER_LENGTH", "MAX_POWER",
            "RESERVED_FUNCTIONS", "KEYWORD_ARGUMENTS", "CONTRAST_NAMES", "normalize_name", "check_tokens",
            "check_size", "check_python"]
 
@@ -51,6 +51,8 @@ MAX_INT_BITS = 1_024
 MAX_NUMBER_LENGTH = 40
 #: Largest exponent of the interaction power ``(a + b + c)^k``.
 MAX_POWER = 10
+#: Most tokens between a function's parentheses (``I(x + x + ... )``).
+MAX_CALL_TOKENS = 400
 #: Largest basis size / degree of ``poly``, ``ns``, ``bs`` and ``s``.
 MAX_BASIS = 100
 
@@ -105,6 +107,7 @@ def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
     if len(text) > MAX_FORMULA_LENGTH:
         raise FormulaError(f"formula is {len(text):,} characters long; the limit is {MAX_FORMULA_LENGTH:,}")
     stack: list[str | None] = []  # per open '(': the function called, or None for grouping
+    opened: list[int] = []  # token index of each open '('
     n = len(tokens)
     for k, t in enumerate(tokens):
         prev = tokens[k - 1] if k else None
@@ -158,10 +161,14 @@ def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
                 raise FormulaError("calls on expressions are not allowed: only a function name may be called, "
                                    "e.g. log(x)", text, t.pos)
             stack.append(prev.text if prev is not None and prev.kind == "ident" else None)
+            opened.append(k)
             continue
         if op == ")":
             if stack:
-                stack.pop()
+                func, start = stack.pop(), opened.pop()
+                if func is not None and k - start > MAX_CALL_TOKENS:
+                    raise FormulaError(f"the expression inside {func}() is longer than {MAX_CALL_TOKENS:,} tokens",
+                                       text, tokens[start - 1].pos, len(func))
             continue
         if op == "=":
             func = stack[-1] if stack else None
@@ -233,10 +240,9 @@ def check_size(text: str, tokens: list) -> None:
         nonlocal pos
         if pos >= n:
             return 1
-        t = tokens[pos]
-        if _is(t, "+", "-"):  # unary sign
+        while pos < n - 1 and _is(tokens[pos], "+", "-"):  # unary signs
             pos += 1
-            return atom()
+        t = tokens[pos]
         if t.kind == "ident" and pos + 1 < n and _is(tokens[pos + 1], "("):
             depth = 0
             while pos < n:  # a function call counts as one term
