@@ -33,7 +33,13 @@ def _is_int(value) -> bool:
 
 
 def check_count(name: str, value, minimum: int = 1, maximum: int = 10**8) -> int:
-    """An integer from ``minimum`` to ``maximum`` (draws, chains, tune, ndraws)."""
+    """An integer from ``minimum`` to ``maximum`` (draws, chains, tune, ndraws).
+
+    Example
+    -------
+    >>> check_count("tune", 0, minimum=0)
+    0
+    """
     if not _is_int(value) or not minimum <= value <= maximum:
         kind = "a positive integer" if minimum == 1 else "a non-negative integer" if minimum == 0 else \
             f"an integer >= {minimum}"
@@ -42,7 +48,13 @@ def check_count(name: str, value, minimum: int = 1, maximum: int = 10**8) -> int
 
 
 def check_seed(value, name: str = "seed") -> int | None:
-    """None or an integer from 0 to 2^63 - 1."""
+    """None or an integer from 0 to 2^63 - 1.
+
+    Example
+    -------
+    >>> check_seed(np.int64(7))
+    7
+    """
     if value is None:
         return None
     if not _is_int(value) or not 0 <= value <= MAX_SEED:
@@ -51,7 +63,13 @@ def check_seed(value, name: str = "seed") -> int | None:
 
 
 def check_probability(name: str, value) -> float:
-    """A real number strictly between 0 and 1 (``ci``, ``target_accept``)."""
+    """A real number strictly between 0 and 1 (``ci``, ``target_accept``).
+
+    Example
+    -------
+    >>> check_probability("ci", 0.9)
+    0.9
+    """
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
     if not ok or not math.isfinite(float(value)) or not 0 < float(value) < 1:
         raise ArgumentError(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
@@ -59,7 +77,13 @@ def check_probability(name: str, value) -> float:
 
 
 def check_cores(value) -> int | None:
-    """None (one per chain, up to the machine's cores) or a positive integer."""
+    """None (one per chain, up to the machine's cores) or a positive integer.
+
+    Example
+    -------
+    >>> check_cores(None), check_cores(2)
+    (None, 2)
+    """
     if value is None:
         return None
     if not _is_int(value) or not 1 <= value <= 4096:
@@ -68,7 +92,12 @@ def check_cores(value) -> int | None:
 
 
 def check_arguments(seed=None, ndraws=None, ci=None) -> None:
-    """The common optional arguments of prediction functions: ``seed``, ``ndraws`` (None or >= 1), ``ci``."""
+    """The common optional arguments of prediction functions: ``seed``, ``ndraws`` (None or >= 1), ``ci``.
+
+    Example
+    -------
+    >>> check_arguments(seed=1, ndraws=100, ci=0.9)
+    """
     check_seed(seed)
     if ndraws is not None:
         check_count("ndraws", ndraws)
@@ -77,7 +106,16 @@ def check_arguments(seed=None, ndraws=None, ci=None) -> None:
 
 
 def reject_unknown(function: str, unknown: dict, valid) -> None:
-    """ArgumentError naming keyword arguments that ``function`` does not have (with the closest valid one)."""
+    """ArgumentError naming keyword arguments that ``function`` does not have (with the closest valid one).
+
+    Example
+    -------
+    >>> try:
+    ...     reject_unknown("fit", {"chain": 2}, ["chains", "draws"])
+    ... except ArgumentError as err:
+    ...     print(err)
+    fit() has no argument chain=; did you mean chains=? (arguments: chains, draws)
+    """
     if not unknown:
         return
     name = next(iter(unknown))
@@ -88,7 +126,12 @@ def reject_unknown(function: str, unknown: dict, valid) -> None:
 
 
 def reject_weights(weights) -> None:
-    """``weights=`` is not an argument: weights are written in the formula."""
+    """``weights=`` is not an argument: weights are written in the formula.
+
+    Example
+    -------
+    >>> reject_weights(None)
+    """
     if weights is not None:
         raise ArgumentError("weights= is not supported as an argument; write the weights in the formula as brms "
                             "does: 'y | weights(w) ~ ...'")

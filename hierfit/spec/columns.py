@@ -50,7 +50,18 @@ def normalize_columns(data: pd.DataFrame, what: str = "data") -> tuple[pd.DataFr
 
 
 def warn_normalized_matches(pf, originals: dict[str, str]) -> None:
-    """Say when a formula name matched a column only after Unicode normalisation (``ｘ`` for ``x``)."""
+    """Say when a formula name matched a column only after Unicode normalisation (``ｘ`` for ``x``).
+
+    Example
+    -------
+    >>> import warnings
+    >>> from hierfit.spec.formula import parse_formula
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_normalized_matches(parse_formula("y ~ ｘ"), {"x": "x", "y": "y"})
+    >>> "only after Unicode normalisation" in str(caught[0].message)
+    True
+    """
     for tok in pf.variables:
         written = pf.text[tok.pos:tok.end].strip("`")
         column = originals.get(tok.text, tok.text)
@@ -96,6 +107,12 @@ def exact_numbers(data: pd.DataFrame, columns, factors=()) -> pd.DataFrame:
 
     Arithmetic in a formula then cannot wrap around (``I(x^3)`` of an int32 column).  Columns in
     ``factors`` (used inside ``C()``) become int64 instead, so that their levels keep R's names (``2``).
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"s": np.array([200], dtype=np.uint8), "k": np.array([2], dtype=np.int8)})
+    >>> exact_numbers(df, ["s", "k"], factors={"k"}).dtypes.tolist()
+    [dtype('float64'), dtype('int64')]
     """
     for col in columns:
         s = data[col]
@@ -157,7 +174,16 @@ def _labels(values) -> dict[str, list]:
 
 
 def check_values(data: pd.DataFrame, col: str) -> None:
-    """DataError for a column whose values are not numbers, text, booleans or dates (lists, dicts, intervals)."""
+    """DataError for a column whose values are not numbers, text, booleans or dates (lists, dicts, intervals).
+
+    Example
+    -------
+    >>> try:
+    ...     check_values(pd.DataFrame({"z": [[1], [2]]}), "z")
+    ... except DataError as err:
+    ...     print(str(err).split(";")[0])
+    column 'z' holds list values (e.g. [1])
+    """
     s = data[col]
     if isinstance(s.dtype, (pd.IntervalDtype, pd.PeriodDtype)):
         raise DataError(f"column '{col}' holds {s.dtype} values; convert it to numbers or text first")
@@ -171,7 +197,16 @@ def check_values(data: pd.DataFrame, col: str) -> None:
 
 
 def check_labels(data: pd.DataFrame, col: str) -> None:
-    """DataError when two different values of a column print as the same level (``1`` and ``"1"``)."""
+    """DataError when two different values of a column print as the same level (``1`` and ``"1"``).
+
+    Example
+    -------
+    >>> try:
+    ...     check_labels(pd.DataFrame({"g": [1, "1"]}), "g")
+    ... except DataError as err:
+    ...     print(str(err).split(";")[0])
+    column 'g' mixes values 1 (int), '1' (str) that are all the level '1'
+    """
     s = data[col]
     if isinstance(s.dtype, pd.CategoricalDtype):
         values = [c for c in s.cat.categories if c in set(s.dropna())]
@@ -187,7 +222,17 @@ def check_labels(data: pd.DataFrame, col: str) -> None:
 
 
 def check_joined_labels(data: pd.DataFrame, factors: tuple[str, ...], name: str) -> None:
-    """DataError when labels of ``g:h`` are ambiguous because the labels themselves contain ':'."""
+    """DataError when labels of ``g:h`` are ambiguous because the labels themselves contain ':'.
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"g": ["a:b", "a"], "h": ["c", "b:c"]})
+    >>> try:
+    ...     check_joined_labels(df, ("g", "h"), "g:h")
+    ... except DataError as err:
+    ...     print(str(err).split(":")[0])
+    grouping factor 'g
+    """
     if len(factors) < 2:
         return
     seen: dict[str, tuple] = {}
@@ -202,7 +247,16 @@ def check_joined_labels(data: pd.DataFrame, factors: tuple[str, ...], name: str)
 
 
 def check_unique_names(columns: list[str], names: list[str], what: str) -> None:
-    """DataError when two design columns get the same lme4 name (``s[T.b]`` and ``sb`` both ``sb``)."""
+    """DataError when two design columns get the same lme4 name (``s[T.b]`` and ``sb`` both ``sb``).
+
+    Example
+    -------
+    >>> try:
+    ...     check_unique_names(["s[T.b]", "sb"], ["sb", "sb"], "fixed effects")
+    ... except DataError as err:
+    ...     print(str(err).split(";")[0])
+    fixed effects: design columns 's[T.b]' and 'sb' would both be named 'sb'
+    """
     seen: dict[str, str] = {}
     for col, name in zip(columns, names):
         if name in seen:

@@ -96,7 +96,17 @@ def evaluate_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str):
 
 def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "design") -> None:
     """Parse ``text`` with formulaic (without data) and allow every Python-evaluated term only if it is in the
-    formula grammar (:func:`hierfit.spec.grammar.check_python`)."""
+    formula grammar (:func:`hierfit.spec.grammar.check_python`).
+
+    Example
+    -------
+    >>> from hierfit.spec.formula import parse_formula
+    >>> df = pd.DataFrame({"y": [1.0, 2.0], "x": [1.0, 2.0]})
+    >>> pf = parse_formula("y ~ log(x) + I(x^2)")
+    >>> pf.fixed
+    'log(x) + I(x**2)'
+    >>> check_terms(pf.fixed, df, pf)
+    """
     from formulaic import Formula
     from formulaic.errors import FormulaicError
     from formulaic.parser.types import Factor
