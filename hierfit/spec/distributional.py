@@ -58,8 +58,9 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
     """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``.
 
     ``dispformula`` goes to the family's dispersion parameter (sigma for gaussian,
-    shape for negbinomial and gamma).  Note glmmTMB's gaussian dispersion model is for
-    log(sigma^2): its coefficients are twice those of hierfit's log(sigma) model.
+    shape for negbinomial and gamma; ``family`` is the family object, gaussian when
+    None).  Note glmmTMB's gaussian dispersion model is for log(sigma^2): its
+    coefficients are twice those of hierfit's log(sigma) model.
 
     Example
     -------
@@ -74,12 +75,10 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
         raise FormulaError(f"dpars must be a dict of formulas such as {{'sigma': '~ x'}}, got {type(dpars).__name__}")
     out.update(dpars or {})
     if dispformula is not None:
-        from hierfit.spec import families
-
-        fam = families.get(family or "gaussian")
-        if not fam.dpars:
-            raise FormulaError(f"the {fam.name} family has no dispersion parameter for dispformula")
-        target = fam.dpars[0].name
+        names = [d.name for d in family.dpars] if family is not None else ["sigma"]
+        if not names:
+            raise FormulaError(f"the {family.name} family has no dispersion parameter for dispformula")
+        target = names[0]
         if target in out:
             raise FormulaError(f"both dispformula and a formula for {target} were given")
         out[target] = dispformula

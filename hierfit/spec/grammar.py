@@ -1,11 +1,12 @@
 """The closed grammar of a formula, and the limits that keep reading it cheap.
 
 A formula may contain column names, numbers, the formula operators
-(``~ + - * / : ^ ** | || ( ) ,``) and calls of the documented functions -- nothing
-else.  :func:`check_tokens` enforces this on the formula's tokens, with a caret under
+(``~ + - * / : ^ ** | || ( ) ,``), inside a function's parentheses arithmetic and
+comparisons, and calls of the documented functions -- nothing else.  :func:`check_tokens` enforces this on the formula's tokens, with a caret under
 the first offending token: string literals (and f-strings), attribute access,
 subscripts, lambdas, keyword arguments other than the documented ones, calls on
-expressions, names with double underscores, comparison and logical operators.
+expressions, names with double underscores, logical and shift operators, and comparisons
+outside a function's parentheses (``I(x > 5)`` is fine).
 
 :func:`check_python` is the second line of defence: every expression that formulaic
 evaluates with Python is parsed with :mod:`ast` and allowed only if each node is one of
@@ -69,7 +70,7 @@ CONTRAST_NAMES = frozenset({"Treatment", "Sum", "Helmert", "Poly", "Diff", "cont
                             "contr.helmert", "contr.poly", "contr.SAS"})
 _BASIS = frozenset({"poly", "ns", "bs", "s"})
 _STRING_PREFIXES = {"f", "r", "b", "u", "fr", "rf", "br", "rb"}
-_FORBIDDEN_OPS = {"<": "comparison", ">": "comparison", "!": "logical", "&": "logical", "%": "modulo",
+_FORBIDDEN_OPS = {"<": "shift", ">": "shift", "!": "logical", "&": "logical", "%": "modulo",
                   "=": "assignment"}
 
 
@@ -109,7 +110,10 @@ def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
     stack: list[str | None] = []  # per open '(': the function called, or None for grouping
     opened: list[int] = []  # token index of each open '('
     n = len(tokens)
+    skip = -1
     for k, t in enumerate(tokens):
+        if k == skip:  # the '=' of '<=', '>=', '==' or '!='
+            continue
         prev = tokens[k - 1] if k else None
         nxt = tokens[k + 1] if k + 1 < n else None
         in_call = any(f is not None for f in stack)
@@ -170,6 +174,14 @@ def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
                     raise FormulaError(f"the expression inside {func}() is longer than {MAX_CALL_TOKENS:,} tokens",
                                        text, tokens[start - 1].pos, len(func))
             continue
+        follows = nxt if nxt is not None and nxt.pos == t.end else None  # the next token, when adjacent
+        if op in ("<", ">", "!", "=") and in_call and _is(follows, "=") or op in ("<", ">") and in_call \
+                and not _is(nxt, "<", ">"):
+            skip = k + 1 if _is(follows, "=") else skip  # a comparison inside a function: I(x > 5), I(g == 2)
+            continue
+        if op in ("<", ">") and not in_call:
+            raise FormulaError(f"'{op}' (comparison operator) is only valid inside a function, e.g. I(x {op} 5)",
+                               text, t.pos)
         if op == "=":
             func = stack[-1] if stack else None
             name = prev.text if prev is not None and prev.kind == "ident" else None
@@ -298,7 +310,8 @@ def check_size(text: str, tokens: list) -> None:
 # -- every expression formulaic evaluates with Python ------------------------------------------------------------
 
 _NODES = (ast.Expression, ast.Call, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.keyword,
-          ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
+          ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd,
+          ast.Compare, ast.Lt, ast.Gt, ast.LtE, ast.GtE, ast.Eq, ast.NotEq)
 
 
 def _sanitize(expr: str) -> tuple[str, dict[str, str]]:
@@ -387,6 +400,8 @@ def check_python(expr: str, formula: str | None, columns, functions) -> None:
         if isinstance(node, ast.Constant) and (isinstance(node.value, (str, bytes, complex))
                                                or node.value is Ellipsis):
             fail(f"'{expr}' contains the literal {node.value!r}; only numbers are allowed", str(node.value))
+        if isinstance(node, ast.Compare) and len(node.ops) > 1:
+            fail(f"'{expr}' chains comparisons; write each one separately, e.g. I((a < x) * (x < b))")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in functions:
                 name = node.func.id if isinstance(node.func, ast.Name) else None
