@@ -516,7 +516,8 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         follows = tokens[k + 1] if k + 1 < len(tokens) else None
         if is_call:
             functions.append(t)
-        elif follows is not None and follows.kind == "op" and follows.text == "=":
+        elif follows is not None and follows.kind == "op" and follows.text == "=" and k >= 1 \
+                and tokens[k - 1].text == "," and not (k + 2 < len(tokens) and tokens[k + 2].text == "="):
             continue  # a keyword argument's name: log(x, base = 2)
         elif t.text in CONTRAST_NAMES and k >= 1 and tokens[k - 1].text == ",":
             continue  # a contrast coding: C(f, Sum)
