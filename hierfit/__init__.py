@@ -15,6 +15,7 @@ from hierfit import datasets
 from hierfit.version import __version__
 from hierfit import families
 from hierfit.errors import (
+    ArgumentError,
     ConvergenceWarning,
     DataError,
     DataWarning,
@@ -50,6 +51,7 @@ __all__ = [
     "build_design",
     "parse_formula",
     "HierfitError",
+    "ArgumentError",
     "FormulaError",
     "DataError",
     "PriorError",

@@ -91,6 +91,17 @@ class PriorError(HierfitError):
     """
 
 
+class ArgumentError(HierfitError):
+    """An argument outside its valid range or of the wrong type (``chains=-1``, ``ci=1.5``, ``seed="a"``).
+
+    Example
+    -------
+    >>> import hierfit
+    >>> issubclass(hierfit.ArgumentError, hierfit.HierfitError)
+    True
+    """
+
+
 class SamplingError(HierfitError):
     """The sampler failed (for example, no valid starting point was found)."""
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hierfit.arguments import check_count, check_seed, reject_unknown, reject_weights
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
@@ -28,6 +29,10 @@ from hierfit.results.fit import HierFit
 from hierfit.spec.specify import specify
 
 __all__ = ["fit", "sample_prior"]
+
+_FIT_ARGUMENTS = ("formula", "data", "family", "priors", "dpars", "dispformula", "offset", "draws", "tune", "chains",
+                  "seed", "sampler", "target_accept", "progressbar", "cores", "parametrization", "method", "kernel",
+                  "data_name", "warn")
 
 
 def _drop_internal(tree) -> None:
@@ -42,7 +47,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
         cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
-        data_name: str | None = None, warn: bool = True) -> HierFit:
+        data_name: str | None = None, warn: bool = True, weights=None, **unknown) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -103,6 +108,9 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         Shown in the summary header.
     warn : bool
         Emit convergence problems as :class:`hierfit.ConvergenceWarning`.
+    weights : None
+        Not an argument: write weights in the formula, ``y | weights(w) ~ ...`` (an
+        :class:`hierfit.ArgumentError` otherwise).
 
     Returns
     -------
@@ -116,6 +124,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     >>> print(m)  # doctest: +SKIP
     """
     t0 = time.perf_counter()
+    reject_unknown("fit", unknown, _FIT_ARGUMENTS)
+    reject_weights(weights)
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
@@ -145,7 +155,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-                 dispformula: str | None = None, offset=None, draws: int = 500, seed: int | None = None):
+                 dispformula: str | None = None, offset=None, draws: int = 500, seed: int | None = None,
+                 weights=None, **unknown):
     """Prior predictive draws: parameters and replicated data under the priors alone.
 
     Returns an ``xarray.DataTree`` with groups ``prior`` and ``prior_predictive``.
@@ -158,6 +169,11 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     >>> pp["prior_predictive"]["y"].shape  # doctest: +SKIP
     (1, 100, 4059)
     """
+    reject_unknown("sample_prior", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula",
+                                             "offset", "draws", "seed"))
+    reject_weights(weights)
+    check_count("draws", draws)
+    check_seed(seed)
     import pymc as pm
 
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,

@@ -148,37 +148,6 @@ def test_missing_values_dropped_with_counts():
     assert d.nobs == 177 and d.n_dropped == 1 and d.dropped_by_column == {"Family": 1}
 
 
-def _df(**cols):
-    return pd.DataFrame(cols)
-
-
-@pytest.mark.parametrize(
-    "formula, data, error, match",
-    [
-        ("y ~ xx + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 1, 2, 2]), FormulaError, "did you mean 'x'"),
-        ("y ~ x + (1 | gg)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 1, 2, 2]), FormulaError, "unknown column 'gg'"),
-        ("y ~ x + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1.5, 1.5, 2.5, 2.5]), FormulaError,
-         "grouping variable 'g' holds non-integer numbers"),
-        ("y ~ x + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 1, 1, 1]), DataError, "only 1 level"),
-        ("y ~ x + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 2, 3, 4]), DataError,
-         r"number of observations \(4\) <= number of random effects"),
-        ("y ~ x + (x | g)", _df(y=[1.0, 2, 3, 4, 5, 6], x=[1.0, 2, 3, 4, 5, 7], g=[1, 1, 2, 2, 3, 3]), DataError,
-         r"number of observations \(6\) <= number of random effects \(3 levels x 2"),
-        ("y ~ x", _df(y=["a", "b", "a"], x=[1.0, 2, 3]), DataError, "response 'y' is not numeric"),
-        ("y ~ x", _df(y=[np.nan, np.nan], x=[1.0, 2]), DataError, "all 2 rows have a missing value"),
-        ("y ~ x", _df(y=[3.0, 3.0, 3.0], x=[1.0, 2, 3]), DataError, "response 'y' is constant"),
-        ("y ~ x", _df(y=[1.0, 2, 3], x=[1.0, np.inf, 3]), DataError, r"'x' \(1 rows\) contain NaN or infinite"),
-        ("y ~ log(x)", _df(y=[1.0, 2, 3], x=[1.0, 0.0, 3]), DataError, "contain NaN or infinite"),
-        ("y ~ x", pd.DataFrame({"y": [], "x": []}), DataError, "data is empty"),
-        ("y ~ x + z", _df(y=[1.0, 2, 3, 5], x=[1.0, 2, 3, 4], z=[2.0, 4, 6, 8]), DataError,
-         "'z' is a linear combination of '\\(Intercept\\)', 'x'"),
-    ],
-)
-def test_bad_data(formula, data, error, match):
-    with pytest.raises(error, match=match):
-        build_design(formula, data)
-
-
 def test_bad_frames():
     df = pd.DataFrame([[1.0, 2.0, 3.0]], columns=["y", "x", "x"])
     with pytest.raises(DataError, match="duplicated column name"):

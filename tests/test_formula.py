@@ -1,4 +1,4 @@
-"""Parser: every syntax form, and malformed formulas with a caret at the right place."""
+"""Parser: every syntax form (malformed formulas, with their carets, are in tests/test_hostile.py)."""
 
 import pytest
 
@@ -56,41 +56,6 @@ def test_fixed_part(formula, fixed):
 
 def test_transformed_response():
     assert parse_formula("log(Spobee + 1) ~ Infection + (1 | Hive)").response == "log(Spobee + 1)"
-
-
-@pytest.mark.parametrize(
-    "formula, message, caret_at",
-    [
-        ("y ~ x + (1 | )", "empty grouping factor", "|"),
-        ("y ~ x + ( | g)", "empty term before", "|"),
-        ("y ~ (x + 1", "never closed", "("),
-        ("y ~ x)", "without a matching", ")"),
-        ("~ x", "response missing", "~"),
-        ("y x", "no '~'", "y"),
-        ("y ~ x ~ z", "more than one '~'", None),
-        ("y ~ x +", "empty term", "+"),
-        ("y ~ x + 1 | g", "must be in parentheses", "|"),
-        ("y ~ np.log(x)", "unknown function 'np.log'", "np.log"),
-        ("y ~ (1 | g + h)", "grouping factor must be a column name", "+"),
-        ("y ~ (1 | g | h)", "more than one '|'", None),
-        ("y ~ x $ z", "unexpected character", "$"),
-        ("y ~ `x", "unclosed backtick", "`"),
-        ("y | g ~ x", "only trials(n) may follow", "g"),
-        ("y ~ ", "nothing after '~'", "~"),
-    ],
-)
-def test_malformed(formula, message, caret_at):
-    with pytest.raises(FormulaError) as info:
-        parse_formula(formula)
-    err = info.value
-    assert message in err.message
-    text = str(err)
-    if caret_at is not None:
-        # the caret line points at the offending token in the echoed formula
-        lines = text.splitlines()
-        formula_line, caret_line = lines[-2], lines[-1]
-        col = caret_line.index("^")
-        assert formula_line[col:].startswith(caret_at)
 
 
 def test_non_string_formula():

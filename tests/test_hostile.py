@@ -7,6 +7,7 @@ test_persist_cli.py, test_priors.py, test_families.py) are not repeated here.
 
 from __future__ import annotations
 
+import time
 import warnings
 import zipfile
 
@@ -29,6 +30,10 @@ def _data(**changes) -> pd.DataFrame:
     for k, v in changes.items():
         df[k] = v
     return df
+
+
+def _df(**cols) -> pd.DataFrame:
+    return pd.DataFrame(cols)
 
 
 def _assert_caret(err: FormulaError, at: str) -> None:
@@ -58,6 +63,22 @@ MALFORMED = [
     ("log(y) ~ x + (y | g)", "the response 'y' also appears on the right-hand side", "y |"),
     ("", "formula is empty", None),
     ("  \n\t ", "formula is empty", None),
+    ("y ~ x + (1 | )", "empty grouping factor", "|"),
+    ("y ~ x + ( | g)", "empty term before", "|"),
+    ("y ~ (x + 1", "never closed", "("),
+    ("y ~ x)", "without a matching", ")"),
+    ("~ x", "response missing", "~"),
+    ("y x", "no '~'", "y"),
+    ("y ~ x ~ z", "more than one '~'", None),
+    ("y ~ x +", "empty term", "+"),
+    ("y ~ x + 1 | g", "must be in parentheses", "|"),
+    ("y ~ np.log(x)", "unknown function 'np.log'", "np.log"),
+    ("y ~ (1 | g + h)", "grouping factor must be a column name", "+"),
+    ("y ~ (1 | g | h)", "more than one '|'", None),
+    ("y ~ x $ z", "unexpected character", "$"),
+    ("y ~ `x", "unclosed backtick", "`"),
+    ("y | g ~ x", "only trials(n) may follow", "g"),
+    ("y ~ ", "nothing after '~'", "~"),
 ]
 
 
@@ -76,7 +97,7 @@ def test_malformed_formula(formula, message, caret):
     ("y ~ x z", "Missing operator between `x` and `z`"),
     ("y ~ x + 'a'", "String literals are not valid"),
     ("y ~ x,z", "Unknown operator ','"),
-    ("y ~ x^", "Operator `^` has insuffient arguments"),
+    ("y ~ x^", "the interaction power '^' takes a whole number from 1 to 10"),
     ("y ~ x + (0 | g)", "random-effect term (0 | g) has no coefficients"),
     ("y ~ x + (1 + | g)", "cannot build the random-effect term (1 + | g)"),
 ])
@@ -144,6 +165,23 @@ def test_formula_must_be_text():
      r"every level of 'id' has a single row, so the random slope of 'x'"),
     ("y ~ my var", _data(**{"my var": np.arange(N) * 1.0}), FormulaError,
      "names with spaces or symbols go in backticks, like R: `my var`"),
+    ("y ~ xx + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 1, 2, 2]), FormulaError, "did you mean 'x'"),
+    ("y ~ x + (1 | gg)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 1, 2, 2]), FormulaError, "unknown column 'gg'"),
+    ("y ~ x + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1.5, 1.5, 2.5, 2.5]), FormulaError,
+     "grouping variable 'g' holds non-integer numbers"),
+    ("y ~ x + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 1, 1, 1]), DataError, "only 1 level"),
+    ("y ~ x + (1 | g)", _df(y=[1.0, 2, 3, 4], x=[1.0, 2, 3, 4], g=[1, 2, 3, 4]), DataError,
+     r"number of observations \(4\) <= number of random effects"),
+    ("y ~ x + (x | g)", _df(y=[1.0, 2, 3, 4, 5, 6], x=[1.0, 2, 3, 4, 5, 7], g=[1, 1, 2, 2, 3, 3]), DataError,
+     r"number of observations \(6\) <= number of random effects \(3 levels x 2"),
+    ("y ~ x", _df(y=["a", "b", "a"], x=[1.0, 2, 3]), DataError, "response 'y' is not numeric"),
+    ("y ~ x", _df(y=[np.nan, np.nan], x=[1.0, 2]), DataError, "all 2 rows have a missing value"),
+    ("y ~ x", _df(y=[3.0, 3.0, 3.0], x=[1.0, 2, 3]), DataError, "response 'y' is constant"),
+    ("y ~ x", _df(y=[1.0, 2, 3], x=[1.0, np.inf, 3]), DataError, r"'x' \(1 rows\) contain NaN or infinite"),
+    ("y ~ log(x)", _df(y=[1.0, 2, 3], x=[1.0, 0.0, 3]), DataError, "contain NaN or infinite"),
+    ("y ~ x", pd.DataFrame({"y": [], "x": []}), DataError, "data is empty"),
+    ("y ~ x + z", _df(y=[1.0, 2, 3, 5], x=[1.0, 2, 3, 4], z=[2.0, 4, 6, 8]), DataError,
+     "'z' is a linear combination of '\\(Intercept\\)', 'x'"),
 ])
 def test_bad_data(formula, data, error, message):
     with pytest.raises(error, match=message):
@@ -317,3 +355,213 @@ def test_interrupt_while_writing_keeps_previous_file(small_fit, tmp_path, monkey
 def test_save_to_missing_folder(small_fit, tmp_path):
     with pytest.raises(PersistenceError, match="does not exist"):
         small_fit.save(tmp_path / "no" / "such" / "m.hfit")
+
+
+# -- names never collide, nothing silently changes meaning ---------------------------------------------------------
+
+def test_numbers_stored_as_objects_are_numeric_predictors():
+    x = _data()["x"]
+    d = build_design("y ~ x + (1 | g)", _data(x=pd.Series(list(x), dtype=object)))
+    assert d.fixed_names == ["(Intercept)", "x"]  # one slope, not a 40-level factor
+    np.testing.assert_allclose(d.X[:, 1], x)
+    y = build_design("y ~ x", _data(y=pd.Series(list(_data()["y"]), dtype=object))).y
+    np.testing.assert_allclose(y, _data()["y"])
+
+
+@pytest.mark.parametrize("values, column", [
+    ([1, "1"] * 20, "g"),
+    ([True, "TRUE"] * 20, "g"),
+    ([2.0, "2"] * 20, "g"),
+    (pd.Categorical([1, "1"] * 20), "g"),
+])
+def test_values_printing_as_the_same_level_are_an_error(values, column):
+    with pytest.raises(DataError, match=f"column '{column}' mixes values .* that are all the level"):
+        build_design("y ~ x + (1 | g)", _data(g=values))
+    with pytest.raises(DataError, match="column 's' mixes values"):
+        build_design("y ~ x + s", _data(s=values))
+
+
+@pytest.mark.parametrize("name", ["Intercept", "(Intercept)"])
+def test_a_column_named_like_the_intercept_is_an_error(name):
+    formula = f"y ~ x + {name if name.isidentifier() else '`' + name + '`'}"
+    with pytest.raises(DataError, match=r"'\(?Intercept\)?'"):
+        build_design(formula, _data(**{name: np.linspace(0, 1, N)}))
+
+
+@pytest.mark.parametrize("formula, data, names", [
+    ("y ~ s + sb", _data(s=list("ab") * 20, sb=np.linspace(0, 1, N)), r"'s\[T.b\]' and 'sb' would both be named 'sb'"),
+    ("y ~ s + `sb`", _data(s=list("ab") * 20, sb=np.linspace(0, 1, N)), "would both be named 'sb'"),
+    ("y ~ x + (s + sb | g)", _data(s=list("ab") * 20, sb=np.linspace(0, 1, N)), "would both be named 'sb'"),
+    ("y ~ a1 + a", _data(a1=np.linspace(0, 1, N), a=["1", "2"] * 20), "would both be named 'a2'|would both be named"),
+])
+def test_design_columns_with_the_same_lme4_name_are_an_error(formula, data, names):
+    if "a1" in formula:
+        data = data.assign(a2=0)  # unused
+        formula = "y ~ a2x + a"
+        data = data.assign(a2x=np.linspace(0, 1, N), a=["1", "2x"] * 20)
+    with pytest.raises(DataError, match=names):
+        build_design(formula, data)
+
+
+def test_colons_in_grouping_labels():
+    ambiguous = _data(a=["p:q", "p"] * 20, b=["r", "q:r"] * 20)
+    with pytest.raises(DataError, match=r"grouping factor 'a:b' is ambiguous: .* both read 'p:q:r'"):
+        build_design("y ~ x + (1 | a:b)", ambiguous)
+    with pytest.raises(DataError, match="ambiguous"):
+        build_design("y ~ x + (1 | b/a)", ambiguous)
+    # colons that do not collide: one level per observed combination, in R's order
+    fine = _data(a=np.repeat(["p:1", "p:2"], 20), b=np.tile(["u", "v", "w", "z"], 10))
+    d = build_design("y ~ x + (1 | a:b)", fine)
+    assert d.blocks[0].levels == ["p:1:u", "p:1:v", "p:1:w", "p:1:z", "p:2:u", "p:2:v", "p:2:w", "p:2:z"]
+    assert d.blocks[0].index.tolist() == [0, 1, 2, 3] * 5 + [4, 5, 6, 7] * 5
+
+
+def test_small_integer_counts_do_not_wrap_around():
+    s, f = np.full(N, 200, np.uint8), np.full(N, 100, np.uint8)
+    with pytest.raises(DataError, match=r"integer overflow: 'I\(\(s\) \+ \(f\)\)' .*'s' \(uint8\), 'f' \(uint8\)"):
+        build_design("cbind(s, f) ~ x", _data(s=s, f=f), family="binomial")
+    ok = build_design("cbind(s, f) ~ x", _data(s=s // 4, f=f // 4), family="binomial")
+    np.testing.assert_array_equal(ok.trials, np.full(N, 75.0))
+    with pytest.raises(DataError, match="overflow"):
+        build_design("y ~ x + z", _data(z=np.full(N, 2**60, np.int64) + np.arange(N)))
+    d = build_design("y ~ x + z", _data(z=np.arange(N, dtype=np.int8) * 3))  # I(z) arithmetic in float64
+    np.testing.assert_array_equal(d.X[:, 2], np.arange(N) * 3.0)
+
+
+# -- priors name only what the model has --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prior, message", [
+    (hierfit.prior("exponential(1)", "sd", coef="zz"),
+     r"class 'sd' names coef 'zz', which is not a group-level coefficient .*\(coefficients: \(Intercept\), x\)"),
+    (hierfit.prior("exponential(1)", "sd", coef="x", group="h"),
+     r"coef 'x', which is not a group-level coefficient of group 'h' .*\(coefficients of group 'h': \(Intercept\)\)"),
+    (hierfit.prior("exponential(1)", "sd", group="school"), "names group 'school'.*groups: g, h"),
+    (hierfit.prior("lkj(2)", "cor", group="h"), "no such term has correlated coefficients .*correlations: g"),
+    (hierfit.prior("lkj(2)", "cor", coef="x"), "class 'cor' takes no coef"),
+    (hierfit.prior("normal(0, 1)", "b", coef="x", group="g"), "class 'b' takes no group"),
+    (hierfit.prior("normal(0, 1)", "Intercept", coef="x"), "class 'Intercept' takes no coef"),
+    (hierfit.prior("normal(0, 1)", "b", coef="zz"), r"names coef 'zz', which is not a fixed effect .*\(fixed effects: x\)"),
+])
+def test_priors_naming_what_the_model_lacks(prior, message):
+    with pytest.raises(hierfit.PriorError, match=message):
+        hierfit.default_priors("y ~ x + (x | g) + (1 | h)", _data(), priors=[prior])
+
+
+def test_priors_without_group_terms():
+    with pytest.raises(hierfit.PriorError, match="no group-level terms"):
+        hierfit.default_priors("y ~ x", _data(), priors=[hierfit.prior("exponential(1)", "sd")])
+
+
+# -- every argument checked ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seed=2**70), r"seed must be a non-negative integer or None \(0 to 2\^63 - 1\)"),
+    (dict(seed=True), "seed must be a non-negative integer"),
+    (dict(seed=1.5), "seed must be a non-negative integer"),
+    (dict(seed=[1]), "seed must be a non-negative integer"),
+    (dict(chains=10**9), r"chains must be a positive integer \(at most 1,024\)"),
+    (dict(chains=2.0), "chains must be a positive integer"),
+    (dict(draws=None), "draws must be a positive integer"),
+    (dict(tune="100"), "tune must be a non-negative integer"),
+    (dict(cores=-1), r"cores must be a positive integer \(1 to 4096\) or None"),
+    (dict(cores="all"), "cores must be a positive integer"),
+    (dict(target_accept="high"), r"target_accept must be between 0 and 1 \(exclusive\)"),
+    (dict(target_accept=float("nan")), "target_accept must be between 0 and 1"),
+    (dict(weights=np.ones(N)), r"weights= is not supported as an argument; .*'y \| weights\(w\) ~ \.\.\.'"),
+    (dict(iter=2000), r"fit\(\) has no argument iter= \(brms's iter is tune \+ draws\)"),
+    (dict(chain=2), r"fit\(\) has no argument chain=; did you mean chains=\?"),
+    (dict(dpars="~ x"), "dpars must be a dict of formulas"),
+])
+def test_bad_arguments_name_argument_and_range(kwargs, message):
+    with pytest.raises(hierfit.ArgumentError if "dpars" not in kwargs else FormulaError, match=message):
+        hierfit.fit("y ~ x + (1 | g)", _data(), progressbar=False, **kwargs)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: hierfit.specify("y ~ x", _data(), weights="w"), "weights= is not supported"),
+    (lambda: hierfit.specify("y ~ x", _data(), draws=10), r"specify\(\) has no argument draws="),
+    (lambda: hierfit.default_priors("y ~ x", _data(), prior="normal(0, 1)"), "did you mean priors="),
+    (lambda: hierfit.sample_prior("y ~ x", _data(), draws=0), "draws must be a positive integer"),
+    (lambda: hierfit.sample_prior("y ~ x", _data(), seed=-3), "seed must be a non-negative integer"),
+])
+def test_bad_arguments_of_other_entry_points(call, message):
+    with pytest.raises(hierfit.ArgumentError, match=message):
+        call()
+
+
+# -- cost never explodes on legal input ----------------------------------------------------------------------------
+
+def test_collinearity_check_is_one_factorisation():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    big = pd.DataFrame({"y": rng.normal(size=n), "f": rng.integers(0, 150, n).astype(str), "x": rng.normal(size=n)})
+    t0 = time.perf_counter()
+    d = build_design("y ~ x + f", big)
+    assert d.X.shape == (n, 151) and time.perf_counter() - t0 < 60  # was > 2 minutes with one SVD per column
+    wide = pd.DataFrame(rng.normal(size=(1000, 200)), columns=[f"x{i}" for i in range(200)]).assign(y=0.0)
+    wide["y"] = rng.normal(size=1000)
+    t0 = time.perf_counter()
+    d = build_design("y ~ " + " + ".join(f"x{i}" for i in range(200)), wide)
+    assert d.X.shape == (1000, 201) and time.perf_counter() - t0 < 10
+    wide["x199"] = wide["x3"] - 2 * wide["x7"]  # aliased: named with the earlier columns
+    with pytest.raises(DataError, match=r"'x199' is a linear combination of '\(Intercept\)', 'x0', .* 'x198'"):
+        build_design("y ~ " + " + ".join(f"x{i}" for i in range(200)), wide)
+    twice = big.iloc[:2000].assign(k=big["f"].iloc[:2000])  # the same factor under another name
+    with pytest.raises(DataError, match=r"'k1' is a linear combination of '\(Intercept\)', 'x', 'f1', "):
+        build_design("y ~ x + f + k", twice)
+
+
+# -- accessors and predictions check their arguments (needs the small fit) -----------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.fixef(ci=1.5), r"ci must be between 0 and 1 \(exclusive\), got 1.5"),
+    (lambda m: m.ranef(ci=0), "ci must be between 0 and 1"),
+    (lambda m: m.coef(ci=-0.5), "ci must be between 0 and 1"),
+    (lambda m: m.VarCorr(ci="95%"), "ci must be between 0 and 1"),
+    (lambda m: m.summary(ci=95), "ci must be between 0 and 1"),
+    (lambda m: m.predict(ci=float("nan")), "ci must be between 0 and 1"),
+    (lambda m: m.predict(ndraws=0), r"ndraws must be a positive integer"),
+    (lambda m: m.predict(ndraws=-5), r"ndraws must be a positive integer"),
+    (lambda m: m.predict(ndraws=2.5), r"ndraws must be a positive integer"),
+    (lambda m: m.predict(seed="x"), "seed must be a non-negative integer"),
+    (lambda m: m.predict(kind="response", seed=2**64), "seed must be a non-negative integer"),
+])
+def test_accessor_arguments(small_fit, call, message):
+    with pytest.raises(hierfit.ArgumentError, match=message):
+        call(small_fit)
+
+
+@pytest.mark.parametrize("values, message", [
+    (pd.Series(["1", "2", 3, 4] * 10, dtype=object), r"column 'z' mixes numbers \(e.g. 3\) and text \(e.g. '1'\)"),
+    (pd.Series([10**400] + [1] * (N - 1), dtype=object), r"integers such as 100000000000\.\.\.\(401 digits\) that overflow"),
+    (pd.Series([2**60] + [1] * (N - 1), dtype=object), "overflow exact floating-point arithmetic"),
+])
+def test_object_columns_that_are_not_plainly_numbers_or_text(values, message):
+    with pytest.raises(DataError, match=message):
+        build_design("y ~ x + z", _data(z=values))
+
+
+@pytest.mark.parametrize("values, message", [
+    (pd.Series([[1], [2]] * (N // 2), dtype=object), "column 'z' holds list values"),
+    (pd.Series([{"a": 1}] * N, dtype=object), "column 'z' holds dict values"),
+    (pd.interval_range(0, N), "column 'z' holds interval"),
+    (pd.period_range("2020", periods=N, freq="D"), "column 'z' holds period"),
+])
+@pytest.mark.parametrize("formula", ["y ~ z", "y ~ x + (1 | z)", "z ~ x"])
+def test_columns_of_containers_are_data_errors(values, message, formula):
+    with pytest.raises(DataError, match=message):
+        build_design(formula, _data(z=values))
+
+
+def test_text_response_of_pandas_string_dtype():
+    with pytest.raises(DataError, match="not numeric"):
+        build_design("z ~ x", _data(z=pd.array(["a", "b"] * (N // 2), dtype="string")))
+
+
+def test_integer_columns_keep_r_level_names_and_exact_arithmetic():
+    data = _data(k=np.tile(np.arange(1, 5, dtype=np.int16), N // 4), w=np.arange(N, dtype=np.int32) * 100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        d = build_design("y ~ C(k) + I(w^3)", data)
+    assert d.fixed_names == ["(Intercept)", "C(k)2", "C(k)3", "C(k)4", "I(w^3)"]
+    assert d.X[-1, -1] == float(39 * 100_000) ** 3  # int32 arithmetic would have wrapped around

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hierfit.arguments import check_arguments
 from hierfit.results.draws import interval_table
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import prepare_draws
@@ -56,6 +57,7 @@ def predict(fit, newdata: pd.DataFrame | None = None, re_form=None, kind: str = 
     """Posterior predictions (see :meth:`HierFit.predict`)."""
     if kind not in KINDS:
         raise HierfitError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    check_arguments(seed=seed, ndraws=ndraws, ci=ci if summary else None)
     rng = np.random.default_rng(seed)
     prepared = prepare_draws(fit, newdata, re_form=re_form, allow_new_levels=allow_new_levels,
                              seed=None if seed is None else seed + 1, ndraws=ndraws)
@@ -160,6 +162,7 @@ def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | N
     """Simulated quantile residuals (see :meth:`HierFit.quantile_residuals`)."""
     from scipy import stats
 
+    check_arguments(seed=seed, ndraws=nsim)
     rng = np.random.default_rng(seed)
     conditional = re_form is None
     prepared = prepare_draws(fit, None, re_form=re_form, ndraws=nsim, seed=None if seed is None else seed + 1,

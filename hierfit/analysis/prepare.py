@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hierfit.arguments import check_arguments
 from hierfit.results.draws import linear_predictor, stack
 from hierfit.errors import DataError, FormulaError
 
@@ -160,6 +161,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     -------
     >>> # pd_ = prepare_draws(fit, re_form="~0"); pd_.expected().mean(axis=0)
     """
+    check_arguments(seed=seed, ndraws=ndraws)
     design = fit.design
     post = fit.draws
     fam = design.family

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hierfit.arguments import check_cores, check_count, check_probability, check_seed
 from hierfit.errors import HierfitError, SamplingError
 
 __all__ = ["SamplerSettings", "sample_design", "sample_model", "SAMPLERS"]
@@ -55,16 +56,12 @@ class SamplerSettings:
     def validate(self) -> "SamplerSettings":
         if self.sampler not in SAMPLERS:
             raise HierfitError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        for name in ("draws", "chains"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise HierfitError(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.tune, (int, np.integer)) or self.tune < 0:
-            raise HierfitError(f"tune must be a non-negative integer, got {self.tune!r}")
-        if not 0 < self.target_accept < 1:
-            raise HierfitError(f"target_accept must be between 0 and 1, got {self.target_accept!r}")
-        if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or self.seed < 0):
-            raise HierfitError(f"seed must be a non-negative integer or None, got {self.seed!r}")
+        check_count("draws", self.draws)
+        check_count("chains", self.chains, maximum=1024)
+        check_count("tune", self.tune, minimum=0)
+        check_probability("target_accept", self.target_accept)
+        check_seed(self.seed)
+        check_cores(self.cores)
         if self.kernel not in KERNELS:
             raise HierfitError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.sampler == "pymc" and self.kernel in ("cfunc", "jax"):

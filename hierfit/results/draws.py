@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hierfit.arguments import check_probability
+
 __all__ = ["stack", "interval_table", "linear_predictor", "STAT_COLUMNS", "ci_columns"]
 
 
@@ -21,6 +23,7 @@ def ci_columns(ci: float) -> tuple[str, str]:
     >>> ci_columns(0.95)
     ('l-95% CI', 'u-95% CI')
     """
+    ci = check_probability("ci", ci)
     pct = f"{100 * ci:g}"
     return f"l-{pct}% CI", f"u-{pct}% CI"
 
@@ -53,6 +56,7 @@ def interval_table(samples: np.ndarray, index, ci: float = 0.95) -> pd.DataFrame
     >>> list(t.columns)
     ['Estimate', 'Est.Error', 'l-95% CI', 'u-95% CI']
     """
+    ci = check_probability("ci", ci)
     samples = np.asarray(samples, dtype=float)
     if samples.ndim == 1:
         samples = samples[:, None]

@@ -1,6 +1,8 @@
 """Stage 2 of the pipeline: data + parsed formula -> design.
 
-:func:`build_design` is a pure function of (formula, data).  It returns a
+:func:`build_design` is a pure function of (formula, data): it checks and prepares
+the data (:mod:`hierfit.spec.columns`) and builds one linear predictor per formula
+(:mod:`hierfit.spec.predictor`).  It returns a
 :class:`Design`: the response, the fixed-effect matrix X with lme4's column
 names, one :class:`GroupBlock` per random-effect term (its Z columns, the group
 index of every row, level and coefficient names) and a frozen
@@ -15,232 +17,22 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
-from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
+from hierfit.spec.columns import (RESERVED_COLUMNS, check_joined_labels, check_labels, check_values, columns_inside,
+                                  exact_numbers, level_label, normalize_columns, numeric_objects,
+                                  warn_normalized_matches)
+from hierfit.spec.evaluation import FORMULA_CONTEXT, FUNCTION_NAMES, evaluate_terms
+from hierfit.spec.formula import ParsedFormula, parse_formula
+from hierfit.spec.predictor import (FACTOR_TERM, GroupBlock, Predictor, build_predictor, check_finite, lme4_name,
+                                    r_sort)
 
-__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT", "FACTOR_TERM", "uses_column"]
-
-
-def _log(x, base=None):
-    """R's ``log(x, base)``: natural logarithm, or to the given base."""
-    return np.log(x) if base is None else np.log(x) / np.log(base)
-
-
-def _unary(ufunc):
-    """Wrap a numpy ufunc so that a formula cannot pass a second argument (numpy's ``out=``)."""
-
-    def fun(x):
-        return ufunc(x)
-
-    fun.__name__ = ufunc.__name__
-    return fun
-
-
-#: Functions that formulas can call, by their R names.
-FORMULA_CONTEXT = {
-    "log": _log,
-    "log10": _unary(np.log10),
-    "log2": _unary(np.log2),
-    "log1p": _unary(np.log1p),
-    "exp": _unary(np.exp),
-    "sqrt": _unary(np.sqrt),
-    "abs": _unary(np.abs),
-}
-
-FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")  # formulaic's name of a factor level column: "sex[T.M]"
-
-
-def r_sort(values) -> list:
-    """Sort factor levels the way R does: numbers numerically, strings case-insensitively.
-
-    Example
-    -------
-    >>> r_sort(["Chevroux", "ChEsard", "Champmartin"])
-    ['Champmartin', 'ChEsard', 'Chevroux']
-    >>> r_sort([10, 9, 1])
-    [1, 9, 10]
-    """
-    vals = list(values)
-    if all(isinstance(v, (bool, np.bool_)) for v in vals):
-        return sorted(vals)
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals):
-        return sorted(vals)
-    return sorted(vals, key=lambda s: (str(s).casefold(), str(s).swapcase()))
-
-
-def _level_label(v) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def lme4_name(column: str) -> str:
-    """Translate a formulaic column name to lme4's (``sex[T.M]`` -> ``sexM``).
-
-    Example
-    -------
-    >>> lme4_name("Intercept"), lme4_name("sex[T.M]"), lme4_name("x:sex[T.M]"), lme4_name("I(x ** 2)")
-    ('(Intercept)', 'sexM', 'x:sexM', 'I(x^2)')
-    """
-    if column == "Intercept":
-        return "(Intercept)"
-    parts = []
-    for part in column.split(":"):
-        m = FACTOR_TERM.match(part)
-        if m:
-            level = m.group(2)
-            level = {"True": "TRUE", "False": "FALSE"}.get(level, level)
-            parts.append(m.group(1).strip("`") + level)
-        elif part.startswith("I("):
-            parts.append(part.replace(" ** ", "^").replace("**", "^"))  # R writes powers as I(x^2)
-        else:
-            parts.append(part)
-    return ":".join(parts)
-
-
-def _make_unique(names: list[str], sep: str = ".") -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        if n in seen:
-            seen[n] += 1
-            out.append(f"{n}{sep}{seen[n]}")
-        else:
-            seen[n] = 0
-            out.append(n)
-    return out
-
-
-@dataclass
-class GroupBlock:
-    """One random-effect term after expansion (``||`` gives one block per coefficient).
-
-    Attributes
-    ----------
-    name : str
-        lme4's group name in VarCorr (``school``, ``school.1``, ``student:school``).
-    key : str
-        An identifier used in posterior variable names (``r_school``, ``sd_school_1``).
-    factor : str
-        The grouping factor's name shared by all blocks of that factor (``school``).
-    factors : tuple of str
-        Data columns that define the groups.
-    coefs : list of str
-        Coefficient names in lme4 spelling (``(Intercept)``, ``standLRT``).
-    levels : list of str
-        Level labels, in R's order.
-    index : ndarray of int, shape (n,)
-        Level of each row.
-    Z : ndarray, shape (n, len(coefs))
-        The row's value for each coefficient (1 for intercepts).
-    correlated : bool
-        Whether the coefficients get an LKJ correlation.
-    expr : str
-        Formula text of the term's left side (for re-coding new data).
-    columns : list of str
-        formulaic column names selected from ``expr`` (a subset after ``||``).
-    """
-
-    name: str
-    key: str
-    factor: str
-    factors: tuple[str, ...]
-    coefs: list[str]
-    levels: list[str]
-    index: np.ndarray
-    Z: np.ndarray
-    correlated: bool
-    expr: str
-    columns: list[str]
-    term: GroupTerm
-    spec_index: int = 0
-    dpar: str = "mu"
-
-    @property
-    def n_levels(self) -> int:
-        return len(self.levels)
-
-    @property
-    def n_coefs(self) -> int:
-        return len(self.coefs)
-
-    @property
-    def is_correlated(self) -> bool:
-        """True when the block has an LKJ correlation (correlated and >= 2 coefficients)."""
-        return self.correlated and self.n_coefs >= 2
-
-
-@dataclass
-class Predictor:
-    """One linear predictor: the mean's (``dpar="mu"``) or a distributional parameter's (``"sigma"``).
-
-    Holds X with lme4 column names, the group blocks, the offset, and formulaic's
-    frozen specs that re-code new data.
-    """
-
-    dpar: str
-    formula: ParsedFormula
-    X: np.ndarray
-    fixed_names: list[str]
-    blocks: list[GroupBlock]
-    offset: np.ndarray | None
-    fixed_spec: object
-    fixed_columns: list[str]
-    slope_specs: list[object]
-    offset_specs: list[object]
-
-    @property
-    def has_intercept(self) -> bool:
-        return "(Intercept)" in self.fixed_names
-
-    def var(self, base: str) -> str:
-        """Posterior variable name: ``b`` for the mean, ``b_sigma`` for sigma's predictor."""
-        return base if self.dpar == "mu" else f"{base}_{self.dpar}"
-
-    def dim(self, base: str) -> str:
-        """Dimension name: ``coef`` for the mean, ``sigma__coef`` for sigma's predictor."""
-        return base if self.dpar == "mu" else f"{self.dpar}__{base}"
-
-    def label(self, coef: str) -> str:
-        """Coefficient label in tables: ``standLRT``, or ``sigma_sOccasion`` for sigma's predictor."""
-        return coef if self.dpar == "mu" else f"{self.dpar}_{coef}"
-
-    def recode(self, data: pd.DataFrame, keep: set[str] | None = None) -> dict:
-        """X, group blocks and offset of new (already prepared) data, with the training coding.
-
-        Blocks whose key is not in ``keep`` (when given) are returned as None.
-        """
-        from formulaic.errors import FormulaicError
-
-        try:
-            mm = self.fixed_spec.get_model_matrix(data, context=FORMULA_CONTEXT) if self.fixed_columns else None
-            X = np.asarray(mm[self.fixed_columns], dtype=float) if mm is not None else np.zeros((len(data), 0))
-            blocks = []
-            for blk in self.blocks:
-                if keep is not None and blk.key not in keep:
-                    blocks.append(None)
-                    continue
-                smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
-                Z = np.asarray(smm[blk.columns], dtype=float)
-                labels = _group_labels(data, blk.factors)
-                lookup = {lev: i for i, lev in enumerate(blk.levels)}
-                index = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
-                blocks.append((Z, index, labels))
-            offset = None
-            for spec in self.offset_specs:
-                col = np.asarray(spec.get_model_matrix(data, context=FORMULA_CONTEXT), dtype=float)[:, 0]
-                offset = col if offset is None else offset + col
-        except (FormulaicError, KeyError, ValueError, TypeError) as err:
-            raise DataError(f"cannot re-code the new data for the {self.dpar} predictor: {err}") from err
-        return {"X": X, "blocks": blocks, "offset": offset}
+__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "lme4_name", "FACTOR_TERM", "FORMULA_CONTEXT",
+           "uses_column"]
 
 
 @dataclass
@@ -323,18 +115,24 @@ class Design:
 
     def prepare(self, data: pd.DataFrame) -> pd.DataFrame:
         """Convert categorical columns of new data to the training levels; unseen levels raise."""
-        data = data.copy()
+        data, _ = normalize_columns(data.copy(), "newdata")
+        variables = {t.text for p in self.predictors.values() for t in p.formula.variables}
+        if isinstance(self.offset_arg, str) and self.offset_arg != "<array>":
+            variables |= {t.text for t in parse_formula("~ " + self.offset_arg, response=False).variables}
+        shadowing = [c for c in data.columns if isinstance(c, str) and c not in variables
+                     and (c in FUNCTION_NAMES or c.startswith("__FORMULAIC"))]
+        data = data.drop(columns=shadowing)  # unused columns that would hide a function from the formula
         for col, cats in self.categories.items():
             if col not in data.columns:
                 continue
             values = data[col]
             if isinstance(values.dtype, pd.CategoricalDtype):
                 values = values.astype(object)
-            unseen = sorted({_level_label(v) for v in values.dropna().unique()} - {_level_label(c) for c in cats})
+            unseen = sorted({level_label(v) for v in values.dropna().unique()} - {level_label(c) for c in cats})
             if unseen:
                 raise DataError(
                     f"column '{col}' has level(s) {', '.join(map(repr, unseen))} not seen when fitting "
-                    f"(known levels: {', '.join(map(repr, map(_level_label, cats)))})"
+                    f"(known levels: {', '.join(map(repr, map(level_label, cats)))})"
                 )
             data[col] = pd.Categorical(values, categories=cats)
         dup = data.columns[data.columns.duplicated()].unique().tolist()
@@ -367,28 +165,6 @@ def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
     if bad.any():
         raise DataError(f"newdata column '{col}' has {int(bad.sum())} infinite value(s)")
     return s
-
-
-def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
-    cols = [data[f].map(_level_label).astype(str).to_numpy() for f in factors]
-    if len(cols) == 1:
-        return list(cols[0])
-    return [":".join(parts) for parts in zip(*cols)]
-
-
-def _group_levels(data: pd.DataFrame, factors: tuple[str, ...], labels: list[str]) -> list[str]:
-    per_factor = []
-    for f in factors:
-        s = data[f]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            order = [c for c in s.cat.categories if c in set(s.dropna())]
-        else:
-            order = r_sort(s.dropna().unique())
-        per_factor.append({_level_label(v): i for i, v in enumerate(order)})
-    uniq = set(labels)
-    if len(factors) == 1:
-        return sorted(uniq, key=lambda lab: per_factor[0][lab])
-    return sorted(uniq, key=lambda lab: tuple(per_factor[i][p] for i, p in enumerate(lab.split(":"))))
 
 
 def _check_columns(pf: ParsedFormula, data: pd.DataFrame) -> None:
@@ -491,183 +267,34 @@ def uses_column(text: str, column: str) -> bool:
     return re.search(r"(?<![\w.`])`?" + re.escape(column) + r"`?(?![\w.`])", text) is not None
 
 
-def _model_matrix(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str):
-    from formulaic import model_matrix
-    from formulaic.errors import FormulaicError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return model_matrix(text, data, context=FORMULA_CONTEXT, na_action="ignore")
-    except FormulaicError as err:
-        raise FormulaError(f"cannot build the {what} from '{text}': {err}", pf.text) from err
-    except (TypeError, ValueError, ArithmeticError) as err:
-        raise DataError(f"cannot evaluate the {what} '{text}': {err}") from err
-
-
-def _check_finite(values: np.ndarray, names: list[str], what: str) -> None:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        cols = [f"'{names[j]}' ({int(bad[:, j].sum())} rows)" for j in range(values.shape[1]) if bad[:, j].any()]
-        raise DataError(
-            f"{what} {', '.join(cols)} contain NaN or infinite values after transformation "
-            "(check log() of zero/negative values, or inf in the data)"
-        )
-
-
-def _aliased(X: np.ndarray, names: list[str]) -> list[tuple[str, list[str]]]:
-    """Columns that are linear combinations of earlier ones (lm's NA coefficients)."""
-    out: list[tuple[str, list[str]]] = []
-    kept: list[int] = []
-    scale = np.sqrt((X**2).mean(axis=0)) + 1e-300
-    Xs = X / scale
-    for j in range(X.shape[1]):
-        cand = kept + [j]
-        if np.linalg.matrix_rank(Xs[:, cand], tol=1e-9 * np.sqrt(X.shape[0])) == len(cand):
-            kept.append(j)
-        else:
-            out.append((names[j], [names[k] for k in kept]))
-    return out
-
-
-def _scale_warning(X: np.ndarray, names: list[str]) -> None:
-    sds = X.std(axis=0)
-    ok = [(sd, n) for sd, n in zip(sds, names) if sd > 0]
-    if len(ok) < 1:
+def _check_overflow(pf: ParsedFormula, raw: pd.DataFrame, y: np.ndarray, trials: np.ndarray | None) -> None:
+    """DataError when the response's arithmetic would wrap around in its columns' own integer types."""
+    lhs = pf.text[: pf.text.index("~")]
+    narrow = [t.text for t in pf.variables if t.pos < len(lhs) and t.text in raw.columns
+              and pd.api.types.is_integer_dtype(raw[t.text].dtype) and raw[t.text].dtype.itemsize < 8]
+    if not narrow:
         return
-    big = max(ok)
-    small = min(ok)
-    extreme = [(sd, n) for sd, n in ok if sd > 1e6 or sd < 1e-6]
-    if big[0] / small[0] > 1e3 and big[1] != small[1]:
-        warn("some predictors are on very different scales "
-            f"('{big[1]}' sd {big[0]:.3g}, '{small[1]}' sd {small[0]:.3g}); consider rescaling with scale(), "
-            "e.g. scale(" + big[1] + ")", DataWarning)
-    elif extreme:
-        warn("predictor(s) on a very large or tiny scale ("
-             + ", ".join(f"'{n}' sd {sd:.3g}" for sd, n in extreme)
-             + f"); consider rescaling with scale(), e.g. scale({extreme[0][1]})", DataWarning)
-
-
-def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check: bool) -> Predictor:
-    """X, group blocks and offset of one linear predictor."""
-    what = "fixed effects" if dpar == "mu" else f"{dpar} formula"
-    mm = _model_matrix(pf.fixed, data, pf, what)
-    fixed_columns = list(mm.columns)
-    n = len(data)
-    X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
-    fixed_names = [lme4_name(c) for c in fixed_columns]
-    _check_finite(X, fixed_names, "predictor(s)")
-    aliased = _aliased(X, fixed_names) if X.shape[1] else []
-    if aliased:
-        desc = "; ".join(f"'{a}' is a linear combination of {', '.join(map(repr, b)) or 'nothing (all zero)'}"
-                         for a, b in aliased)
-        raise DataError(f"{what} are perfectly collinear (lm would report NA for them): {desc}; "
-                        "remove the aliased term(s) from the formula")
-    non_int = [j for j, name in enumerate(fixed_names) if name != "(Intercept)"]
-    if non_int and dpar == "mu":
-        _scale_warning(X[:, non_int], [fixed_names[j] for j in non_int])
-
-    offset, offset_specs = None, []
-    for expr in pf.offsets:
-        omm = _model_matrix("0 + " + expr, data, pf, f"offset({expr})")
-        col = np.asarray(omm, dtype=float)[:, 0]
-        _check_finite(col[:, None], [f"offset({expr})"], "")
-        offset = col if offset is None else offset + col
-        offset_specs.append(omm.model_spec)
-
-    raw: list[dict] = []
-    slope_specs: list[object] = []
-    for term in pf.groups:
-        smm = _model_matrix(term.expr, data, pf, f"random-effect term {term.text}")
-        cols = list(smm.columns)
-        if not cols:
-            raise FormulaError(f"random-effect term {term.text} has no coefficients", pf.text, term.pos, len(term.text))
-        Zall = np.asarray(smm, dtype=float)
-        _check_finite(Zall, [lme4_name(c) for c in cols], f"random-effect term {term.text}:")
-        slope_specs.append(smm.model_spec)
-        labels = _group_labels(data, term.factors)
-        levels = _group_levels(data, term.factors, labels)
-        lookup = {lev: i for i, lev in enumerate(levels)}
-        index = np.fromiter((lookup[lab] for lab in labels), dtype=np.int64, count=len(labels))
-        for cs in ([[c] for c in cols] if not term.correlated else [cols]):
-            raw.append(dict(term=term, columns=cs, Z=Zall[:, [cols.index(c) for c in cs]], levels=levels,
-                            index=index, spec=len(slope_specs) - 1))
-
-    _check_group_coefficients(raw, pf)
-    names = _make_unique([b["term"].name for b in raw])
-    prefix = "" if dpar == "mu" else f"{dpar}_"
-    keys = _make_unique([prefix + re.sub(r"\W", "_", name) for name in names], sep="_")
-    blocks: list[GroupBlock] = []
-    for b, name, key in zip(raw, names, keys):
-        term: GroupTerm = b["term"]
-        nlev = len(b["levels"])
-        coefs = [lme4_name(c) for c in b["columns"]]
-        if nlev < 2:
-            raise DataError(f"grouping factor '{term.name}' in {term.text} has only {nlev} level; "
-                            "a random effect needs at least 2 levels")
-        if nobs_check and nlev * len(coefs) >= n:
-            raise DataError(
-                f"number of observations ({n}) <= number of random effects ({nlev} levels x {len(coefs)} "
-                f"coefficients) for term {term.text}; the term is not identifiable from the residual"
-            )
-        blocks.append(GroupBlock(name=name, key=key, factor=term.name, factors=term.factors, coefs=coefs,
-                                 levels=b["levels"], index=b["index"], Z=b["Z"], correlated=term.correlated,
-                                 expr=term.expr, columns=b["columns"], term=term, spec_index=b["spec"], dpar=dpar))
-    blocks.sort(key=lambda blk: -blk.n_levels)  # lme4 orders terms by decreasing number of levels (stable)
-    return Predictor(dpar=dpar, formula=pf, X=X, fixed_names=fixed_names, blocks=blocks, offset=offset,
-                     fixed_spec=mm.model_spec, fixed_columns=fixed_columns, slope_specs=slope_specs,
-                     offset_specs=offset_specs)
-
-
-def _check_group_coefficients(raw: list[dict], pf: ParsedFormula) -> None:
-    """Each group-level coefficient once per grouping factor (as brms), and slopes that can vary.
-
-    A slope that is constant within every level of its factor is confounded with the
-    group's intercept: an error when every level has a single row, a warning otherwise.
-    """
-    seen: dict[tuple, GroupTerm] = {}
-    by_factor: dict[frozenset, list[dict]] = {}
-    for b in raw:
-        term = b["term"]
-        key = frozenset(term.factors)
-        by_factor.setdefault(key, []).append(b)
-        for c in b["columns"]:
-            if (key, c) in seen:
-                raise FormulaError(
-                    f"group-level coefficient '{lme4_name(c)}' of '{term.name}' appears in two terms "
-                    f"({seen[(key, c)].text} and {term.text}); each group-level effect may appear once",
-                    pf.text, term.pos, len(term.text))
-            seen[(key, c)] = term
-    for blist in by_factor.values():
-        if not any("Intercept" in b["columns"] for b in blist):
-            continue
-        index = blist[0]["index"]
-        single = np.bincount(index).max() == 1
-        for b in blist:
-            for j, c in enumerate(b["columns"]):
-                if c == "Intercept":
-                    continue
-                grouped = pd.Series(b["Z"][:, j]).groupby(index)
-                if not np.allclose(grouped.max().to_numpy(), grouped.min().to_numpy()):
-                    continue
-                term = b["term"]
-                if single:
-                    raise DataError(
-                        f"every level of '{term.name}' has a single row, so the random slope of '{lme4_name(c)}' "
-                        f"in {term.text} cannot be separated from the random intercept; drop it from the term")
-                warn(f"'{lme4_name(c)}' does not vary within any level of '{term.name}', so its random slope in "
-                     f"{term.text} is confounded with the random intercept; consider dropping it from the term",
-                     DataWarning)
+    with np.errstate(all="ignore"):
+        checks = [(pf.response, y)] + ([(pf.trials, trials)] if trials is not None else [])
+        for expr, exact in checks:
+            native, _ = _evaluate_vector(expr, raw, pf, "response")
+            if not np.array_equal(native, exact):
+                cols = ", ".join(f"'{c}' ({raw[c].dtype})" for c in narrow)
+                raise DataError(f"integer overflow: '{expr}' does not fit the integer type of column(s) {cols}; "
+                                "convert them to int64 or float, e.g. data[col].astype('int64')")
 
 
 def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str) -> tuple[np.ndarray, object]:
     if re.fullmatch(r"\s*\d+(\.\d*)?\s*", expr):
         return np.full(len(data), float(expr)), None
-    mm = _model_matrix("0 + " + expr, data, pf, what)
+    mm = evaluate_terms("0 + " + expr, data, pf, what)
     if mm.shape[1] != 1:
         raise DataError(f"{what} '{expr}' is not numeric (it has {mm.shape[1]} categories)")
-    values = np.asarray(mm.iloc[:, 0], dtype=float)
-    _check_finite(values[:, None], [expr], what)
+    try:
+        values = np.asarray(mm.iloc[:, 0], dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} '{expr}' is not numeric ({err})") from err
+    check_finite(values[:, None], [expr], what)
     return values, mm.model_spec
 
 
@@ -711,6 +338,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         dpar_pfs[name] = text if isinstance(text, ParsedFormula) else parse_formula(text, response=False)
     data = _validate_frame(data)
     data_name = data_name or str(data.attrs.get("name", "data"))
+    data, originals = normalize_columns(data)
     offset_pf = None
     offset_array = None
     if isinstance(offset, str):
@@ -727,8 +355,20 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     formulas = [pf] + list(dpar_pfs.values()) + ([offset_pf] if offset_pf else [])
     for f in formulas:
         _check_columns(f, data)
+        warn_normalized_matches(f, originals)
     used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
     group_cols = {c for f in formulas for c in f.group_factors}
+    reserved = [c for c in used if c in RESERVED_COLUMNS]
+    if reserved:
+        raise DataError(f"data column {reserved[0]!r} has the name of the model's intercept column; rename it "
+                        f"(e.g. data.rename(columns={{{reserved[0]!r}: 'intercept_'}}))")
+    data = data[used]  # formulaic sees only the columns the formula names
+    for col in used:
+        check_values(data, col)
+        check_labels(data, col)
+    for f in formulas:
+        for g in f.groups:
+            check_joined_labels(data, g.factors, g.name)
 
     for col in group_cols:  # grouping factors: non-integer floats are not labels
         s = data[col]
@@ -750,6 +390,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         [g.expr for f in formulas for g in f.groups] + [o for f in formulas for o in f.offsets] + \
         [f.trials or "" for f in formulas]
     predictors_cols = [c for c in used if any(uses_column(t, c) for t in model_texts)]
+    numbers = [c for c in used if c in predictors_cols or c not in group_cols]
+    data = numeric_objects(data.copy(), numbers)
+    raw = data
+    data = exact_numbers(data.copy(), numbers, factors=columns_inside(formulas, "C"))
     data, cats = _categorize(data, predictors_cols)
     _check_dtypes(data, [c for c in used if c not in cats and (c in predictors_cols or c not in group_cols)])
 
@@ -762,6 +406,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     trials, trials_spec = (None, None)
     if pf.trials is not None:
         trials, trials_spec = _evaluate_vector(pf.trials, data, pf, "trials")
+    _check_overflow(pf, raw, y, trials)
     fam.validate(y, trials, pf.response)
     if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
         raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
@@ -770,12 +415,12 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         warn(f"response '{pf.response}' has sd {sd_y:.3g}, a very large or tiny scale for the default priors and "
              f"the sampler; consider rescaling it, e.g. scale({pf.response}) or a change of units", DataWarning)
 
-    predictors = {"mu": _build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs)}
+    predictors = {"mu": build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs)}
     for name, dpf in dpar_pfs.items():
-        predictors[name] = _build_predictor(name, dpf, data, nobs_check=False)
+        predictors[name] = build_predictor(name, dpf, data, nobs_check=False)
     mu = predictors["mu"]
     if offset_pf is not None:
-        extra = _build_predictor("mu", parse_formula(f"~ 0 + offset({offset})", response=False), data, False)
+        extra = build_predictor("mu", parse_formula(f"~ 0 + offset({offset})", response=False), data, False)
         mu.offset = extra.offset if mu.offset is None else mu.offset + extra.offset
         mu.offset_specs = mu.offset_specs + extra.offset_specs
     elif offset_array is not None:

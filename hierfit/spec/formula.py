@@ -20,8 +20,12 @@ import re
 from dataclasses import dataclass, field
 
 from hierfit.errors import FormulaError
+from hierfit.spec.distributional import ModelFormula, bf, split_formula
+from hierfit.spec.grammar import (CONTRAST_NAMES, MAX_FORMULA_LENGTH, MAX_NESTING, RESERVED_FUNCTIONS, check_size,
+                                  check_tokens, normalize_name)
 
-__all__ = ["Token", "GroupTerm", "ParsedFormula", "parse_formula", "KNOWN_FUNCTIONS"]
+__all__ = ["Token", "GroupTerm", "ParsedFormula", "parse_formula", "tokenize", "KNOWN_FUNCTIONS", "ModelFormula", "bf",
+           "split_formula"]
 
 #: Functions allowed in formulas (R spelling) and what they mean.
 KNOWN_FUNCTIONS = {
@@ -42,7 +46,7 @@ KNOWN_FUNCTIONS = {
 }
 
 _OPS = ("||", "**", "~", "+", "-", "*", "/", ":", "|", "^", "(", ")", ",", "=", "<", ">", "!", "&", "%")
-_NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _IDENT = re.compile(r"(?:[^\W\d]|\.)[\w.]*")  # R names: letters (Unicode too), digits, "_" and "."
 
 
@@ -138,7 +142,7 @@ def tokenize(text: str) -> list[Token]:
                 raise FormulaError("unclosed backtick quote", text, i)
             if j == i + 1:
                 raise FormulaError("empty backtick-quoted name", text, i, 2)
-            tokens.append(Token("ident", text[i + 1 : j], i, j + 1, quoted=True))
+            tokens.append(Token("ident", normalize_name(text[i + 1 : j]), i, j + 1, quoted=True))
             i = j + 1
             continue
         if c in "'\"":
@@ -149,13 +153,13 @@ def tokenize(text: str) -> list[Token]:
             i = j + 1
             continue
         m = _NUMBER.match(text, i)
-        if m and (c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit())):
+        if m and (c in "0123456789" or (c == "." and i + 1 < n and text[i + 1] in "0123456789")):
             tokens.append(Token("number", m.group(0), i, m.end()))
             i = m.end()
             continue
         m = _IDENT.match(text, i)
         if m:
-            tokens.append(Token("ident", m.group(0), i, m.end()))
+            tokens.append(Token("ident", normalize_name(m.group(0)), i, m.end()))
             i = m.end()
             continue
         for op in _OPS:
@@ -201,7 +205,7 @@ def _depths(tokens: list[Token]) -> list[int]:
 def _render(text: str, tokens: list[Token]) -> str:
     """Rebuild source text of a token run for formulaic.
 
-    Non-syntactic names are backtick-quoted and ``^`` inside ``I()`` becomes ``**``.
+    Non-syntactic names are backtick-quoted and ``^`` inside ``I()`` (any function call) becomes ``**``.
     """
     out: list[str] = []
     inside_I: list[int] = []  # depth stack marking I( ... )
@@ -213,7 +217,7 @@ def _render(text: str, tokens: list[Token]) -> str:
         prev_end = t.end
         if t.kind == "op" and t.text == "(":
             depth += 1
-            if k > 0 and tokens[k - 1].kind == "ident" and tokens[k - 1].text == "I":
+            if k > 0 and tokens[k - 1].kind == "ident" and not tokens[k - 1].quoted:
                 inside_I.append(depth)
             out.append("(")
             continue
@@ -460,8 +464,13 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         raise FormulaError(f"formula must be a string, got {type(text).__name__}")
     if not text.strip():
         raise FormulaError("formula is empty")
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise FormulaError(f"formula is {len(text):,} characters long; the limit is {MAX_FORMULA_LENGTH:,}")
     tokens = tokenize(text)
     pairs = _match_parens(text, tokens)
+    for t, d in zip(tokens, _depths(tokens)):
+        if d >= MAX_NESTING and t.kind == "op" and t.text == "(":
+            raise FormulaError(f"parentheses nested more than {MAX_NESTING} deep", text, t.pos)
     depths = _depths(tokens)
     tildes = [t for t, d in zip(tokens, depths) if t.kind == "op" and t.text == "~"]
     for t, d in zip(tokens, depths):
@@ -497,13 +506,21 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
     fixed = " ".join(pieces) if pieces else "1"
     fixed = fixed.replace("-1 ", "0 ", 1) if fixed.startswith("-1 ") else ("0" if fixed == "-1" else fixed)
 
+    check_tokens(text, tokens, set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS, shown=KNOWN_FUNCTIONS)
+    check_size(text, tokens)
     variables, functions = [], []
     for k, t in enumerate(tokens):
         if t.kind != "ident":
             continue
         is_call = k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "("
+        follows = tokens[k + 1] if k + 1 < len(tokens) else None
         if is_call:
             functions.append(t)
+        elif follows is not None and follows.kind == "op" and follows.text == "=" and k >= 1 \
+                and tokens[k - 1].text == "," and not (k + 2 < len(tokens) and tokens[k + 2].text == "="):
+            continue  # a keyword argument's name: log(x, base = 2)
+        elif t.text in CONTRAST_NAMES and k >= 1 and tokens[k - 1].text == ",":
+            continue  # a contrast coding: C(f, Sum)
         elif not (t.text in ("True", "False", "None") and not t.quoted):
             variables.append(t)
     for f in functions:
@@ -525,73 +542,3 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         variables=tuple(variables),
         functions=tuple(functions),
     )
-
-
-@dataclass(frozen=True)
-class ModelFormula:
-    """A formula for the mean plus formulas for distributional parameters (brms's ``bf()``).
-
-    Example
-    -------
-    >>> f = bf("gpa ~ occasion + (occasion | student)", sigma="~ occasion")
-    >>> f.dpars
-    {'sigma': '~ occasion'}
-    """
-
-    formula: str
-    dpars: dict
-
-    def __str__(self) -> str:
-        extra = "".join(f"\n       {k} {v}" for k, v in self.dpars.items())
-        return self.formula + extra
-
-
-def bf(formula: str, **dpars: str) -> ModelFormula:
-    """brms's ``bf()``: a model formula with formulas for distributional parameters.
-
-    Parameters
-    ----------
-    formula : str
-        The mean's formula, ``"gpa ~ sOccasion * sex + (sOccasion | student)"``.
-    **dpars : str
-        One-sided formulas, e.g. ``sigma="~ sOccasion"`` (log link) or ``shape="~ x"``.
-
-    Example
-    -------
-    >>> bf("y ~ x + (1 | g)", sigma="~ x").dpars["sigma"]
-    '~ x'
-    """
-    for name, text in dpars.items():
-        if not isinstance(text, str):
-            raise FormulaError(f"formula for {name} must be a string such as '~ x', got {type(text).__name__}")
-    return ModelFormula(formula, dict(dpars))
-
-
-def split_formula(formula, dpars: dict | None = None, dispformula: str | None = None,
-                  family=None) -> tuple[str, dict]:
-    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``.
-
-    ``dispformula`` goes to the family's dispersion parameter (sigma for gaussian,
-    shape for negbinomial and gamma; ``family`` is the family object, gaussian when
-    None).  Note glmmTMB's gaussian dispersion model is for log(sigma^2): its
-    coefficients are twice those of hierfit's log(sigma) model.
-
-    Example
-    -------
-    >>> split_formula("y ~ x", dispformula="~ x")
-    ('y ~ x', {'sigma': '~ x'})
-    """
-    out: dict = {}
-    if isinstance(formula, ModelFormula):
-        out.update(formula.dpars)
-        formula = formula.formula
-    out.update(dpars or {})
-    if dispformula is not None:
-        names = [d.name for d in family.dpars] if family is not None else ["sigma"]
-        if not names:
-            raise FormulaError(f"the {family.name} family has no dispersion parameter for dispformula")
-        target = names[0]
-        if target in out:
-            raise FormulaError(f"both dispformula and a formula for {target} were given")
-        out[target] = dispformula
-    return formula, out

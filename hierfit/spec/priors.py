@@ -389,6 +389,27 @@ def resolve_priors(design, priors=None) -> PriorSet:
         if p.class_ in ("sd", "cor") and p.group is not None and p.group not in groups:
             raise PriorError(f"prior for class '{p.class_}' names group '{p.group}', which is not a grouping factor "
                              f"of this model (groups: {', '.join(sorted(groups)) or 'none'})")
+        if p.class_ in ("sd", "cor") and not pred.blocks:
+            raise PriorError(f"a prior for class '{p.class_}' was given, but the model has no group-level terms")
+        if p.class_ == "sd" and p.coef is not None:
+            blocks = [b for b in pred.blocks if p.group is None or p.group in (b.name, b.factor)]
+            valid = list(dict.fromkeys(c for b in blocks for c in b.coefs))
+            if p.coef not in valid:
+                where = f" of group '{p.group}'" if p.group is not None else ""
+                raise PriorError(f"prior for class 'sd' names coef '{p.coef}', which is not a group-level "
+                                 f"coefficient{where} of this model (coefficients{where}: {', '.join(valid)})")
+        if p.class_ == "cor" and not any(b.is_correlated for b in pred.blocks
+                                         if p.group is None or p.group in (b.name, b.factor)):
+            with_cor = sorted({b.name for b in pred.blocks if b.is_correlated})
+            raise PriorError(f"a prior for class 'cor' was given{f' for group {p.group!r}' if p.group else ''}, but "
+                             "no such term has correlated coefficients (groups with correlations: "
+                             f"{', '.join(with_cor) or 'none'})")
+        if p.class_ in ("cor", "Intercept") and p.coef is not None:
+            raise PriorError(f"a prior for class '{p.class_}' takes no coef (got coef '{p.coef}')"
+                             + (f"; groups: {', '.join(sorted(groups))}" if p.class_ == "cor" else ""))
+        if p.class_ in ("b", "Intercept") and p.group is not None:
+            raise PriorError(f"a prior for class '{p.class_}' takes no group (got group '{p.group}'); "
+                             "group-level priors are class 'sd' or 'cor'")
         if p.class_ == "Intercept" and not pred.has_intercept:
             raise PriorError("a prior for class 'Intercept' was given, but the model has no intercept")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hierfit.arguments import reject_unknown, reject_weights
 from hierfit.errors import HierfitError
 from hierfit import families
 from hierfit.spec.design import Design, build_design
@@ -117,7 +118,7 @@ class Specification:
 
 def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
             dispformula: str | None = None, offset=None, method: str = "auto", parametrization="auto",
-            data_name: str | None = None) -> Specification:
+            data_name: str | None = None, weights=None, **unknown) -> Specification:
     """Turn a formula and data into a :class:`Specification` (lme4's ``lFormula``).
 
     Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler).
@@ -129,6 +130,9 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     >>> list(s.priors.table()["class"])
     ['Intercept', 'b', 'b', 'sd', 'sd', 'cor', 'sigma']
     """
+    reject_unknown("specify", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula", "offset",
+                                        "method", "parametrization", "data_name"))
+    reject_weights(weights)
     fam = families.get(family)
     formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)

@@ -1,0 +1,376 @@
+"""One linear predictor of a design: the fixed-effect matrix X with lme4's names and one block per group term.
+
+:func:`build_predictor` builds a :class:`Predictor` (the mean's, or a distributional
+parameter's) from a parsed formula and prepared data.  Group effects are never expanded
+into a dense n x (levels * coefficients) matrix: a :class:`GroupBlock` stores the n x q
+slope values and the n group indices.  Column names follow lme4 (:func:`lme4_name`),
+factor levels R's order (:func:`r_sort`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hierfit.errors import DataError, DataWarning, FormulaError, warn
+from hierfit.spec.collinearity import aliased_columns
+from hierfit.spec.columns import check_unique_names, level_label
+from hierfit.spec.evaluation import FORMULA_CONTEXT, evaluate_terms
+from hierfit.spec.formula import GroupTerm, ParsedFormula
+
+__all__ = ["FACTOR_TERM", "r_sort", "lme4_name", "GroupBlock", "Predictor", "group_labels", "group_levels",
+           "check_finite", "build_predictor"]
+
+
+FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
+
+
+def r_sort(values) -> list:
+    """Sort factor levels the way R does: numbers numerically, strings case-insensitively.
+
+    Example
+    -------
+    >>> r_sort(["Chevroux", "ChEsard", "Champmartin"])
+    ['Champmartin', 'ChEsard', 'Chevroux']
+    >>> r_sort([10, 9, 1])
+    [1, 9, 10]
+    """
+    vals = list(values)
+    if all(isinstance(v, (bool, np.bool_)) for v in vals):
+        return sorted(vals)
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals):
+        return sorted(vals)
+    return sorted(vals, key=lambda s: (str(s).casefold(), str(s).swapcase()))
+
+
+def lme4_name(column: str) -> str:
+    """Translate a formulaic column name to lme4's (``sex[T.M]`` -> ``sexM``).
+
+    Example
+    -------
+    >>> lme4_name("Intercept"), lme4_name("sex[T.M]"), lme4_name("x:sex[T.M]"), lme4_name("I(x ** 2)")
+    ('(Intercept)', 'sexM', 'x:sexM', 'I(x^2)')
+    """
+    if column == "Intercept":
+        return "(Intercept)"
+    parts = []
+    for part in column.split(":"):
+        m = FACTOR_TERM.match(part)
+        if m:
+            level = m.group(2)
+            level = {"True": "TRUE", "False": "FALSE"}.get(level, level)
+            parts.append(m.group(1).strip("`") + level)
+        elif "(" in part and "**" in part:
+            parts.append(part.replace(" ** ", "^").replace("**", "^"))  # R writes powers as I(x^2)
+        else:
+            parts.append(part)
+    return ":".join(parts)
+
+
+def _make_unique(names: list[str], sep: str = ".") -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        if n in seen:
+            seen[n] += 1
+            out.append(f"{n}{sep}{seen[n]}")
+        else:
+            seen[n] = 0
+            out.append(n)
+    return out
+
+
+@dataclass
+class GroupBlock:
+    """One random-effect term after expansion (``||`` gives one block per coefficient).
+
+    Attributes
+    ----------
+    name : str
+        lme4's group name in VarCorr (``school``, ``school.1``, ``student:school``).
+    key : str
+        An identifier used in posterior variable names (``r_school``, ``sd_school_1``).
+    factor : str
+        The grouping factor's name shared by all blocks of that factor (``school``).
+    factors : tuple of str
+        Data columns that define the groups.
+    coefs : list of str
+        Coefficient names in lme4 spelling (``(Intercept)``, ``standLRT``).
+    levels : list of str
+        Level labels, in R's order.
+    index : ndarray of int, shape (n,)
+        Level of each row.
+    Z : ndarray, shape (n, len(coefs))
+        The row's value for each coefficient (1 for intercepts).
+    correlated : bool
+        Whether the coefficients get an LKJ correlation.
+    expr : str
+        Formula text of the term's left side (for re-coding new data).
+    columns : list of str
+        formulaic column names selected from ``expr`` (a subset after ``||``).
+    """
+
+    name: str
+    key: str
+    factor: str
+    factors: tuple[str, ...]
+    coefs: list[str]
+    levels: list[str]
+    index: np.ndarray
+    Z: np.ndarray
+    correlated: bool
+    expr: str
+    columns: list[str]
+    term: GroupTerm
+    spec_index: int = 0
+    dpar: str = "mu"
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_coefs(self) -> int:
+        return len(self.coefs)
+
+    @property
+    def is_correlated(self) -> bool:
+        """True when the block has an LKJ correlation (correlated and >= 2 coefficients)."""
+        return self.correlated and self.n_coefs >= 2
+
+
+@dataclass
+class Predictor:
+    """One linear predictor: the mean's (``dpar="mu"``) or a distributional parameter's (``"sigma"``).
+
+    Holds X with lme4 column names, the group blocks, the offset, and formulaic's
+    frozen specs that re-code new data.
+    """
+
+    dpar: str
+    formula: ParsedFormula
+    X: np.ndarray
+    fixed_names: list[str]
+    blocks: list[GroupBlock]
+    offset: np.ndarray | None
+    fixed_spec: object
+    fixed_columns: list[str]
+    slope_specs: list[object]
+    offset_specs: list[object]
+
+    @property
+    def has_intercept(self) -> bool:
+        return "(Intercept)" in self.fixed_names
+
+    def var(self, base: str) -> str:
+        """Posterior variable name: ``b`` for the mean, ``b_sigma`` for sigma's predictor."""
+        return base if self.dpar == "mu" else f"{base}_{self.dpar}"
+
+    def dim(self, base: str) -> str:
+        """Dimension name: ``coef`` for the mean, ``sigma__coef`` for sigma's predictor."""
+        return base if self.dpar == "mu" else f"{self.dpar}__{base}"
+
+    def label(self, coef: str) -> str:
+        """Coefficient label in tables: ``standLRT``, or ``sigma_sOccasion`` for sigma's predictor."""
+        return coef if self.dpar == "mu" else f"{self.dpar}_{coef}"
+
+    def recode(self, data: pd.DataFrame, keep: set[str] | None = None) -> dict:
+        """X, group blocks and offset of new (already prepared) data, with the training coding.
+
+        Blocks whose key is not in ``keep`` (when given) are returned as None.
+        """
+        from formulaic.errors import FormulaicError
+
+        try:
+            mm = self.fixed_spec.get_model_matrix(data, context=FORMULA_CONTEXT) if self.fixed_columns else None
+            X = np.asarray(mm[self.fixed_columns], dtype=float) if mm is not None else np.zeros((len(data), 0))
+            blocks = []
+            for blk in self.blocks:
+                if keep is not None and blk.key not in keep:
+                    blocks.append(None)
+                    continue
+                smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
+                Z = np.asarray(smm[blk.columns], dtype=float)
+                labels = group_labels(data, blk.factors)
+                lookup = {lev: i for i, lev in enumerate(blk.levels)}
+                index = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
+                blocks.append((Z, index, labels))
+            offset = None
+            for spec in self.offset_specs:
+                col = np.asarray(spec.get_model_matrix(data, context=FORMULA_CONTEXT), dtype=float)[:, 0]
+                offset = col if offset is None else offset + col
+        except (FormulaicError, KeyError, ValueError, TypeError) as err:
+            raise DataError(f"cannot re-code the new data for the {self.dpar} predictor: {err}") from err
+        return {"X": X, "blocks": blocks, "offset": offset}
+
+
+def group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
+    cols = [data[f].map(level_label).astype(str).to_numpy() for f in factors]
+    if len(cols) == 1:
+        return list(cols[0])
+    return [":".join(parts) for parts in zip(*cols)]
+
+
+def group_levels(data: pd.DataFrame, factors: tuple[str, ...], labels: list[str]) -> list[str]:
+    per_factor = []
+    for f in factors:
+        s = data[f]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            order = [c for c in s.cat.categories if c in set(s.dropna())]
+        else:
+            order = r_sort(s.dropna().unique())
+        per_factor.append({level_label(v): i for i, v in enumerate(order)})
+    uniq = set(labels)
+    if len(factors) == 1:
+        return sorted(uniq, key=lambda lab: per_factor[0][lab])
+    cols = [data[f].map(level_label).astype(str).to_numpy() for f in factors]
+    parts = {":".join(tup): tup for tup in set(zip(*cols))}  # labels may contain ':' themselves
+    return sorted(uniq, key=lambda lab: tuple(per_factor[i][p] for i, p in enumerate(parts[lab])))
+
+
+def check_finite(values: np.ndarray, names: list[str], what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        cols = [f"'{names[j]}' ({int(bad[:, j].sum())} rows)" for j in range(values.shape[1]) if bad[:, j].any()]
+        raise DataError(
+            f"{what} {', '.join(cols)} contain NaN or infinite values after transformation "
+            "(check log() of zero/negative values, or inf in the data)"
+        )
+
+
+def _scale_warning(X: np.ndarray, names: list[str]) -> None:
+    sds = X.std(axis=0)
+    ok = [(sd, n) for sd, n in zip(sds, names) if sd > 0]
+    if len(ok) < 1:
+        return
+    big = max(ok)
+    small = min(ok)
+    extreme = [(sd, n) for sd, n in ok if sd > 1e6 or sd < 1e-6]
+    if big[0] / small[0] > 1e3 and big[1] != small[1]:
+        warn("some predictors are on very different scales "
+            f"('{big[1]}' sd {big[0]:.3g}, '{small[1]}' sd {small[0]:.3g}); consider rescaling with scale(), "
+            "e.g. scale(" + big[1] + ")", DataWarning)
+    elif extreme:
+        warn("predictor(s) on a very large or tiny scale ("
+             + ", ".join(f"'{n}' sd {sd:.3g}" for sd, n in extreme)
+             + f"); consider rescaling with scale(), e.g. scale({extreme[0][1]})", DataWarning)
+
+
+def build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check: bool) -> Predictor:
+    """X, group blocks and offset of one linear predictor."""
+    what = "fixed effects" if dpar == "mu" else f"{dpar} formula"
+    mm = evaluate_terms(pf.fixed, data, pf, what)
+    fixed_columns = list(mm.columns)
+    n = len(data)
+    try:
+        X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} are not numeric ({err})") from err
+    fixed_names = [lme4_name(c) for c in fixed_columns]
+    check_finite(X, fixed_names, "predictor(s)")
+    check_unique_names(fixed_columns, fixed_names, what)
+    aliased = aliased_columns(X, fixed_names) if X.shape[1] else []
+    if aliased:
+        desc = "; ".join(f"'{a}' is a linear combination of {', '.join(map(repr, b)) or 'nothing (all zero)'}"
+                         for a, b in aliased)
+        raise DataError(f"{what} are perfectly collinear (lm would report NA for them): {desc}; "
+                        "remove the aliased term(s) from the formula")
+    non_int = [j for j, name in enumerate(fixed_names) if name != "(Intercept)"]
+    if non_int and dpar == "mu":
+        _scale_warning(X[:, non_int], [fixed_names[j] for j in non_int])
+
+    offset, offset_specs = None, []
+    for expr in pf.offsets:
+        omm = evaluate_terms("0 + " + expr, data, pf, f"offset({expr})")
+        col = np.asarray(omm, dtype=float)[:, 0]
+        check_finite(col[:, None], [f"offset({expr})"], "")
+        offset = col if offset is None else offset + col
+        offset_specs.append(omm.model_spec)
+
+    raw: list[dict] = []
+    slope_specs: list[object] = []
+    for term in pf.groups:
+        smm = evaluate_terms(term.expr, data, pf, f"random-effect term {term.text}")
+        cols = list(smm.columns)
+        check_unique_names(cols, [lme4_name(c) for c in cols], f"random-effect term {term.text}")
+        if not cols:
+            raise FormulaError(f"random-effect term {term.text} has no coefficients", pf.text, term.pos, len(term.text))
+        Zall = np.asarray(smm, dtype=float)
+        check_finite(Zall, [lme4_name(c) for c in cols], f"random-effect term {term.text}:")
+        slope_specs.append(smm.model_spec)
+        labels = group_labels(data, term.factors)
+        levels = group_levels(data, term.factors, labels)
+        lookup = {lev: i for i, lev in enumerate(levels)}
+        index = np.fromiter((lookup[lab] for lab in labels), dtype=np.int64, count=len(labels))
+        for cs in ([[c] for c in cols] if not term.correlated else [cols]):
+            raw.append(dict(term=term, columns=cs, Z=Zall[:, [cols.index(c) for c in cs]], levels=levels,
+                            index=index, spec=len(slope_specs) - 1))
+
+    _check_group_coefficients(raw, pf)
+    names = _make_unique([b["term"].name for b in raw])
+    prefix = "" if dpar == "mu" else f"{dpar}_"
+    keys = _make_unique([prefix + re.sub(r"\W", "_", name) for name in names], sep="_")
+    blocks: list[GroupBlock] = []
+    for b, name, key in zip(raw, names, keys):
+        term: GroupTerm = b["term"]
+        nlev = len(b["levels"])
+        coefs = [lme4_name(c) for c in b["columns"]]
+        if nlev < 2:
+            raise DataError(f"grouping factor '{term.name}' in {term.text} has only {nlev} level; "
+                            "a random effect needs at least 2 levels")
+        if nobs_check and nlev * len(coefs) >= n:
+            raise DataError(
+                f"number of observations ({n}) <= number of random effects ({nlev} levels x {len(coefs)} "
+                f"coefficients) for term {term.text}; the term is not identifiable from the residual"
+            )
+        blocks.append(GroupBlock(name=name, key=key, factor=term.name, factors=term.factors, coefs=coefs,
+                                 levels=b["levels"], index=b["index"], Z=b["Z"], correlated=term.correlated,
+                                 expr=term.expr, columns=b["columns"], term=term, spec_index=b["spec"], dpar=dpar))
+    blocks.sort(key=lambda blk: -blk.n_levels)  # lme4 orders terms by decreasing number of levels (stable)
+    return Predictor(dpar=dpar, formula=pf, X=X, fixed_names=fixed_names, blocks=blocks, offset=offset,
+                     fixed_spec=mm.model_spec, fixed_columns=fixed_columns, slope_specs=slope_specs,
+                     offset_specs=offset_specs)
+
+
+def _check_group_coefficients(raw: list[dict], pf: ParsedFormula) -> None:
+    """Each group-level coefficient once per grouping factor (as brms), and slopes that can vary.
+
+    A slope that is constant within every level of its factor is confounded with the
+    group's intercept: an error when every level has a single row, a warning otherwise.
+    """
+    seen: dict[tuple, GroupTerm] = {}
+    by_factor: dict[frozenset, list[dict]] = {}
+    for b in raw:
+        term = b["term"]
+        key = frozenset(term.factors)
+        by_factor.setdefault(key, []).append(b)
+        for c in b["columns"]:
+            if (key, c) in seen:
+                raise FormulaError(
+                    f"group-level coefficient '{lme4_name(c)}' of '{term.name}' appears in two terms "
+                    f"({seen[(key, c)].text} and {term.text}); each group-level effect may appear once",
+                    pf.text, term.pos, len(term.text))
+            seen[(key, c)] = term
+    for blist in by_factor.values():
+        if not any("Intercept" in b["columns"] for b in blist):
+            continue
+        index = blist[0]["index"]
+        single = np.bincount(index).max() == 1
+        for b in blist:
+            for j, c in enumerate(b["columns"]):
+                if c == "Intercept":
+                    continue
+                grouped = pd.Series(b["Z"][:, j]).groupby(index)
+                if not np.allclose(grouped.max().to_numpy(), grouped.min().to_numpy()):
+                    continue
+                term = b["term"]
+                if single:
+                    raise DataError(
+                        f"every level of '{term.name}' has a single row, so the random slope of '{lme4_name(c)}' "
+                        f"in {term.text} cannot be separated from the random intercept; drop it from the term")
+                warn(f"'{lme4_name(c)}' does not vary within any level of '{term.name}', so its random slope in "
+                     f"{term.text} is confounded with the random intercept; consider dropping it from the term",
+                     DataWarning)
