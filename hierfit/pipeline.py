@@ -39,7 +39,7 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+        dispformula: str | None = None, offset=None, weights=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
         cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
         data_name: str | None = None, warn: bool = True) -> HierFit:
@@ -50,7 +50,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     formula : str or hierfit.bf(...)
         e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``; binomial responses as
         ``cbind(successes, failures) ~ ...`` or ``successes | trials(n) ~ ...``; offsets as
-        ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models.
+        ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models;
+        brms's addition terms ``y | weights(w)``, ``y | cens(c, y2)``, ``y | se(sei)`` (docs/addition-terms.md).
     data : pandas.DataFrame
     family : str or hierfit.families.Family
         ``"gaussian"``, ``"student"``, ``"poisson"``, ``"negbinomial"``, ``"binomial"``,
@@ -122,7 +123,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
                                target_accept=target_accept, progressbar=progressbar, cores=cores,
                                kernel=kernel).validate()
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method=method, parametrization=parametrization, data_name=data_name)
+                   weights=weights, method=method, parametrization=parametrization, data_name=data_name)
     t1 = time.perf_counter()
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
@@ -145,7 +146,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-                 dispformula: str | None = None, offset=None, draws: int = 500, seed: int | None = None):
+                 dispformula: str | None = None, offset=None, weights=None, draws: int = 500,
+                 seed: int | None = None):
     """Prior predictive draws: parameters and replicated data under the priors alone.
 
     Returns an ``xarray.DataTree`` with groups ``prior`` and ``prior_predictive``.
@@ -161,7 +163,7 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     import pymc as pm
 
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method="full")
+                   weights=weights, method="full")
     model = build_model(spec.design, spec.priors)
     with model:
         return pm.sample_prior_predictive(draws=draws, random_seed=seed)

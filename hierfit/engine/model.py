@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hierfit.engine.addition import addition_likelihood, observation_sd
 from hierfit.spec.centring import centred_means, coords_for
 from hierfit.spec.design import Design
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
@@ -197,5 +198,5 @@ def build_model(design: Design, priors: PriorSet, parametrization="auto"):
         mu = fam.link.inv_pt(etas["mu"])
         y = pm.Data("y_obs", design.y)
         trials = pm.Data("trials", design.trials) if design.trials is not None else None
-        fam.pymc_likelihood("y", mu, dvals, y, trials)
+        addition_likelihood(fam, mu, observation_sd(dvals, design.addition), y, trials, design.addition)
     return model

@@ -20,6 +20,12 @@ import re
 from dataclasses import dataclass, field
 
 from hierfit.errors import FormulaError
+from hierfit.spec.formula_terms import AdditionTerm, parse_addition
+from hierfit.spec.model_formula import ModelFormula, bf, split_formula  # noqa: F401  (re-exported)
+
+#: Contrasts accepted as C(f, contrast) (formulaic's names and R's).
+CONTRASTS = ("Treatment", "Sum", "Helmert", "Poly", "Diff", "contr.treatment", "contr.sum", "contr.helmert",
+             "contr.poly")
 
 __all__ = ["Token", "GroupTerm", "ParsedFormula", "parse_formula", "KNOWN_FUNCTIONS"]
 
@@ -39,6 +45,14 @@ KNOWN_FUNCTIONS = {
     "offset": "a term with a fixed coefficient of 1: offset(log(BroodSize))",
     "cbind": "binomial response as cbind(successes, failures)",
     "trials": "binomial response as successes | trials(n)",
+    "weights": "weighted log-likelihood: y | weights(w)",
+    "cens": "censored response: y | cens(censored, y2)",
+    "se": "known measurement standard errors: y | se(sei) or se(sei, sigma = TRUE)",
+    "poly": "orthogonal polynomials equal to R's poly(x, k); frozen for new data",
+    "bs": "B-spline basis like R's splines::bs(x, df, degree); knots frozen for new data",
+    "ns": "natural cubic spline basis like R's splines::ns(x, df); knots frozen for new data",
+    "s": "penalised smooth like brms/mgcv s(x, k = 10) or s(x, by = f): wiggliness estimated as an sd",
+    **{name: "contrast for C(f, contrast)" for name in CONTRASTS},
 }
 
 _OPS = ("||", "**", "~", "+", "-", "*", "/", ":", "|", "^", "(", ")", ",", "=", "<", ">", "!", "&", "%")
@@ -105,6 +119,11 @@ class ParsedFormula:
     functions: tuple[Token, ...] = field(default=(), repr=False)
     trials: str | None = None
     offsets: tuple[str, ...] = ()
+    addition: tuple[AdditionTerm, ...] = ()
+
+    def addition_term(self, name: str) -> AdditionTerm | None:
+        """The addition term ``name`` (``"weights"``, ``"cens"``, ``"se"``) or None."""
+        return next((t for t in self.addition if t.name == name), None)
 
     @property
     def group_factors(self) -> tuple[str, ...]:
@@ -387,30 +406,48 @@ def _parse_rhs(
         fixed.append((sep or "+", run))
 
 
-def _parse_response(text: str, lhs: list[Token]) -> tuple[str, str | None]:
-    """The response expression and, for binomial syntax, the trials expression."""
+def _parse_response(text: str, lhs: list[Token]) -> tuple[str, str | None, tuple[AdditionTerm, ...]]:
+    """The response expression, the trials expression (binomial syntax) and brms's addition terms."""
     bars = [t for t, d in zip(lhs, _depths(lhs)) if t.kind == "op" and t.text in ("|", "||") and d == 0]
     if bars:
         bar = bars[0]
         if bar.text != "|" or len(bars) > 1:
-            raise FormulaError("'|' in the response is only allowed as 'successes | trials(n)'", text, bar.pos)
+            raise FormulaError("'|' in the response is only allowed before addition terms, e.g. "
+                               "'successes | trials(n)' or 'y | weights(w)'", text, bar.pos)
         cut = lhs.index(bar)
         left, right = lhs[:cut], lhs[cut + 1 :]
         if not left:
             raise FormulaError("response missing before '|'", text, bar.pos)
-        if not _is_call(right, "trials") or len(right) < 4:
-            where = right[0] if right else bar
-            raise FormulaError("only trials(n) may follow '|' in the response (brms syntax: successes | trials(n))",
-                               text, where.pos, where.end - where.pos)
-        return _render(text, left), _render(text, right[2:-1])
+        terms = parse_addition(text, right, bar, _render)
+        trials = next((t.args[0] for t in terms if t.name == "trials"), None)
+        resp, cb_trials, _ = _parse_response(text, left) if _is_call(left, "cbind") else (_render(text, left), None, ())
+        if cb_trials is not None and trials is not None:
+            raise FormulaError("cbind() and trials() both give the number of trials", text, bar.pos)
+        return resp, trials or cb_trials, tuple(t for t in terms if t.name != "trials")
     if _is_call(lhs, "cbind"):
         parts = _split_top(lhs[2:-1], (",",))
         if len(parts) != 2 or not parts[0][1] or not parts[1][1]:
             raise FormulaError("cbind() in the response takes two columns: cbind(successes, failures)",
                                text, lhs[0].pos, lhs[-1].end - lhs[0].pos)
         succ, fail = _render(text, parts[0][1]), _render(text, parts[1][1])
-        return succ, f"I(({succ}) + ({fail}))"
-    return _render(text, lhs), None
+        return succ, f"I(({succ}) + ({fail}))", ()
+    return _render(text, lhs), None, ()
+
+
+def _not_a_column(tokens: list[Token], k: int) -> bool:
+    """Identifiers that are not columns: keyword names (``df =``), logicals after '=', contrasts in C()."""
+    t = tokens[k]
+    if t.quoted:
+        return False
+    if t.text in ("True", "False", "None"):
+        return True
+    nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+    prev = tokens[k - 1] if k > 0 else None
+    if nxt is not None and nxt.kind == "op" and nxt.text == "=":
+        return True
+    if prev is not None and prev.kind == "op" and prev.text == "=" and t.text in ("TRUE", "FALSE", "T", "F"):
+        return True
+    return t.text in CONTRASTS and prev is not None and prev.kind == "op" and prev.text == ","
 
 
 def _check_response_not_predictor(text: str, tokens: list[Token], cut: int, pairs: dict[int, int]) -> None:
@@ -418,13 +455,13 @@ def _check_response_not_predictor(text: str, tokens: list[Token], cut: int, pair
     skip: set[int] = set()
     for k in range(cut):
         t = tokens[k]
-        if t.kind == "ident" and t.text == "trials" and k + 1 in pairs:
+        if t.kind == "ident" and t.text in ("trials", "weights", "cens", "se") and k + 1 in pairs:
             skip.update(range(k, pairs[k + 1] + 1))
 
     def names(ks):
         return [(k, tokens[k]) for k in ks if tokens[k].kind == "ident" and k not in skip
                 and not (k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "(")
-                and not (tokens[k].text in ("True", "False", "None") and not tokens[k].quoted)]
+                and not _not_a_column(tokens, k)]
 
     response_names = {t.text for _, t in names(range(cut))}
     for _, t in names(range(cut + 1, len(tokens))):
@@ -480,7 +517,7 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         raise FormulaError("response missing before '~'", text, tildes[0].pos)
     if lhs and not response:
         raise FormulaError("a distributional formula has no response: write '~ x'", text, lhs[0].pos)
-    resp, trials = _parse_response(text, lhs) if lhs else ("", None)
+    resp, trials, addition = _parse_response(text, lhs) if lhs else ("", None, ())
     if not rhs:
         raise FormulaError("nothing after '~': write at least '1'", text, tildes[0].pos)
     fixed_parts: list[tuple[str, list[Token]]] = []
@@ -504,7 +541,7 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         is_call = k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "("
         if is_call:
             functions.append(t)
-        elif not (t.text in ("True", "False", "None") and not t.quoted):
+        elif not _not_a_column(tokens, k):
             variables.append(t)
     for f in functions:
         if f.text not in KNOWN_FUNCTIONS:
@@ -519,80 +556,10 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         text=text,
         response=resp,
         trials=trials,
+        addition=addition,
         offsets=tuple(offsets),
         fixed=fixed,
         groups=tuple(groups),
         variables=tuple(variables),
         functions=tuple(functions),
     )
-
-
-@dataclass(frozen=True)
-class ModelFormula:
-    """A formula for the mean plus formulas for distributional parameters (brms's ``bf()``).
-
-    Example
-    -------
-    >>> f = bf("gpa ~ occasion + (occasion | student)", sigma="~ occasion")
-    >>> f.dpars
-    {'sigma': '~ occasion'}
-    """
-
-    formula: str
-    dpars: dict
-
-    def __str__(self) -> str:
-        extra = "".join(f"\n       {k} {v}" for k, v in self.dpars.items())
-        return self.formula + extra
-
-
-def bf(formula: str, **dpars: str) -> ModelFormula:
-    """brms's ``bf()``: a model formula with formulas for distributional parameters.
-
-    Parameters
-    ----------
-    formula : str
-        The mean's formula, ``"gpa ~ sOccasion * sex + (sOccasion | student)"``.
-    **dpars : str
-        One-sided formulas, e.g. ``sigma="~ sOccasion"`` (log link) or ``shape="~ x"``.
-
-    Example
-    -------
-    >>> bf("y ~ x + (1 | g)", sigma="~ x").dpars["sigma"]
-    '~ x'
-    """
-    for name, text in dpars.items():
-        if not isinstance(text, str):
-            raise FormulaError(f"formula for {name} must be a string such as '~ x', got {type(text).__name__}")
-    return ModelFormula(formula, dict(dpars))
-
-
-def split_formula(formula, dpars: dict | None = None, dispformula: str | None = None,
-                  family=None) -> tuple[str, dict]:
-    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``.
-
-    ``dispformula`` goes to the family's dispersion parameter (sigma for gaussian,
-    shape for negbinomial and gamma).  Note glmmTMB's gaussian dispersion model is for
-    log(sigma^2): its coefficients are twice those of hierfit's log(sigma) model.
-
-    Example
-    -------
-    >>> split_formula("y ~ x", dispformula="~ x")
-    ('y ~ x', {'sigma': '~ x'})
-    """
-    out: dict = {}
-    if isinstance(formula, ModelFormula):
-        out.update(formula.dpars)
-        formula = formula.formula
-    out.update(dpars or {})
-    if dispformula is not None:
-        from hierfit.spec import families
-
-        fam = families.get(family or "gaussian")
-        if not fam.dpars:
-            raise FormulaError(f"the {fam.name} family has no dispersion parameter for dispformula")
-        target = fam.dpars[0].name
-        if target in out:
-            raise FormulaError(f"both dispformula and a formula for {target} were given")
-        out[target] = dispformula
-    return formula, out

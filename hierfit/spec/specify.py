@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hierfit.errors import HierfitError
 from hierfit.spec import families
 from hierfit.spec.design import Design, build_design
-from hierfit.spec.formula import split_formula
+from hierfit.spec.model_formula import split_formula
 from hierfit.spec.layout import collapsible
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
 from hierfit.spec.priors import PriorSet, resolve_priors
@@ -58,6 +58,9 @@ def choose_method(design: Design, method: str = "auto", parametrization="auto") 
     if method not in METHODS:
         raise HierfitError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     ok, why = collapsible(design)
+    if ok and design.addition is not None:
+        ok, why = False, (f"the addition term(s) {design.addition.describe()} change the Gaussian likelihood "
+                          "row by row")
     if method == "full":
         return Method("full", "group effects sampled by NUTS (method='full')")
     if method == "collapsed" and not ok:
@@ -116,11 +119,12 @@ class Specification:
 
 
 def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
-            dispformula: str | None = None, offset=None, method: str = "auto", parametrization="auto",
+            dispformula: str | None = None, offset=None, weights=None, method: str = "auto", parametrization="auto",
             data_name: str | None = None) -> Specification:
     """Turn a formula and data into a :class:`Specification` (lme4's ``lFormula``).
 
-    Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler).
+    Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler);
+    ``weights`` (a column expression or one value per row) is brms's ``y | weights(w)``.
 
     Example
     -------
@@ -131,7 +135,8 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     """
     fam = families.get(family)
     formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
-    design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)
+    design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset,
+                          weights=weights)
     prior_set = resolve_priors(design, priors)
     how = choose_method(design, method, parametrization)
     par = choose_parametrization(design, parametrization)
