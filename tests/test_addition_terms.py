@@ -150,3 +150,64 @@ def test_pointwise_log_likelihood_with_censoring_by_hand():
     want = w * np.array([n.logpdf(y)[0], n.logcdf(y)[1], np.log(1 - n.cdf(y)[2]),
                          np.log(n.cdf(y2[3])[3] - n.cdf(y[3])[3])])
     np.testing.assert_allclose(got[0], want, rtol=1e-10)
+
+
+def test_eight_schools_matches_posteriordb_reference():
+    """posteriordb's eight_schools_noncentered (Stan, 10 x 1000 draws): mu and tau within Monte Carlo error."""
+    import json
+    import zipfile
+
+    from conftest import shared_path
+    from hierfit.results.diagnostics import ess_bulk
+
+    raw = json.loads(zipfile.ZipFile(shared_path("posteriordb", "data", "eight_schools.json.zip"))
+                     .read("eight_schools.json"))
+    ref = pd.read_csv(shared_path("posteriordb", "reference", "summary.csv"))
+    ref = ref[ref["posterior"] == "eight_schools-eight_schools_noncentered"].set_index("parameter")
+    df = pd.DataFrame({"y": raw["y"], "sei": raw["sigma"], "school": [f"s{i + 1}" for i in range(raw["J"])]})
+    # the posteriordb model: mu ~ normal(0, 5), tau ~ cauchy+(0, 5), theta_j = mu + tau eta_j, y_j ~ N(theta_j, sigma_j)
+    m = hierfit.fit("y | se(sei) ~ 1 + (1 | school)", df, chains=4, draws=1000, tune=1000, seed=3,
+                    progressbar=False, target_accept=0.95, warn=False,
+                    priors=[hierfit.prior("normal(0, 5)", "Intercept"), hierfit.prior("cauchy(0, 5)", "sd")])
+    assert "sigma" not in m.draws
+    for name, var in (("mu", "b"), ("tau", "sd_school")):
+        draws = np.asarray(m.draws[var]).reshape(m.draws.sizes["chain"], m.draws.sizes["draw"])
+        ess = float(np.asarray(ess_bulk(draws)).ravel()[0])
+        mcse = draws.std() / np.sqrt(ess)
+        assert abs(draws.mean() - ref.loc[name, "mean"]) < 4 * mcse + 0.02, name
+        assert abs(draws.std() - ref.loc[name, "sd"]) < 8 * mcse + 0.05, name
+
+
+def test_weight_two_is_the_row_twice():
+    """brms's semantics: an integer weight counts the row that many times (kernel log density, any point)."""
+    df = DATA.assign(w2=np.where(np.arange(len(DATA)) % 3 == 0, 2.0, 1.0))
+    dup = pd.concat([df, df[df["w2"] == 2.0]], ignore_index=True)
+    pr = [hierfit.prior("normal(0, 2)", "Intercept"), hierfit.prior("exponential(1)", "sd"),
+          hierfit.prior("exponential(1)", "sigma")]
+    specs = []  # no slopes: the sampled intercept sits at the predictors' means, which duplication would move
+    for formula, data in (("y | weights(w2) ~ 1 + (1 | g)", df), ("y ~ 1 + (1 | g)", dup)):
+        d = build_design(formula, data)
+        specs.append(build_spec(d, resolve_priors(d, pr), Parametrization({"g": "noncentered"})))
+    x = specs[0].init_centre + np.random.default_rng(2).uniform(-0.5, 0.5, specs[0].n_dim)
+    ga, gb = np.zeros(specs[0].n_dim), np.zeros(specs[0].n_dim)
+    la = ENTRY.logp_and_grad(x, ga, specs[0].ints, specs[0].floats)
+    lb = ENTRY.logp_and_grad(x, gb, specs[1].ints, specs[1].floats)
+    assert la == pytest.approx(lb, rel=1e-12)
+    np.testing.assert_allclose(ga, gb, rtol=1e-10, atol=1e-10)
+
+
+def test_censored_regression_recovers_the_truth():
+    """Right-censoring at 1.0 (40 % of rows): the censored model recovers the slope, ignoring it does not."""
+    rng = np.random.default_rng(11)
+    n = 300
+    x = rng.normal(size=n)
+    y_true = 0.2 + 1.0 * x + rng.normal(0, 0.8, n)
+    df = pd.DataFrame({"x": x, "y": np.minimum(y_true, 1.0), "c": np.where(y_true > 1.0, "right", "none")})
+    kw = dict(chains=2, draws=300, tune=300, seed=1, progressbar=False, warn=False)
+    m = hierfit.fit("y | cens(c) ~ x", df, **kw)
+    b = np.asarray(m.draws["b"]).reshape(-1, 2)
+    sigma = np.asarray(m.draws["sigma"]).ravel()
+    assert abs(b[:, 1].mean() - 1.0) < 3 * b[:, 1].std() + 0.02
+    assert abs(sigma.mean() - 0.8) < 3 * sigma.std() + 0.02
+    naive = np.polyfit(x, df["y"], 1)[0]
+    assert naive < 0.85  # what ignoring the censoring gives
