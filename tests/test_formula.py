@@ -75,7 +75,7 @@ def test_transformed_response():
         ("y ~ (1 | g | h)", "more than one '|'", None),
         ("y ~ x $ z", "unexpected character", "$"),
         ("y ~ `x", "unclosed backtick", "`"),
-        ("y | g ~ x", "only trials(n) may follow", "g"),
+        ("y | g ~ x", "may follow '|' in the response", "g"),
         ("y ~ ", "nothing after '~'", "~"),
     ],
 )

@@ -23,6 +23,8 @@ import pandas as pd
 
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
+from hierfit.spec.contrasts import r_contrast_names
+from hierfit.spec.splines import bs, ns
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
 
@@ -51,6 +53,8 @@ FORMULA_CONTEXT = {
     "exp": _unary(np.exp),
     "sqrt": _unary(np.sqrt),
     "abs": _unary(np.abs),
+    "bs": bs,
+    "ns": ns,
 }
 
 _FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
@@ -537,7 +541,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     fixed_columns = list(mm.columns)
     n = len(data)
     X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
-    fixed_names = [lme4_name(c) for c in fixed_columns]
+    fixed_names = [lme4_name(c) for c in r_contrast_names(fixed_columns)]
     _check_finite(X, fixed_names, "predictor(s)")
     aliased = _aliased(X, fixed_names) if X.shape[1] else []
     if aliased:
@@ -583,7 +587,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     for b, name, key in zip(raw, names, keys):
         term: GroupTerm = b["term"]
         nlev = len(b["levels"])
-        coefs = [lme4_name(c) for c in b["columns"]]
+        coefs = [lme4_name(c) for c in r_contrast_names(b["columns"])]
         if nlev < 2:
             raise DataError(f"grouping factor '{term.name}' in {term.text} has only {nlev} level; "
                             "a random effect needs at least 2 levels")

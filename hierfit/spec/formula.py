@@ -247,7 +247,8 @@ def _render(text: str, tokens: list[Token]) -> str:
             continue
         if t.kind == "ident":
             is_call = k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "("
-            if not is_call and (t.quoted or not t.text.isidentifier() or keyword.iskeyword(t.text)):
+            contrast = t.text in CONTRASTS and k > 0 and tokens[k - 1].text == "," and not t.quoted
+            if not is_call and not contrast and (t.quoted or not t.text.isidentifier() or keyword.iskeyword(t.text)):
                 out.append(f"`{t.text}`")
                 continue
         out.append(t.text)
