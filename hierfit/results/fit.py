@@ -215,6 +215,21 @@ class HierFit(PlotMethods):
 
         return quantile_residuals(self, re_form=re_form, seed=seed, nsim=nsim)
 
+    def check_residuals(self, re_form=None, nsim: int = 500, seed: int | None = 1):
+        """DHARMa-style tests of the quantile residuals, each with a verdict saying what to fit instead.
+
+        Uniformity (KS), dispersion, zero-inflation and outliers; returns a DataFrame with
+        columns ``test``, ``statistic``, ``p_value``, ``verdict`` (see
+        :func:`hierfit.analysis.checks.check_residuals`).
+
+        Example
+        -------
+        >>> fit.check_residuals()  # doctest: +SKIP
+        """
+        from hierfit.analysis.checks import check_residuals
+
+        return check_residuals(self, re_form=re_form, nsim=nsim, seed=seed)
+
     def r2(self, kind: str = "both", method: str = "nakagawa", ci: float = 0.95, summary: bool = True):
         """Bayesian R² (marginal and conditional), as a table or its draws.
 
