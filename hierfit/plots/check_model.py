@@ -115,5 +115,4 @@ def check_model(fit, *, nsim: int = 500, ndraws: int = 50, seed: int | None = 1,
     else:
         a.axis("off")
     fig.suptitle(f"Model checks: {fit.design.formula.text} ({fit.family.name})", fontsize=10)
-    fig.tight_layout()
     return fig
