@@ -211,3 +211,41 @@ def test_censored_regression_recovers_the_truth():
     assert abs(sigma.mean() - 0.8) < 3 * sigma.std() + 0.02
     naive = np.polyfit(x, df["y"], 1)[0]
     assert naive < 0.85  # what ignoring the censoring gives
+
+
+@pytest.mark.parametrize("family, formula", [
+    ("poisson", "yp | cens(cens, y2p) ~ x + (1 | g)"),
+    ("gamma", "ypos | cens(cens, ypos2) + weights(w) ~ x + (1 | g)"),
+])
+def test_pymc_censoring_of_other_families_equals_scipy(family, formula):
+    """The model's censoring/weights correction equals scipy's logcdf/logsf rows (families without a kernel path)."""
+    import copy
+
+    df = DATA.assign(y2p=DATA["yp"] + 2)
+    d = build_design(formula, df, family=family)
+    pr = resolve_priors(d)
+    plain = copy.copy(d)
+    plain.addition = None
+    p = Parametrization({b.key: "noncentered" for b in d.all_blocks})
+    m_add, m_plain = build_model(d, pr, p), build_model(plain, pr, p)
+    point = m_add.initial_point(0)
+    diff = float(m_add.compile_logp(mode="FAST_COMPILE")(point)) - float(m_plain.compile_logp(mode="FAST_COMPILE")(point))
+    x = df["x"].to_numpy()
+    eta = (point["Intercept"] + (x - x.mean()) * point["beta"][0]
+           + point["z_g"][:, 0][df["g"].to_numpy()] * np.exp(point["sd_g_log__"][0]))
+    fam = families.get(family)
+    from hierfit.spec.addition import row_logpdf
+
+    dp = {} if family == "poisson" else {"shape": np.full((1, 1), float(np.exp(point["shape_log__"])))}
+    mean = np.exp(eta)
+    want = row_logpdf(fam, d.y, mean[None], dp, None, d.addition).sum() - fam.logpdf(d.y, mean[None], dp).sum()
+    assert diff == pytest.approx(want, rel=1e-7, abs=1e-7)
+
+
+def test_equation_shows_the_known_standard_errors():
+    from hierfit.results.equation import build_equation
+
+    d = build_design("y | se(sei) ~ x + (1 | g)", DATA)
+    assert r"\text{se}^2_{i}" in str(build_equation(d)) and r"\sigma^2 \right)" not in str(build_equation(d))
+    d = build_design("y | se(sei, sigma = TRUE) ~ x + (1 | g)", DATA)
+    assert r"\sigma^2 + \text{se}^2_{i}" in str(build_equation(d))

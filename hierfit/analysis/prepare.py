@@ -242,7 +242,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
             dpars[dpar.name] = take(dpar.name).reshape(-1, 1)
     addition = rows_addition(design, None if newdata is None else data, _formula_context())
     if addition is not None and addition.se is not None:
-        dpars["sigma"] = total_sd(dpars.get("sigma"), addition.se)
+        dpars["sigma"] = np.broadcast_to(total_sd(dpars.get("sigma"), addition.se), mu.shape)
     return PreparedDraws(eta=eta, mu=mu, dpars=dpars, trials=trials, family=fam, addition=addition)
 
 
