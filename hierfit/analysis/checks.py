@@ -13,7 +13,7 @@ zero-inflation
     observed number of zeros over the simulated mean (``testZeroInflation``); counts only.
 outliers
     observations outside every simulation, against the binomial expectation 2 / (nsim + 1)
-    (``testOutliers``).
+    (``testOutliers``; one-sided: only too many outliers are a problem).
 
 p-values of dispersion and zero-inflation are two-sided, from the simulated distribution
 of the statistic.  Each verdict says what to fit instead when the test rejects at 5 %.
@@ -76,7 +76,7 @@ def zero_inflation_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, 
 
 
 def outlier_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, int]:
-    """(outlier frequency, binomial p-value, count): y below every or above every simulation.
+    """(outlier frequency, one-sided binomial p-value, count): y below every or above every simulation.
 
     Example
     -------
@@ -89,7 +89,7 @@ def outlier_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, int]:
     nsim, n = sims.shape
     count = int(np.sum((y < sims.min(axis=0)) | (y > sims.max(axis=0))))
     expected = 2.0 / (nsim + 1)
-    p = float(stats.binomtest(count, n, expected).pvalue)
+    p = float(stats.binomtest(count, n, expected, alternative="greater").pvalue)
     return count / n, p, count
 
 
@@ -134,7 +134,8 @@ def residual_checks(fit, re_form=None, nsim: int = 500, seed: int | None = 1) ->
                       "fit a heavier-tailed family (student) or model sigma (dpars={'sigma': '~ x'})"))
     else:
         verdict = (f"underdispersion: the data vary less than the model predicts (ratio {ratio:.2f}, {_fmt(p)}); "
-                   "check for overfitting (observation-level effects) or a family with smaller variance")
+                   "check for overfitting (observation-level effects) or a family with smaller variance; when "
+                   "there are also excess zeros, a zero-inflated family often fixes both")
     rows.append(("dispersion", ratio, p, verdict))
     sim_zero, zeros = None, int(np.sum(y == 0))
     if discrete:
