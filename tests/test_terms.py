@@ -114,3 +114,53 @@ def test_contrasts_are_rs(term, names):
         "C(f, Poly)": [[-0.7071068, 0.4082483], [0, -0.8164966], [0.7071068, 0.4082483]],
     }[term]
     np.testing.assert_allclose(np.stack([first[lev] for lev in levels]), R, atol=1e-6)
+
+
+def test_smooth_is_a_penalised_spline_with_an_identity_penalty():
+    """s(x, k = 8): the wiggly coefficients c give P-spline coefficients whose difference penalty is |c|^2."""
+    from hierfit.spec.smooths import s
+    from hierfit.spec.splines import spline_design
+
+    x = DATA["x"].to_numpy()
+    state: dict = {}
+    basis = np.asarray(s(x, k=8, _state=state))
+    assert basis.shape == (len(x), 7)
+    np.testing.assert_array_equal(basis[:, 0], x)  # the unpenalised linear part, brms's sx_1
+    B = spline_design(np.asarray(state["knots"]), x, 4)  # 8 cubic B-splines on equally spaced knots
+    D = np.diff(np.eye(8), n=2, axis=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        c = rng.normal(size=6)
+        f = basis[:, 1:] @ c
+        # the B-spline coefficients of f (plus a line, which the penalty ignores): least squares on [B]
+        beta = np.linalg.lstsq(B, f, rcond=None)[0]
+        assert float(np.sum((D @ beta) ** 2)) == pytest.approx(float(c @ c), rel=1e-8)
+    # orthogonal to the constant and linear functions in the training data
+    np.testing.assert_allclose(np.column_stack([np.ones_like(x), x]).T @ basis[:, 1:], 0.0, atol=1e-8)
+
+
+def test_smooth_terms_in_the_design_priors_and_model():
+    import hierfit
+    from hierfit.engine.model import build_model
+
+    s = hierfit.specify("y ~ s(x, k = 6) + f", DATA)
+    d = s.design
+    assert d.fixed_names[:2] == ["(Intercept)", "sx_1"] and d.fixed_names[2:6] == [f"s_sx_1[{j}]" for j in range(1, 5)]
+    assert d.mu.smooths == {"sx_1": [2, 3, 4, 5]}
+    tab = s.priors.table()
+    assert list(tab.loc[tab["class"] == "sds", "coef"]) == ["sx_1"]
+    assert not tab["coef"].str.startswith("s_sx_1").any()  # penalised coefficients have no b prior
+    assert s.method.name == "full"
+    m = build_model(d, s.priors, s.parametrization)
+    assert {"sds_sx_1", "zs_sx_1"} <= {v.name for v in m.free_RVs}
+    import pytensor
+
+    fn = pytensor.function(m.value_vars, m.replace_rvs_by_values([m["b"]]), mode="FAST_COMPILE",
+                           on_unused_input="ignore")
+    point = m.initial_point(0)
+    point["zs_sx_1"] = np.array([0.5, -1.0, 2.0, 0.1])
+    point["sds_sx_1_log__"] = np.asarray(np.log(0.7))
+    b = np.asarray(fn(*[point[v.name] for v in m.value_vars])[0])
+    np.testing.assert_allclose(b[2:6], 0.7 * point["zs_sx_1"], rtol=1e-10)  # coefficient = zs * sds
+    new = d.mu.recode(d.prepare(DATA.head(5)))["X"]
+    np.testing.assert_allclose(new, d.X[:5], atol=1e-10)  # frozen basis on new data

@@ -66,6 +66,9 @@ class FixedPart:
     beta: object  # slope RV vector or None
     coef: dict  # lme4 name -> tensor of the coefficient on the original scale
     b: object  # stacked coefficients (the Deterministic "b")
+    smooth_idx: list = None  # columns of the penalised smooth coefficients (s_sx_1[j])
+    smooth_X: np.ndarray = None  # their columns, centred like the slopes
+    smooth_beta: object = None  # their coefficients: zs * sds, one sd per smooth
 
 
 def fixed_part(pred, pp) -> FixedPart:
@@ -78,7 +81,8 @@ def fixed_part(pred, pp) -> FixedPart:
     import pytensor.tensor as pt
 
     names = pred.fixed_names
-    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    penalised = {j: label for label, cols in pred.smooths.items() for j in cols}
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)" and j not in penalised]
     X = pred.X[:, slope_idx]
     xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
     beta = None
@@ -86,15 +90,30 @@ def fixed_part(pred, pp) -> FixedPart:
         beta = vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
     intercept = None
     coef: dict[str, object] = {}
+    smooth_idx = sorted(penalised)
+    smooth_X, smooth_beta = None, None
+    if smooth_idx:  # brms/mgcv's smooths: penalised coefficients zs * sds (non-centred), one sd per smooth
+        parts = []
+        for label, cols in pred.smooths.items():
+            sds = pp.sds[label].to_pymc(pred.var(f"sds_{label}"), positive=True)
+            zs = pm.Normal(pred.var(f"zs_{label}"), 0.0, 1.0, shape=len(cols))
+            parts.append(zs * sds)
+        smooth_beta = pt.concatenate(parts)
+        Xs = pred.X[:, smooth_idx]
+        smean = Xs.mean(axis=0) if pred.has_intercept else np.zeros(len(smooth_idx))
+        smooth_X = Xs - smean
+        for k, j in enumerate(smooth_idx):
+            coef[names[j]] = smooth_beta[k]
     if pred.has_intercept:
         intercept = pp.intercept.to_pymc(pred.var("Intercept"), positive=False)
-        coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
+        coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0) \
+            - (pt.dot(smean, smooth_beta) if smooth_idx else 0.0)
     for k, j in enumerate(slope_idx):
         coef[names[j]] = beta[k]
     b = pt.zeros(0)
     if names:
         b = pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(coef[n]) for n in names]), dims=pred.dim("coef"))
-    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b)
+    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b, smooth_idx, smooth_X, smooth_beta)
 
 
 def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
@@ -109,6 +128,8 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
         eta = eta + pt.dot(pm.Data(pred.var("X"), X - xmean), beta)
     if intercept is not None:
         eta = eta + intercept
+    if fp.smooth_idx:
+        eta = eta + pt.dot(pm.Data(pred.var("Xs"), fp.smooth_X), fp.smooth_beta)
     plans = centred_means(pred, par)
     for blk in pred.blocks:
         key = blk.key

@@ -175,7 +175,7 @@ def pp_check(fit, type: str = "dens_overlay", *, ndraws: int | None = None, stat
     """
     if type not in PP_TYPES:
         raise HierfitError(f"type must be one of {', '.join(PP_TYPES)}, got {type!r}")
-    y, yrep = replicate(fit, ndraws or _DEFAULT_NDRAWS[type], seed)
+    y, yrep = replicate(fit, _DEFAULT_NDRAWS[type] if ndraws is None else ndraws, seed)
     discrete = bool(fit.family.discrete)
     if type in ("bars", "rootogram") and not discrete:
         raise HierfitError(f"pp_check type {type!r} is for counts; the {fit.family.name} response is continuous "

@@ -16,8 +16,10 @@ from hierfit.engine.model import build_model
 from hierfit.engine.sampling import SamplerSettings
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
-from hierfit.results.estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
+from hierfit.results.estimates import (coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables,
+                                      smooth_table, varcorr_table, vcov_table)
 from hierfit.plots.methods import PlotMethods
+from hierfit.spec.smooths import SMOOTH_COEF
 from hierfit.spec.specify import Specification
 from hierfit.results.summary import Summary, random_effects_block
 
@@ -321,7 +323,9 @@ class HierFit(PlotMethods):
         dist = pd.concat([dpar_table(post, d, ci, skip=skip), fixef_table(post, d, ci).iloc[len(fe):]])
         for col in ("Rhat", "Bulk_ESS", "Tail_ESS"):
             dist[col] = [diag.loc[n if n in diag.index else f"b[{n}]", col] for n in dist.index]
+        shown = [j for j, n in enumerate(d.fixed_names) if not SMOOTH_COEF.match(n)]  # smooths: Smooth Terms
         b = stack(post, "b") if "b" in post else np.zeros((2, 0))
+        b = b if len(shown) == b.shape[1] else b[:, shown]
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
@@ -349,9 +353,11 @@ class HierFit(PlotMethods):
             varcorr=vc,
             ngrps=d.ngrps,
             fixed_effects=fe,
-            fixef_correlation=pd.DataFrame(corr, index=d.fixed_names, columns=d.fixed_names),
+            fixef_correlation=pd.DataFrame(corr, index=[d.fixed_names[j] for j in shown],
+                                           columns=[d.fixed_names[j] for j in shown]),
             diagnostics=diag,
             distributional=dist,
+            smooth_terms=smooth_table(post, d, ci),
             warnings=list(self.warnings),
             ci=ci,
         )

@@ -24,6 +24,7 @@ import pandas as pd
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
 from hierfit.spec.contrasts import r_contrast_names
+from hierfit.spec.smooths import SMOOTH_COEF, s, smooth_groups, smooth_names
 from hierfit.spec.splines import bs, ns
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
@@ -55,6 +56,7 @@ FORMULA_CONTEXT = {
     "abs": _unary(np.abs),
     "bs": bs,
     "ns": ns,
+    "s": s,
 }
 
 _FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
@@ -204,6 +206,11 @@ class Predictor:
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.fixed_names
+
+    @property
+    def smooths(self) -> dict[str, list[int]]:
+        """Penalised smooth terms ``s(x)``: label (``sx_1``) -> positions of their penalised coefficients."""
+        return smooth_groups(self.fixed_names)
 
     def var(self, base: str) -> str:
         """Posterior variable name: ``b`` for the mean, ``b_sigma`` for sigma's predictor."""
@@ -541,7 +548,7 @@ def _build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_chec
     fixed_columns = list(mm.columns)
     n = len(data)
     X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
-    fixed_names = [lme4_name(c) for c in r_contrast_names(fixed_columns)]
+    fixed_names = [c if SMOOTH_COEF.match(c) else lme4_name(c) for c in smooth_names(r_contrast_names(fixed_columns))]
     _check_finite(X, fixed_names, "predictor(s)")
     aliased = _aliased(X, fixed_names) if X.shape[1] else []
     if aliased:

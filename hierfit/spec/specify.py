@@ -58,6 +58,8 @@ def choose_method(design: Design, method: str = "auto", parametrization="auto") 
     if method not in METHODS:
         raise HierfitError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     ok, why = collapsible(design)
+    if ok and any(p.smooths for p in design.predictors.values()):
+        ok, why = False, "penalised smooths s() are sampled with their coefficients"
     if ok and design.addition is not None:
         ok, why = False, (f"the addition term(s) {design.addition.describe()} change the Gaussian likelihood "
                           "row by row")

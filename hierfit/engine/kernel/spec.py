@@ -445,6 +445,8 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     fam = design.family
     if fam.name not in C.FAMILIES:
         raise KernelUnsupported(f"the {fam.name} family has no compiled kernel")
+    if any(p.smooths for p in design.predictors.values()):
+        raise KernelUnsupported("penalised smooths s() have no compiled kernel")
     par = parametrization if parametrization is not None else {}
     lay = collapsed_layout(design) if collapsed else None
     prog, layout = _Program(), _Layout()
