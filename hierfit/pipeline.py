@@ -39,10 +39,10 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, weights=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-        seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
-        cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
-        data_name: str | None = None, warn: bool = True) -> HierFit:
+        dispformula: str | None = None, offset=None, weights=None, draws: int = 1000, tune: int = 1000,
+        chains: int = 4, seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8,
+        progressbar: bool = True, cores: int | None = None, parametrization="auto", method: str = "auto",
+        kernel: str = "auto", data_name: str | None = None, warn: bool = True) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -66,6 +66,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         are for log(sigma^2), twice as large.
     offset : str or array, optional
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
+    weights : str or array, optional
+        Log-likelihood weights, brms's ``y | weights(w)``: a column (expression) or one value per row.
     draws : int
         Post-warm-up draws per chain (default 1000).
     tune : int

@@ -215,8 +215,8 @@ def pp_check(fit, type: str = "dens_overlay", *, ndraws: int | None = None, stat
     if type == "hist":
         k = yrep.shape[0] + 1
         ncols = min(3, k)
-        fig, axes = figure_and_axes(ax, k, ncols=ncols, figsize=figsize or (3.2 * ncols, 2.4 * ((k + ncols - 1) // ncols)),
-                                    sharex=True, what="pp_check")
+        size = figsize or (3.2 * ncols, 2.4 * ((k + ncols - 1) // ncols))
+        fig, axes = figure_and_axes(ax, k, ncols=ncols, figsize=size, sharex=True, what="pp_check")
         bins = np.histogram_bin_edges(np.concatenate([y, yrep.ravel()]), bins=30)
         axes[0].hist(y, bins=bins, color="k", alpha=0.8, gid="y-observed")
         axes[0].set_title("y (observed)", fontsize=9)
