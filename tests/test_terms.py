@@ -164,3 +164,20 @@ def test_smooth_terms_in_the_design_priors_and_model():
     np.testing.assert_allclose(b[2:6], 0.7 * point["zs_sx_1"], rtol=1e-10)  # coefficient = zs * sds
     new = d.mu.recode(d.prepare(DATA.head(5)))["X"]
     np.testing.assert_allclose(new, d.X[:5], atol=1e-10)  # frozen basis on new data
+
+
+def test_smooth_by_factor_is_one_smooth_per_level():
+    import hierfit
+
+    s = hierfit.specify("y ~ f + s(x, by = f, k = 5)", DATA)
+    names = s.design.fixed_names
+    assert names[:3] == ["(Intercept)", "fb", "fc"]
+    assert [n for n in names if not n.startswith("s_")][3:] == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]
+    assert list(s.design.mu.smooths) == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]
+    X, f = s.design.X, DATA["f"].to_numpy()
+    for lev in "abc":
+        cols = [j for j, n in enumerate(names) if f"sx:f{lev}_1" in n]
+        assert len(cols) == 4  # the linear part and k - 2 = 3 penalised columns
+        assert np.all(X[f != lev][:, cols] == 0.0)  # zero on the other levels' rows
+        np.testing.assert_allclose(X[f == lev][:, cols[0]], DATA["x"].to_numpy()[f == lev])
+    assert list(s.priors.table().query("`class` == 'sds'")["coef"]) == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]

@@ -32,6 +32,7 @@ from hierfit.spec.centring import centred_means, coords_for
 from hierfit.spec.design import Design
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
 from hierfit.spec.priors import Dist, PriorSet, pymc_rv
+from hierfit.spec.smooths import smooth_var
 
 __all__ = ["build_model", "fixed_part", "FixedPart"]
 
@@ -95,8 +96,8 @@ def fixed_part(pred, pp) -> FixedPart:
     if smooth_idx:  # brms/mgcv's smooths: penalised coefficients zs * sds (non-centred), one sd per smooth
         parts = []
         for label, cols in pred.smooths.items():
-            sds = pp.sds[label].to_pymc(pred.var(f"sds_{label}"), positive=True)
-            zs = pm.Normal(pred.var(f"zs_{label}"), 0.0, 1.0, shape=len(cols))
+            sds = pp.sds[label].to_pymc(pred.var(smooth_var("sds", label)), positive=True)
+            zs = pm.Normal(pred.var(smooth_var("zs", label)), 0.0, 1.0, shape=len(cols))
             parts.append(zs * sds)
         smooth_beta = pt.concatenate(parts)
         Xs = pred.X[:, smooth_idx]

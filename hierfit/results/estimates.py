@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hierfit.results.draws import interval_table, stack
-from hierfit.spec.smooths import SMOOTH_COEF
+from hierfit.spec.smooths import SMOOTH_COEF, smooth_var
 
 __all__ = ["fixef_table", "dpar_table", "ranef_tables", "coef_tables", "varcorr_table", "vcov_table",
            "has_residual_sigma", "VarCorrTable", "smooth_table"]
@@ -40,7 +40,7 @@ def smooth_table(posterior, design, ci: float = 0.95) -> pd.DataFrame:
     for pred in design.predictors.values():
         for label in pred.smooths:
             names.append(f"sds({pred.label(label)})")
-            arrays.append(np.asarray(posterior[pred.var(f"sds_{label}")].values))
+            arrays.append(np.asarray(posterior[pred.var(smooth_var("sds", label))].values))
     if not names:
         return interval_table(np.zeros((2, 0)), [], ci)
     tab = interval_table(np.stack([a.reshape(-1) for a in arrays], axis=1), names, ci)

@@ -29,11 +29,12 @@ from formulaic.utils.stateful_transforms import stateful_transform
 from hierfit.errors import DataError
 from hierfit.spec.splines import spline_design
 
-__all__ = ["s", "smooth_names", "smooth_groups", "SMOOTH_COEF"]
+__all__ = ["s", "smooth_names", "smooth_groups", "smooth_var", "SMOOTH_COEF"]
 
 #: Names of the penalised coefficients: ``s_<label>[j]``.
-SMOOTH_COEF = re.compile(r"^s_(\w+)\[(\d+)\]$")
-_SMOOTH_COLUMN = re.compile(r"^s\(\s*`?([^,`)]+?)`?\s*(?:,[^)]*)?\)\[(\d+)\]$")
+SMOOTH_COEF = re.compile(r"^s_([\w:.]+)\[(\d+)\]$")
+_SMOOTH_COLUMN = re.compile(r"^s\(\s*`?([^,`)]+?)`?\s*((?:,[^)]*)?)\)\[(?:(.+):)?(\d+)\]$")
+_BY = re.compile(r"by\s*=\s*`?(\w[\w.]*)`?")
 
 
 def _reparametrise(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,43 +45,65 @@ def _reparametrise(k: int) -> tuple[np.ndarray, np.ndarray]:
     return U[:, keep], 1.0 / np.sqrt(lam[keep])
 
 
+def _one_smooth(x: np.ndarray, k: int, state: dict, rows=None) -> np.ndarray:
+    """[x, wiggly part] of one smooth; ``rows`` (a mask) restricts the fit of the knots and projection."""
+    fit_x = x if rows is None else x[rows]
+    if "knots" not in state:
+        lo, hi = float(fit_x.min()), float(fit_x.max())
+        if hi <= lo:
+            raise DataError("s(): x is constant" + ("" if rows is None else " within a level of by"))
+        n_inner = k - 4
+        step = (hi - lo) / (n_inner + 1)
+        state["knots"] = [lo - 3 * step + i * step for i in range(n_inner + 8)]
+    B = spline_design(np.asarray(state["knots"], dtype=float), x, 4)
+    U, scale = _reparametrise(B.shape[1])
+    Z = (B @ U) * scale
+    N = np.column_stack([np.ones_like(x), x])
+    if "null_projection" not in state:
+        # the wiggly columns minus their constant and linear parts (unpenalised: the penalty is unchanged),
+        # so that they are uncorrelated with the intercept and sx_1 in the training data
+        sel = slice(None) if rows is None else rows
+        state["null_projection"] = np.linalg.lstsq(N[sel], Z[sel], rcond=None)[0].tolist()
+    Z = Z - N @ np.asarray(state["null_projection"])
+    return np.column_stack([x, Z])
+
+
 @stateful_transform
 def s(x, k: int = 10, by=None, _state=None):
     """brms/mgcv's penalised smooth ``s(x, k = 10)``: columns [x, wiggly part (k - 2)], knots frozen.
+
+    With ``by = f`` (a factor) there is one smooth per level, each with its own sd, zero on
+    the other levels' rows (mgcv's factor ``by``; add ``f`` itself for the level means).
 
     Example
     -------
     >>> np.asarray(s(np.arange(20.0), k=5, _state={}))[:, 0][:3].tolist()
     [0.0, 1.0, 2.0]
     """
-    if by is not None:
-        raise DataError("s(x, by = f) is not available; write one smooth per level with a factor interaction "
-                        "of ns(): ns(x, df = 4):f")
     x = np.asarray(x, dtype=float).ravel()
     if not np.isfinite(x).all():
         raise DataError("s() needs finite numbers")
     k = int(k)
     if k < 4:
         raise DataError(f"s(): k must be at least 4, got {k}")
-    if "knots" not in _state:
-        lo, hi = float(x.min()), float(x.max())
-        if hi <= lo:
-            raise DataError("s(): x is constant")
-        n_inner = k - 4
-        step = (hi - lo) / (n_inner + 1)
-        _state["knots"] = [lo - 3 * step + i * step for i in range(n_inner + 8)]
-    knots = np.asarray(_state["knots"], dtype=float)
-    B = spline_design(knots, x, 4)
-    U, scale = _reparametrise(B.shape[1])
-    Z = (B @ U) * scale
-    N = np.column_stack([np.ones_like(x), x])
-    if "null_projection" not in _state:
-        # the wiggly columns minus their constant and linear parts (unpenalised: the penalty is unchanged),
-        # so that they are uncorrelated with the intercept and sx_1 in the training data
-        _state["null_projection"] = np.linalg.lstsq(N, Z, rcond=None)[0].tolist()
-    Z = Z - N @ np.asarray(_state["null_projection"])
-    out = np.column_stack([x, Z])
-    return FactorValues(out, column_names=tuple(str(i) for i in range(1, out.shape[1] + 1)))
+    if by is None:
+        out = _one_smooth(x, k, _state)
+        return FactorValues(out, column_names=tuple(str(i) for i in range(1, out.shape[1] + 1)))
+    labels = np.asarray(by.astype(str) if hasattr(by, "astype") else by, dtype=object).ravel()
+    if "levels" not in _state:
+        cats = getattr(getattr(by, "cat", None), "categories", None)
+        levels = [str(c) for c in cats] if cats is not None else sorted(set(labels.tolist()))
+        if np.issubdtype(np.asarray(by).dtype, np.floating):
+            raise DataError("s(x, by = ...) needs a factor (numeric by-variables are not available)")
+        _state["levels"] = levels
+    blocks, names = [], []
+    for lev in _state["levels"]:
+        rows = labels == lev
+        sub = _state.setdefault(f"level {lev}", {})
+        part = _one_smooth(x, k, sub, rows if "knots" not in sub else None) * rows[:, None]
+        blocks.append(part)
+        names += [f"{lev}:{i}" for i in range(1, part.shape[1] + 1)]
+    return FactorValues(np.column_stack(blocks), column_names=tuple(names))
 
 
 def smooth_names(columns: list[str]) -> list[str]:
@@ -90,6 +113,8 @@ def smooth_names(columns: list[str]) -> list[str]:
     -------
     >>> smooth_names(["Intercept", "s(x, k=5)[1]", "s(x, k=5)[2]", "z"])
     ['Intercept', 'sx_1', 's_sx_1[1]', 'z']
+    >>> smooth_names(["s(x, by=f)[a:1]", "s(x, by=f)[a:2]"])
+    ['sx:fa_1', 's_sx:fa_1[1]']
     """
     out = []
     for c in columns:
@@ -97,10 +122,22 @@ def smooth_names(columns: list[str]) -> list[str]:
         if not m:
             out.append(c)
             continue
-        label = "s" + re.sub(r"\W", "", m.group(1)) + "_1"
-        j = int(m.group(2))
+        by = _BY.search(m.group(2) or "")
+        label = "s" + re.sub(r"\W", "", m.group(1)) + (f":{by.group(1)}{m.group(3)}" if by and m.group(3) else "") + "_1"
+        j = int(m.group(4))
         out.append(label if j == 1 else f"s_{label}[{j - 1}]")
     return out
+
+
+def smooth_var(kind: str, label: str) -> str:
+    """Model variable of a smooth: ``smooth_var("sds", "sx:fa_1")`` -> ``'sds_sx_fa_1'``.
+
+    Example
+    -------
+    >>> smooth_var("sds", "sx_1")
+    'sds_sx_1'
+    """
+    return f"{kind}_" + re.sub(r"\W", "_", label)
 
 
 def smooth_groups(names: list[str]) -> dict[str, list[int]]:
