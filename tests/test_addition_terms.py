@@ -211,6 +211,17 @@ def test_censored_regression_recovers_the_truth():
     assert abs(sigma.mean() - 0.8) < 3 * sigma.std() + 0.02
     naive = np.polyfit(x, df["y"], 1)[0]
     assert naive < 0.85  # what ignoring the censoring gives
+    from scipy import optimize
+
+    cens, yv = (df["c"] == "right").to_numpy(), df["y"].to_numpy()
+
+    def nll(q):  # the Tobit likelihood, maximised independently
+        mu, sd = q[0] + q[1] * x, np.exp(q[2])
+        return -(stats.norm.logpdf(yv[~cens], mu[~cens], sd).sum() + stats.norm.logsf(yv[cens], mu[cens], sd).sum())
+
+    mle = optimize.minimize(nll, [0.0, 1.0, 0.0]).x
+    assert abs(b[:, 1].mean() - mle[1]) < 0.3 * b[:, 1].std()
+    assert abs(sigma.mean() - np.exp(mle[2])) < 0.3 * sigma.std() + 0.01
 
 
 @pytest.mark.parametrize("family, formula", [
