@@ -21,7 +21,7 @@ import numpy as np
 
 from hierfit.errors import ArgumentError
 
-__all__ = ["check_count", "check_seed", "check_probability", "check_cores", "check_arguments", "reject_unknown", "reject_weights",
+__all__ = ["check_count", "check_seed", "check_probability", "check_cores", "check_arguments", "reject_unknown",
            "MAX_SEED"]
 
 #: Seeds are integers from 0 to 2^63 - 1 (what numpy, PyMC and nutpie all accept).
@@ -125,13 +125,3 @@ def reject_unknown(function: str, unknown: dict, valid) -> None:
     raise ArgumentError(f"{function}() has no argument {name}={hint}{extra} (arguments: {', '.join(valid)})")
 
 
-def reject_weights(weights) -> None:
-    """``weights=`` is not an argument: weights are written in the formula.
-
-    Example
-    -------
-    >>> reject_weights(None)
-    """
-    if weights is not None:
-        raise ArgumentError("weights= is not supported as an argument; write the weights in the formula as brms "
-                            "does: 'y | weights(w) ~ ...'")

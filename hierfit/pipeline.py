@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hierfit.arguments import check_count, check_seed, reject_unknown, reject_weights
+from hierfit.arguments import check_count, check_seed, reject_unknown
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
@@ -32,7 +32,7 @@ __all__ = ["fit", "sample_prior"]
 
 _FIT_ARGUMENTS = ("formula", "data", "family", "priors", "dpars", "dispformula", "offset", "draws", "tune", "chains",
                   "seed", "sampler", "target_accept", "progressbar", "cores", "parametrization", "method", "kernel",
-                  "data_name", "warn")
+                  "data_name", "warn", "weights")
 
 
 def _drop_internal(tree) -> None:
@@ -44,10 +44,10 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-        seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
-        cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
-        data_name: str | None = None, warn: bool = True, weights=None, **unknown) -> HierFit:
+        dispformula: str | None = None, offset=None, weights=None, draws: int = 1000, tune: int = 1000,
+        chains: int = 4, seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8,
+        progressbar: bool = True, cores: int | None = None, parametrization="auto", method: str = "auto",
+        kernel: str = "auto", data_name: str | None = None, warn: bool = True, **unknown) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -55,7 +55,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     formula : str or hierfit.bf(...)
         e.g. ``"normexam ~ standLRT + sex + (standLRT | school)"``; binomial responses as
         ``cbind(successes, failures) ~ ...`` or ``successes | trials(n) ~ ...``; offsets as
-        ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models.
+        ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models;
+        brms's addition terms ``y | weights(w)``, ``y | cens(c, y2)``, ``y | se(sei)`` (docs/addition-terms.md).
     data : pandas.DataFrame
     family : str or hierfit.families.Family
         ``"gaussian"``, ``"student"``, ``"poisson"``, ``"negbinomial"``, ``"binomial"``,
@@ -70,6 +71,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         are for log(sigma^2), twice as large.
     offset : str or array, optional
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
+    weights : str or array, optional
+        Log-likelihood weights, brms's ``y | weights(w)``: a column (expression) or one value per row.
     draws : int
         Post-warm-up draws per chain (default 1000).
     tune : int
@@ -108,9 +111,6 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         Shown in the summary header.
     warn : bool
         Emit convergence problems as :class:`hierfit.ConvergenceWarning`.
-    weights : None
-        Not an argument: write weights in the formula, ``y | weights(w) ~ ...`` (an
-        :class:`hierfit.ArgumentError` otherwise).
 
     Returns
     -------
@@ -125,14 +125,13 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     """
     t0 = time.perf_counter()
     reject_unknown("fit", unknown, _FIT_ARGUMENTS)
-    reject_weights(weights)
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, progressbar=progressbar, cores=cores,
                                kernel=kernel).validate()
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method=method, parametrization=parametrization, data_name=data_name)
+                   weights=weights, method=method, parametrization=parametrization, data_name=data_name)
     t1 = time.perf_counter()
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
@@ -155,8 +154,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-                 dispformula: str | None = None, offset=None, draws: int = 500, seed: int | None = None,
-                 weights=None, **unknown):
+                 dispformula: str | None = None, offset=None, weights=None, draws: int = 500,
+                 seed: int | None = None, **unknown):
     """Prior predictive draws: parameters and replicated data under the priors alone.
 
     Returns an ``xarray.DataTree`` with groups ``prior`` and ``prior_predictive``.
@@ -171,13 +170,12 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     """
     reject_unknown("sample_prior", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula",
                                              "offset", "draws", "seed"))
-    reject_weights(weights)
     check_count("draws", draws)
     check_seed(seed)
     import pymc as pm
 
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method="full")
+                   weights=weights, method="full")
     model = build_model(spec.design, spec.priors)
     with model:
         return pm.sample_prior_predictive(draws=draws, random_seed=seed)

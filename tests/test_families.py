@@ -148,8 +148,8 @@ def test_family_objects_and_links():
 def test_response_syntax_errors():
     with pytest.raises(FormulaError, match="cbind"):
         hierfit.parse_formula("cbind(a) ~ x")
-    with pytest.raises(FormulaError, match="only trials"):
-        hierfit.parse_formula("a | weights(w) ~ x")
+    with pytest.raises(FormulaError, match="may follow"):
+        hierfit.parse_formula("a | foo(w) ~ x")
 
 
 @pytest.fixture(scope="module")

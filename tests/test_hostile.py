@@ -467,7 +467,6 @@ def test_priors_without_group_terms():
     (dict(cores="all"), "cores must be a positive integer"),
     (dict(target_accept="high"), r"target_accept must be between 0 and 1 \(exclusive\)"),
     (dict(target_accept=float("nan")), "target_accept must be between 0 and 1"),
-    (dict(weights=np.ones(N)), r"weights= is not supported as an argument; .*'y \| weights\(w\) ~ \.\.\.'"),
     (dict(iter=2000), r"fit\(\) has no argument iter= \(brms's iter is tune \+ draws\)"),
     (dict(chain=2), r"fit\(\) has no argument chain=; did you mean chains=\?"),
     (dict(dpars="~ x"), "dpars must be a dict of formulas"),
@@ -478,7 +477,7 @@ def test_bad_arguments_name_argument_and_range(kwargs, message):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: hierfit.specify("y ~ x", _data(), weights="w"), "weights= is not supported"),
+    (lambda: hierfit.specify("y ~ x", _data(), weigths="x"), r"specify\(\) has no argument weigths=; did you mean weights="),
     (lambda: hierfit.specify("y ~ x", _data(), draws=10), r"specify\(\) has no argument draws="),
     (lambda: hierfit.default_priors("y ~ x", _data(), prior="normal(0, 1)"), "did you mean priors="),
     (lambda: hierfit.sample_prior("y ~ x", _data(), draws=0), "draws must be a positive integer"),
@@ -487,6 +486,16 @@ def test_bad_arguments_name_argument_and_range(kwargs, message):
 def test_bad_arguments_of_other_entry_points(call, message):
     with pytest.raises(hierfit.ArgumentError, match=message):
         call()
+
+
+@pytest.mark.parametrize("weights, message", [
+    (np.ones(N + 1), f"weights has {N + 1} values but the data has {N} rows"),
+    (["a"] * N, "weights must be numbers"),
+    ("nosuchcolumn", "nosuchcolumn"),
+])
+def test_bad_weights_name_the_problem(weights, message):
+    with pytest.raises(hierfit.HierfitError, match=message):
+        hierfit.specify("y ~ x + (1 | g)", _data(), weights=weights)
 
 
 # -- cost never explodes on legal input ----------------------------------------------------------------------------

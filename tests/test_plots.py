@@ -467,7 +467,7 @@ def test_plot_trace_and_rank(fit_rs, render):
 PLOT_METHODS = ["plot_shrinkage", "plot_shrinkage_path", "explore_shrinkage", "plot_prior_posterior", "plot_effects",
                 "plot_group_lines", "plot_residuals", "plot_residuals_by_group", "plot_ranef_qq", "plot_ranef_vs",
                 "plot_quantile_residuals", "plot_trace", "plot_rank", "pp_check", "plot_predictions", "plot_comparisons",
-                "plot_slopes"]
+                "plot_slopes", "check_model"]
 
 
 def test_plot_methods_mirror_the_functions():

@@ -15,6 +15,7 @@ import pandas as pd
 
 from hierfit.arguments import check_arguments
 from hierfit.results.draws import linear_predictor, stack
+from hierfit.spec.addition import rows_addition, row_logpdf, total_sd
 from hierfit.errors import DataError, FormulaError
 
 __all__ = ["NA", "PreparedDraws", "prepare_draws", "select_blocks", "required_columns"]
@@ -52,6 +53,7 @@ class PreparedDraws:
     dpars: dict
     trials: np.ndarray | None
     family: object
+    addition: object = None  # hierfit.spec.addition.Addition of these rows (weights, cens, se) or None
 
     @property
     def n_draws(self) -> int:
@@ -71,7 +73,7 @@ class PreparedDraws:
 
     def logpdf(self, y: np.ndarray) -> np.ndarray:
         """Pointwise log-likelihood of y under each draw: (S, n)."""
-        return np.asarray(self.family.logpdf(y, self.mu, self.dpars, self.trials), dtype=float)
+        return row_logpdf(self.family, y, self.mu, self.dpars, self.trials, self.addition)
 
 
 def _re_form_factors(re_form, design) -> set[str] | None:
@@ -259,7 +261,16 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
             dpars[dpar.name] = dpar.lower + np.exp(eta[dpar.name])
         else:
             dpars[dpar.name] = take(dpar.name).reshape(-1, 1)
-    return PreparedDraws(eta=eta, mu=mu, dpars=dpars, trials=trials, family=fam)
+    addition = rows_addition(design, None if newdata is None else data, _formula_context())
+    if addition is not None and addition.se is not None:
+        dpars["sigma"] = np.broadcast_to(total_sd(dpars.get("sigma"), addition.se), mu.shape)
+    return PreparedDraws(eta=eta, mu=mu, dpars=dpars, trials=trials, family=fam, addition=addition)
+
+
+def _formula_context() -> dict:
+    from hierfit.spec.design import FORMULA_CONTEXT
+
+    return FORMULA_CONTEXT
 
 
 def _offset_value(design, offset) -> float:

@@ -27,11 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hierfit.engine.addition import addition_likelihood, observation_sd
 from hierfit.spec.centring import centred_means, coords_for
 from hierfit.spec.design import Design
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
 from hierfit.engine.pymc_priors import dist_rv, pymc_rv
 from hierfit.spec.priors import Dist, PriorSet
+from hierfit.spec.smooths import smooth_var
 
 __all__ = ["build_model", "fixed_part", "FixedPart"]
 
@@ -66,6 +68,9 @@ class FixedPart:
     beta: object  # slope RV vector or None
     coef: dict  # lme4 name -> tensor of the coefficient on the original scale
     b: object  # stacked coefficients (the Deterministic "b")
+    smooth_idx: list = None  # columns of the penalised smooth coefficients (s_sx_1[j])
+    smooth_X: np.ndarray = None  # their columns, centred like the slopes
+    smooth_beta: object = None  # their coefficients: zs * sds, one sd per smooth
 
 
 def fixed_part(pred, pp) -> FixedPart:
@@ -78,7 +83,8 @@ def fixed_part(pred, pp) -> FixedPart:
     import pytensor.tensor as pt
 
     names = pred.fixed_names
-    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    penalised = {j: label for label, cols in pred.smooths.items() for j in cols}
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)" and j not in penalised]
     X = pred.X[:, slope_idx]
     xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
     beta = None
@@ -86,15 +92,30 @@ def fixed_part(pred, pp) -> FixedPart:
         beta = vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
     intercept = None
     coef: dict[str, object] = {}
+    smooth_idx = sorted(penalised)
+    smooth_X, smooth_beta = None, None
+    if smooth_idx:  # brms/mgcv's smooths: penalised coefficients zs * sds (non-centred), one sd per smooth
+        parts = []
+        for label, cols in pred.smooths.items():
+            sds = pp.sds[label].to_pymc(pred.var(smooth_var("sds", label)), positive=True)
+            zs = pm.Normal(pred.var(smooth_var("zs", label)), 0.0, 1.0, shape=len(cols))
+            parts.append(zs * sds)
+        smooth_beta = pt.concatenate(parts)
+        Xs = pred.X[:, smooth_idx]
+        smean = Xs.mean(axis=0) if pred.has_intercept else np.zeros(len(smooth_idx))
+        smooth_X = Xs - smean
+        for k, j in enumerate(smooth_idx):
+            coef[names[j]] = smooth_beta[k]
     if pred.has_intercept:
         intercept = dist_rv(pp.intercept, pred.var("Intercept"), positive=False)
-        coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0)
+        coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0) \
+            - (pt.dot(smean, smooth_beta) if smooth_idx else 0.0)
     for k, j in enumerate(slope_idx):
         coef[names[j]] = beta[k]
     b = pt.zeros(0)
     if names:
         b = pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(coef[n]) for n in names]), dims=pred.dim("coef"))
-    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b)
+    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b, smooth_idx, smooth_X, smooth_beta)
 
 
 def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
@@ -109,6 +130,8 @@ def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
         eta = eta + pt.dot(pm.Data(pred.var("X"), X - xmean), beta)
     if intercept is not None:
         eta = eta + intercept
+    if fp.smooth_idx:
+        eta = eta + pt.dot(pm.Data(pred.var("Xs"), fp.smooth_X), fp.smooth_beta)
     plans = centred_means(pred, par)
     for blk in pred.blocks:
         key = blk.key
@@ -198,5 +221,5 @@ def build_model(design: Design, priors: PriorSet, parametrization="auto"):
         mu = fam.link.inv_pt(etas["mu"])
         y = pm.Data("y_obs", design.y)
         trials = pm.Data("trials", design.trials) if design.trials is not None else None
-        fam.pymc_likelihood("y", mu, dvals, y, trials)
+        addition_likelihood(fam, mu, observation_sd(dvals, design.addition), y, trials, design.addition)
     return model

@@ -13,7 +13,8 @@ Modules
 ``effects``    plot_effects, plot_group_lines
 ``conditional`` plot_predictions, plot_comparisons, plot_slopes
 ``checks``     plot_residuals, plot_residuals_by_group, plot_ranef_qq, plot_ranef_vs,
-               plot_quantile_residuals, pp_check
+               plot_quantile_residuals
+``ppc``        pp_check (every brms type); ``check_model`` the panel of model checks
 ``sampler``    plot_trace, plot_rank (arviz-plots)
 
 Example
@@ -31,9 +32,10 @@ from hierfit.plots.checks import (
                      plot_ranef_vs,
                      plot_residuals,
                      plot_residuals_by_group,
-                     pp_check,
 )
 from hierfit.plots.conditional import plot_comparisons, plot_predictions, plot_slopes
+from hierfit.plots.check_model import check_model
+from hierfit.plots.ppc import pp_check
 from hierfit.plots.effects import effect_table, plot_effects, plot_group_lines
 from hierfit.plots.methods import PlotMethods
 from hierfit.plots.pooling import ShrinkagePath, complete_pooling, no_pooling, partial_pooling, shrinkage_path
@@ -59,6 +61,7 @@ __all__ = [
     "plot_ranef_vs",
     "plot_quantile_residuals",
     "pp_check",
+    "check_model",
     "plot_trace",
     "plot_rank",
     "no_pooling",

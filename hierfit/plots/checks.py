@@ -16,8 +16,7 @@ from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.plots.common import binned_smooth, cap_note, column_values, figure_and_axes, resolve_term
 
-__all__ = ["plot_residuals", "plot_residuals_by_group", "plot_ranef_qq", "plot_ranef_vs", "plot_quantile_residuals",
-           "pp_check"]
+__all__ = ["plot_residuals", "plot_residuals_by_group", "plot_ranef_qq", "plot_ranef_vs", "plot_quantile_residuals"]
 
 
 def _fitted_pearson(fit, re_form):
@@ -402,65 +401,4 @@ def plot_quantile_residuals(fit, *, re_form=None, seed: int | None = 1, nsim: in
     if ax is None:
         kind = "conditional" if qr.conditional else "unconditional"
         fig.suptitle(f"Quantile residuals ({kind}, {qr.simulated.shape[0]} simulations)", fontsize=10)
-    return fig
-
-
-def pp_check(fit, *, ndraws: int = 50, seed: int | None = 1, ax=None, figsize=None):
-    """Posterior predictive check: the density of y over densities of replicated data sets.
-
-    Each thin line is the density of one data set simulated from the posterior (with
-    the fitted group effects), the thick line the observed response; for discrete
-    families the lines are relative frequencies per value.  brms's ``pp_check()``.
-
-    Parameters
-    ----------
-    fit : HierFit
-    ndraws : int
-        Number of replicated data sets.
-    seed : int, optional
-    ax : Axes, optional
-    figsize : tuple, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-
-    Example
-    -------
-    >>> fig = fit.pp_check(ndraws=50)  # doctest: +SKIP
-    """
-    from scipy.stats import gaussian_kde
-
-    if int(ndraws) < 1:
-        raise HierfitError(f"ndraws must be at least 1, got {ndraws}")
-    rng = np.random.default_rng(seed)
-    prepared = prepare_draws(fit, None, ndraws=int(ndraws), seed=None if seed is None else seed + 1)
-    yrep = prepared.simulate(rng)
-    y = np.asarray(fit.design.y, dtype=float)
-    fig, axes = figure_and_axes(ax, 1, figsize=figsize or (6.4, 4.4), what="pp_check")
-    a = axes[0]
-    discrete = fit.family.discrete and np.unique(np.concatenate([y, yrep.ravel()])).size <= 60
-    if discrete:
-        values = np.unique(np.concatenate([y, yrep.ravel()]))
-
-        def freq(v):
-            return np.array([(v == k).mean() for k in values])
-
-        for s in range(yrep.shape[0]):
-            a.plot(values, freq(yrep[s]), color="C0", alpha=0.25, lw=0.8, drawstyle="steps-mid", gid="y-rep",
-                   label="y_rep (replicated)" if s == 0 else None)
-        a.plot(values, freq(y), color="k", lw=2, drawstyle="steps-mid", gid="y-observed", label="y (observed)")
-        a.set_ylabel("relative frequency")
-    else:
-        lo = min(y.min(), np.quantile(yrep, 0.001))
-        hi = max(y.max(), np.quantile(yrep, 0.999))
-        grid = np.linspace(lo, hi, 256)
-        for s in range(yrep.shape[0]):
-            a.plot(grid, gaussian_kde(yrep[s])(grid), color="C0", alpha=0.25, lw=0.8, gid="y-rep",
-                   label="y_rep (replicated)" if s == 0 else None)
-        a.plot(grid, gaussian_kde(y)(grid), color="k", lw=2, gid="y-observed", label="y (observed)")
-        a.set_ylabel("density")
-    a.set_xlabel(fit.design.response)
-    a.set_title(f"Posterior predictive check ({yrep.shape[0]} replicated data sets)", fontsize=10)
-    a.legend(fontsize=8, frameon=False)
     return fig

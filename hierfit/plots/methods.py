@@ -14,9 +14,10 @@ from hierfit.plots.checks import (
     plot_ranef_vs,
     plot_residuals,
     plot_residuals_by_group,
-    pp_check,
 )
 from hierfit.plots.conditional import plot_comparisons, plot_predictions, plot_slopes
+from hierfit.plots.check_model import check_model
+from hierfit.plots.ppc import pp_check
 from hierfit.plots.effects import plot_effects, plot_group_lines
 from hierfit.plots.priors import plot_prior_posterior
 from hierfit.plots.sampler import plot_rank, plot_trace
@@ -116,8 +117,14 @@ class PlotMethods:
         return plot_quantile_residuals(self, re_form=re_form, seed=seed, nsim=nsim, ax=ax, figsize=figsize, bins=bins)
 
     @_doc(pp_check)
-    def pp_check(self, *, ndraws=50, seed=1, ax=None, figsize=None):
-        return pp_check(self, ndraws=ndraws, seed=seed, ax=ax, figsize=figsize)
+    def pp_check(self, type="dens_overlay", *, ndraws=None, stat="mean", group=None, data=None, seed=1,  # noqa: A002
+                 max_panels=12, ax=None, figsize=None):
+        return pp_check(self, type, ndraws=ndraws, stat=stat, group=group, data=data, seed=seed,
+                        max_panels=max_panels, ax=ax, figsize=figsize)
+
+    @_doc(check_model)
+    def check_model(self, *, nsim=500, ndraws=50, seed=1, figsize=None):
+        return check_model(self, nsim=nsim, ndraws=ndraws, seed=seed, figsize=figsize)
 
     # -- sampler --------------------------------------------------------------------------------
     @_doc(plot_trace)

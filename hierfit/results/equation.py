@@ -523,6 +523,8 @@ def build_equation(design, priors=None) -> Equation:
     name = fam.name
     if name == "gaussian" and link == "identity":
         var = r"\sigma^2_{i}" if "sigma" in design.predictors else r"\sigma^2"
+        if getattr(design.addition, "se", None) is not None:  # y | se(sei): known standard errors
+            var = (var + r" + \text{se}^2_{i}") if design.addition.sigma else r"\text{se}^2_{i}"
         lines.append((y, rf"\sim N \left({eta}, {var} \right)"))
     else:
         if name in ("gaussian", "student"):

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from hierfit.results.draws import interval_table, stack
+from hierfit.spec.smooths import SMOOTH_COEF, smooth_var
 
 __all__ = ["fixef_table", "dpar_table", "ranef_tables", "coef_tables", "varcorr_table", "vcov_table",
-           "has_residual_sigma", "VarCorrTable"]
+           "has_residual_sigma", "VarCorrTable", "smooth_table"]
 
 
 def fixef_table(posterior, design, ci: float = 0.95, dpars: bool = True) -> pd.DataFrame:
@@ -24,9 +25,29 @@ def fixef_table(posterior, design, ci: float = 0.95, dpars: bool = True) -> pd.D
     samples, names = [], []
     for pred in design.predictors.values():
         if pred.fixed_names and (dpars or pred.dpar == "mu"):
-            samples.append(stack(posterior, pred.var("b")))
-            names += [pred.label(n) for n in pred.fixed_names]
+            keep = [j for j, n in enumerate(pred.fixed_names) if not SMOOTH_COEF.match(n)]  # smooths: see smooth_table
+            arr = stack(posterior, pred.var("b"))
+            samples.append(arr if len(keep) == arr.shape[1] else arr[:, keep])
+            names += [pred.label(pred.fixed_names[j]) for j in keep]
     return interval_table(np.concatenate(samples, axis=1) if samples else np.zeros((2, 0)), names, ci)
+
+
+def smooth_table(posterior, design, ci: float = 0.95) -> pd.DataFrame:
+    """brms's "Smooth Terms": the sd of each penalised smooth, ``sds(sx_1)``, with R-hat and ESS."""
+    from hierfit.results.diagnostics import ess_bulk, ess_tail, rhat
+
+    names, arrays = [], []
+    for pred in design.predictors.values():
+        for label in pred.smooths:
+            names.append(f"sds({pred.label(label)})")
+            arrays.append(np.asarray(posterior[pred.var(smooth_var("sds", label))].values))
+    if not names:
+        return interval_table(np.zeros((2, 0)), [], ci)
+    tab = interval_table(np.stack([a.reshape(-1) for a in arrays], axis=1), names, ci)
+    tab["Rhat"] = [float(rhat(a)) for a in arrays]
+    tab["Bulk_ESS"] = [float(ess_bulk(a)) for a in arrays]
+    tab["Tail_ESS"] = [float(ess_tail(a)) for a in arrays]
+    return tab
 
 
 def dpar_table(posterior, design, ci: float = 0.95, skip: tuple[str, ...] = ()) -> pd.DataFrame:

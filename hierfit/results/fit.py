@@ -14,9 +14,11 @@ import pandas as pd
 
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
-from hierfit.results.estimates import coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables, varcorr_table, vcov_table
+from hierfit.results.estimates import (coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables,
+                                      smooth_table, varcorr_table, vcov_table)
 from hierfit.analysis.methods import AnalysisMethods
 from hierfit.plots.methods import PlotMethods
+from hierfit.spec.smooths import SMOOTH_COEF
 from hierfit.spec.specify import Specification
 from hierfit.results.summary import Summary, random_effects_block
 
@@ -222,6 +224,21 @@ class HierFit(AnalysisMethods, PlotMethods):
 
         return quantile_residuals(self, re_form=re_form, seed=seed, nsim=nsim)
 
+    def check_residuals(self, re_form=None, nsim: int = 500, seed: int | None = 1):
+        """DHARMa-style tests of the quantile residuals, each with a verdict saying what to fit instead.
+
+        Uniformity (KS), dispersion, zero-inflation and outliers; returns a DataFrame with
+        columns ``test``, ``statistic``, ``p_value``, ``verdict`` (see
+        :func:`hierfit.analysis.checks.check_residuals`).
+
+        Example
+        -------
+        >>> fit.check_residuals()  # doctest: +SKIP
+        """
+        from hierfit.analysis.checks import check_residuals
+
+        return check_residuals(self, re_form=re_form, nsim=nsim, seed=seed)
+
     def r2(self, kind: str = "both", method: str = "nakagawa", ci: float = 0.95, summary: bool = True):
         """Bayesian R² (marginal and conditional), as a table or its draws.
 
@@ -313,7 +330,9 @@ class HierFit(AnalysisMethods, PlotMethods):
         dist = pd.concat([dpar_table(post, d, ci, skip=skip), fixef_table(post, d, ci).iloc[len(fe):]])
         for col in ("Rhat", "Bulk_ESS", "Tail_ESS"):
             dist[col] = [diag.loc[n if n in diag.index else f"b[{n}]", col] for n in dist.index]
+        shown = [j for j, n in enumerate(d.fixed_names) if not SMOOTH_COEF.match(n)]  # smooths: Smooth Terms
         b = stack(post, "b") if "b" in post else np.zeros((2, 0))
+        b = b if len(shown) == b.shape[1] else b[:, shown]
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
@@ -341,9 +360,11 @@ class HierFit(AnalysisMethods, PlotMethods):
             varcorr=vc,
             ngrps=d.ngrps,
             fixed_effects=fe,
-            fixef_correlation=pd.DataFrame(corr, index=d.fixed_names, columns=d.fixed_names),
+            fixef_correlation=pd.DataFrame(corr, index=[d.fixed_names[j] for j in shown],
+                                           columns=[d.fixed_names[j] for j in shown]),
             diagnostics=diag,
             distributional=dist,
+            smooth_terms=smooth_table(post, d, ci),
             warnings=list(self.warnings),
             ci=ci,
         )

@@ -115,6 +115,7 @@ class Summary:
     fixef_correlation: pd.DataFrame
     diagnostics: pd.DataFrame
     distributional: pd.DataFrame = field(default_factory=pd.DataFrame)
+    smooth_terms: pd.DataFrame = field(default_factory=pd.DataFrame)
     warnings: list[str] = field(default_factory=list)
     ci: float = 0.95
 
@@ -180,6 +181,16 @@ class Summary:
         cols.append(_fmt_int(fe["Tail_ESS"]))
         return ["Fixed effects:"] + text_table(list(fe.columns), cols, list(fe.index))
 
+    def _smooth_lines(self) -> list[str]:
+        st = self.smooth_terms
+        if st is None or st.empty:
+            return []
+        cols = [format_column(st[c]) for c in st.columns[:4]]
+        cols.append([f"{v:.2f}" if np.isfinite(v) else "NA" for v in st["Rhat"]])
+        cols.append(_fmt_int(st["Bulk_ESS"]))
+        cols.append(_fmt_int(st["Tail_ESS"]))
+        return ["Smooth Terms:"] + _table(list(st.columns), cols, list(st.index))
+
     def _dist_lines(self) -> list[str]:
         dd = self.distributional
         if dd is None or dd.empty:
@@ -207,6 +218,8 @@ class Summary:
     def to_text(self) -> str:
         """The whole summary as text (what ``print`` shows)."""
         blocks = [self._header_lines(), self._residual_lines(), self._random_lines(), self._fixed_lines()]
+        if self._smooth_lines():
+            blocks.insert(3, self._smooth_lines())
         if self._dist_lines():
             blocks.append(self._dist_lines())
         corr = self._corr_lines()

@@ -28,7 +28,9 @@ def coords_for(design) -> dict[str, list[str]]:
     coords: dict[str, list[str]] = {}
     for pred in design.predictors.values():
         coords[pred.dim("coef")] = list(pred.fixed_names)
-        coords[pred.dim("beta_coef")] = [n for n in pred.fixed_names if n != "(Intercept)"]
+        penalised = {j for cols in pred.smooths.values() for j in cols}  # sampled as zs * sds, not in beta
+        coords[pred.dim("beta_coef")] = [n for j, n in enumerate(pred.fixed_names)
+                                         if n != "(Intercept)" and j not in penalised]
         for blk in pred.blocks:
             coords[f"{blk.key}__level"] = list(blk.levels)
             coords[f"{blk.key}__coef"] = list(blk.coefs)

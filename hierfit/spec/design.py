@@ -71,6 +71,8 @@ class Design:
     used_rows: np.ndarray | None = None
     #: Offset values given as an array (``offset=[...]``), for the rows used.
     offset_values: np.ndarray | None = None
+    addition: object = None  # hierfit.spec.addition.Addition: weights, cens, se (brms's addition terms)
+    weights_arg: str | None = None
 
     @property
     def row_index(self) -> pd.Index:
@@ -299,7 +301,7 @@ def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str
 
 
 def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: str | None = None,
-                 family="gaussian", dpars: dict[str, str] | None = None, offset=None) -> Design:
+                 family="gaussian", dpars: dict[str, str] | None = None, offset=None, weights=None) -> Design:
     """Build the design of a mixed model: response, X, and one block per group term.
 
     Parameters
@@ -316,6 +318,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         Formulas for distributional parameters, e.g. ``{"sigma": "~ sOccasion"}``.
     offset : str or array, optional
         An expression of columns (``"log(BroodSize)"``) or values added to the linear predictor.
+    weights : str or array, optional
+        Log-likelihood weights (brms's ``y | weights(w)``): a column expression or one value per row.
+    weights : str or array, optional
+        Log-likelihood weights (brms's ``y | weights(w)``): a column expression or one value per row.
 
     Returns
     -------
@@ -329,9 +335,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     {'student:school': 4055, 'school': 65}
     """
     from hierfit import families
+    from hierfit.spec.addition import addition_family, check_weights_array, evaluate_addition
 
-    fam = families.get(family)
     pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    fam = addition_family(families.get(family), pf)
     dpar_pfs: dict[str, ParsedFormula] = {}
     for name, text in (dpars or {}).items():
         fam.dpar(name)  # raises for parameters the family does not have
@@ -352,7 +359,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
             raise DataError(f"offset has {offset_array.shape[0]} values but the data has {len(data)} rows")
         if not np.isfinite(offset_array).all():
             raise DataError(f"offset has {int((~np.isfinite(offset_array)).sum())} missing or infinite value(s)")
-    formulas = [pf] + list(dpar_pfs.values()) + ([offset_pf] if offset_pf else [])
+    weights_pf = parse_formula("~ " + weights, response=False) if isinstance(weights, str) else None
+    weights_array = None if weights is None or weights_pf is not None else check_weights_array(weights, len(data))
+    formulas = [pf] + list(dpar_pfs.values()) + ([offset_pf] if offset_pf else []) + \
+        ([weights_pf] if weights_pf else [])
     for f in formulas:
         _check_columns(f, data)
         warn_normalized_matches(f, originals)
@@ -386,6 +396,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     data, n_drop, by_col, keep = _drop_missing(pf, data, used)
     if offset_array is not None:
         offset_array = offset_array[keep]
+    if weights_array is not None:
+        weights_array = weights_array[keep]
     model_texts = [f.fixed for f in formulas] + \
         [g.expr for f in formulas for g in f.groups] + [o for f in formulas for o in f.offsets] + \
         [f.trials or "" for f in formulas]
@@ -408,6 +420,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         trials, trials_spec = _evaluate_vector(pf.trials, data, pf, "trials")
     _check_overflow(pf, raw, y, trials)
     fam.validate(y, trials, pf.response)
+    addition = evaluate_addition(pf, data, fam, lambda e, what: _evaluate_vector(e, data, pf, what),
+                                 weights=weights if weights_pf is not None else weights_array, y=y)
     if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
         raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
     sd_y = float(np.std(y))
@@ -415,7 +429,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         warn(f"response '{pf.response}' has sd {sd_y:.3g}, a very large or tiny scale for the default priors and "
              f"the sampler; consider rescaling it, e.g. scale({pf.response}) or a change of units", DataWarning)
 
-    predictors = {"mu": build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs)}
+    predictors = {"mu": build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs
+                                        and pf.addition_term("se") is None)}
     for name, dpf in dpar_pfs.items():
         predictors[name] = build_predictor(name, dpf, data, nobs_check=False)
     mu = predictors["mu"]
@@ -429,4 +444,5 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
                   categories=cats, trials_spec=trials_spec, data_name=data_name, n_dropped=n_drop,
                   dropped_by_column=by_col, frame=frame, data_index=data_index, used_rows=keep,
                   offset_values=offset_array,
-                  offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"))
+                  offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"),
+                  addition=addition, weights_arg=weights if isinstance(weights, str) else None)

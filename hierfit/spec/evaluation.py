@@ -25,6 +25,8 @@ import pandas as pd
 from hierfit.errors import DataError, FormulaError
 from hierfit.spec.formula import KNOWN_FUNCTIONS, ParsedFormula
 from hierfit.spec.grammar import RESERVED_FUNCTIONS, check_python
+from hierfit.spec.smooths import s as s_smooth
+from hierfit.spec.splines import bs, ns
 
 __all__ = ["FORMULA_CONTEXT", "FUNCTION_NAMES", "evaluate_terms", "check_terms"]
 
@@ -73,6 +75,9 @@ FORMULA_CONTEXT.update({
     "exp": _unary(np.exp),
     "sqrt": _unary(np.sqrt),
     "abs": _unary(np.abs),
+    "bs": bs,
+    "ns": ns,
+    "s": s_smooth,
 })
 
 

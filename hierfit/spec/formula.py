@@ -23,6 +23,7 @@ from hierfit.errors import FormulaError
 from hierfit.spec.distributional import ModelFormula, bf, split_formula
 from hierfit.spec.grammar import (CONTRAST_NAMES, MAX_FORMULA_LENGTH, MAX_NESTING, RESERVED_FUNCTIONS, check_size,
                                   check_tokens, normalize_name)
+from hierfit.spec.formula_terms import AdditionTerm, parse_addition
 
 __all__ = ["Token", "GroupTerm", "ParsedFormula", "parse_formula", "tokenize", "KNOWN_FUNCTIONS", "ModelFormula", "bf",
            "split_formula"]
@@ -43,6 +44,14 @@ KNOWN_FUNCTIONS = {
     "offset": "a term with a fixed coefficient of 1: offset(log(BroodSize))",
     "cbind": "binomial response as cbind(successes, failures)",
     "trials": "binomial response as successes | trials(n)",
+    "weights": "weighted log-likelihood: y | weights(w)",
+    "cens": "censored response: y | cens(censored, y2)",
+    "se": "known measurement standard errors: y | se(sei) or se(sei, sigma = TRUE)",
+    "poly": "orthogonal polynomials equal to R's poly(x, k); frozen for new data",
+    "bs": "B-spline basis like R's splines::bs(x, df, degree); knots frozen for new data",
+    "ns": "natural cubic spline basis like R's splines::ns(x, df); knots frozen for new data",
+    "s": "penalised smooth like brms/mgcv s(x, k = 10) or s(x, by = f): wiggliness estimated as an sd",
+    **{name: "contrast for C(f, contrast)" for name in CONTRAST_NAMES},
 }
 
 _OPS = ("||", "**", "~", "+", "-", "*", "/", ":", "|", "^", "(", ")", ",", "=", "<", ">", "!", "&", "%")
@@ -109,6 +118,11 @@ class ParsedFormula:
     functions: tuple[Token, ...] = field(default=(), repr=False)
     trials: str | None = None
     offsets: tuple[str, ...] = ()
+    addition: tuple[AdditionTerm, ...] = ()
+
+    def addition_term(self, name: str) -> AdditionTerm | None:
+        """The addition term ``name`` (``"weights"``, ``"cens"``, ``"se"``) or None."""
+        return next((t for t in self.addition if t.name == name), None)
 
     @property
     def group_factors(self) -> tuple[str, ...]:
@@ -232,7 +246,8 @@ def _render(text: str, tokens: list[Token]) -> str:
             continue
         if t.kind == "ident":
             is_call = k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "("
-            if not is_call and (t.quoted or not t.text.isidentifier() or keyword.iskeyword(t.text)):
+            contrast = t.text in CONTRAST_NAMES and k > 0 and tokens[k - 1].text == "," and not t.quoted
+            if not is_call and not contrast and (t.quoted or not t.text.isidentifier() or keyword.iskeyword(t.text)):
                 out.append(f"`{t.text}`")
                 continue
         out.append(t.text)
@@ -391,30 +406,48 @@ def _parse_rhs(
         fixed.append((sep or "+", run))
 
 
-def _parse_response(text: str, lhs: list[Token]) -> tuple[str, str | None]:
-    """The response expression and, for binomial syntax, the trials expression."""
+def _parse_response(text: str, lhs: list[Token]) -> tuple[str, str | None, tuple[AdditionTerm, ...]]:
+    """The response expression, the trials expression (binomial syntax) and brms's addition terms."""
     bars = [t for t, d in zip(lhs, _depths(lhs)) if t.kind == "op" and t.text in ("|", "||") and d == 0]
     if bars:
         bar = bars[0]
         if bar.text != "|" or len(bars) > 1:
-            raise FormulaError("'|' in the response is only allowed as 'successes | trials(n)'", text, bar.pos)
+            raise FormulaError("'|' in the response is only allowed before addition terms, e.g. "
+                               "'successes | trials(n)' or 'y | weights(w)'", text, bar.pos)
         cut = lhs.index(bar)
         left, right = lhs[:cut], lhs[cut + 1 :]
         if not left:
             raise FormulaError("response missing before '|'", text, bar.pos)
-        if not _is_call(right, "trials") or len(right) < 4:
-            where = right[0] if right else bar
-            raise FormulaError("only trials(n) may follow '|' in the response (brms syntax: successes | trials(n))",
-                               text, where.pos, where.end - where.pos)
-        return _render(text, left), _render(text, right[2:-1])
+        terms = parse_addition(text, right, bar, _render)
+        trials = next((t.args[0] for t in terms if t.name == "trials"), None)
+        resp, cb_trials, _ = _parse_response(text, left) if _is_call(left, "cbind") else (_render(text, left), None, ())
+        if cb_trials is not None and trials is not None:
+            raise FormulaError("cbind() and trials() both give the number of trials", text, bar.pos)
+        return resp, trials or cb_trials, tuple(t for t in terms if t.name != "trials")
     if _is_call(lhs, "cbind"):
         parts = _split_top(lhs[2:-1], (",",))
         if len(parts) != 2 or not parts[0][1] or not parts[1][1]:
             raise FormulaError("cbind() in the response takes two columns: cbind(successes, failures)",
                                text, lhs[0].pos, lhs[-1].end - lhs[0].pos)
         succ, fail = _render(text, parts[0][1]), _render(text, parts[1][1])
-        return succ, f"I(({succ}) + ({fail}))"
-    return _render(text, lhs), None
+        return succ, f"I(({succ}) + ({fail}))", ()
+    return _render(text, lhs), None, ()
+
+
+def _not_a_column(tokens: list[Token], k: int) -> bool:
+    """Identifiers that are not columns: keyword names (``df =``), logicals after '=', contrasts in C()."""
+    t = tokens[k]
+    if t.quoted:
+        return False
+    if t.text in ("True", "False", "None"):
+        return True
+    nxt = tokens[k + 1] if k + 1 < len(tokens) else None
+    prev = tokens[k - 1] if k > 0 else None
+    if nxt is not None and nxt.kind == "op" and nxt.text == "=":
+        return True
+    if prev is not None and prev.kind == "op" and prev.text == "=" and t.text in ("TRUE", "FALSE", "T", "F"):
+        return True
+    return t.text in CONTRAST_NAMES and prev is not None and prev.kind == "op" and prev.text == ","
 
 
 def _check_response_not_predictor(text: str, tokens: list[Token], cut: int, pairs: dict[int, int]) -> None:
@@ -422,13 +455,13 @@ def _check_response_not_predictor(text: str, tokens: list[Token], cut: int, pair
     skip: set[int] = set()
     for k in range(cut):
         t = tokens[k]
-        if t.kind == "ident" and t.text == "trials" and k + 1 in pairs:
+        if t.kind == "ident" and t.text in ("trials", "weights", "cens", "se") and k + 1 in pairs:
             skip.update(range(k, pairs[k + 1] + 1))
 
     def names(ks):
         return [(k, tokens[k]) for k in ks if tokens[k].kind == "ident" and k not in skip
                 and not (k + 1 < len(tokens) and tokens[k + 1].kind == "op" and tokens[k + 1].text == "(")
-                and not (tokens[k].text in ("True", "False", "None") and not tokens[k].quoted)]
+                and not _not_a_column(tokens, k)]
 
     response_names = {t.text for _, t in names(range(cut))}
     for _, t in names(range(cut + 1, len(tokens))):
@@ -489,7 +522,7 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         raise FormulaError("response missing before '~'", text, tildes[0].pos)
     if lhs and not response:
         raise FormulaError("a distributional formula has no response: write '~ x'", text, lhs[0].pos)
-    resp, trials = _parse_response(text, lhs) if lhs else ("", None)
+    resp, trials, addition = _parse_response(text, lhs) if lhs else ("", None, ())
     if not rhs:
         raise FormulaError("nothing after '~': write at least '1'", text, tildes[0].pos)
     fixed_parts: list[tuple[str, list[Token]]] = []
@@ -521,7 +554,9 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
             continue  # a keyword argument's name: log(x, base = 2)
         elif t.text in CONTRAST_NAMES and k >= 1 and tokens[k - 1].text == ",":
             continue  # a contrast coding: C(f, Sum)
-        elif not (t.text in ("True", "False", "None") and not t.quoted):
+        elif _not_a_column(tokens, k):
+            continue  # True/False/None, TRUE/FALSE after '=' (se(s, sigma = TRUE))
+        else:
             variables.append(t)
     for f in functions:
         if f.text not in KNOWN_FUNCTIONS:
@@ -536,6 +571,7 @@ def parse_formula(text: str, response: bool = True) -> ParsedFormula:
         text=text,
         response=resp,
         trials=trials,
+        addition=addition,
         offsets=tuple(offsets),
         fixed=fixed,
         groups=tuple(groups),

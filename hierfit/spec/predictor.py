@@ -19,7 +19,9 @@ from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.collinearity import aliased_columns
 from hierfit.spec.columns import check_unique_names, level_label
 from hierfit.spec.evaluation import FORMULA_CONTEXT, evaluate_terms
+from hierfit.spec.contrasts import r_contrast_names
 from hierfit.spec.formula import GroupTerm, ParsedFormula
+from hierfit.spec.smooths import SMOOTH_COEF, smooth_groups, smooth_names
 
 __all__ = ["FACTOR_TERM", "r_sort", "lme4_name", "GroupBlock", "Predictor", "group_labels", "group_levels",
            "check_finite", "build_predictor"]
@@ -165,6 +167,11 @@ class Predictor:
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.fixed_names
 
+    @property
+    def smooths(self) -> dict[str, list[int]]:
+        """Penalised smooth terms ``s(x)``: label (``sx_1``) -> positions of their penalised coefficients."""
+        return smooth_groups(self.fixed_names)
+
     def var(self, base: str) -> str:
         """Posterior variable name: ``b`` for the mean, ``b_sigma`` for sigma's predictor."""
         return base if self.dpar == "mu" else f"{base}_{self.dpar}"
@@ -269,7 +276,7 @@ def build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check
         X = np.asarray(mm, dtype=float) if fixed_columns else np.zeros((n, 0))
     except (TypeError, ValueError) as err:
         raise DataError(f"{what} are not numeric ({err})") from err
-    fixed_names = [lme4_name(c) for c in fixed_columns]
+    fixed_names = [c if SMOOTH_COEF.match(c) else lme4_name(c) for c in smooth_names(r_contrast_names(fixed_columns))]
     check_finite(X, fixed_names, "predictor(s)")
     check_unique_names(fixed_columns, fixed_names, what)
     aliased = aliased_columns(X, fixed_names) if X.shape[1] else []
@@ -317,7 +324,7 @@ def build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check
     for b, name, key in zip(raw, names, keys):
         term: GroupTerm = b["term"]
         nlev = len(b["levels"])
-        coefs = [lme4_name(c) for c in b["columns"]]
+        coefs = [lme4_name(c) for c in r_contrast_names(b["columns"])]
         if nlev < 2:
             raise DataError(f"grouping factor '{term.name}' in {term.text} has only {nlev} level; "
                             "a random effect needs at least 2 levels")

@@ -44,7 +44,7 @@ _ARITY = {
     "lkj": ("eta",),
 }
 POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma"}
-CLASSES = ("Intercept", "b", "sd", "cor", "sigma", "shape", "nu")
+CLASSES = ("Intercept", "b", "sd", "cor", "sds", "sigma", "shape", "nu")
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,7 @@ class PredictorPriors:
     b: dict[str, Dist]
     sd: dict[str, list[Dist]]
     cor: dict[str, Dist]
+    sds: dict[str, Dist] = field(default_factory=dict)  # penalised smooths s(x): label -> prior of their sd
 
 
 @dataclass
@@ -424,8 +425,9 @@ def resolve_priors(design, priors=None) -> PriorSet:
             add_row(intercept, "Intercept", dpar=dp, src=src)
         b: dict[str, Dist] = {}
         scale_y = fam.effect_scale(y) if is_mu else 1.0
+        penalised = {j for cols in pred.smooths.values() for j in cols}
         for j, name in enumerate(pred.fixed_names):
-            if name == "(Intercept)":
+            if name == "(Intercept)" or j in penalised:
                 continue
             sd_x = float(np.std(pred.X[:, j], ddof=1)) if design.nobs > 1 else 1.0
             s = 2.5 * scale_y / sd_x if sd_x > 0 else 2.5 * scale_y
@@ -446,7 +448,12 @@ def resolve_priors(design, priors=None) -> PriorSet:
                 d, src = pick("cor", None, dp, gnames)
                 cor[blk.name] = d or Dist("lkj", (1.0,))
                 add_row(cor[blk.name], "cor", group=blk.name, dpar=dp, src=src)
-        out[dp] = PredictorPriors(intercept=intercept, b=b, sd=sd, cor=cor)
+        sds: dict[str, Dist] = {}
+        for label in pred.smooths:
+            d, src = pick("sds", label, dp)
+            sds[label] = d or (fam.sd_prior(y) if is_mu else Dist("student_t", (3.0, 0.0, 2.5)))
+            add_row(sds[label], "sds", coef=label, dpar=dp, src=src)
+        out[dp] = PredictorPriors(intercept=intercept, b=b, sd=sd, cor=cor, sds=sds)
     dpars: dict[str, Dist] = {}
     for dpar in fam.dpars:
         if dpar.name in design.predictors:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hierfit.arguments import reject_unknown, reject_weights
+from hierfit.arguments import reject_unknown
 from hierfit.errors import HierfitError
 from hierfit import families
 from hierfit.spec.design import Design, build_design
-from hierfit.spec.formula import split_formula
+from hierfit.spec.distributional import split_formula
 from hierfit.spec.layout import collapsible
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
 from hierfit.spec.priors import PriorSet, resolve_priors
@@ -59,6 +59,11 @@ def choose_method(design: Design, method: str = "auto", parametrization="auto") 
     if method not in METHODS:
         raise HierfitError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     ok, why = collapsible(design)
+    if ok and any(p.smooths for p in design.predictors.values()):
+        ok, why = False, "penalised smooths s() are sampled with their coefficients"
+    if ok and design.addition is not None:
+        ok, why = False, (f"the addition term(s) {design.addition.describe()} change the Gaussian likelihood "
+                          "row by row")
     if method == "full":
         return Method("full", "group effects sampled by NUTS (method='full')")
     if method == "collapsed" and not ok:
@@ -117,11 +122,12 @@ class Specification:
 
 
 def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
-            dispformula: str | None = None, offset=None, method: str = "auto", parametrization="auto",
-            data_name: str | None = None, weights=None, **unknown) -> Specification:
+            dispformula: str | None = None, offset=None, weights=None, method: str = "auto", parametrization="auto",
+            data_name: str | None = None, **unknown) -> Specification:
     """Turn a formula and data into a :class:`Specification` (lme4's ``lFormula``).
 
-    Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler).
+    Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler);
+    ``weights`` (a column expression or one value per row) is brms's ``y | weights(w)``.
 
     Example
     -------
@@ -132,10 +138,10 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     """
     reject_unknown("specify", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula", "offset",
                                         "method", "parametrization", "data_name"))
-    reject_weights(weights)
     fam = families.get(family)
     formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
-    design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)
+    design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset,
+                          weights=weights)
     prior_set = resolve_priors(design, priors)
     how = choose_method(design, method, parametrization)
     par = choose_parametrization(design, parametrization)

@@ -30,7 +30,8 @@ H_CONST_SUM = 27  # offset (floats) of the sum of the per-row constants
 # collapsed model: coefficients of the outer factor, number of inner levels (= H_J for one factor), offset (ints)
 # of the J + 1 starts of each outer level's inner levels
 H_Q1, H_K, H_SS_START = 28, 29, 30
-HEADER_SIZE = 31
+H_ADDITION = 31  # offset (ints) of the addition table (brms's weights/cens/se), or -1
+HEADER_SIZE = 32
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4
@@ -50,3 +51,7 @@ BLOCK_WIDTH = 16  # B_QSTART: the block's first column among the collapsed model
 D_SOURCE, D_WHERE, D_LOWER = range(3)
 DPAR_WIDTH = 3
 SRC_PARAM, SRC_PREDICTOR = 0, 1
+
+# addition table: offsets (floats, -1 when absent) of weights, censoring codes, upper bounds, known se; se with sigma
+A_WEIGHTS, A_CENS, A_Y2, A_SE, A_SE_SIGMA = range(5)
+ADDITION_WIDTH = 5

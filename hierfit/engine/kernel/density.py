@@ -28,7 +28,8 @@ from hierfit.engine.kernel.codes import (
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
     PRED_WIDTH, SRC_PARAM,
 )
-from hierfit.engine.kernel.codes import GAUSSIAN, IDENTITY
+from hierfit.engine.kernel.codes import GAUSSIAN, H_ADDITION, IDENTITY
+from hierfit.engine.kernel.addition import addition_rows
 from hierfit.engine.kernel.likelihood import dpar_terms, row_loglik
 from hierfit.engine.kernel.scalar import JIT, LOG_2PI
 from hierfit.engine.kernel.terms import add_priors, block_scales, block_scales_grad
@@ -351,6 +352,8 @@ def gaussian_rows(grad, y, eta, deta, const_sum, sigma_pos, log_sigma, inv_s2):
 @nb.njit(**JIT)
 def likelihood(x, grad, ints, floats, eta, deta, n):
     """Sum of the rows' log-likelihoods; d/d eta into deta, d/d (scalar dpars) into grad."""
+    if ints[H_ADDITION] >= 0:
+        return addition_rows(x, grad, ints, floats, eta, deta, n)
     fam, link = ints[H_FAMILY], ints[H_LINK]
     yo, to, co, ao = ints[H_Y], ints[H_TRIALS], ints[H_ROW_CONST], ints[H_ROW_AUX]
     ndp = min(ints[H_NDPAR], 2)

@@ -445,6 +445,8 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     fam = design.family
     if fam.name not in C.FAMILIES:
         raise KernelUnsupported(f"the {fam.name} family has no compiled kernel")
+    if any(p.smooths for p in design.predictors.values()):
+        raise KernelUnsupported("penalised smooths s() have no compiled kernel")
     par = parametrization if parametrization is not None else {}
     lay = collapsed_layout(design) if collapsed else None
     prog, layout = _Program(), _Layout()
@@ -509,6 +511,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_NPRED], h[C.H_PREDS] = len(pred_rows), prog.table(pred_rows, C.PRED_WIDTH)
     h[C.H_NBLOCK], h[C.H_BLOCKS] = len(block_rows), prog.table(block_rows, C.BLOCK_WIDTH)
     h[C.H_NDPAR], h[C.H_DPARS] = len(dpar_rows), prog.table(dpar_rows, C.DPAR_WIDTH)
+    h[C.H_ADDITION] = _addition_table(prog, design)
     if collapsed:
         _collapsed_stats(prog, design, lay)
     ints, floats = prog.arrays()
@@ -517,6 +520,26 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                       coords=centring.coords_for(design),
                       init_centre=np.concatenate(layout.centre) if layout.centre else np.zeros(0),
                       jitter=np.concatenate(layout.jitter) if layout.jitter else np.zeros(0), steps=steps)
+
+
+def _addition_table(prog: _Program, design) -> int:
+    """The addition table (weights, censoring, known se) or -1; raises for what the kernel lacks."""
+    add = getattr(design, "addition", None)
+    if add is None:
+        return -1
+    fam = design.family
+    if (add.cens is not None or add.se is not None) and fam.name != "gaussian":
+        raise KernelUnsupported(f"censoring of the {fam.name} family has no compiled kernel")
+    row = [-1] * C.ADDITION_WIDTH
+    if add.weights is not None:
+        row[C.A_WEIGHTS] = prog.f(add.weights)
+    if add.cens is not None:
+        row[C.A_CENS] = prog.f(add.cens.astype(float))
+        row[C.A_Y2] = prog.f(add.y2 if add.y2 is not None else np.zeros(design.nobs))
+    if add.se is not None:
+        row[C.A_SE] = prog.f(add.se)
+    row[C.A_SE_SIGMA] = int(add.sigma)
+    return prog.i(row)
 
 
 def _collapsed_stats(prog: _Program, design, lay) -> None:

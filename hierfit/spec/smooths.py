@@ -1,0 +1,156 @@
+"""Penalised smooths ``s(x, k = 10)`` as in brms/mgcv: a linear fixed part and a wiggly part with its own sd.
+
+The basis is a cubic P-spline (mgcv's ``bs = "ps"``): ``k`` cubic B-splines on equally
+spaced knots over the range of x with a second-order difference penalty.  As brms does
+with mgcv's ``smooth2random``, the penalty is diagonalised: its null space (constant and
+linear functions) becomes one fixed effect, x itself, named ``sx_1`` like brms; the
+penalised directions, scaled to an identity penalty and made orthogonal to the constant and
+linear functions in the training data (which leaves the penalty unchanged), become ``k - 2`` coefficients
+``s_sx_1[1]``, ... drawn from Normal(0, sds^2).  The sd ``sds_sx_1`` (brms's
+"Smooth Terms: sds(sx_1)") is estimated, so the data decide how wiggly the curve is.
+Knots and the reparametrisation are frozen for new data.
+
+Example
+-------
+>>> import numpy as np
+>>> basis = np.asarray(s(np.linspace(0, 1, 50), k=6, _state={}))
+>>> basis.shape
+(50, 5)
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from formulaic.materializers.types import FactorValues
+from formulaic.utils.stateful_transforms import stateful_transform
+
+from hierfit.errors import DataError
+from hierfit.spec.splines import spline_design
+
+__all__ = ["s", "smooth_names", "smooth_groups", "smooth_var", "SMOOTH_COEF"]
+
+#: Names of the penalised coefficients: ``s_<label>[j]``.
+SMOOTH_COEF = re.compile(r"^s_([\w:.]+)\[(\d+)\]$")
+_SMOOTH_COLUMN = re.compile(r"^s\(\s*`?([^,`)]+?)`?\s*((?:,[^)]*)?)\)\[(?:(.+):)?(\d+)\]$")
+_BY = re.compile(r"by\s*=\s*`?(\w[\w.]*)`?")
+
+
+def _reparametrise(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Penalised directions of the second-order difference penalty and their scales (U_+ Lambda^-1/2)."""
+    D = np.diff(np.eye(k), n=2, axis=0)
+    lam, U = np.linalg.eigh(D.T @ D)
+    keep = lam > 1e-9 * lam.max()
+    return U[:, keep], 1.0 / np.sqrt(lam[keep])
+
+
+def _one_smooth(x: np.ndarray, k: int, state: dict, rows=None) -> np.ndarray:
+    """[x, wiggly part] of one smooth; ``rows`` (a mask) restricts the fit of the knots and projection."""
+    fit_x = x if rows is None else x[rows]
+    if "knots" not in state:
+        lo, hi = float(fit_x.min()), float(fit_x.max())
+        if hi <= lo:
+            raise DataError("s(): x is constant" + ("" if rows is None else " within a level of by"))
+        n_inner = k - 4
+        step = (hi - lo) / (n_inner + 1)
+        state["knots"] = [lo - 3 * step + i * step for i in range(n_inner + 8)]
+    B = spline_design(np.asarray(state["knots"], dtype=float), x, 4)
+    U, scale = _reparametrise(B.shape[1])
+    Z = (B @ U) * scale
+    N = np.column_stack([np.ones_like(x), x])
+    if "null_projection" not in state:
+        # the wiggly columns minus their constant and linear parts (unpenalised: the penalty is unchanged),
+        # so that they are uncorrelated with the intercept and sx_1 in the training data
+        sel = slice(None) if rows is None else rows
+        state["null_projection"] = np.linalg.lstsq(N[sel], Z[sel], rcond=None)[0].tolist()
+    Z = Z - N @ np.asarray(state["null_projection"])
+    return np.column_stack([x, Z])
+
+
+@stateful_transform
+def s(x, k: int = 10, by=None, _state=None):
+    """brms/mgcv's penalised smooth ``s(x, k = 10)``: columns [x, wiggly part (k - 2)], knots frozen.
+
+    With ``by = f`` (a factor) there is one smooth per level, each with its own sd, zero on
+    the other levels' rows (mgcv's factor ``by``; add ``f`` itself for the level means).
+
+    Example
+    -------
+    >>> np.asarray(s(np.arange(20.0), k=5, _state={}))[:, 0][:3].tolist()
+    [0.0, 1.0, 2.0]
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    if not np.isfinite(x).all():
+        raise DataError("s() needs finite numbers")
+    k = int(k)
+    if k < 4:
+        raise DataError(f"s(): k must be at least 4, got {k}")
+    if by is None:
+        out = _one_smooth(x, k, _state)
+        return FactorValues(out, column_names=tuple(str(i) for i in range(1, out.shape[1] + 1)))
+    labels = np.asarray(by.astype(str) if hasattr(by, "astype") else by, dtype=object).ravel()
+    if "levels" not in _state:
+        cats = getattr(getattr(by, "cat", None), "categories", None)
+        levels = [str(c) for c in cats] if cats is not None else sorted(set(labels.tolist()))
+        if np.issubdtype(np.asarray(by).dtype, np.floating):
+            raise DataError("s(x, by = ...) needs a factor (numeric by-variables are not available)")
+        _state["levels"] = levels
+    blocks, names = [], []
+    for lev in _state["levels"]:
+        rows = labels == lev
+        sub = _state.setdefault(f"level {lev}", {})
+        part = _one_smooth(x, k, sub, rows if "knots" not in sub else None) * rows[:, None]
+        blocks.append(part)
+        names += [f"{lev}:{i}" for i in range(1, part.shape[1] + 1)]
+    return FactorValues(np.column_stack(blocks), column_names=tuple(names))
+
+
+def smooth_names(columns: list[str]) -> list[str]:
+    """formulaic names of ``s(x)`` columns renamed as brms names them: ``sx_1`` and ``s_sx_1[j]``.
+
+    Example
+    -------
+    >>> smooth_names(["Intercept", "s(x, k=5)[1]", "s(x, k=5)[2]", "z"])
+    ['Intercept', 'sx_1', 's_sx_1[1]', 'z']
+    >>> smooth_names(["s(x, by=f)[a:1]", "s(x, by=f)[a:2]"])
+    ['sx:fa_1', 's_sx:fa_1[1]']
+    """
+    out = []
+    for c in columns:
+        m = _SMOOTH_COLUMN.match(c)
+        if not m:
+            out.append(c)
+            continue
+        by = _BY.search(m.group(2) or "")
+        label = "s" + re.sub(r"\W", "", m.group(1)) + (f":{by.group(1)}{m.group(3)}" if by and m.group(3) else "") + "_1"
+        j = int(m.group(4))
+        out.append(label if j == 1 else f"s_{label}[{j - 1}]")
+    return out
+
+
+def smooth_var(kind: str, label: str) -> str:
+    """Model variable of a smooth: ``smooth_var("sds", "sx:fa_1")`` -> ``'sds_sx_fa_1'``.
+
+    Example
+    -------
+    >>> smooth_var("sds", "sx_1")
+    'sds_sx_1'
+    """
+    return f"{kind}_" + re.sub(r"\W", "_", label)
+
+
+def smooth_groups(names: list[str]) -> dict[str, list[int]]:
+    """Column positions of each smooth's penalised coefficients: ``{"sx_1": [2, 3, ...]}``.
+
+    Example
+    -------
+    >>> smooth_groups(["(Intercept)", "sx_1", "s_sx_1[1]", "s_sx_1[2]"])
+    {'sx_1': [2, 3]}
+    """
+    out: dict[str, list[int]] = {}
+    for j, n in enumerate(names):
+        m = SMOOTH_COEF.match(n)
+        if m:
+            out.setdefault(m.group(1), []).append(j)
+    return out

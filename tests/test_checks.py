@@ -1,0 +1,92 @@
+"""Model checks that say what to fit instead: DHARMa-style tests, pp_check types, check_model."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+import hierfit
+from hierfit.analysis.checks import dispersion_test, outlier_test, zero_inflation_test
+from hierfit.errors import HierfitError
+from hierfit.plots.ppc import PP_TYPES
+
+OWLS_FORMULA = "SiblingNegotiation ~ FoodTreatment * SexParent + offset(log(BroodSize)) + (1 | Nest)"
+KW = dict(chains=2, draws=300, tune=300, seed=1, progressbar=False, warn=False)
+
+
+@pytest.fixture(scope="module")
+def owls_poisson():
+    return hierfit.fit(OWLS_FORMULA, hierfit.datasets.load("owls"), family="poisson", **KW)
+
+
+def test_owls_poisson_is_flagged_for_zero_inflation_and_overdispersion(owls_poisson):
+    tab = owls_poisson.check_residuals(nsim=200).set_index("test")
+    assert list(tab.columns) == ["statistic", "p_value", "verdict"]
+    assert tab.loc["dispersion", "p_value"] < 0.05 and tab.loc["dispersion", "statistic"] > 2
+    assert "overdispersion" in tab.loc["dispersion", "verdict"] and "negbinomial" in tab.loc["dispersion", "verdict"]
+    zi = tab.loc["zero-inflation"]
+    assert zi["p_value"] < 0.05 and zi["statistic"] > 5  # 156 zeros against ~10 expected
+    assert "zero-inflated" in zi["verdict"]
+    assert tab.loc["uniformity (KS)", "p_value"] < 0.05
+
+
+def test_a_well_specified_model_passes_every_test():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(15), 20)
+    x = rng.normal(size=g.size)
+    y = rng.poisson(np.exp(0.5 + 0.4 * x + rng.normal(0, 0.3, 15)[g]))
+    import pandas as pd
+
+    m = hierfit.fit("y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}), family="poisson", **KW)
+    tab = m.check_residuals(nsim=200).set_index("test")
+    assert (tab["p_value"].dropna() > 0.01).all(), tab
+    assert tab.loc["dispersion", "verdict"].startswith("dispersion fits")
+
+
+def test_statistics_against_their_definitions():
+    rng = np.random.default_rng(0)
+    sims = rng.poisson(4.0, (400, 300)).astype(float)
+    ok = rng.poisson(4.0, 300).astype(float)
+    ratio, p, _ = dispersion_test(ok, sims)
+    assert 0.8 < ratio < 1.2 and p > 0.05
+    over = rng.negative_binomial(2, 2 / 6, 300).astype(float)  # mean 4, variance 12
+    ratio, p, _ = dispersion_test(over, sims)
+    assert 2.0 < ratio < 4.5 and p < 0.01
+    zi = np.where(rng.uniform(size=300) < 0.25, 0.0, ok)
+    zratio, zp, simz = zero_inflation_test(zi, sims)
+    assert zratio == pytest.approx(np.sum(zi == 0) / simz.mean()) and zp < 0.01
+    freq, op, count = outlier_test(ok, sims)
+    assert count == int(np.sum((ok < sims.min(0)) | (ok > sims.max(0)))) and op > 0.05
+
+
+@pytest.mark.parametrize("kind", PP_TYPES)
+def test_pp_check_types_draw_observed_and_replicated(owls_poisson, kind):
+    fig = owls_poisson.pp_check(kind, ndraws=20, group="Nest", stat="prop_zero", max_panels=4)
+    gids = {artist.get_gid() for ax in fig.axes for artist in ax.get_children()}
+    assert any(g and g.startswith("y-rep") for g in gids)
+    assert "y-observed" in gids
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_pp_check_stat_reports_observed_statistic(owls_poisson):
+    fig = owls_poisson.pp_check("stat", stat=["mean", "prop_zero"], ndraws=50)
+    y = owls_poisson.design.y
+    titles = [ax.get_title() for ax in fig.axes]
+    assert f"{np.mean(y == 0):.3g}" in titles[1] and f"{np.mean(y):.3g}" in titles[0]
+    with pytest.raises(HierfitError, match="type must be one of"):
+        owls_poisson.pp_check("violin")
+    with pytest.raises(HierfitError, match="group="):
+        owls_poisson.pp_check("stat_grouped")
+
+
+def test_check_model_panel_carries_the_verdicts(owls_poisson):
+    fig = owls_poisson.check_model(nsim=100, ndraws=10)
+    text = " ".join(ax.get_title() for ax in fig.axes)
+    assert "overdispersion" in text and "zero-inflation" in text
+    assert len(fig.axes) == 6

@@ -1,0 +1,183 @@
+"""poly(), bs(), ns() and contrasts in formulas: R's values (computed independently here) and frozen for new data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.interpolate import BSpline
+
+from hierfit.spec.design import build_design
+
+rng = np.random.default_rng(5)
+DATA = pd.DataFrame({"x": rng.uniform(0, 10, 40), "f": rng.choice(["a", "b", "c"], 40)})
+DATA["y"] = np.sin(DATA["x"]) + rng.normal(size=40)
+NEW = pd.DataFrame({"x": [-1.0, 0.5, 3.3, 9.9, 12.0], "f": ["a", "b", "c", "a", "b"]})
+
+
+def _r_poly(x: np.ndarray, degree: int):
+    """R's poly(): QR of the centred Vandermonde matrix, Z = Q diag(R), normalised; alpha and norm2 kept."""
+    xbar = x.mean()
+    xc = x - xbar
+    X = np.vander(xc, degree + 1, increasing=True)
+    q, r = np.linalg.qr(X)
+    Z = q * np.diag(r)
+    norm2 = (Z ** 2).sum(axis=0)
+    alpha = ((xc[:, None] * Z ** 2).sum(axis=0) / norm2 + xbar)[:degree]
+    return Z[:, 1:] / np.sqrt(norm2[1:]), alpha, np.concatenate([[1.0], norm2])
+
+
+def _r_poly_predict(x: np.ndarray, alpha, norm2, degree: int) -> np.ndarray:
+    """R's predict.poly: the three-term recurrence with the training alpha and norm2."""
+    Z = np.ones((len(x), degree + 1))
+    Z[:, 1] = x - alpha[0]
+    for i in range(1, degree):
+        Z[:, i + 1] = (x - alpha[i]) * Z[:, i] - (norm2[i + 1] / norm2[i]) * Z[:, i - 1]
+    return Z[:, 1:] / np.sqrt(norm2[2:])
+
+
+def _matrix(design, names):
+    return design.X[:, [design.fixed_names.index(n) for n in names]]
+
+
+def test_poly_equals_rs_poly_and_its_recurrence_on_new_data():
+    d = build_design("y ~ poly(x, 3)", DATA)
+    names = ["poly(x, 3)1", "poly(x, 3)2", "poly(x, 3)3"]
+    Z, alpha, norm2 = _r_poly(DATA["x"].to_numpy(), 3)
+    np.testing.assert_allclose(_matrix(d, names), Z, atol=1e-12)
+    new = d.mu.recode(d.prepare(NEW))["X"][:, 1:]
+    np.testing.assert_allclose(new, _r_poly_predict(NEW["x"].to_numpy(), alpha, norm2, 3), atol=1e-10)
+
+
+def test_poly_published_values():
+    """R: poly(1:10, 2)[1, ] = -0.49543369, 0.52223297."""
+    d = build_design("y ~ poly(x, 2)", pd.DataFrame({"x": np.arange(1.0, 11.0), "y": np.arange(10.0) ** 0.5}))
+    np.testing.assert_allclose(d.X[0, 1:], [-0.49543369, 0.52223297], atol=1e-8)
+
+
+def _r_bs(x, knots, lo, hi, degree=3):
+    t = np.concatenate([[lo] * (degree + 1), knots, [hi] * (degree + 1)])
+    return BSpline.design_matrix(np.clip(x, lo, hi), t, degree).toarray()[:, 1:]
+
+
+def test_bs_equals_rs_bs_with_frozen_knots():
+    x = DATA["x"].to_numpy()
+    d = build_design("y ~ bs(x, df = 5)", DATA)
+    knots = np.quantile(x, [1 / 3, 2 / 3])  # R: df - degree = 2 interior knots at quantiles
+    np.testing.assert_allclose(d.X[:, 1:], _r_bs(x, knots, x.min(), x.max()), atol=1e-12)
+    inside = NEW[(NEW["x"] >= x.min()) & (NEW["x"] <= x.max())]
+    new = d.mu.recode(d.prepare(inside))["X"][:, 1:]
+    np.testing.assert_allclose(new, _r_bs(inside["x"].to_numpy(), knots, x.min(), x.max()), atol=1e-12)
+
+
+def test_bs_published_values():
+    """R: bs(1:10, df = 4)[2, ] = 0.46364883 0.06310014 0.00274348 0."""
+    d = build_design("y ~ bs(x, df = 4)", pd.DataFrame({"x": np.arange(1.0, 11.0), "y": np.arange(10.0) ** 0.5}))
+    np.testing.assert_allclose(d.X[1, 1:], [0.46364883, 0.06310014, 0.00274348, 0.0], atol=1e-7)
+
+
+def test_ns_is_the_natural_spline_space_linear_outside():
+    """ns(x, df = 4) spans the natural cubic splines with R's knots (truncated-power basis, ESL eq. 5.4-5.5)."""
+    x = DATA["x"].to_numpy()
+    d = build_design("y ~ ns(x, df = 4)", DATA)
+    N = d.X[:, 1:]
+    k = np.concatenate([[x.min()], np.quantile(x, [0.25, 0.5, 0.75]), [x.max()]])
+
+    def dk(j, v):
+        return (np.maximum(v - k[j], 0) ** 3 - np.maximum(v - k[-1], 0) ** 3) / (k[-1] - k[j])
+
+    esl = np.column_stack([np.ones_like(x), x] + [dk(j, x) - dk(len(k) - 2, x) for j in range(len(k) - 2)])
+    both = np.column_stack([np.ones_like(x), N])
+    proj = both @ np.linalg.lstsq(both, esl, rcond=None)[0]
+    np.testing.assert_allclose(proj, esl, atol=1e-8)
+    assert np.allclose(N[np.argmin(x)], 0.0)  # the intercept-free basis is 0 at the left boundary (as R)
+    far = d.mu.recode(d.prepare(pd.DataFrame({"x": [x.max() + 1, x.max() + 2, x.max() + 3], "f": "a"})))["X"][:, 1:]
+    np.testing.assert_allclose(far[2] - far[1], far[1] - far[0], atol=1e-10)  # linear beyond the boundary
+
+
+@pytest.mark.parametrize("term, names", [
+    ("C(f, Sum)", ["f1", "f2"]),
+    ("C(f, contr.sum)", ["f1", "f2"]),
+    ("C(f, Helmert)", ["f1", "f2"]),
+    ("C(f, Treatment('b'))", ["fa", "fc"]),
+    ("C(f, Poly)", ["f.L", "f.Q"]),
+])
+def test_contrasts_are_rs(term, names):
+    d = build_design(f"y ~ {term}", DATA)
+    assert d.fixed_names == ["(Intercept)"] + names
+    levels = np.array(["a", "b", "c"])
+    X = d.X[:, 1:]
+    first = {lev: X[DATA["f"].to_numpy() == lev][0] for lev in levels}
+    R = {  # R's contr.sum(3), contr.helmert(3), contr.treatment(3, base = 2), contr.poly(3)
+        "C(f, Sum)": [[1, 0], [0, 1], [-1, -1]], "C(f, contr.sum)": [[1, 0], [0, 1], [-1, -1]],
+        "C(f, Helmert)": [[-1, -1], [1, -1], [0, 2]], "C(f, Treatment('b'))": [[1, 0], [0, 0], [0, 1]],
+        "C(f, Poly)": [[-0.7071068, 0.4082483], [0, -0.8164966], [0.7071068, 0.4082483]],
+    }[term]
+    np.testing.assert_allclose(np.stack([first[lev] for lev in levels]), R, atol=1e-6)
+
+
+def test_smooth_is_a_penalised_spline_with_an_identity_penalty():
+    """s(x, k = 8): the wiggly coefficients c give P-spline coefficients whose difference penalty is |c|^2."""
+    from hierfit.spec.smooths import s
+    from hierfit.spec.splines import spline_design
+
+    x = DATA["x"].to_numpy()
+    state: dict = {}
+    basis = np.asarray(s(x, k=8, _state=state))
+    assert basis.shape == (len(x), 7)
+    np.testing.assert_array_equal(basis[:, 0], x)  # the unpenalised linear part, brms's sx_1
+    B = spline_design(np.asarray(state["knots"]), x, 4)  # 8 cubic B-splines on equally spaced knots
+    D = np.diff(np.eye(8), n=2, axis=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        c = rng.normal(size=6)
+        f = basis[:, 1:] @ c
+        # the B-spline coefficients of f (plus a line, which the penalty ignores): least squares on [B]
+        beta = np.linalg.lstsq(B, f, rcond=None)[0]
+        assert float(np.sum((D @ beta) ** 2)) == pytest.approx(float(c @ c), rel=1e-8)
+    # orthogonal to the constant and linear functions in the training data
+    np.testing.assert_allclose(np.column_stack([np.ones_like(x), x]).T @ basis[:, 1:], 0.0, atol=1e-8)
+
+
+def test_smooth_terms_in_the_design_priors_and_model():
+    import hierfit
+    from hierfit.engine.model import build_model
+
+    s = hierfit.specify("y ~ s(x, k = 6) + f", DATA)
+    d = s.design
+    assert d.fixed_names[:2] == ["(Intercept)", "sx_1"] and d.fixed_names[2:6] == [f"s_sx_1[{j}]" for j in range(1, 5)]
+    assert d.mu.smooths == {"sx_1": [2, 3, 4, 5]}
+    tab = s.priors.table()
+    assert list(tab.loc[tab["class"] == "sds", "coef"]) == ["sx_1"]
+    assert not tab["coef"].str.startswith("s_sx_1").any()  # penalised coefficients have no b prior
+    assert s.method.name == "full"
+    m = build_model(d, s.priors, s.parametrization)
+    assert {"sds_sx_1", "zs_sx_1"} <= {v.name for v in m.free_RVs}
+    import pytensor
+
+    fn = pytensor.function(m.value_vars, m.replace_rvs_by_values([m["b"]]), mode="FAST_COMPILE",
+                           on_unused_input="ignore")
+    point = m.initial_point(0)
+    point["zs_sx_1"] = np.array([0.5, -1.0, 2.0, 0.1])
+    point["sds_sx_1_log__"] = np.asarray(np.log(0.7))
+    b = np.asarray(fn(*[point[v.name] for v in m.value_vars])[0])
+    np.testing.assert_allclose(b[2:6], 0.7 * point["zs_sx_1"], rtol=1e-10)  # coefficient = zs * sds
+    new = d.mu.recode(d.prepare(DATA.head(5)))["X"]
+    np.testing.assert_allclose(new, d.X[:5], atol=1e-10)  # frozen basis on new data
+
+
+def test_smooth_by_factor_is_one_smooth_per_level():
+    import hierfit
+
+    s = hierfit.specify("y ~ f + s(x, by = f, k = 5)", DATA)
+    names = s.design.fixed_names
+    assert names[:3] == ["(Intercept)", "fb", "fc"]
+    assert [n for n in names if not n.startswith("s_")][3:] == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]
+    assert list(s.design.mu.smooths) == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]
+    X, f = s.design.X, DATA["f"].to_numpy()
+    for lev in "abc":
+        cols = [j for j, n in enumerate(names) if f"sx:f{lev}_1" in n]
+        assert len(cols) == 4  # the linear part and k - 2 = 3 penalised columns
+        assert np.all(X[f != lev][:, cols] == 0.0)  # zero on the other levels' rows
+        np.testing.assert_allclose(X[f == lev][:, cols[0]], DATA["x"].to_numpy()[f == lev])
+    assert list(s.priors.table().query("`class` == 'sds'")["coef"]) == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]
