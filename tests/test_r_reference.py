@@ -68,14 +68,14 @@ def owls_poisson(owls):
 def test_exam_fixed_effects_match_lmer(exam_rs):
     ref = REF["exam"]["interaction"]["fixef"]
     fe = exam_rs.fixef().loc[ref["term"]]
-    check_table(fe, ref["estimate"], ref["se"], 0.01, what="fixef")
+    check_table(fe, ref["estimate"], ref["se"], 0.005, what="fixef")
 
 
 def test_exam_emmeans_by_sex_match_r(exam_rs):
     ref = REF["exam"]["interaction"]["emmeans_sex"]
     tab = exam_rs.emmeans("sex")
     assert list(tab["sex"]) == ref["sex"] == ["F", "M"]
-    check_table(tab, ref["emmean"], ref["SE"], 0.01, what="emmeans")
+    check_table(tab, ref["emmean"], ref["SE"], 0.005, what="emmeans")
 
 
 def test_exam_sex_contrast_matches_r_pairwise(exam_rs):
@@ -83,10 +83,10 @@ def test_exam_sex_contrast_matches_r_pairwise(exam_rs):
     assert ref["contrast"] == "F - M"
     pw = exam_rs.emmeans("sex", contrasts="pairwise")
     assert list(pw["contrast"]) == ["F - M"]
-    check_table(pw, [ref["estimate"]], [ref["SE"]], 0.01, what="pairwise")
+    check_table(pw, [ref["estimate"]], [ref["SE"]], 0.005, what="pairwise")
     # the average comparison M - F over the fitted rows (identity link): minus R's F - M
     avg = exam_rs.avg_comparisons("sex", re_form=hierfit.NA)
-    check_table(avg, [-ref["estimate"]], [ref["SE"]], 0.01, what="avg_comparisons")
+    check_table(avg, [-ref["estimate"]], [ref["SE"]], 0.005, what="avg_comparisons")
 
 
 def test_exam_slopes_match_emtrends(exam_rs):
@@ -94,7 +94,7 @@ def test_exam_slopes_match_emtrends(exam_rs):
     grid = hierfit.datagrid(exam_rs, sex=["F", "M"])
     tab = exam_rs.slopes("standLRT", newdata=grid, re_form=hierfit.NA)
     assert list(tab["sex"]) == ref["sex"]
-    check_table(tab, ref["standLRT.trend"], ref["SE"], 0.01, what="slopes")
+    check_table(tab, ref["standLRT.trend"], ref["SE"], 0.005, what="slopes")
 
 
 def test_exam_icc_matches_the_lmer_variance_ratio(exam_ri):
