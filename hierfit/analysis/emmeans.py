@@ -1,8 +1,10 @@
 """Estimated marginal means (emmeans) and their contrasts, per posterior draw.
 
 The reference grid has every combination of the levels of the model's factors,
-with numeric predictors at their mean over the fitted rows (and offsets at their
-mean), emmeans' default.  The marginal mean of a level of ``specs`` is the
+with numeric predictors at their mean over the fitted rows and an offset at the
+mean of the offset term over the fitted rows (``offset(log(BroodSize))`` at the
+mean of log(BroodSize)), emmeans' defaults; ``at={"BroodSize": 4.4}`` sets the
+offset's column instead.  The marginal mean of a level of ``specs`` is the
 equally-weighted average of the grid predictions over the levels of the other
 factors (emmeans' ``weights = "equal"``).  With ``kind="link"`` the averaging is on
 the link scale (emmeans' default ``type = "link"``); with ``kind="mean"`` it is on
@@ -70,7 +72,11 @@ def emmeans(fit, specs, by=None, re_form=NA, kind="mean", contrasts=None, at=Non
     if kind not in ("mean", "link"):
         raise HierfitError(f"emmeans: kind must be 'mean' or 'link', got {kind!r}")
     grid = reference_grid(fit, newdata, at)
-    draws = response_draws(fit, grid, re_form=re_form, kind=kind, seed=seed, ndraws=ndraws, nsim=nsim)
+    # an offset whose columns the grid leaves out is held at its mean over the fitted rows (emmeans' default)
+    offset_cols = {c for spec in fit.design.mu.offset_specs for c in spec.required_variables}
+    offset = "mean" if any(c not in grid.columns for c in offset_cols) else None
+    draws = response_draws(fit, grid, re_form=re_form, kind=kind, seed=seed, ndraws=ndraws, nsim=nsim,
+                           offset=offset)
     keys = specs + by
     levels = {k: list(dict.fromkeys(grid[k].tolist())) for k in keys}
     cells = list(itertools.product(*(levels[k] for k in keys)))
