@@ -77,7 +77,7 @@ MALFORMED = [
     ("y ~ (1 | g | h)", "more than one '|'", None),
     ("y ~ x $ z", "unexpected character", "$"),
     ("y ~ `x", "unclosed backtick", "`"),
-    ("y | g ~ x", "only trials(n) may follow", "g"),
+    ("y | g ~ x", "only trials(), weights(), cens(), se() may follow", "g"),
     ("y ~ ", "nothing after '~'", "~"),
 ]
 

@@ -233,9 +233,14 @@ def test_documented_grammar_still_parses():
                  "cbind(n, k) ~ C(g) + offset(log(m))", "n | trials(n) ~ x + (x || g)", "y ~ (x + f)^2 + x:f",
                  "y ~ x * f - 1 + (1 | g/n)", "y ~ `my var` + temp.max", "y ~ poly(x, degree = 2)",
                  "y ~ C(g, Sum)", "y ~ C(g, contr.sum)"]:
-        parse_formula(text, response=True) if "poly" not in text else None
-    with pytest.raises(FormulaError, match="unknown function 'poly'"):
-        parse_formula("y ~ poly(x, 2)")  # reserved name, not implemented yet: an error, never code
+        parse_formula(text, response=True)
+    for text in ["y ~ poly(x, 2) + ns(x, df = 3) + bs(x, df = 4) + s(x, k = 5)", "y ~ s(x, by = f)",
+                 "y | se(n, sigma = TRUE) ~ x", "y | cens(c, z) + weights(w) ~ x", "y ~ C(g, Treatment('b'))"]:
+        parse_formula(text)  # brms's splines and addition terms, R's contrasts
+    for text in ["y ~ s(x, by = 'f')", "y ~ C(g, Treatment(f'{x}'))", "y ~ C(g, Treatment('b', 'c'))",
+                 "y ~ s(x, by = f.__class__)", "y ~ x + Sum('b')"]:
+        with pytest.raises(FormulaError):
+            build_design(text, _data(f=np.resize(list("abcdefgh"), N)))
     assert [t.text for t in parse_formula("y ~ C(g, Sum)").variables] == ["y", "g"]
 
 

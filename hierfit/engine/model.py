@@ -97,7 +97,7 @@ def fixed_part(pred, pp) -> FixedPart:
     if smooth_idx:  # brms/mgcv's smooths: penalised coefficients zs * sds (non-centred), one sd per smooth
         parts = []
         for label, cols in pred.smooths.items():
-            sds = pp.sds[label].to_pymc(pred.var(smooth_var("sds", label)), positive=True)
+            sds = dist_rv(pp.sds[label], pred.var(smooth_var("sds", label)), positive=True)
             zs = pm.Normal(pred.var(smooth_var("zs", label)), 0.0, 1.0, shape=len(cols))
             parts.append(zs * sds)
         smooth_beta = pt.concatenate(parts)

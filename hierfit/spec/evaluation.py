@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 import builtins
+import re
 import warnings
 
 import numpy as np
@@ -87,6 +88,7 @@ def evaluate_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str):
     from formulaic import model_matrix
     from formulaic.errors import FormulaicError
 
+    text = formulaic_contrasts(text)
     check_terms(text, data, pf, what)
     try:
         with warnings.catch_warnings():
@@ -97,6 +99,23 @@ def evaluate_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str):
     except (TypeError, ValueError, ArithmeticError, NameError, AttributeError, IndexError, KeyError,
             RecursionError, MemoryError) as err:
         raise DataError(f"cannot evaluate the {what} '{text}': {type(err).__name__}: {err}") from err
+
+
+# Calls that hierfit's parser takes apart and formulaic never evaluates: a column of the same name is harmless.
+_PARSED_BY_HIERFIT = frozenset({"weights", "cens", "se", "trials", "cbind", "offset"})
+_R_CONTRASTS = {"contr.sum": "Sum", "contr.treatment": "Treatment", "contr.helmert": "Helmert", "contr.poly": "Poly"}
+_R_CONTRAST_RE = re.compile(r"(?<![\w.`])(" + "|".join(re.escape(k) for k in _R_CONTRASTS) + r")(?![\w.`])")
+
+
+def formulaic_contrasts(text: str) -> str:
+    """R's contrast names in ``C()`` as formulaic's: ``C(f, contr.sum)`` -> ``C(f, Sum)``.
+
+    Example
+    -------
+    >>> formulaic_contrasts("y ~ C(f, contr.sum) + x")
+    'y ~ C(f, Sum) + x'
+    """
+    return _R_CONTRAST_RE.sub(lambda m: _R_CONTRASTS[m.group(1)], text)
 
 
 def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "design") -> None:
@@ -125,7 +144,7 @@ def check_terms(text: str, data: pd.DataFrame, pf: ParsedFormula, what: str = "d
     functions = set(KNOWN_FUNCTIONS) | RESERVED_FUNCTIONS
     columns = set(data.columns)
     for tok in pf.functions:
-        if tok.text in columns:
+        if tok.text in columns and tok.text not in _PARSED_BY_HIERFIT:
             raise FormulaError(f"column '{tok.text}' has the name of the function {tok.text}(), which the formula "
                                "also calls; rename the column", pf.text, tok.pos, tok.end - tok.pos)
     for term in terms:

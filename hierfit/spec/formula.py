@@ -443,8 +443,10 @@ def _not_a_column(tokens: list[Token], k: int) -> bool:
         return True
     nxt = tokens[k + 1] if k + 1 < len(tokens) else None
     prev = tokens[k - 1] if k > 0 else None
-    if nxt is not None and nxt.kind == "op" and nxt.text == "=":
-        return True
+    after = tokens[k + 2] if k + 2 < len(tokens) else None
+    if nxt is not None and nxt.kind == "op" and nxt.text == "=" and prev is not None and prev.text == "," \
+            and not (after is not None and after.text == "="):
+        return True  # a keyword argument's name: se(s, sigma = TRUE), s(x, by = f)
     if prev is not None and prev.kind == "op" and prev.text == "=" and t.text in ("TRUE", "FALSE", "T", "F"):
         return True
     return t.text in CONTRAST_NAMES and prev is not None and prev.kind == "op" and prev.text == ","

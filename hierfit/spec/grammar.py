@@ -63,8 +63,12 @@ MAX_BASIS = 100
 RESERVED_FUNCTIONS = frozenset({"poly", "ns", "bs", "s", "C", "weights", "cens", "se", "trials", "cbind",
                                 "offset", "I"})
 #: Keyword arguments allowed per function (brms/R spelling); every other ``name=`` is an error.
-KEYWORD_ARGUMENTS = {"poly": ("degree", "raw"), "ns": ("df",), "bs": ("df", "degree"), "s": ("k",),
-                     "log": ("base",), "C": ("contr",)}
+KEYWORD_ARGUMENTS = {"poly": ("degree", "raw"), "ns": ("df",), "bs": ("df", "degree"), "s": ("k", "by"),
+                     "log": ("base",), "C": ("contr",), "se": ("sigma",)}
+#: Keyword arguments whose value is a column (``s(x, by = f)``), not a number.
+COLUMN_KEYWORDS = {("s", "by")}
+#: Functions whose one argument may be a quoted factor level: ``C(f, Treatment('b'))``.
+LEVEL_FUNCTIONS = frozenset({"Treatment", "contr.treatment"})
 #: Names that may stand as the second argument of ``C()`` (contrast codings).
 CONTRAST_NAMES = frozenset({"Treatment", "Sum", "Helmert", "Poly", "Diff", "contr.treatment", "contr.sum",
                             "contr.helmert", "contr.poly", "contr.SAS"})
@@ -117,6 +121,8 @@ def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
         prev = tokens[k - 1] if k else None
         nxt = tokens[k + 1] if k + 1 < n else None
         in_call = any(f is not None for f in stack)
+        if t.kind == "string" and _is_level_argument(tokens, k):
+            continue  # C(f, Treatment('b')): a reference level, data rather than code
         if t.kind == "string":
             start = t.pos
             if prev is not None and prev.kind == "ident" and prev.end == t.pos and not prev.quoted \
@@ -362,6 +368,21 @@ def _fold(op: ast.operator, a, b):
     return value
 
 
+def _is_level_argument(tokens, k: int) -> bool:
+    """A plain string that is the only argument of Treatment(...) inside C(): ``C(f, Treatment('b'))``."""
+    t = tokens[k]
+    if k < 2 or k + 1 >= len(tokens) or t.text[:1] not in ("'", '"'):
+        return False
+    return tokens[k - 1].text == "(" and tokens[k - 2].text in LEVEL_FUNCTIONS and tokens[k + 1].text == ")"
+
+
+def _level_constant(node, parent: dict) -> bool:
+    """The AST twin of :func:`_is_level_argument`: ``Treatment('b')``."""
+    up = parent.get(id(node))
+    return (isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id == "Treatment"
+            and len(up.args) == 1 and up.args[0] is node and not up.keywords)
+
+
 def check_python(expr: str, formula: str | None, columns, functions) -> None:
     """Allow ``expr`` (one term formulaic evaluates with Python) only if it is in the formula grammar.
 
@@ -397,6 +418,8 @@ def check_python(expr: str, formula: str | None, columns, functions) -> None:
     for node in nodes:
         if not isinstance(node, _NODES):
             fail(f"'{expr}' uses {type(node).__name__}, which is not part of the formula language")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _level_constant(node, parent):
+            continue
         if isinstance(node, ast.Constant) and (isinstance(node.value, (str, bytes, complex))
                                                or node.value is Ellipsis):
             fail(f"'{expr}' contains the literal {node.value!r}; only numbers are allowed", str(node.value))
@@ -411,6 +434,8 @@ def check_python(expr: str, formula: str | None, columns, functions) -> None:
                     fail(f"argument unpacking (**) is not allowed in {node.func.id}()")
                 if kw.arg not in KEYWORD_ARGUMENTS.get(node.func.id, ()):
                     fail(f"keyword argument {kw.arg}= is not allowed in {node.func.id}()", kw.arg)
+                if (node.func.id, kw.arg) in COLUMN_KEYWORDS and isinstance(kw.value, ast.Name):
+                    continue  # a column, checked as a name below
                 if not isinstance(kw.value, ast.Constant) or isinstance(kw.value.value, (str, bytes)):
                     fail(f"keyword argument {kw.arg}= of {node.func.id}() must be a number")
             if node.func.id in _BASIS:

@@ -137,7 +137,7 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     ['Intercept', 'b', 'b', 'sd', 'sd', 'cor', 'sigma']
     """
     reject_unknown("specify", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula", "offset",
-                                        "method", "parametrization", "data_name"))
+                                        "method", "parametrization", "data_name", "weights"))
     fam = families.get(family)
     formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset,
