@@ -28,6 +28,9 @@ matplotlib figures, so `fig.savefig("name.png")` saves them and they display in
 Jupyter.  The page is made by `docs/make_gallery.py` ({draws} draws x {chains} chains per fit):
 
 ```python
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import hierfit
 
 exam = hierfit.datasets.load("exam")
@@ -166,6 +169,7 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
         ("Priors", "prior_sensitivity",
          "fit_tight = hierfit.fit(\"normexam ~ standLRT + sex + (1 | school)\", exam,\n"
          f"                        priors=[hierfit.prior(\"{tight}\", class_=\"sd\", group=\"school\")])\n"
+         "fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))\n"
          "hierfit.plot_prior_posterior(fit_tight, var=\"sd\", ax=ax1)\n"
          "fit_tight.plot_shrinkage(term=\"school\", view=\"scatter\", ax=ax2)",
          lambda: _prior_sensitivity(fit_ri, fit_tight, tight),
@@ -181,6 +185,7 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
          "Each school's regression line (fixed + its own intercept and slope) over the data; the thick line "
          "is the population line."),
         ("Effects", "conditional_vs_marginal",
+         "grid = np.linspace(-3, 3, 40)\n"
          "new = pd.DataFrame({\"standLRT\": grid, \"sex\": \"F\", \"school\": 22})\n"
          "fit_rs.predict(new, re_form=hierfit.NA)   # marginal: the average school\n"
          "fit_rs.predict(new)                       # conditional: school 22's own line",
@@ -246,6 +251,8 @@ def render(entries: list[dict], draws: int, chains: int) -> str:
             section = e["section"]
             lines.append(f"## {section}\n")
         lines.append(f"### `{e['name']}`\n")
+        if "Jupyter" in e["call"]:  # a widget: it needs a running notebook
+            lines.append("<!-- fragment -->")
         lines.append(f"```python\n{e['call']}\n```\n")
         lines.append(f"{e['text']}\n")
         lines.append(f"![{e['name']}]({e['file']})\n")
