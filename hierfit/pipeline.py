@@ -136,6 +136,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     timing = dict(design=t1 - t0, **timing, postprocess=time.perf_counter() - t3)
     timing["total"] = time.perf_counter() - t0
     result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model)
+    result.call = dict(formula=formula, data=data, family=family, priors=priors, dpars=dpars,
+                       dispformula=dispformula, offset=offset, draws=draws, tune=tune, chains=chains, seed=seed,
+                       sampler=sampler, target_accept=target_accept, progressbar=progressbar, cores=cores,
+                       parametrization=parametrization, method=method, kernel=kernel, data_name=data_name,
+                       warn=warn)
     if spec.method.message and warn:
         _warn(spec.method.message, HierfitWarning)
     if warn:
