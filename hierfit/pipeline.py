@@ -127,6 +127,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
     kernel_used = timing.pop("kernel", None)
+    interrupted = bool(timing.pop("interrupted", False))
     timing.pop("trace", None)
     _drop_internal(posterior)
     t3 = time.perf_counter()
@@ -136,6 +137,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     timing = dict(design=t1 - t0, **timing, postprocess=time.perf_counter() - t3)
     timing["total"] = time.perf_counter() - t0
     result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model)
+    result.interrupted = interrupted
     result.call = dict(formula=formula, data=data, family=family, priors=priors, dpars=dpars,
                        dispformula=dispformula, offset=offset, draws=draws, tune=tune, chains=chains, seed=seed,
                        sampler=sampler, target_accept=target_accept, progressbar=progressbar, cores=cores,

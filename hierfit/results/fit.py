@@ -355,15 +355,20 @@ class HierFit(PlotMethods):
     def warnings(self) -> list[str]:
         """Convergence warnings (divergences, R-hat, ESS, singular fit), each saying what to do."""
         stats = self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
-        return convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization)
+        msgs = convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization)
+        if self.interrupted:
+            msgs.insert(0, f"sampling was interrupted (Ctrl-C): this fit keeps the {self.draws.sizes['draw']} draws "
+                        f"per chain made after warm-up, of the {self.settings.draws} asked for; run the fit "
+                        "again to finish it (fit.update() repeats the call)")
+        return msgs
 
     @property
     def converged(self) -> bool:
-        """False when any R-hat > 1.01, any ESS < 400, or there were divergences."""
+        """False when any R-hat > 1.01, any ESS < 400, there were divergences, or sampling was interrupted."""
         d = self.diagnostics
         rhat_ok = bool((d["Rhat"].fillna(1.0) <= RHAT_MAX).all())
         ess_ok = bool(((d["Bulk_ESS"] >= ESS_MIN) & (d["Tail_ESS"] >= ESS_MIN)).all())
-        return rhat_ok and ess_ok and self.n_divergent == 0
+        return rhat_ok and ess_ok and self.n_divergent == 0 and not self.interrupted
 
     @property
     def n_divergent(self) -> int:
