@@ -21,6 +21,7 @@ import xarray as xr
 
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
+from hierfit.engine.quiet import quiet_pymc
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
 from hierfit.errors import ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
@@ -170,5 +171,5 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
                    method="full")
     model = build_model(spec.design, spec.priors)
-    with model:
+    with model, quiet_pymc():
         return pm.sample_prior_predictive(draws=draws, random_seed=seed)

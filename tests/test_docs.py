@@ -101,7 +101,7 @@ def test_readme_quick_start_is_two_commands():
     commands = [ln.lstrip("$ ").strip() for b in blocks for ln in b.splitlines() if ln.strip()]
     assert commands == ["./dev demo", "./dev test"]
     dev = (ROOT / "dev").read_text()
-    assert "demo) setup;" in dev and "test) setup;" in dev
+    assert "demo) setup;" in dev and "test) setup test;" in dev
 
 
 def test_readme_links_exist():
