@@ -148,8 +148,11 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
         ("Shrinkage", "shrinkage_rs", "fit_rs.plot_shrinkage(term=\"school\")",
          lambda: _call(fit_rs, "plot_shrinkage", term="school"),
          "Intercept and slope together: each school's arrow runs from its own least-squares line to its "
-         "posterior mean, towards the population mean (red cross), inside the fitted bivariate normal "
-         "distribution of the school effects (50 % and 95 % ellipses)."),
+         "posterior mean, towards the average school (red cross: the fixed effects, the centre of the fitted "
+         "bivariate normal distribution of the schools, drawn as 50 % and 95 % ellipses).  The orange plus is "
+         "complete pooling: one least-squares line for all schools, which ignores the school structure and so "
+         "differs a little from the average school.  The three tiny schools whose own lines lie far outside are "
+         "drawn on the edge (red squares), on their arrows."),
         ("Shrinkage", "shrinkage_path_ri", "fit_ri.plot_shrinkage_path(term=\"school\")",
          lambda: _call(fit_ri, "plot_shrinkage_path", term="school"),
          "The group term as an adaptive ridge: each school's intercept as a function of the school sd τ, from "

@@ -147,4 +147,5 @@ def plot_rank(fit, var_names=None, **kwargs):
 
     dt = reported_posterior(fit, var_names)
     pc = azp.plot_rank(dt, backend="matplotlib", **kwargs)
+    _chain_legend(pc)
     return _figure(pc, _n_panels(dt, False), 4, (3.0, 2.6), "figure_kwargs" not in kwargs)
