@@ -144,6 +144,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
                        sampler=sampler, target_accept=target_accept, progressbar=progressbar, cores=cores,
                        parametrization=parametrization, method=method, kernel=kernel, data_name=data_name,
                        warn=warn)
+    result.fitter = fit
     if spec.method.message and warn:
         _warn(spec.method.message, HierfitWarning)
     if warn:

@@ -47,7 +47,8 @@ class HierFit(PlotMethods):
         self.parametrization = spec.parametrization
         self.settings = settings
         self.tree = posterior
-        self.call: dict = {}
+        self.call: dict = {}        # the arguments of the hierfit.fit() call that made this fit
+        self.fitter = None          # that function (hierfit.fit), for update()
         self.interrupted = False
         self.timing = dict(timing)
         self.kernel = kernel
@@ -157,12 +158,13 @@ class HierFit(PlotMethods):
         >>> fit3 = fit.update(draws=2000)  # doctest: +SKIP
         """
         from hierfit.errors import HierfitError
-        from hierfit.pipeline import fit as refit
         from hierfit.spec.formula_update import update_formula
 
         call = dict(self.call)
-        if not call:
-            raise HierfitError("this fit does not record how it was made; call hierfit.fit() instead")
+        refit = self.fitter
+        if not call or refit is None:
+            raise HierfitError("this fit cannot refit itself (a fit loaded from a file does not keep the function "
+                               "that made it); call hierfit.fit() with the changed arguments instead")
         if data is not None:
             call["data"] = data
         if call.get("data") is None:
@@ -466,6 +468,7 @@ class HierFit(PlotMethods):
         state.pop("_loo_tree", None)
         state.pop("_loo", None)
         state["call"] = {k: v for k, v in state.get("call", {}).items() if k != "data"}
+        state["fitter"] = None
         state.pop("draws", None)
         state["_summaries"] = {}
         return state
@@ -474,5 +477,6 @@ class HierFit(PlotMethods):
         if "posterior" in state:  # files saved before fit.tree existed
             state["tree"] = state.pop("posterior")
         state.setdefault("call", {})
+        state.setdefault("fitter", None)
         state.setdefault("interrupted", False)
         self.__dict__.update(state)
