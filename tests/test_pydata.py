@@ -112,3 +112,12 @@ def test_compare_reuses_the_stored_loo_and_explains_its_columns(fit_small, small
     assert f" {elpd:.1f} " in row and f"{elpd:.2f}" not in row          # one decimal
     assert "dse: standard error of elpd_diff" in text and "weight: stacking weight" in text
     assert table.loc["slope", "elpd"] == pytest.approx(fit_small.loo().elpd)
+
+
+def test_saved_fit_drops_the_derived_groups_and_recomputes_them(fit_small, tmp_path):
+    fit_small.posterior  # noqa: B018 - adds log_likelihood
+    fit_small.save(tmp_path / "f.hfit")
+    again = hierfit.load(tmp_path / "f.hfit")
+    assert "log_likelihood" not in again.tree.children and "sample_stats" in again.tree.children
+    np.testing.assert_allclose(again.posterior["log_likelihood"]["normexam"].values,
+                               fit_small.posterior["log_likelihood"]["normexam"].values)

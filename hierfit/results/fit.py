@@ -469,6 +469,13 @@ class HierFit(PlotMethods):
         state.pop("_loo", None)
         state["call"] = {k: v for k, v in state.get("call", {}).items() if k != "data"}
         state["fitter"] = None
+        tree = state.get("tree")
+        derived = ("log_likelihood", "observed_data", "posterior_predictive")  # recomputed on demand
+        if tree is not None and any(g in tree.children for g in derived):
+            import xarray as xr
+
+            state["tree"] = xr.DataTree.from_dict(
+                {name: tree[name].to_dataset() for name in tree.children if name not in derived})
         state.pop("draws", None)
         state["_summaries"] = {}
         return state
