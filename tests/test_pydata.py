@@ -121,3 +121,15 @@ def test_saved_fit_drops_the_derived_groups_and_recomputes_them(fit_small, tmp_p
     assert "log_likelihood" not in again.tree.children and "sample_stats" in again.tree.children
     np.testing.assert_allclose(again.posterior["log_likelihood"]["normexam"].values,
                                fit_small.posterior["log_likelihood"]["normexam"].values)
+
+
+def test_pymc_chatter_does_not_reach_the_user(capfd, caplog, small_exam):
+    import logging
+
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.INFO):
+        warnings.simplefilter("always")
+        pp = hierfit.sample_prior("normexam ~ standLRT + (1 | school)", small_exam, draws=20, seed=1)
+    assert pp["prior_predictive"]["y"].shape == (1, 20, len(small_exam))
+    err = capfd.readouterr().err
+    assert "Sampling:" not in err and not any("Sampling:" in r.getMessage() for r in caplog.records)
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)]
