@@ -225,7 +225,8 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
          "Posterior predictive check: the density of normexam over 50 replicated data sets."),
         ("Sampler", "trace", "fit_rs.plot_trace()",
          lambda: _call(fit_rs, "plot_trace"),
-         "Trace and marginal density per chain of the reported parameters (arviz-plots)."),
+         "Trace and marginal density per chain of the reported parameters, named as the summary names them, "
+         "with a chain legend (arviz-plots)."),
         ("Sampler", "rank", "fit_rs.plot_rank()",
          lambda: _call(fit_rs, "plot_rank"),
          "Rank plots per chain: lines inside the envelope mean the chains mix."),

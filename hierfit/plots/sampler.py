@@ -119,7 +119,11 @@ def plot_trace(fit, var_names=None, *, compact: bool = False, **kwargs):
     dt = reported_posterior(fit, var_names)
     pc = azp.plot_trace_dist(dt, compact=compact, backend="matplotlib", **kwargs)
     _chain_legend(pc)
-    return _figure(pc, _n_panels(dt, compact), 1, (11.0, 1.5), "figure_kwargs" not in kwargs)
+    fig = _figure(pc, _n_panels(dt, compact), 1, (11.0, 1.5), "figure_kwargs" not in kwargs)
+    for ax in fig.axes:  # each row is named under its density panel; long names would overlap on the left
+        if ax.get_xlabel() == "Draw":
+            ax.set_ylabel("")
+    return fig
 
 
 def plot_rank(fit, var_names=None, **kwargs):
