@@ -28,6 +28,9 @@ matplotlib figures, so `fig.savefig("name.png")` saves them and they display in
 Jupyter.  The page is made by `docs/make_gallery.py` ({draws} draws x {chains} chains per fit):
 
 ```python
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import hierfit
 
 exam = hierfit.datasets.load("exam")
@@ -145,8 +148,11 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
         ("Shrinkage", "shrinkage_rs", "fit_rs.plot_shrinkage(term=\"school\")",
          lambda: _call(fit_rs, "plot_shrinkage", term="school"),
          "Intercept and slope together: each school's arrow runs from its own least-squares line to its "
-         "posterior mean, towards the population mean (red cross), inside the fitted bivariate normal "
-         "distribution of the school effects (50 % and 95 % ellipses)."),
+         "posterior mean, towards the average school (red cross: the fixed effects, the centre of the fitted "
+         "bivariate normal distribution of the schools, drawn as 50 % and 95 % ellipses).  The orange plus is "
+         "complete pooling: one least-squares line for all schools, which ignores the school structure and so "
+         "differs a little from the average school.  The three tiny schools whose own lines lie far outside are "
+         "drawn on the edge (red squares), on their arrows."),
         ("Shrinkage", "shrinkage_path_ri", "fit_ri.plot_shrinkage_path(term=\"school\")",
          lambda: _call(fit_ri, "plot_shrinkage_path", term="school"),
          "The group term as an adaptive ridge: each school's intercept as a function of the school sd τ, from "
@@ -166,6 +172,7 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
         ("Priors", "prior_sensitivity",
          "fit_tight = hierfit.fit(\"normexam ~ standLRT + sex + (1 | school)\", exam,\n"
          f"                        priors=[hierfit.prior(\"{tight}\", class_=\"sd\", group=\"school\")])\n"
+         "fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))\n"
          "hierfit.plot_prior_posterior(fit_tight, var=\"sd\", ax=ax1)\n"
          "fit_tight.plot_shrinkage(term=\"school\", view=\"scatter\", ax=ax2)",
          lambda: _prior_sensitivity(fit_ri, fit_tight, tight),
@@ -181,6 +188,7 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
          "Each school's regression line (fixed + its own intercept and slope) over the data; the thick line "
          "is the population line."),
         ("Effects", "conditional_vs_marginal",
+         "grid = np.linspace(-3, 3, 40)\n"
          "new = pd.DataFrame({\"standLRT\": grid, \"sex\": \"F\", \"school\": 22})\n"
          "fit_rs.predict(new, re_form=hierfit.NA)   # marginal: the average school\n"
          "fit_rs.predict(new)                       # conditional: school 22's own line",
@@ -217,7 +225,8 @@ def build(out: Path, draws: int = 1000, chains: int = 4, verbose: bool = True) -
          "Posterior predictive check: the density of normexam over 50 replicated data sets."),
         ("Sampler", "trace", "fit_rs.plot_trace()",
          lambda: _call(fit_rs, "plot_trace"),
-         "Trace and marginal density per chain of the reported parameters (arviz-plots)."),
+         "Trace and marginal density per chain of the reported parameters, named as the summary names them, "
+         "with a chain legend (arviz-plots)."),
         ("Sampler", "rank", "fit_rs.plot_rank()",
          lambda: _call(fit_rs, "plot_rank"),
          "Rank plots per chain: lines inside the envelope mean the chains mix."),
@@ -246,6 +255,8 @@ def render(entries: list[dict], draws: int, chains: int) -> str:
             section = e["section"]
             lines.append(f"## {section}\n")
         lines.append(f"### `{e['name']}`\n")
+        if "Jupyter" in e["call"]:  # a widget: it needs a running notebook
+            lines.append("<!-- fragment -->")
         lines.append(f"```python\n{e['call']}\n```\n")
         lines.append(f"{e['text']}\n")
         lines.append(f"![{e['name']}]({e['file']})\n")

@@ -22,6 +22,7 @@ import xarray as xr
 from hierfit.arguments import check_count, check_seed, reject_unknown
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
+from hierfit.engine.quiet import quiet_pymc
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
 from hierfit.errors import ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
@@ -136,6 +137,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
     kernel_used = timing.pop("kernel", None)
+    interrupted = bool(timing.pop("interrupted", False))
     timing.pop("trace", None)
     _drop_internal(posterior)
     t3 = time.perf_counter()
@@ -144,7 +146,12 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
                                                                 seed))
     timing = dict(design=t1 - t0, **timing, postprocess=time.perf_counter() - t3)
     timing["total"] = time.perf_counter() - t0
-    result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model)
+    call = dict(formula=formula, data=data, family=family, priors=priors, dpars=dpars, dispformula=dispformula,
+                offset=offset, weights=weights, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                target_accept=target_accept, progressbar=progressbar, cores=cores, parametrization=parametrization,
+                method=method, kernel=kernel, data_name=data_name, warn=warn)
+    result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model,
+                     interrupted=interrupted, call=call, fitter=fit)
     if spec.method.message and warn:
         _warn(spec.method.message, HierfitWarning)
     if warn:
@@ -177,5 +184,5 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
                    weights=weights, method="full")
     model = build_model(spec.design, spec.priors)
-    with model:
+    with model, quiet_pymc():
         return pm.sample_prior_predictive(draws=draws, random_seed=seed)

@@ -80,6 +80,56 @@ EXPECTED = {
 }
 
 
+WARNING_LINE = re.compile(r"(\w*Warning): (.*)")
+_RUN_SECONDS: dict[str, float] = {}
+
+
+def cell_warnings(cell) -> list[str]:
+    """The warnings a cell printed (category and message), from its stderr output."""
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stderr")
+    return [f"{m.group(1)}: {m.group(2).strip()}" for m in WARNING_LINE.finditer(text)]
+
+
+def unexpected_warnings(nb) -> list[str]:
+    """Warnings not announced by their cell's metadata ``{"hierfit": {"expected_warnings": [...]}}``.
+
+    Each expected entry is a piece of the warning's text; the markdown around the cell
+    discusses that warning as part of the lesson.
+    """
+    out = []
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        expected = cell.get("metadata", {}).get("hierfit", {}).get("expected_warnings", [])
+        out += [f"cell {k}: {w}" for w in cell_warnings(cell) if not any(e in w for e in expected)]
+    return out
+
+
+def test_unexpected_warnings_are_found():
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("fit")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        "/tmp/x.py:1: ConvergenceWarning: 91 divergent transition(s) after warm-up\n  fit\n"
+        "/tmp/x.py:1: HierfitWarning: 1 observation(s) have Pareto k > 0.70\n"))]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert len(unexpected_warnings(nb)) == 2
+    cell.metadata["hierfit"] = {"expected_warnings": ["divergent transition"]}
+    assert unexpected_warnings(nb) == ["cell 0: HierfitWarning: 1 observation(s) have Pareto k > 0.70"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_run_time(request):
+    yield
+    if _RUN_SECONDS:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        line = (f"notebooks ran in {sum(_RUN_SECONDS.values()):.0f} s: "
+                + ", ".join(f"{k[:2]} {v:.0f} s" for k, v in _RUN_SECONDS.items()))
+        if reporter is not None:
+            reporter.write_line(line)
+        print(line)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch, tmp_path):
     import nbformat
@@ -90,7 +140,13 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("HIERFIT_CHAINS", "2")
     monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))
     client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    import time
+
+    start = time.perf_counter()
     client.execute()
+    _RUN_SECONDS[path.stem] = time.perf_counter() - start
+    surprises = unexpected_warnings(nb)
+    assert not surprises, f"{path.name} prints warnings its text does not discuss: {surprises}"
     text = _outputs(nb)
     for expected in EXPECTED[path.stem]:
         assert expected in text, f"{path.name}: output lacks {expected!r}"

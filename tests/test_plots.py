@@ -167,8 +167,8 @@ def test_plot_shrinkage_random_intercept(fit_ri, render):
     line = by_gid(scatter, "identity-line")[0]
     x0, y0 = line.get_xy1()
     assert line.get_slope() == 1 and x0 == pytest.approx(y0)
-    assert "(Intercept)" in scatter.get_xlabel() and "school" in scatter.get_xlabel()
-    assert "posterior mean" in scatter.get_ylabel() and "(Intercept)" in scatter.get_ylabel()
+    assert "no pooling: school intercept" in scatter.get_xlabel()   # axis labels in words
+    assert "posterior mean" in scatter.get_ylabel() and "school intercept" in scatter.get_ylabel()
     # the scatter's points are (no pooling, posterior mean)
     offsets = by_gid(scatter, "groups")[0].get_offsets()
     np.testing.assert_allclose(offsets[:, 0], pooling.no_pooling(fit_ri, "school")["(Intercept)"])
@@ -177,7 +177,7 @@ def test_plot_shrinkage_random_intercept(fit_ri, render):
     assert len(by_gid(arrows, "shrinkage-arrow")) == N_SCHOOLS
     assert n_points(arrows, "partial-pooling") == N_SCHOOLS
     assert len(by_gid(arrows, "complete-pooling")) == 1
-    assert "school" in arrows.get_xlabel() and arrows.get_ylabel() == "(Intercept)"
+    assert arrows.get_xlabel() == "observations per school" and arrows.get_ylabel() == "school intercept"
     sizes = np.bincount(fit_ri.design.blocks[0].index)
     xs = by_gid(arrows, "partial-pooling")[0].get_offsets()[:, 0]
     np.testing.assert_allclose(xs, sizes, rtol=0.05)  # (slightly jittered) group sizes
@@ -203,7 +203,16 @@ def test_plot_shrinkage_two_dimensional(fit_rs, render):
     ax = fig.axes[0]
     assert len(by_gid(ax, "shrinkage-arrow")) == N_SCHOOLS
     assert n_points(ax, "partial-pooling") == N_SCHOOLS
-    assert ax.get_xlabel() == "(Intercept)" and ax.get_ylabel() == "standLRT"
+    assert ax.get_xlabel() == "school intercept" and ax.get_ylabel() == "school slope of standLRT"
+    # every school is drawn, inside the axes: far no-pooling estimates sit on the edge, on their arrow's line
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    for gid in ("no-pooling", "no-pooling-outside", "partial-pooling"):
+        for pts in [c.get_offsets() for c in by_gid(ax, gid)]:
+            assert np.all((pts[:, 0] >= xlim[0]) & (pts[:, 0] <= xlim[1]) & (pts[:, 1] >= ylim[0]) & (pts[:, 1] <= ylim[1]))
+    drawn = sum(n_points(ax, g) for g in ("no-pooling", "no-pooling-outside"))
+    assert drawn == N_SCHOOLS
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("centre of the ellipses" in t for t in labels) and any("one line for all" in t for t in labels)
     ellipses = by_gid(ax, "group-distribution")
     assert len(ellipses) == 2
     pop = by_gid(ax, "population-mean")[0].get_offsets()[0]
@@ -236,8 +245,10 @@ def test_plot_shrinkage_path(fit_ri, fit_rs, render):
     paths = by_gid(ax, "shrinkage-path")
     assert len(paths) == 1 and len(paths[0].get_segments()) == N_SCHOOLS
     assert ax.get_xscale() == "log"
-    assert "τ" in ax.get_xlabel() and "(Intercept)" in ax.get_xlabel()
-    assert ax.get_ylabel() == "(Intercept) per school"
+    assert "τ" in ax.get_xlabel() and "school intercept" in ax.get_xlabel()
+    assert ax.get_ylabel() == "school intercept"
+    # the pooling labels stand above the plotting area, not over the paths
+    assert all(t.get_position()[1] > 1 for t in ax.texts)
     twin = [a for a in fig.axes if by_gid(a, "tau-posterior")]
     assert len(twin) == 1
     # the curves start at complete pooling and end at no pooling
@@ -246,7 +257,7 @@ def test_plot_shrinkage_path(fit_ri, fit_rs, render):
     np.testing.assert_allclose(seg[:, -1, 1], pooling.no_pooling(fit_ri)["(Intercept)"], atol=0.01)
     fig = render(hp.plot_shrinkage_path(fit_rs, "school"), "path_rs")
     panels = [a for a in fig.axes if by_gid(a, "shrinkage-path")]
-    assert [a.get_ylabel() for a in panels] == ["(Intercept) per school", "standLRT per school"]
+    assert [a.get_ylabel() for a in panels] == ["school intercept", "school slope of standLRT"]
     fig, ax = plt.subplots()
     hp.plot_shrinkage_path(fit_rs, "school", coef="standLRT", ax=ax)
     assert len(by_gid(ax, "shrinkage-path")[0].get_segments()) == N_SCHOOLS
@@ -454,11 +465,15 @@ def test_plot_trace_and_rank(fit_rs, render):
     m = with_methods(fit_rs)
     fig = render(m.plot_trace(), "trace")
     text = " ".join(t.get_text() for a in fig.axes for t in [a.title, a.xaxis.label, a.yaxis.label])
-    for name in ("b", "sd_school", "cor_school", "sigma", "standLRT", "(Intercept)"):
+    # the summary's names, not the model's variable names
+    for name in ("b[standLRT]", "sd((Intercept) | school)", "cor((Intercept),standLRT | school)", "sigma"):
         assert name in text
+    assert "sd_school" not in text
+    legends = fig.legends + [a.get_legend() for a in fig.axes if a.get_legend() is not None]
+    assert any(lg.get_title().get_text() == "chain" for lg in legends)   # which colour is which chain
     fig = render(m.plot_rank(["sd_school"]), "rank")
     text = " ".join(a.get_title() for a in fig.axes)
-    assert "sd_school" in text and "standLRT" in text and "sigma" not in text
+    assert "sd(standLRT | school)" in text and "sd((Intercept) | school)" in text and "sigma" not in text
     with pytest.raises(HierfitError, match="unknown variable.*sd_class"):
         hp.plot_trace(fit_rs, "sd_class")
 

@@ -1,37 +1,74 @@
 """PSIS-LOO and model comparison through ArviZ, with the log-likelihood hierfit computes.
 
-nutpie does not store pointwise log-likelihoods; :func:`log_likelihood_tree` adds them
-(from the shared prepare-draws step) to a copy of the posterior DataTree.
+nutpie does not store pointwise log-likelihoods; :func:`log_likelihood_tree` adds the
+standard ArviZ groups ``log_likelihood`` and ``observed_data`` (one variable named
+after the response, dimension ``obs``) to the fit's DataTree the first time they are
+needed, so ``arviz.loo(fit.posterior)`` and ``arviz.compare`` work directly.  The
+PSIS-LOO result is computed once per fit and reused by :func:`compare`.
 """
 
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import xarray as xr
 
-from hierfit.errors import HierfitError, HierfitWarning, warn
+from hierfit.analysis.comparison import Comparison
 from hierfit.analysis.prepare import prepare_draws
+from hierfit.errors import HierfitError, HierfitWarning, warn
 
-__all__ = ["log_likelihood_tree", "loo", "compare"]
+__all__ = ["log_likelihood_tree", "posterior_predictive_tree", "loo", "compare"]
+
+
+def _obs_coords(fit) -> dict:
+    return {"obs": np.arange(fit.nobs)}
 
 
 def log_likelihood_tree(fit) -> xr.DataTree:
-    """The fit's DataTree plus ``log_likelihood`` (chain, draw, obs) and ``observed_data`` groups."""
-    cached = fit.cache.get("log_likelihood_tree")
-    if cached is not None:
-        return cached
-    prepared = prepare_draws(fit)
-    ll = prepared.logpdf(fit.design.y)
+    """The fit's DataTree with ``log_likelihood`` and ``observed_data`` groups (added once, in place).
+
+    The variable of both groups is named after the response (``normexam``).
+
+    Example
+    -------
+    >>> tree = log_likelihood_tree(fit)  # doctest: +SKIP
+    >>> tree["log_likelihood"]["normexam"].dims  # doctest: +SKIP
+    ('chain', 'draw', 'obs')
+    """
+    tree = fit.tree
+    if "log_likelihood" in tree.children:
+        return tree
+    name = fit.design.response
     chains, ndraw = fit.draws.sizes["chain"], fit.draws.sizes["draw"]
-    ll = ll.reshape(chains, ndraw, -1)
-    coords = {"chain": np.arange(chains), "draw": np.arange(ndraw), "obs": np.arange(ll.shape[2])}
-    tree = xr.DataTree.from_dict({
-        "posterior": fit.draws,
-        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}, coords=coords),
-        "observed_data": xr.Dataset({"y": (("obs",), fit.design.y)}, coords={"obs": coords["obs"]}),
-    })
-    fit.cache["log_likelihood_tree"] = tree
+    ll = prepare_draws(fit).logpdf(fit.design.y).reshape(chains, ndraw, -1)
+    coords = {"chain": fit.draws["chain"].values, "draw": fit.draws["draw"].values, **_obs_coords(fit)}
+    tree["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), ll)}, coords=coords))
+    if "observed_data" not in tree.children:
+        tree["observed_data"] = xr.DataTree(
+            xr.Dataset({name: (("obs",), np.asarray(fit.design.y, dtype=float))}, coords=_obs_coords(fit)))
+    return tree
+
+
+def posterior_predictive_tree(fit, seed: int | None = None) -> xr.DataTree:
+    """The fit's DataTree with a ``posterior_predictive`` group: replicated data for every draw.
+
+    Example
+    -------
+    >>> tree = posterior_predictive_tree(fit, seed=1)  # doctest: +SKIP
+    >>> import arviz_plots as azp; azp.plot_ppc_dist(tree)  # doctest: +SKIP
+    """
+    from hierfit.analysis.predict import predict
+
+    tree = log_likelihood_tree(fit)
+    if "posterior_predictive" in tree.children and seed is None:
+        return tree
+    sims = predict(fit, kind="response", summary=False, seed=fit.settings.seed if seed is None else seed)
+    name = fit.design.response
+    coords = {"chain": fit.draws["chain"].values, "draw": fit.draws["draw"].values, **_obs_coords(fit)}
+    values = np.asarray(sims.values, dtype=float).reshape(len(coords["chain"]), len(coords["draw"]), -1)
+    tree["posterior_predictive"] = xr.DataTree(
+        xr.Dataset({name: (("chain", "draw", "obs"), values)}, coords=coords))
     return tree
 
 
@@ -44,21 +81,42 @@ def _pareto_message(elpd) -> None:
             "(each is very influential). Consider K-fold cross-validation or a more robust model.", HierfitWarning)
 
 
-def loo(fit):
-    """PSIS-LOO of a fit (ArviZ's ``loo``), warning in plain words about high Pareto k."""
+def _elpd(fit):
+    """PSIS-LOO of a fit, computed once (ArviZ's own Pareto-k warning is replaced by hierfit's)."""
+    cached = fit.cache.get("loo")
+    if cached is not None:
+        return cached
     import arviz as az
 
-    elpd = az.loo(log_likelihood_tree(fit), pointwise=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
+        warnings.filterwarnings("ignore", message=".*k_psis.*")
+        elpd = az.loo(log_likelihood_tree(fit), pointwise=True)
+    fit.cache["loo"] = elpd
+    return elpd
+
+
+def loo(fit):
+    """PSIS-LOO of a fit (ArviZ's ``loo``), warning in plain words about high Pareto k.
+
+    Example
+    -------
+    >>> fit.loo().elpd  # doctest: +SKIP
+    """
+    elpd = _elpd(fit)
     _pareto_message(elpd)
     return elpd
 
 
-def compare(fits: dict, **kwargs):
-    """Compare fits by PSIS-LOO (ArviZ's ``compare`` table).
+def compare(fits: dict, **kwargs) -> Comparison:
+    """Compare fits by PSIS-LOO (ArviZ's ``compare`` table, printed with its columns explained).
+
+    Each fit's pointwise log-likelihood and PSIS-LOO are computed once and kept with the
+    fit, so comparing again (or calling ``fit.loo()``) costs nothing.
 
     Example
     -------
-    >>> # hierfit.compare({"intercept": fit_ri, "slope": fit_rs})
+    >>> hierfit.compare({"intercept": fit_ri, "slope": fit_rs})  # doctest: +SKIP
     """
     import arviz as az
 
@@ -67,7 +125,12 @@ def compare(fits: dict, **kwargs):
     ns = {name: f.nobs for name, f in fits.items()}
     if len(set(ns.values())) > 1:
         raise HierfitError(f"fits were made on different numbers of observations ({ns}); LOO needs the same data")
-    trees = {name: log_likelihood_tree(f) for name, f in fits.items()}
+    kwargs.setdefault("round_to", "none")
+    results = {}
     for name, f in fits.items():
-        _pareto_message(az.loo(trees[name], pointwise=True))
-    return az.compare(trees, **kwargs)
+        results[name] = _elpd(f)
+        _pareto_message(results[name])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
+        table = az.compare(results, **kwargs)
+    return Comparison(table)

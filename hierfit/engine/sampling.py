@@ -251,8 +251,10 @@ def _sample_pymc(model, s: SamplerSettings):
     import pymc as pm
 
     t0 = time.perf_counter()
+    from hierfit.engine.quiet import quiet_pymc
+
     try:
-        with model:
+        with model, quiet_pymc():
             dt = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, random_seed=s.seed,
                            progressbar=s.progressbar, target_accept=s.target_accept,
                            compute_convergence_checks=False, cores=s.cores or min(s.chains, 4))

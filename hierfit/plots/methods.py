@@ -18,6 +18,7 @@ from hierfit.plots.checks import (
 from hierfit.plots.conditional import plot_comparisons, plot_predictions, plot_slopes
 from hierfit.plots.check_model import check_model
 from hierfit.plots.ppc import pp_check
+from hierfit.plots.display import shown_once
 from hierfit.plots.effects import plot_effects, plot_group_lines
 from hierfit.plots.priors import plot_prior_posterior
 from hierfit.plots.sampler import plot_rank, plot_trace
@@ -27,11 +28,16 @@ __all__ = ["PlotMethods"]
 
 
 def _doc(func):
-    """Give the method the plot function's docstring (its examples already use ``fit.<method>``)."""
+    """Give the method the plot function's docstring (its examples already use ``fit.<method>``); figures show once."""
 
     def deco(method):
-        method.__doc__ = func.__doc__
-        return method
+        def plot(self, *args, **kwargs):
+            return shown_once(method(self, *args, **kwargs))
+
+        plot.__name__, plot.__qualname__ = method.__name__, method.__qualname__
+        plot.__doc__ = func.__doc__
+        plot.__wrapped__ = method
+        return plot
 
     return deco
 

@@ -1,8 +1,9 @@
 """Sampler diagnostics plots (trace, rank) through arviz-plots, with the model's variable names.
 
-The reported parameters are ``b`` (fixed effects, lme4 names), ``sd_<group>`` (group-level
-sds), ``cor_<group>`` (one entry per pair of coefficients, the constant diagonal
-dropped) and the distributional parameters (``sigma``, ``shape``, ``nu``).
+The panels are labelled as the summary labels the parameters: ``b[standLRT]``,
+``sd((Intercept) | school)``, ``cor((Intercept),standLRT | school)``, ``sigma``.  They can be
+chosen by the model's variable names: ``b`` (fixed effects), ``sd_<group>``, ``cor_<group>``
+and the distributional parameters (``sigma``, ``shape``, ``nu``), or by those labels.
 """
 
 from __future__ import annotations
@@ -35,37 +36,34 @@ def reported_names(fit) -> list[str]:
 
 
 def reported_posterior(fit, var_names=None) -> xr.DataTree:
-    """A DataTree with the reported parameters (correlations as pairs), for arviz-plots.
+    """A DataTree with one variable per reported parameter, named as the summary names it.
+
+    ``var_names`` takes the model's variable names (``"b"``, ``"sd_school"``, ``"cor_school"``,
+    ``"sigma"``) or the reported names themselves (``"sd((Intercept) | school)"``).
 
     Example
     -------
     >>> import arviz_plots as azp
     >>> azp.plot_forest(reported_posterior(fit, ["b", "sd_school"]))  # doctest: +SKIP
     """
+    from hierfit.results.diagnostics import reported_parameters, reported_sources
+
     post = fit.draws
+    sources = reported_sources(fit.design)
     known = reported_names(fit)
     if var_names is None:
         var_names = known
     elif isinstance(var_names, str):
         var_names = [var_names]
-    unknown = [v for v in var_names if v not in post]
+    unknown = [v for v in var_names if v not in post and v not in sources]
     if unknown:
         raise HierfitError(f"unknown variable(s) {', '.join(map(repr, unknown))}; the reported parameters are "
-                           f"{', '.join(known)}")
-    data = {}
-    for name in var_names:
-        da = post[name]
-        if name.startswith("cor_"):
-            dims = [d for d in da.dims if d not in ("chain", "draw")]
-            labels = list(da[dims[0]].values)
-            q = len(labels)
-            pairs = [(i, j) for i in range(q) for j in range(i + 1, q)]
-            vals = np.stack([da.values[:, :, i, j] for i, j in pairs], axis=-1)
-            pair_dim = f"{name[4:]}__pair"
-            da = xr.DataArray(vals, dims=("chain", "draw", pair_dim),
-                              coords={"chain": da["chain"].values, "draw": da["draw"].values,
-                                      pair_dim: [f"{labels[i]},{labels[j]}" for i, j in pairs]})
-        data[name] = da
+                           f"{', '.join(known)} (or one of {', '.join(sources)})")
+    wanted = set(var_names)
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values}
+    data = {label: xr.DataArray(np.asarray(arr, dtype=float), dims=("chain", "draw"), coords=coords)
+            for label, arr in reported_parameters(post, fit.design)
+            if label in wanted or sources.get(label) in wanted}
     return xr.DataTree.from_dict({"posterior": xr.Dataset(data)})
 
 
@@ -76,6 +74,14 @@ def _figure(pc, n_panels: int, per_row: int, panel_size: tuple[float, float], re
         rows = int(np.ceil(n_panels / per_row))
         fig.set_size_inches(panel_size[0] * min(n_panels, per_row), panel_size[1] * rows + 0.4)
     return fig
+
+
+def _chain_legend(pc) -> None:
+    """A legend saying which colour is which chain."""
+    try:
+        pc.add_legend("chain", title="chain")
+    except (ValueError, KeyError):  # no aesthetic mapped to the chains (e.g. one chain)
+        pass
 
 
 def _n_panels(dt, compact: bool) -> int:
@@ -112,7 +118,12 @@ def plot_trace(fit, var_names=None, *, compact: bool = False, **kwargs):
 
     dt = reported_posterior(fit, var_names)
     pc = azp.plot_trace_dist(dt, compact=compact, backend="matplotlib", **kwargs)
-    return _figure(pc, _n_panels(dt, compact), 1, (11.0, 1.5), "figure_kwargs" not in kwargs)
+    _chain_legend(pc)
+    fig = _figure(pc, _n_panels(dt, compact), 1, (11.0, 1.5), "figure_kwargs" not in kwargs)
+    for ax in fig.axes:  # each row is named under its density panel; long names would overlap on the left
+        if ax.get_xlabel() == "Draw":
+            ax.set_ylabel("")
+    return fig
 
 
 def plot_rank(fit, var_names=None, **kwargs):
@@ -140,4 +151,5 @@ def plot_rank(fit, var_names=None, **kwargs):
 
     dt = reported_posterior(fit, var_names)
     pc = azp.plot_rank(dt, backend="matplotlib", **kwargs)
+    _chain_legend(pc)
     return _figure(pc, _n_panels(dt, False), 4, (3.0, 2.6), "figure_kwargs" not in kwargs)

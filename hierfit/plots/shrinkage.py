@@ -48,7 +48,7 @@ def _count_axis(axis, lo: float, hi: float) -> None:
 
 def _size_colorbar(fig, mappable, axes, factor):
     cb = fig.colorbar(mappable, ax=axes, shrink=0.85, pad=0.02)
-    cb.set_label(f"rows per {factor}")
+    cb.set_label(f"observations per {factor}")
     norm = mappable.norm
     _count_axis(cb.ax.yaxis, max(norm.vmin, 1), norm.vmax)
     return cb
@@ -92,8 +92,8 @@ def _scatter_panel(ax, info, coef, npool, ppool, cpool, sizes, norm):
     ax.axline((float(np.nanmean(npool)), float(np.nanmean(npool))), slope=1, color="0.35", lw=1, ls="-",
               gid="identity-line", label="1:1 (no shrinkage)", zorder=1)
     ax.axhline(cpool, color="C3", ls="--", lw=1, gid="complete-pooling", label="complete pooling", zorder=1)
-    ax.set_xlabel(f"no pooling: {coef} per {info.factor} (least squares)")
-    ax.set_ylabel(f"partial pooling: posterior mean of {coef}")
+    ax.set_xlabel(f"no pooling: {coef_words(coef, info.factor)} (least squares)")
+    ax.set_ylabel(f"partial pooling: {coef_words(coef, info.factor)}\n(posterior mean)")
     ax.set_title(f"{info.label}: {coef}", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", frameon=False)
     if (~ok).any():
@@ -117,8 +117,8 @@ def _arrows_panel(ax, info, coef, npool, ppool, cpool, sizes, norm):
     if sizes.max() > 3 * max(sizes.min(), 1):
         ax.set_xscale("log")
         _count_axis(ax.xaxis, x.min() / 1.1, x.max() * 1.1)
-    ax.set_xlabel(f"rows per {info.factor} (group size)")
-    ax.set_ylabel(coef)
+    ax.set_xlabel(f"observations per {info.factor}")
+    ax.set_ylabel(coef_words(coef, info.factor))
     ax.set_title(f"no pooling → partial pooling: small {info.factor}s move most", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", frameon=False)
     return sc
@@ -139,6 +139,36 @@ def _cov_ellipse(ax, center, cov, prob, **kw):
     return center - half, center + half
 
 
+def coef_words(coef: str, factor: str) -> str:
+    """A coefficient of a group term in words, for axis labels.
+
+    Example
+    -------
+    >>> coef_words("(Intercept)", "school"), coef_words("standLRT", "school")
+    ('school intercept', 'school slope of standLRT')
+    """
+    return f"{factor} intercept" if coef == "(Intercept)" else f"{factor} slope of {coef}"
+
+
+#: Up to this many groups each group is labelled with its level.
+MAX_LABELLED = 12
+
+
+def _label_groups(ax, levels, points: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Each group's level next to its point; labels that would overlap are moved up, with a leader line."""
+    frac = (points - lo) / np.where(hi > lo, hi - lo, 1.0)
+    placed: list[tuple[float, float]] = []
+    for k in np.argsort(frac[:, 1]):
+        x, y = frac[k, 0] + 0.015, frac[k, 1] + 0.015
+        while any(abs(x - px) < 0.16 and abs(y - py) < 0.04 for px, py in placed):
+            y += 0.04
+        placed.append((x, y))
+        moved = y - frac[k, 1] > 0.03
+        ax.annotate(str(levels[k]), tuple(points[k]), xytext=(x, y), textcoords="axes fraction", fontsize=8,
+                    zorder=7, gid="group-label", va="bottom",
+                    arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6) if moved else None)
+
+
 def _two_d_panel(ax, fit, info, ks, npool, ppool, cpool, sizes, norm):
     import matplotlib as mpl
 
@@ -150,42 +180,59 @@ def _two_d_panel(ax, fit, info, ks, npool, ppool, cpool, sizes, norm):
     cov = info.cov_draws(post).mean(axis=0)[np.ix_(ks, ks)]
     npz, ppz = npool[:, ks], ppool[:, ks]
     ok = np.all(np.isfinite(npz), axis=1)
+    few = len(ppz) <= MAX_LABELLED
 
-    boxes = [ppz.min(axis=0), ppz.max(axis=0)]
+    boxes = [ppz.min(axis=0), ppz.max(axis=0), pop, np.asarray(cpool)[ks]]
     for prob, ls in ((0.5, "--"), (0.95, "-")):
         lo, hi = _cov_ellipse(ax, pop, cov, prob, color="0.25", lw=1.1, ls=ls)
         boxes += [lo, hi]
     if ok.any():
-        boxes += [np.quantile(npz[ok], 0.05, axis=0), np.quantile(npz[ok], 0.95, axis=0)]
+        boxes += [np.quantile(npz[ok], 0.03, axis=0), np.quantile(npz[ok], 0.97, axis=0)]
     box = np.array(boxes)
     lo, hi = box.min(axis=0), box.max(axis=0)
-    pad = 0.08 * (hi - lo)
+    pad = 0.06 * (hi - lo)
     lo, hi = lo - pad, hi + pad
+    # a no-pooling estimate far outside (a tiny group) is drawn on the edge, on its arrow's line
+    npz = npz.copy()
+    outside = ok & np.any((npz < lo) | (npz > hi), axis=1)
+    edge_lo, edge_hi = lo + 0.01 * (hi - lo), hi - 0.01 * (hi - lo)
+    for g in np.flatnonzero(outside):
+        d = npz[g] - ppz[g]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(d > 0, (edge_hi - ppz[g]) / d, np.where(d < 0, (edge_lo - ppz[g]) / d, np.inf))
+        npz[g] = ppz[g] + max(0.0, min(1.0, float(np.min(t)))) * d
+    ok_in = ok & ~outside
 
-    ax.scatter(npz[ok, 0], npz[ok, 1], facecolors="none", edgecolors="0.45", s=16, lw=0.8, zorder=3,
-               gid="no-pooling", label="no pooling")
-    sc = ax.scatter(ppz[:, 0], ppz[:, 1], c=sizes, cmap=_CMAP, norm=norm, s=18, edgecolors="k", linewidths=0.3,
-                    zorder=4, gid="partial-pooling", label="partial pooling (posterior mean)")
-    _arrows(ax, npz[ok], ppz[ok], cmap(norm(sizes[ok])))
-    ax.scatter([pop[0]], [pop[1]], marker="X", s=110, color="C3", edgecolors="w", zorder=6, gid="population-mean",
-               label="population mean (fixed effects)")
+    size = 60 if few else 18
+    ax.scatter(npz[ok_in, 0], npz[ok_in, 1], facecolors="none", edgecolors="0.35", s=size, lw=1.0, zorder=3,
+               gid="no-pooling", label=f"no pooling: each {info.factor}'s own least-squares line")
+    if outside.any():
+        ax.scatter(npz[outside, 0], npz[outside, 1], marker="s", facecolors="none", edgecolors="C3", s=size * 1.2,
+                   lw=1.0, zorder=3, gid="no-pooling-outside", clip_on=False,
+                   label=f"no pooling, far outside: drawn on the edge ({outside.sum()})")
+    sc = ax.scatter(ppz[ok, 0], ppz[ok, 1], c=sizes[ok], cmap=_CMAP, norm=norm, s=size, edgecolors="k",
+                    linewidths=0.4, zorder=4, gid="partial-pooling", label="partial pooling: posterior mean")
+    if (~ok).any():
+        ax.scatter(ppz[~ok, 0], ppz[~ok, 1], c=sizes[~ok], cmap=_CMAP, norm=norm, s=size * 1.6, marker="D",
+                   edgecolors="C3", linewidths=1.5, zorder=5, gid="no-own-estimate",
+                   label=f"partial pooling, {info.factor} too small for its own line")
+    if few:
+        for a, b, c in zip(npz[ok], ppz[ok], cmap(norm(sizes[ok]))):
+            _arrow(ax, tuple(a), tuple(b), c, lw=1.8, alpha=0.9)
+        _label_groups(ax, info.levels, ppz, lo, hi)
+    else:
+        _arrows(ax, npz[ok], ppz[ok], cmap(norm(sizes[ok])))
+    ax.scatter([pop[0]], [pop[1]], marker="X", s=120, color="C3", edgecolors="w", zorder=6, gid="population-mean",
+               label="average " + info.factor + " (fixed effects): centre of the ellipses")
     ax.scatter([cpool[ks[0]]], [cpool[ks[1]]], marker="P", s=90, color="C1", edgecolors="k", zorder=5,
-               gid="complete-pooling", label="complete pooling")
-    ax.plot([], [], color="0.25", lw=1.1, label="fitted group distribution (50 %, 95 %)")
+               gid="complete-pooling", label=f"complete pooling: one line for all {info.factor}s")
+    ax.plot([], [], color="0.25", lw=1.1, label=f"fitted distribution of the {info.factor}s (50 %, 95 %)")
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    ax.set_xlabel(c0)
-    ax.set_ylabel(c1)
-    ax.set_title(f"{info.label}: no pooling → partial pooling", fontsize=10)
-    ax.legend(fontsize=7.5, loc="best", frameon=True, framealpha=0.8)
-    outside = ok & np.any((npz < lo) | (npz > hi), axis=1)
-    notes = []
-    if outside.any():
-        notes.append(f"{outside.sum()} no-pooling estimate(s) outside the view (arrows clipped)")
-    if (~ok).any():
-        notes.append(f"{(~ok).sum()} {info.factor}(s) without a no-pooling estimate")
-    if notes:
-        ax.text(0.99, 0.01, "; ".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")
+    ax.set_xlabel(coef_words(c0, info.factor))
+    ax.set_ylabel(coef_words(c1, info.factor))
+    ax.set_title(f"{info.label}: each {info.factor} moves from its own line towards the average", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.11), ncol=1, frameon=False)
     return sc
 
 
@@ -248,7 +295,7 @@ def plot_shrinkage(fit, term: str | None = None, coef=None, *, view: str = "auto
     norm = _size_norm(sizes)
 
     if view == "2d":
-        fig, axes = figure_and_axes(ax, 1, figsize=figsize or (6.4, 5.2), what="view='2d'")
+        fig, axes = figure_and_axes(ax, 1, figsize=figsize or (7.6, 6.6), what="view='2d'")
         sc = _two_d_panel(axes[0], fit, info, ks, npool, ppool, cpool, sizes, norm)
     elif view == "both":
         fig, axes = figure_and_axes(ax, 2, figsize=figsize or (10.5, 4.3), what="view='both'")
@@ -286,30 +333,30 @@ def _path_panel(ax, path, k, norm, show_tau=True):
                zorder=5, gid="partial-pooling", label="posterior means (at mean τ)")
     ax.set_ylim(lo, hi)
     leaving = int(np.sum(np.any((est < lo) | (est > hi), axis=0)))
-    if leaving:
-        ax.text(0.99, 0.01, f"{leaving} {path.factor} path(s) leave the view", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=7, color="0.3")
     coef = path.coefs[k]
-    ax.set_xlabel(f"group-level sd τ of {coef} (log scale)")
-    ax.set_ylabel(f"{coef} per {path.factor}")
-    ax.text(0.01, 0.99, "← complete pooling", transform=ax.transAxes, ha="left", va="top", fontsize=8, color="C3")
-    ax.text(0.99, 0.99, "no pooling →", transform=ax.transAxes, ha="right", va="top", fontsize=8, color="0.3")
+    # the annotations sit outside the plotting area, so they never cover a path
+    ax.set_xlabel(f"spread of the {path.factor}s: sd τ of the {coef_words(coef, path.factor)} (log scale)")
+    ax.set_ylabel(coef_words(coef, path.factor))
+    ax.text(0.0, 1.01, "← complete pooling", transform=ax.transAxes, ha="left", va="bottom", fontsize=8, color="C3")
+    ax.text(1.0, 1.01, "no pooling →", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.3")
+    if leaving:
+        ax.text(0.5, 1.01, f"({leaving} {path.factor} path(s) leave the view)", transform=ax.transAxes,
+                ha="center", va="bottom", fontsize=7, color="0.3")
     if show_tau:
         tw = ax.twinx()
         grid = np.geomspace(tau[0], tau[-1], 400)
         dens = kde_density(path.sd_draws[:, k], grid, lower=0.0)
-        tw.fill_between(grid, dens, color="C1", alpha=0.3, lw=0, gid="tau-posterior", label="posterior of τ")
+        tw.fill_between(grid, dens, color="C1", alpha=0.3, lw=0, gid="tau-posterior", label="posterior density of τ")
         tw.plot(grid, dens, color="C1", lw=1)
         tw.axvline(path.sd_mean[k], color="C1", ls=":", lw=1.2, gid="tau-mean")
         tw.set_ylim(0, dens.max() * 3.2 if dens.max() > 0 else 1)
         tw.set_yticks([])
-        tw.set_ylabel("posterior density of τ", color="C1", fontsize=8)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = tw.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+        ax.legend(h1 + h2, l1 + l2, fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
                   frameon=False)
     else:
-        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+        ax.legend(fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     return lc
 
 

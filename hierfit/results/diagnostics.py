@@ -371,6 +371,32 @@ def reported_parameters(posterior, design) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def reported_sources(design) -> dict[str, str]:
+    """The posterior variable each reported parameter comes from, label -> variable, in the summary's order.
+
+    Example
+    -------
+    >>> reported_sources(fit.design)  # doctest: +SKIP
+    {'b[(Intercept)]': 'b', ..., 'sd((Intercept) | school)': 'sd_school', 'sigma': 'sigma'}
+    """
+    out: dict[str, str] = {}
+    for pred in design.predictors.values():
+        for n in pred.fixed_names:
+            out[f"b[{pred.label(n)}]"] = pred.var("b")
+    for blk in design.all_blocks:
+        label = design.predictors[blk.dpar].label
+        for c in blk.coefs:
+            out[f"sd({label(c)} | {blk.name})"] = f"sd_{blk.key}"
+        if blk.is_correlated:
+            for i in range(blk.n_coefs):
+                for j in range(i + 1, blk.n_coefs):
+                    out[f"cor({label(blk.coefs[i])},{label(blk.coefs[j])} | {blk.name})"] = f"cor_{blk.key}"
+    for d in design.family.dpars:
+        if d.name not in design.predictors:
+            out[d.name] = d.name
+    return out
+
+
 def parameter_diagnostics(posterior, design) -> pd.DataFrame:
     """R-hat (rank-normalised, split) and bulk/tail ESS of every reported parameter.
 

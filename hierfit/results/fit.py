@@ -43,14 +43,18 @@ class HierFit(AnalysisMethods, PlotMethods):
     """
 
     def __init__(self, spec: Specification, settings: SamplerSettings, posterior, timing: dict,
-                 kernel: str | None = None, pymc_model=None):
+                 kernel: str | None = None, pymc_model=None, interrupted: bool = False, call: dict | None = None,
+                 fitter=None):
         self.spec = spec
         self.design = spec.design
         self.priors = spec.priors
         self.method = spec.method
         self.parametrization = spec.parametrization
         self.settings = settings
-        self.posterior = posterior
+        self.tree = posterior
+        self.call: dict = dict(call or {})  # the arguments of the hierfit.fit() call that made this fit
+        self.fitter = fitter                 # that function (hierfit.fit), for update()
+        self.interrupted = interrupted       # sampling stopped by Ctrl-C: the draws so far
         self.timing = dict(timing)
         self.kernel = kernel
         self._pymc_model = pymc_model
@@ -83,7 +87,100 @@ class HierFit(AnalysisMethods, PlotMethods):
     @cached_property
     def draws(self):
         """The ``posterior`` group of the DataTree (an xarray Dataset)."""
-        return self.posterior["posterior"].to_dataset()
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def posterior(self):
+        """The fit as an ``xarray.DataTree`` with ArviZ's standard groups, ready for ArviZ.
+
+        Groups: ``posterior``, ``sample_stats``, ``log_likelihood`` and ``observed_data`` (one
+        variable named after the response, computed on first access), and
+        ``posterior_predictive`` after :meth:`posterior_predictive`.  ``fit.tree`` is the same
+        DataTree without computing anything.
+
+        Example
+        -------
+        >>> import arviz as az
+        >>> az.loo(fit.posterior)  # doctest: +SKIP
+        """
+        from hierfit.analysis.loo import log_likelihood_tree
+
+        return log_likelihood_tree(self)
+
+    @posterior.setter
+    def posterior(self, tree) -> None:
+        self.tree = tree
+
+    def posterior_predictive(self, seed: int | None = None):
+        """Add replicated data sets (one per draw) to ``fit.posterior`` as ``posterior_predictive``; return it.
+
+        The result is the fit's DataTree, so ArviZ's posterior predictive plots take it directly.
+
+        Example
+        -------
+        >>> import arviz_plots as azp
+        >>> azp.plot_ppc_dist(fit.posterior_predictive(seed=1))  # doctest: +SKIP
+        """
+        from hierfit.analysis.loo import posterior_predictive_tree
+
+        return posterior_predictive_tree(self, seed=seed)
+
+    def to_dataframe(self, group_effects: bool = False) -> pd.DataFrame:
+        """Posterior draws as a flat table, one row per draw, columns named as the summary names them.
+
+        Columns: ``chain``, ``draw``, then ``b[(Intercept)]``, ``b[standLRT]``, ...,
+        ``sd((Intercept) | school)``, ``cor((Intercept),standLRT | school)``, ``sigma`` (brms's
+        ``as_draws_df`` with lme4's coefficient names); with ``group_effects=True`` also one
+        column per level and coefficient, ``r_school[1,(Intercept)]``.
+
+        Example
+        -------
+        >>> fit.to_dataframe()["sd((Intercept) | school)"].mean()  # doctest: +SKIP
+        """
+        from hierfit.results.diagnostics import reported_parameters
+
+        post = self.draws
+        chains, ndraw = post.sizes["chain"], post.sizes["draw"]
+        cols = {"chain": np.repeat(post["chain"].values, ndraw), "draw": np.tile(post["draw"].values, chains)}
+        for label, arr in reported_parameters(post, self.design):
+            cols[label] = np.asarray(arr, dtype=float).reshape(-1)
+        if group_effects:
+            for blk in self.design.all_blocks:
+                r = stack(post, f"r_{blk.key}")  # (draws, levels, coefs)
+                label = self.design.predictors[blk.dpar].label
+                for j, level in enumerate(blk.levels):
+                    for k, c in enumerate(blk.coefs):
+                        cols[f"r_{blk.name}[{level},{label(c)}]"] = r[:, j, k]
+        return pd.DataFrame(cols)
+
+    def update(self, formula=None, data: pd.DataFrame | None = None, **kwargs) -> "HierFit":
+        """Refit with changes, like brms's ``update()``: a new formula, new data or other arguments.
+
+        Every argument not given keeps its value from the original call.  In the formula
+        ``.`` stands for the old left- or right-hand side: ``". ~ . + schavg"`` adds a
+        predictor.  Nothing is recompiled, so the refit costs only its sampling.
+
+        Example
+        -------
+        >>> fit2 = fit.update(". ~ . + schavg", seed=2)  # doctest: +SKIP
+        >>> fit3 = fit.update(draws=2000)  # doctest: +SKIP
+        """
+        from hierfit.errors import HierfitError
+        from hierfit.spec.formula_update import update_formula
+
+        call = dict(self.call)
+        refit = self.fitter
+        if not call or refit is None:
+            raise HierfitError("this fit cannot refit itself (a fit loaded from a file does not keep the function "
+                               "that made it); call hierfit.fit() with the changed arguments instead")
+        if data is not None:
+            call["data"] = data
+        if call.get("data") is None:
+            raise HierfitError("the data of this fit were not saved with it: pass data=")
+        if formula is not None:
+            call["formula"] = update_formula(call["formula"], formula) if isinstance(formula, str) else formula
+        call.update(kwargs)
+        return refit(**call)
 
     @property
     def pymc_model(self):
@@ -284,23 +381,28 @@ class HierFit(AnalysisMethods, PlotMethods):
     @cached_property
     def warnings(self) -> list[str]:
         """Convergence warnings (divergences, R-hat, ESS, singular fit), each saying what to do."""
-        stats = self.posterior["sample_stats"].to_dataset() if "sample_stats" in self.posterior.children else None
-        return convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization)
+        stats = self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
+        msgs = convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization)
+        if self.interrupted:
+            msgs.insert(0, f"sampling was interrupted (Ctrl-C): this fit keeps the {self.draws.sizes['draw']} draws "
+                        f"per chain made after warm-up, of the {self.settings.draws} asked for; run the fit "
+                        "again to finish it (fit.update() repeats the call)")
+        return msgs
 
     @property
     def converged(self) -> bool:
-        """False when any R-hat > 1.01, any ESS < 400, or there were divergences."""
+        """False when any R-hat > 1.01, any ESS < 400, there were divergences, or sampling was interrupted."""
         d = self.diagnostics
         rhat_ok = bool((d["Rhat"].fillna(1.0) <= RHAT_MAX).all())
         ess_ok = bool(((d["Bulk_ESS"] >= ESS_MIN) & (d["Tail_ESS"] >= ESS_MIN)).all())
-        return rhat_ok and ess_ok and self.n_divergent == 0
+        return rhat_ok and ess_ok and self.n_divergent == 0 and not self.interrupted
 
     @property
     def n_divergent(self) -> int:
         """Number of divergent transitions after warm-up."""
-        if "sample_stats" not in self.posterior.children:
+        if "sample_stats" not in self.tree.children:
             return 0
-        ss = self.posterior["sample_stats"]
+        ss = self.tree["sample_stats"]
         return int(np.asarray(ss["diverging"].values).sum()) if "diverging" in ss else 0
 
     # -- summary ------------------------------------------------------------------------

@@ -164,9 +164,26 @@ def _priors_from_values(v: dict) -> PriorSet:
     return PriorSet(predictors=preds, dpars={k: _undist(d) for k, d in v["dpars"].items()}, rows=list(v["rows"]))
 
 
+#: Groups computed from the draws on demand (``fit.posterior``): not stored.
+DERIVED_GROUPS = ("log_likelihood", "observed_data", "posterior_predictive")
+
+
+def _weights_record(d, arrays: dict):
+    """``weights=`` as stored: its expression, ``"<array>"`` (values under ``weights``) or None."""
+    if d.weights_arg is not None:
+        return d.weights_arg
+    add = d.addition
+    if add is not None and add.weights is not None and d.formula.addition_term("weights") is None:
+        arrays["weights"] = np.asarray(add.weights, dtype=float)
+        return "<array>"
+    return None
+
+
 def _tree_to_values(tree: xr.DataTree, arrays: dict) -> dict:
     groups = {}
     for path, node in tree.to_dict().items():
+        if path.strip("/") in DERIVED_GROUPS:
+            continue
         ds = node
         gi = len(groups)
         desc = {"path": path, "vars": {}, "coords": {},
@@ -243,6 +260,7 @@ def fit_to_record(fit) -> tuple[dict, dict[str, np.ndarray]]:
         "family": {"name": d.family.name, "link": d.family.link_name},
         "dpars": {dp: p.formula.text for dp, p in d.predictors.items() if dp != "mu"},
         "offset": d.offset_arg,
+        "weights": _weights_record(d, arrays),
         "data_name": d.data_name,
         "n_dropped": int(d.n_dropped),
         "dropped_by_column": {str(k): int(v) for k, v in d.dropped_by_column.items()},
@@ -257,7 +275,8 @@ def fit_to_record(fit) -> tuple[dict, dict[str, np.ndarray]]:
         "timing": {k: _plain(v) for k, v in fit.timing.items()},
         "kernel": fit.kernel,
         "fingerprint": _fingerprint(d),
-        "posterior": _tree_to_values(fit.posterior, arrays),
+        "posterior": _tree_to_values(fit.tree, arrays),
+        "interrupted": bool(fit.interrupted),
     }
     return model, arrays
 
@@ -275,10 +294,13 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
         offset = m["offset"]
         if offset == "<array>":
             offset = arrays["offset"]
+        weights = m.get("weights")
+        if weights == "<array>":
+            weights = arrays["weights"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # they were shown when the model was fitted
             design = build_design(m["formula"], frame, data_name=m["data_name"], family=fam,
-                                  dpars=m["dpars"] or None, offset=offset)
+                                  dpars=m["dpars"] or None, offset=offset, weights=weights)
         design.n_dropped = m["n_dropped"]
         design.dropped_by_column = dict(m["dropped_by_column"])
         design.data_index = data_index
@@ -290,7 +312,8 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
         spec = Specification(design, _priors_from_values(m["priors"]), Method(**m["method"]),
                              Parametrization(p["choices"], p["reasons"], p["names"], p["kappa"]))
         return dict(spec=spec, settings=SamplerSettings(**m["settings"]),
-                    posterior=_tree_from_values(m["posterior"], arrays), timing=dict(m["timing"]), kernel=m["kernel"])
+                    posterior=_tree_from_values(m["posterior"], arrays), timing=dict(m["timing"]), kernel=m["kernel"],
+                    interrupted=bool(m.get("interrupted", False)))
     except PersistenceError:
         raise
     except (HierfitError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError,

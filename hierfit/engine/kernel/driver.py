@@ -102,7 +102,54 @@ def _progress(lib, show: bool, cores: int):
                 pass
 
         return lib.ProgressType.template_callback(250, _NOTEBOOK_TEMPLATE, cores, update)
+    if not _is_terminal(sys.stderr):
+        return lib.ProgressType.template_callback(250, _TEXT_TEMPLATE, cores, ProgressLines(sys.stderr))
     return lib.ProgressType.indicatif(250)
+
+
+_TEXT_TEMPLATE = "{{ num_chains }} {{ total_finished_draws }} {{ total_draws }} {{ time_sampling }}"
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class ProgressLines:
+    """Progress for output that is not a terminal (a log file, CI, a pipe): a line at 0, 25, 50, 75 and 100 %.
+
+    Example
+    -------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> report = ProgressLines(out)
+    >>> for done in (0, 300, 1000, 2000):
+    ...     report(f"2 {done} 2000 1s")
+    >>> print(out.getvalue(), end="")
+    Sampling 2 chains: 0 / 2000 draws (0%), 1s
+    Sampling 2 chains: 1000 / 2000 draws (50%), 1s
+    Sampling 2 chains: 2000 / 2000 draws (100%), 1s
+    """
+
+    def __init__(self, stream):
+        self.stream, self.next_step = stream, 0
+
+    def __call__(self, text: str) -> None:
+        try:
+            chains, done, total, elapsed = text.split(" ", 3)
+            percent = 100 * int(done) // max(int(total), 1)
+        except ValueError:
+            return
+        if percent < self.next_step:
+            return
+        self.next_step = (percent // 25 + 1) * 25
+        try:
+            print(f"Sampling {chains} chains: {done} / {total} draws ({percent}%), {elapsed}", file=self.stream,
+                  flush=True)
+        except Exception:  # noqa: BLE001 - a closed stream must not stop sampling
+            pass
 
 
 def _column(batch, name):
@@ -234,15 +281,21 @@ def sample_spec(spec, settings):
     with nutpie_errors():
         sampler = lib.PySampler.from_pymc(nuts, cores, model, _progress(lib, settings.progressbar, cores), None, 250,
                                           lib.PyStorage.arrow())
+        interrupted = False
         try:
             sampler.wait(None)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C: keep the draws made so far
             sampler.abort()
-            raise
+            interrupted = True
         draws, stats = sampler.take_results().get_arrow_trace()
         del sampler
     t2 = time.perf_counter()
     tree = trace_to_datatree(draws, stats, spec)
     del draws, stats
-    return tree, {"import": t_import - t0, "compile": t1 - t_import, "sampling": t2 - t1,
-                  "trace": time.perf_counter() - t2, "kernel": "hierfit"}
+    timing = {"import": t_import - t0, "compile": t1 - t_import, "sampling": t2 - t1,
+              "trace": time.perf_counter() - t2, "kernel": "hierfit"}
+    if interrupted:
+        if tree["posterior"].sizes.get("draw", 0) == 0:
+            raise KeyboardInterrupt("sampling was interrupted during warm-up: there are no draws to keep")
+        timing["interrupted"] = True
+    return tree, timing

@@ -89,7 +89,9 @@ def sample_spec_pymc(spec, settings):
     x0 = np.zeros(spec.n_dim)
     _evaluate(spec.kind, spec.init_centre, x0, op.ints, op.floats)  # compile or load the kernel here
     t1 = time.perf_counter()
-    with pm.Model():
+    from hierfit.engine.quiet import quiet_pymc
+
+    with pm.Model(), quiet_pymc():
         x = pm.Flat("x", shape=spec.n_dim)
         pm.Potential("kernel", op(x)[0])
         try:
