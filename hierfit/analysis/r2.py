@@ -27,11 +27,15 @@ import pandas as pd
 from hierfit.results.draws import interval_table, stack
 from hierfit.errors import HierfitError
 from hierfit.analysis.prepare import NA, prepare_draws
+from hierfit.spec.layout import collapsed_layout
 
 __all__ = ["r2_draws", "r2_table"]
 
 
 def _gelman(fit, re_form) -> np.ndarray:
+    if fit.design.summary is not None:
+        raise HierfitError("method='gelman' needs every row's fitted value; for engine data use the default "
+                           "method='nakagawa' (computed from the engine's sums)")
     prepared = prepare_draws(fit, None, re_form=re_form)
     ypred = prepared.expected()
     var_fit = ypred.var(axis=1, ddof=1)
@@ -39,8 +43,41 @@ def _gelman(fit, re_form) -> np.ndarray:
     return var_fit / (var_fit + var_res)
 
 
+def _block_cov(post, blk) -> np.ndarray:
+    """Draws of a group term's covariance matrix, (S, k, k)."""
+    sd = stack(post, f"sd_{blk.key}")
+    if blk.is_correlated:
+        return stack(post, f"cor_{blk.key}") * sd[:, :, None] * sd[:, None, :]
+    return np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
+
+
+def _nakagawa_from_sums(fit) -> tuple[np.ndarray, np.ndarray]:
+    """Nakagawa's R² of a Gaussian fit to engine data, from the per-level sums instead of the rows."""
+    design = fit.design
+    stats, post, n = design.summary.stats, fit.draws, design.summary.nobs
+    if design.mu.offset_specs:
+        raise HierfitError("R² of an engine-data fit with an offset needs the rows; compute it on a sample")
+    b = stack(post, "b")
+    XX = stats.XX.sum(axis=0)
+    if not design.has_intercept:
+        raise HierfitError("R² of an engine-data fit without an intercept needs the rows; compute it on a sample")
+    sx = XX[design.fixed_names.index("(Intercept)")]
+    s2_f = (np.einsum("si,ij,sj->s", b, XX, b) - (b @ sx) ** 2 / n) / (n - 1)
+    s2_re = np.zeros_like(s2_f)
+    ZZ = stats.ZZ.sum(axis=0)
+    lay = collapsed_layout(design)
+    for blk in lay.outer + lay.inner:  # the statistics' column order
+        k, start = blk.n_coefs, lay.qstart[blk.key]
+        s2_re += np.einsum("sij,ij->s", _block_cov(post, blk), ZZ[start:start + k, start:start + k] / n)
+    s2_e = stack(post, "sigma") ** 2
+    total = s2_f + s2_re + s2_e
+    return s2_f / total, (s2_f + s2_re) / total
+
+
 def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
     design = fit.design
+    if design.summary is not None and design.summary.stats is not None:
+        return _nakagawa_from_sums(fit)
     post = fit.draws
     mu = design.mu
     b = stack(post, "b")
@@ -48,12 +85,7 @@ def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
     s2_f = fixed.var(axis=1, ddof=1)
     s2_re = np.zeros_like(s2_f)
     for blk in mu.blocks:
-        sd = stack(post, f"sd_{blk.key}")
-        if blk.is_correlated:
-            cor = stack(post, f"cor_{blk.key}")
-            cov = cor * sd[:, :, None] * sd[:, None, :]
-        else:
-            cov = np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
+        cov = _block_cov(post, blk)
         # mean over rows of z_i' Sigma z_i  (= Sigma_00 for a random intercept)
         zz = np.einsum("ni,nj->ij", blk.Z, blk.Z) / blk.Z.shape[0]
         s2_re += np.einsum("sij,ij->s", cov, zz)

@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from hierfit.data.sources import is_dask_frame
 from hierfit.engine.model import build_model
 from hierfit.engine.sampling import SamplerSettings
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
@@ -171,6 +172,10 @@ class HierFit(PlotMethods):
         >>> new = pd.DataFrame({"standLRT": [0.0, 1.0], "sex": ["F", "F"], "school": [1, 1]})  # doctest: +SKIP
         >>> fit.predict(new, re_form=hierfit.NA)  # marginal: the grand mean  # doctest: +SKIP
         """
+        if newdata is not None and is_dask_frame(newdata):
+            from hierfit.data.predict import predict_frame
+
+            return predict_frame(self, newdata, re_form=re_form, kind=kind, ci=ci, ndraws=ndraws, seed=seed)
         from hierfit.analysis.predict import predict
 
         return predict(self, newdata, re_form=re_form, kind=kind, ci=ci, summary=summary,
@@ -183,6 +188,10 @@ class HierFit(PlotMethods):
         -------
         >>> fit.fitted(re_form=hierfit.NA).head()  # doctest: +SKIP
         """
+        if self.design.summary is not None:
+            from hierfit.data.predict import fitted_frame
+
+            return fitted_frame(self, re_form=re_form, ci=ci)
         from hierfit.analysis.predict import fitted
 
         return fitted(self, re_form=re_form, ci=ci, summary=summary)
@@ -196,6 +205,10 @@ class HierFit(PlotMethods):
         -------
         >>> fit.residuals("pearson").describe()  # doctest: +SKIP
         """
+        if self.design.summary is not None:
+            from hierfit.data.predict import residuals_frame
+
+            return residuals_frame(self, type=type, re_form=re_form)
         from hierfit.analysis.predict import residuals
 
         return residuals(self, type=type, re_form=re_form, seed=seed)
@@ -293,10 +306,13 @@ class HierFit(PlotMethods):
 
         d = self.design
         post = self.draws
-        point = prepare_draws(self, point=True)
-        scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
-        q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
-        scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
+        if d.summary is not None and d.summary.residual_quantiles is not None:
+            scaled_res = pd.Series(d.summary.residual_quantiles)  # from one pass of the data engine
+        else:
+            point = prepare_draws(self, point=True)
+            scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
+            q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
+            scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
         vc = varcorr_table(post, d, ci)
         fe = fixef_table(post, d, ci, dpars=False)
         diag = self.diagnostics
@@ -311,6 +327,8 @@ class HierFit(PlotMethods):
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
             residuals="scaled" if d.family.name == "gaussian" and skip else "pearson",
+            residuals_note=("quartiles approximate: one pass of the data engine"
+                            if d.summary is not None and d.summary.residual_quantiles is not None else None),
             formula=d.formula.text,
             data=d.data_name,
             nobs=d.nobs,
@@ -364,6 +382,7 @@ class HierFit(PlotMethods):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_pymc_model"] = None
+        state.pop("engine_frame", None)  # the lazy rows stay with the caller; the fit keeps statistics
         state.pop("_loo_tree", None)
         state.pop("draws", None)
         state["_summaries"] = {}

@@ -24,7 +24,8 @@ import pandas as pd
 from hierfit.errors import DataError, DataWarning, FormulaError, warn
 from hierfit.spec.formula import GroupTerm, ParsedFormula, parse_formula
 
-__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT"]
+__all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "FORMULA_CONTEXT", "check_columns",
+           "check_dtypes", "level_label", "uses_column"]
 
 
 def _log(x, base=None):
@@ -271,6 +272,8 @@ class Design:
     n_dropped: int = 0
     dropped_by_column: dict[str, int] = field(default_factory=dict)
     offset_arg: str | None = None
+    #: Set for data held by a data engine (:mod:`hierfit.data`): statistics that stand in for the rows.
+    summary: object | None = None
 
     @property
     def mu(self) -> Predictor:
@@ -294,7 +297,7 @@ class Design:
 
     @property
     def nobs(self) -> int:
-        return len(self.y)
+        return self.summary.nobs if self.summary is not None else len(self.y)
 
     @property
     def has_intercept(self) -> bool:
@@ -762,3 +765,10 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
                   categories=cats, trials_spec=trials_spec, data_name=data_name, n_dropped=n_drop,
                   dropped_by_column=by_col,
                   offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"))
+
+
+#: Public names of the checks that data engines (hierfit.data) run on their metadata.
+check_columns = _check_columns
+check_dtypes = _check_dtypes
+level_label = _level_label
+uses_column = _uses
