@@ -188,7 +188,7 @@ class HierFit(PlotMethods):
         -------
         >>> fit.fitted(re_form=hierfit.NA).head()  # doctest: +SKIP
         """
-        if self.design.summary is not None:
+        if self.design.summary is not None and self.design.summary.stats is not None:
             from hierfit.data.predict import fitted_frame
 
             return fitted_frame(self, re_form=re_form, ci=ci)
@@ -205,7 +205,7 @@ class HierFit(PlotMethods):
         -------
         >>> fit.residuals("pearson").describe()  # doctest: +SKIP
         """
-        if self.design.summary is not None:
+        if self.design.summary is not None and self.design.summary.stats is not None:
             from hierfit.data.predict import residuals_frame
 
             return residuals_frame(self, type=type, re_form=re_form)

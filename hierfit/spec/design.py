@@ -297,7 +297,8 @@ class Design:
 
     @property
     def nobs(self) -> int:
-        return self.summary.nobs if self.summary is not None else len(self.y)
+        # a design built for engine data holds placeholder rows: its statistics know the count
+        return self.summary.nobs if self.summary is not None and self.summary.stats is not None else len(self.y)
 
     @property
     def has_intercept(self) -> bool:
