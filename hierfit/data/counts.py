@@ -33,9 +33,7 @@ from hierfit.spec.formula import parse_formula
 from hierfit.spec.specify import specify_design
 from hierfit.spec.summaries import DataSummary
 
-__all__ = ["COUNT_FAMILIES", "MAX_DISTINCT", "MAX_PATTERNS", "specify_counts", "aggregate_counts"]
-
-COUNT_FAMILIES = ("bernoulli", "binomial", "poisson")
+__all__ = ["MAX_DISTINCT", "MAX_PATTERNS", "specify_counts", "aggregate_counts"]
 #: A numeric predictor with more distinct values than this is treated as continuous (no exact aggregation).
 MAX_DISTINCT = 1000
 #: At most this many distinct patterns are brought back to fit in memory.
@@ -140,10 +138,10 @@ def specify_counts(pf, ddf, fam, *, priors=None, offset=None, method="auto", par
                            "from exactly aggregated counts")
     frame, patterns, md = aggregate_counts(ddf, pf, fam, offset)
     rhs = pf.text[pf.text.index("~") + 1:].strip()
-    if fam.name == "poisson":
+    if fam.aggregation == "exposure":
         text, new_fam = f"{SUCC} ~ {rhs} + offset(log({ROWS}))", fam
     else:
-        if fam.name == "bernoulli":
+        if TRIALS not in frame.columns:  # one trial per row (Bernoulli)
             frame[TRIALS] = frame[ROWS]
         text = f"{SUCC} | trials({TRIALS}) ~ {rhs}"
         new_fam = families.get(families.binomial(link=fam.link_name))

@@ -70,14 +70,11 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     ddf = open_frame(data)
     data_name = data_name or describe_source(data)
     pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
-    from hierfit.data.counts import COUNT_FAMILIES, specify_counts
+    from hierfit.data.counts import specify_counts
 
-    if fam.name in COUNT_FAMILIES:
+    if fam.aggregation is not None:
         return specify_counts(pf, ddf, fam, priors=priors, offset=offset, method=method,
                               parametrization=parametrization, data_name=data_name)
-    if fam.name != "gaussian" or fam.link.name != "identity":
-        raise HierfitError(f"the {fam.name} family ({fam.link.name} link) has no closed-form marginal likelihood "
-                           "and no exact aggregation into counts; " + IN_MEMORY_ONLY)
     if method == "full":
         raise HierfitError("method='full' samples every group effect from the rows; " + IN_MEMORY_ONLY)
     if any(fn in pf.response for fn in ("scale(", "center(")):

@@ -145,6 +145,9 @@ class Family:
     dpars: tuple[DPar, ...] = ()
     discrete: bool = False
     needs_trials: bool = False
+    #: How rows that share the linear predictor aggregate exactly into one (data engines, hierfit.data.counts):
+    #: "trials" (successes | trials(rows), binomial), "exposure" (sum ~ offset(log(rows)), same family) or None.
+    aggregation: str | None = None
 
     def __post_init__(self):
         if self.link_name not in self.links:
@@ -284,6 +287,7 @@ def _check_counts(y, column, what="counts"):
 class Poisson(Family):
     name: str = "poisson"
     link_name: str = "log"
+    aggregation: str | None = "exposure"
     links: tuple[str, ...] = ("log", "identity")
     discrete: bool = True
 
@@ -337,6 +341,7 @@ class NegBinomial(Family):
 class Binomial(Family):
     name: str = "binomial"
     link_name: str = "logit"
+    aggregation: str | None = "trials"
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     discrete: bool = True
     needs_trials: bool = True
@@ -374,6 +379,7 @@ def _binary_link_variance(link: str) -> float:
 class Bernoulli(Family):
     name: str = "bernoulli"
     link_name: str = "logit"
+    aggregation: str | None = "trials"
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     discrete: bool = True
 
