@@ -70,7 +70,7 @@ def test_engine_statistics_equal_in_memory(exam_na, formula):
     assert _rel_err(a, b) <= 1e-12
 
 
-def test_engine_posterior_agrees_with_pandas(exam):
+def test_engine_posterior_agrees_with_pandas(exam, tmp_path):
     formula = "normexam ~ standLRT + sex + (standLRT | school)"
     ddf = dd.from_pandas(exam, npartitions=4)
     m_dask = hierfit.fit(formula, ddf, **SAMPLE)
@@ -107,6 +107,15 @@ def test_engine_posterior_agrees_with_pandas(exam):
     lazy = m_dask.predict(dd.from_pandas(new, npartitions=2))
     np.testing.assert_allclose(lazy.compute()["Estimate"].to_numpy(),
                                predict(m_rows, new)["Estimate"].to_numpy(), rtol=1e-10)
+    # save/load keep the statistics (not the rows): the summary survives, fitted() asks for the data again
+    m_dask.save(tmp_path / "engine.hfit")
+    again = hierfit.load(tmp_path / "engine.hfit")
+    assert str(again) == text
+    assert _rel_err(again.design.summary.stats.ZZ, m_dask.design.summary.stats.ZZ) == 0
+    with pytest.raises(hierfit.HierfitError, match="keeps statistics, not rows"):
+        again.fitted()
+    np.testing.assert_allclose(again.predict(dd.from_pandas(new, npartitions=1)).compute()["Estimate"],
+                               lazy.compute()["Estimate"], rtol=1e-12)
 
 
 def test_parquet_and_csv_paths(exam, tmp_path):
