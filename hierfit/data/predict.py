@@ -113,6 +113,20 @@ def residuals_frame(fit, type: str = "response", re_form=None, ddf=None):  # noq
                                 meta=pd.Series([], dtype=float, name=f"{type} residuals"), align_dataframes=False)
 
 
+def _point_fit(fit):
+    """A shallow copy of the fit whose posterior is its mean (one chain, one draw): small to send to workers."""
+    import copy
+
+    import xarray as xr
+
+    mean = fit.draws.mean(dim=("chain", "draw")).expand_dims(chain=[0], draw=[0])
+    out = copy.copy(fit)
+    out.__dict__.pop("draws", None)
+    out.__dict__.pop("engine_frame", None)
+    out.posterior = xr.DataTree.from_dict({"posterior": mean})
+    return out
+
+
 def residual_quantiles(fit, ddf) -> dict[str, float]:
     """Min, quartiles and max of the scaled residuals at the posterior means, from one pass (approximate quartiles).
 
@@ -122,7 +136,7 @@ def residual_quantiles(fit, ddf) -> dict[str, float]:
     import dask
 
     frame, used = _complete(fit, ddf)
-    res = frame.map_partitions(_residual_part, _fit_task(fit), used, None, True,
+    res = frame.map_partitions(_residual_part, _fit_task(_point_fit(fit)), used, None, True,
                                meta=pd.Series([], dtype=float), align_dataframes=False)
     lo, hi, mid = dask.compute(res.min(), res.max(), res.quantile([0.25, 0.5, 0.75]))
     mid = np.asarray(mid, dtype=float)
