@@ -231,9 +231,7 @@ class Predictor:
                     continue
                 smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
                 Z = np.asarray(smm[blk.columns], dtype=float)
-                labels = _group_labels(data, blk.factors)
-                lookup = {lev: i for i, lev in enumerate(blk.levels)}
-                index = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
+                index, labels = _group_index(data, blk.factors, blk.levels)
                 blocks.append((Z, index, labels))
             offset = None
             for spec in self.offset_specs:
@@ -358,6 +356,24 @@ def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
     if bad.any():
         raise DataError(f"newdata column '{col}' has {int(bad.sum())} infinite value(s)")
     return s
+
+
+def _group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Level index (-1 for unseen levels) and label of every row, labelling each distinct value once."""
+    codes, uniques = [], []
+    for f in factors:
+        c, u = pd.factorize(data[f], use_na_sentinel=False)
+        codes.append(c)
+        uniques.append(np.array([_level_label(v) for v in u], dtype=object).astype(str))
+    if len(factors) == 1:
+        row_code, u_labels = codes[0], uniques[0]
+    else:
+        combos, row_code = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+        row_code = row_code.ravel()
+        u_labels = np.array([":".join(uniques[j][k] for j, k in enumerate(combo)) for combo in combos], dtype=object)
+    lookup = {lev: i for i, lev in enumerate(levels)}
+    u_index = np.fromiter((lookup.get(lab, -1) for lab in u_labels), dtype=np.int64, count=len(u_labels))
+    return u_index[row_code], np.asarray(u_labels, dtype=object)[row_code]
 
 
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
