@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 import warnings
 
+import pandas as pd
+
 from hierfit.data.metadata import fix_stateful_transforms, scan_metadata, skeleton_frame
 from hierfit.data.sources import describe_source, open_frame
 from hierfit.data.stats import grouped_stats, response_values
@@ -32,14 +34,17 @@ IN_MEMORY_ONLY = ("it needs in-memory data: fit it from a pandas DataFrame (e.g.
                   "ddf.compute() when the rows fit in memory)")
 
 
+def _response_series(part, design, used):
+    return pd.Series(response_values(part, design, used))
+
+
 def _response_fallback(ddf, design, used, n: int) -> ResponseSummary:
     """Median/MAD/sd of a transformed response through Dask's (approximate) quantiles."""
     import dask
 
-    y = ddf[used].map_partitions(lambda p: __import__("pandas").Series(response_values(p, design, used)),
-                                 meta=(design.response, "f8"))
+    y = ddf[used].map_partitions(_response_series, design, used, meta=(design.response, "f8"))
     med = float(y.quantile(0.5).compute())
-    mad, mean, sd = dask.compute(abs(y - med).quantile(0.5), y.mean(), y.std())
+    mad, sd = dask.compute(abs(y - med).quantile(0.5), y.std())
     return ResponseSummary(med, float(mad), float(sd), n)
 
 
