@@ -93,12 +93,12 @@ def scan_metadata(ddf, formulas, response_cols: set[str]) -> Metadata:
         nums = clean[num_cols].astype(float)
         todo.update(min=nums.min(), max=nums.max(), mean=nums.mean(), sd=nums.std(ddof=1))
     for c in cat_cols + bool_cols:
-        todo[f"u:{c}"] = clean[c].drop_duplicates()
+        todo[f"u:{c}"] = clean[c].drop_duplicates(split_out=1)  # a tree reduction, no shuffle
     float_groups = [c for c in group_cols if pd.api.types.is_float_dtype(meta[c].dtype)]
     for c in float_groups:
         todo[f"nonint:{c}"] = (clean[c] % 1 != 0).sum()
     if group_cols:
-        todo["combos"] = clean[group_cols].drop_duplicates()
+        todo["combos"] = clean[group_cols].drop_duplicates(split_out=1)
     keys = list(todo)
     values = dict(zip(keys, dask.compute(*[todo[k] for k in keys])))
 
