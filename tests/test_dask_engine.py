@@ -112,6 +112,10 @@ def test_engine_posterior_agrees_with_pandas(exam, tmp_path):
     again = hierfit.load(tmp_path / "engine.hfit")
     assert str(again) == text
     assert _rel_err(again.design.summary.stats.ZZ, m_dask.design.summary.stats.ZZ) == 0
+    from hierfit.spec.summaries import DataSummary
+
+    plain = m_dask.design.summary.to_dict()  # plain data, for data-only file formats
+    assert _rel_err(DataSummary.from_dict(plain).stats.XX, m_dask.design.summary.stats.XX) == 0
     with pytest.raises(hierfit.HierfitError, match="keeps statistics, not rows"):
         again.fitted()
     np.testing.assert_allclose(again.predict(dd.from_pandas(new, npartitions=1)).compute()["Estimate"],

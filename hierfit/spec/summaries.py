@@ -10,7 +10,7 @@ arrays, dicts), so a fit that holds it saves and loads like any other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from hierfit.spec.families import ResponseSummary
 from hierfit.spec.layout import SufficientStats
@@ -40,3 +40,27 @@ class DataSummary:
     timing: dict[str, float] = field(default_factory=dict)
     workers: list[str] = field(default_factory=list)  # where the grouped pass ran
     aggregated_from: int | None = None  # rows before exact aggregation into counts
+
+    def to_dict(self) -> dict:
+        """Plain data (numbers, strings, numpy arrays, dicts and lists) for data-only file formats.
+
+        Example
+        -------
+        >>> DataSummary.from_dict(DataSummary(nobs=3).to_dict()).nobs
+        3
+        """
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["response"] = asdict(self.response) if self.response is not None else None
+        out["stats"] = asdict(self.stats) if self.stats is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DataSummary":
+        """The inverse of :meth:`to_dict`."""
+        data = dict(data)
+        if data.get("response") is not None:
+            data["response"] = ResponseSummary(**data["response"])
+        if data.get("stats") is not None:
+            data["stats"] = SufficientStats(**data["stats"])
+        return cls(**data)
+
