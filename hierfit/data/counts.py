@@ -128,9 +128,9 @@ def specify_counts(pf, ddf, fam, *, priors=None, offset=None, method="auto", par
     >>> rng = np.random.default_rng(1)
     >>> df = pd.DataFrame({"y": rng.integers(0, 2, 600), "a": rng.choice(["u", "v"], 600),
     ...                    "g": rng.integers(0, 12, 600)})
-    >>> spec, frame = specify_counts(hierfit.spec.formula.parse_formula("y ~ a + (1 | g)"),
-    ...                              dd.from_pandas(df, npartitions=3), hierfit.families.get("bernoulli"))
-    >>> spec.family.name, len(frame), int(frame["hierfit_trials"].sum())
+    >>> spec, _ = specify_counts(hierfit.spec.formula.parse_formula("y ~ a + (1 | g)"),
+    ...                          dd.from_pandas(df, npartitions=3), hierfit.families.get("bernoulli"))
+    >>> spec.family.name, spec.design.nobs, int(spec.design.trials.sum())
     ('binomial', 24, 600)
     """
     if method == "collapsed":

@@ -106,8 +106,9 @@ class ResponseSummary:
 
     Example
     -------
-    >>> response_summary(np.array([1.0, 2.0, 4.0]))
-    ResponseSummary(median=2.0, mad=1.0, sd=1.5275252316519468, n=3)
+    >>> s = response_summary(np.array([1.0, 2.0, 4.0]))
+    >>> s.median, s.mad, round(s.sd, 4), s.n
+    (2.0, 1.0, 1.5275, 3)
     """
 
     median: float
