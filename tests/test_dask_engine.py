@@ -95,6 +95,8 @@ def test_engine_posterior_agrees_with_pandas(exam, tmp_path):
     r_sums, r_rows = r2_draws(m_dask), r2_draws(m_rows)
     for kind in ("marginal", "conditional"):
         np.testing.assert_allclose(r_sums[kind], r_rows[kind], rtol=1e-8)
+    with pytest.raises(hierfit.HierfitError, match="keeps statistics, not rows"):
+        prepare_draws(m_dask)  # never the placeholder rows of the design
     # the summary says its residual quartiles come from the engine; min/max are exact
     text = str(m_dask)
     assert "quartiles approximate" in text
