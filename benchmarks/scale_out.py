@@ -99,7 +99,7 @@ def run_engine(folder: Path, rows: int, workers: int, draws: int, tune: int, cha
     import hierfit
 
     out = {"rows": rows, "workers": workers}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster) as client:
         path = str(folder / "*.parquet")
         t0 = time.perf_counter()

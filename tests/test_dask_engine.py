@@ -190,7 +190,7 @@ def test_pass_runs_in_distributed_workers(exam):
     distributed = pytest.importorskip("distributed")
     from hierfit.data.specify import specify_engine
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=40) as cluster, distributed.Client(cluster) as client:
         workers = set(client.scheduler_info()["workers"])
         ddf = dd.from_pandas(exam, npartitions=6)
