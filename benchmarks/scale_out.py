@@ -118,6 +118,7 @@ def run_engine(folder: Path, rows: int, workers: int, draws: int, tune: int, cha
         out["residual_pass_s"] = s.timing.get("residual_pass", float("nan"))
         out["sampling_s"] = fit.timing.get("sampling", float("nan"))
         out["npartitions"] = s.npartitions
+        out["nobs"] = fit.nobs
         out["peak_fit_mb"] = _peak_mb()
         worker_peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         out["peak_worker_mb"] = max(worker_peaks.values())

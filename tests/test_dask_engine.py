@@ -104,6 +104,7 @@ def test_engine_posterior_agrees_with_pandas(exam, tmp_path):
     point = prepare_draws(m_rows, point=True)
     scaled = (y - point.expected()[0]) / np.sqrt(point.variance()[0])
     assert abs(q["Min"] - scaled.min()) < 1e-9 and abs(q["Max"] - scaled.max()) < 1e-9
+    np.testing.assert_allclose([q["1Q"], q["Median"], q["3Q"]], np.quantile(scaled, [0.25, 0.5, 0.75]), atol=5e-3)
     # predictions for a new Dask frame are lazy and equal the in-memory ones for the same draws
     new = exam.head(9)
     lazy = m_dask.predict(dd.from_pandas(new, npartitions=2))

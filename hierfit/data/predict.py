@@ -127,17 +127,48 @@ def _point_fit(fit):
     return out
 
 
-def residual_quantiles(fit, ddf) -> dict[str, float]:
-    """Min, quartiles and max of the scaled residuals at the posterior means, from one pass (approximate quartiles).
+#: Scaled residuals are binned on [-RES_RANGE, RES_RANGE] for the quartiles (bin width 2 * RES_RANGE / RES_BINS).
+RES_RANGE, RES_BINS = 10.0, 1 << 18
 
-    Min and max are exact; the quartiles are Dask's approximate quantiles (exact when the
-    data are one partition).
+
+def _residual_hist_part(part: pd.DataFrame, fit, used) -> dict:
+    part = part[used].dropna()
+    hist = np.zeros(RES_BINS)
+    if not len(part):
+        return {"hist": hist, "min": np.inf, "max": -np.inf}
+    r = _residual_part(part, fit, used, None, True).to_numpy()
+    pos = np.clip(((r + RES_RANGE) / (2 * RES_RANGE) * RES_BINS).astype(np.int64), 0, RES_BINS - 1)
+    return {"hist": np.bincount(pos, minlength=RES_BINS).astype(float), "min": float(r.min()), "max": float(r.max())}
+
+
+def _add_hist(*parts: dict) -> dict:
+    return {"hist": sum(p["hist"] for p in parts), "min": min(p["min"] for p in parts),
+            "max": max(p["max"] for p in parts)}
+
+
+def _hist_quantile(hist: np.ndarray, prob: float) -> float:
+    cum = np.cumsum(hist)
+    target = prob * cum[-1]
+    b = int(np.searchsorted(cum, target))
+    before = cum[b - 1] if b else 0.0
+    width = 2 * RES_RANGE / RES_BINS
+    return -RES_RANGE + width * (b + (target - before) / max(hist[b], 1.0))
+
+
+def residual_quantiles(fit, ddf, split_every: int = 8) -> dict[str, float]:
+    """Min, quartiles and max of the scaled residuals at the posterior means, from one pass.
+
+    Min and max are exact; the quartiles come from a histogram of 2^18 bins on [-10, 10]
+    (exact to 1e-4), summed over the partitions in a tree like the statistics.
     """
     import dask
 
-    frame, used = _complete(fit, ddf)
-    res = frame.map_partitions(_residual_part, _fit_task(_point_fit(fit)), used, None, True,
-                               meta=pd.Series([], dtype=float), align_dataframes=False)
-    lo, hi, mid = dask.compute(res.min(), res.max(), res.quantile([0.25, 0.5, 0.75]))
-    mid = np.asarray(mid, dtype=float)
-    return dict(zip(_QUANTILES, [float(lo), float(mid[0]), float(mid[1]), float(mid[2]), float(hi)]))
+    used = _used(fit)
+    task = _fit_task(_point_fit(fit))
+    parts = [dask.delayed(_residual_hist_part, pure=True)(p, task, used) for p in ddf[used].to_delayed()]
+    while len(parts) > 1:
+        parts = [dask.delayed(_add_hist, pure=True)(*parts[i:i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    (tot,) = dask.compute(parts[0])
+    mid = [float(np.clip(_hist_quantile(tot["hist"], p), tot["min"], tot["max"])) for p in (0.25, 0.5, 0.75)]
+    return dict(zip(_QUANTILES, [tot["min"], *mid, tot["max"]]))
