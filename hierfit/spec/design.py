@@ -358,7 +358,7 @@ def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
     return s
 
 
-def _group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str]) -> tuple[np.ndarray, list[str]]:
     """Level index (-1 for unseen levels) and label of every row, labelling each distinct value once."""
     codes, uniques = [], []
     for f in factors:
@@ -373,7 +373,7 @@ def _group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str]
         u_labels = np.array([":".join(uniques[j][k] for j, k in enumerate(combo)) for combo in combos], dtype=object)
     lookup = {lev: i for i, lev in enumerate(levels)}
     u_index = np.fromiter((lookup.get(lab, -1) for lab in u_labels), dtype=np.int64, count=len(u_labels))
-    return u_index[row_code], np.asarray(u_labels, dtype=object)[row_code]
+    return u_index[row_code], np.asarray(u_labels, dtype=object)[row_code].tolist()
 
 
 def _group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:
