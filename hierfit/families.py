@@ -24,7 +24,7 @@ import numpy as np
 from hierfit.errors import DataError, HierfitError
 from hierfit.spec.priors import Dist
 
-__all__ = ["Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
+__all__ = ["ResponseSummary", "response_summary", "Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
            "bernoulli", "gamma", "FAMILIES", "LINKS"]
 
 
@@ -97,8 +97,38 @@ class DPar:
     default_prior: Callable[[np.ndarray], Dist] = field(default=lambda y: Dist("student_t", (3.0, 0.0, 2.5)))
 
 
-def _resp_scale(y: np.ndarray) -> float:
-    mad = 1.4826 * float(np.median(np.abs(y - np.median(y))))
+@dataclass(frozen=True)
+class ResponseSummary:
+    """What the default priors read from the response: its median, median absolute deviation, sd and count.
+
+    Computed from the rows (:func:`response_summary`) or, for data held by a data
+    engine, from one pass over them; the family's prior methods accept either.
+
+    Example
+    -------
+    >>> s = response_summary(np.array([1.0, 2.0, 4.0]))
+    >>> s.median, s.mad, round(s.sd, 4), s.n
+    (2.0, 1.0, 1.5275, 3)
+    """
+
+    median: float
+    mad: float  # median(|y - median(y)|), unscaled
+    sd: float  # ddof=1
+    n: int
+
+
+def response_summary(y) -> ResponseSummary:
+    """The :class:`ResponseSummary` of a response vector (or the summary itself, unchanged)."""
+    if isinstance(y, ResponseSummary):
+        return y
+    y = np.asarray(y, dtype=float)
+    med = float(np.median(y))
+    return ResponseSummary(med, float(np.median(np.abs(y - med))),
+                           float(np.std(y, ddof=1)) if len(y) > 1 else 1.0, len(y))
+
+
+def _resp_scale(y) -> float:
+    mad = 1.4826 * response_summary(y).mad
     return round(max(2.5, mad), 1)
 
 
@@ -116,6 +146,9 @@ class Family:
     dpars: tuple[DPar, ...] = ()
     discrete: bool = False
     needs_trials: bool = False
+    #: How rows that share the linear predictor aggregate exactly into one (data engines, hierfit.data.counts):
+    #: "trials" (successes | trials(rows), binomial), "exposure" (sum ~ offset(log(rows)), same family) or None.
+    aggregation: str | None = None
 
     def __post_init__(self):
         if self.link_name not in self.links:
@@ -147,13 +180,13 @@ class Family:
     def intercept_prior(self, y: np.ndarray) -> Dist:
         """brms's default: student_t(3, median(y), scale) on identity links, student_t(3, 0, 2.5) otherwise."""
         if self.link_name == "identity":
-            return Dist("student_t", (3.0, round(float(np.median(y)), 1), _resp_scale(y)))
+            return Dist("student_t", (3.0, round(response_summary(y).median, 1), _resp_scale(y)))
         return Dist("student_t", (3.0, 0.0, 2.5))
 
     def effect_scale(self, y: np.ndarray) -> float:
         """Scale of the response on the link scale, for the autoscaled normal prior of slopes."""
         if self.link_name == "identity":
-            return float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
+            return response_summary(y).sd
         return 1.0
 
     def sd_prior(self, y: np.ndarray) -> Dist:
@@ -255,6 +288,7 @@ def _check_counts(y, column, what="counts"):
 class Poisson(Family):
     name: str = "poisson"
     link_name: str = "log"
+    aggregation: str | None = "exposure"
     links: tuple[str, ...] = ("log", "identity")
     discrete: bool = True
 
@@ -308,6 +342,7 @@ class NegBinomial(Family):
 class Binomial(Family):
     name: str = "binomial"
     link_name: str = "logit"
+    aggregation: str | None = "trials"
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     discrete: bool = True
     needs_trials: bool = True
@@ -345,6 +380,7 @@ def _binary_link_variance(link: str) -> float:
 class Bernoulli(Family):
     name: str = "bernoulli"
     link_name: str = "logit"
+    aggregation: str | None = "trials"
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     discrete: bool = True
 

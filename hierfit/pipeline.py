@@ -23,8 +23,9 @@ from hierfit.arguments import check_count, check_seed, reject_unknown
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
 from hierfit.engine.quiet import quiet_pymc
+from hierfit.data.sources import is_engine_data
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
-from hierfit.errors import ConvergenceWarning, HierfitWarning
+from hierfit.errors import ArgumentError, ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
 from hierfit.results.fit import HierFit
 from hierfit.spec.specify import specify
@@ -44,7 +45,7 @@ def _drop_internal(tree) -> None:
         tree["posterior"] = xr.DataTree(post.drop_vars(internal))
 
 
-def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
+def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
         dispformula: str | None = None, offset=None, weights=None, draws: int = 1000, tune: int = 1000,
         chains: int = 4, seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8,
         progressbar: bool = True, cores: int | None = None, parametrization="auto", method: str = "auto",
@@ -58,7 +59,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         ``cbind(successes, failures) ~ ...`` or ``successes | trials(n) ~ ...``; offsets as
         ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models;
         brms's addition terms ``y | weights(w)``, ``y | cens(c, y2)``, ``y | se(sei)`` (docs/addition-terms.md).
-    data : pandas.DataFrame
+    data : pandas.DataFrame, dask.dataframe.DataFrame, or Parquet/CSV path(s)
+        A Dask DataFrame, or a path, glob or list of Parquet (or CSV) files read lazily
+        through Dask, fits from data larger than memory: Gaussian models the collapsed
+        sampler handles from per-level sufficient statistics, binomial/Bernoulli/Poisson
+        models with discrete predictors from exactly aggregated counts (docs: "Big data").
     family : str or hierfit.families.Family
         ``"gaussian"``, ``"student"``, ``"poisson"``, ``"negbinomial"``, ``"binomial"``,
         ``"bernoulli"``, ``"gamma"``, or e.g. ``hierfit.families.binomial(link="probit")``.
@@ -131,8 +136,19 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, progressbar=progressbar, cores=cores,
                                kernel=kernel).validate()
-    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   weights=weights, method=method, parametrization=parametrization, data_name=data_name)
+    engine_frame = None
+    if is_engine_data(data):
+        from hierfit.data.specify import specify_engine
+
+        if weights is not None:
+            raise ArgumentError("weights= is not available for data read through an engine (Dask, Parquet, CSV); "
+                                "write the weights in the formula, 'y | weights(w) ~ ...', or fit in memory")
+        spec, engine_frame = specify_engine(formula, data, family, priors=priors, dpars=dpars,
+                                            dispformula=dispformula, offset=offset, method=method,
+                                            parametrization=parametrization, data_name=data_name)
+    else:
+        spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
+                       weights=weights, method=method, parametrization=parametrization, data_name=data_name)
     t1 = time.perf_counter()
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
@@ -151,7 +167,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
                 target_accept=target_accept, progressbar=progressbar, cores=cores, parametrization=parametrization,
                 method=method, kernel=kernel, data_name=data_name, warn=warn)
     result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model,
-                     interrupted=interrupted, call=call, fitter=fit)
+                     interrupted=interrupted, call=call, fitter=fit, engine_frame=engine_frame)
+    if engine_frame is not None:
+        from hierfit.data.predict import summarise_engine_residuals
+
+        summarise_engine_residuals(result)
     if spec.method.message and warn:
         _warn(spec.method.message, HierfitWarning)
     if warn:

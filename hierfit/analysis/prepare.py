@@ -16,7 +16,7 @@ import pandas as pd
 from hierfit.arguments import check_arguments
 from hierfit.results.draws import linear_predictor, stack
 from hierfit.spec.addition import rows_addition, row_logpdf, total_sd
-from hierfit.errors import DataError, FormulaError
+from hierfit.errors import DataError, FormulaError, HierfitError
 
 __all__ = ["NA", "PreparedDraws", "prepare_draws", "select_blocks", "required_columns"]
 
@@ -182,6 +182,9 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         arr = arr[draw_idx]
         return arr.mean(axis=0, keepdims=True) if point else arr
 
+    if newdata is None and design.summary is not None and design.summary.stats is not None:
+        raise HierfitError("this model was fitted from data held by a data engine and keeps statistics, not rows: "
+                           "use fit.fitted()/fit.residuals() (lazy Dask objects) or pass the rows as newdata")
     if newdata is None:
         trials = design.trials
         recoded = {dp: {"X": p.X, "blocks": [(b.Z, b.index, None) for b in p.blocks], "offset": p.offset}

@@ -12,6 +12,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from hierfit.data.sources import is_dask_frame
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
 from hierfit.results.estimates import (coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables,
@@ -44,7 +45,7 @@ class HierFit(AnalysisMethods, PlotMethods):
 
     def __init__(self, spec: Specification, settings: SamplerSettings, posterior, timing: dict,
                  kernel: str | None = None, pymc_model=None, interrupted: bool = False, call: dict | None = None,
-                 fitter=None):
+                 fitter=None, engine_frame=None):
         self.spec = spec
         self.design = spec.design
         self.priors = spec.priors
@@ -55,6 +56,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         self.call: dict = dict(call or {})  # the arguments of the hierfit.fit() call that made this fit
         self.fitter = fitter                 # that function (hierfit.fit), for update()
         self.interrupted = interrupted       # sampling stopped by Ctrl-C: the draws so far
+        self.engine_frame = engine_frame     # the lazy training frame of a fit from engine data (never saved)
         self.timing = dict(timing)
         self.kernel = kernel
         self._pymc_model = pymc_model
@@ -277,6 +279,10 @@ class HierFit(AnalysisMethods, PlotMethods):
         >>> new = pd.DataFrame({"standLRT": [0.0, 1.0], "sex": ["F", "F"], "school": [1, 1]})  # doctest: +SKIP
         >>> fit.predict(new, re_form=hierfit.NA)  # marginal: the grand mean  # doctest: +SKIP
         """
+        if newdata is not None and is_dask_frame(newdata):
+            from hierfit.data.predict import predict_frame
+
+            return predict_frame(self, newdata, re_form=re_form, kind=kind, ci=ci, ndraws=ndraws, seed=seed)
         from hierfit.analysis.predict import predict
 
         return predict(self, newdata, re_form=re_form, kind=kind, ci=ci, summary=summary,
@@ -289,6 +295,10 @@ class HierFit(AnalysisMethods, PlotMethods):
         -------
         >>> fit.fitted(re_form=hierfit.NA).head()  # doctest: +SKIP
         """
+        if self.design.summary is not None and self.design.summary.stats is not None:
+            from hierfit.data.predict import fitted_frame
+
+            return fitted_frame(self, re_form=re_form, ci=ci)
         from hierfit.analysis.predict import fitted
 
         return fitted(self, re_form=re_form, ci=ci, summary=summary)
@@ -302,6 +312,10 @@ class HierFit(AnalysisMethods, PlotMethods):
         -------
         >>> fit.residuals("pearson").describe()  # doctest: +SKIP
         """
+        if self.design.summary is not None and self.design.summary.stats is not None:
+            from hierfit.data.predict import residuals_frame
+
+            return residuals_frame(self, type=type, re_form=re_form)
         from hierfit.analysis.predict import residuals
 
         return residuals(self, type=type, re_form=re_form, seed=seed)
@@ -419,10 +433,13 @@ class HierFit(AnalysisMethods, PlotMethods):
 
         d = self.design
         post = self.draws
-        point = prepare_draws(self, point=True)
-        scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
-        q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
-        scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
+        if d.summary is not None and d.summary.residual_quantiles is not None:
+            scaled_res = pd.Series(d.summary.residual_quantiles)  # from one pass of the data engine
+        else:
+            point = prepare_draws(self, point=True)
+            scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
+            q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
+            scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
         vc = varcorr_table(post, d, ci)
         fe = fixef_table(post, d, ci, dpars=False)
         diag = self.diagnostics
@@ -439,6 +456,8 @@ class HierFit(AnalysisMethods, PlotMethods):
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
             residuals="scaled" if d.family.name == "gaussian" and skip else "pearson",
+            residuals_note=("quartiles approximate: one pass of the data engine"
+                            if d.summary is not None and d.summary.residual_quantiles is not None else None),
             formula=d.formula.text,
             data=d.data_name,
             nobs=d.nobs,

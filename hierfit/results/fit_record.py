@@ -168,6 +168,29 @@ def _priors_from_values(v: dict) -> PriorSet:
 DERIVED_GROUPS = ("log_likelihood", "observed_data", "posterior_predictive")
 
 
+def _pack(value, arrays: dict, key: str):
+    """Nested dicts/lists of numbers, text and numpy arrays as JSON values, the arrays set aside under ``key``."""
+    if isinstance(value, np.ndarray):
+        arrays[key] = _array_values(value)
+        return {"__array__": key}
+    if isinstance(value, dict):
+        return {"__dict__": {str(k): _pack(v, arrays, f"{key}/{k}") for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return [_pack(v, arrays, f"{key}/{i}") for i, v in enumerate(value)]
+    return _plain(value)
+
+
+def _unpack(value, arrays: dict):
+    """The inverse of :func:`_pack`."""
+    if isinstance(value, dict) and "__array__" in value:
+        return arrays[value["__array__"]]
+    if isinstance(value, dict) and "__dict__" in value:
+        return {k: _unpack(v, arrays) for k, v in value["__dict__"].items()}
+    if isinstance(value, list):
+        return [_unpack(v, arrays) for v in value]
+    return value
+
+
 def _weights_record(d, arrays: dict):
     """``weights=`` as stored: its expression, ``"<array>"`` (values under ``weights``) or None."""
     if d.weights_arg is not None:
@@ -261,6 +284,7 @@ def fit_to_record(fit) -> tuple[dict, dict[str, np.ndarray]]:
         "dpars": {dp: p.formula.text for dp, p in d.predictors.items() if dp != "mu"},
         "offset": d.offset_arg,
         "weights": _weights_record(d, arrays),
+        "engine_summary": None if d.summary is None else _pack(d.summary.to_dict(), arrays, "summary"),
         "data_name": d.data_name,
         "n_dropped": int(d.n_dropped),
         "dropped_by_column": {str(k): int(v) for k, v in d.dropped_by_column.items()},
@@ -301,6 +325,10 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
             warnings.simplefilter("ignore")  # they were shown when the model was fitted
             design = build_design(m["formula"], frame, data_name=m["data_name"], family=fam,
                                   dpars=m["dpars"] or None, offset=offset, weights=weights)
+        if m.get("engine_summary") is not None:  # fitted from engine data: the statistics stand in for the rows
+            from hierfit.spec.summaries import DataSummary
+
+            design.summary = DataSummary.from_dict(_unpack(m["engine_summary"], arrays))
         design.n_dropped = m["n_dropped"]
         design.dropped_by_column = dict(m["dropped_by_column"])
         design.data_index = data_index

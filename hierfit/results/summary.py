@@ -145,6 +145,8 @@ class Summary:
         vals = format_column(self.scaled_residuals.values)
         width = max(len(v) for v in vals + list(self.scaled_residuals.index))
         title = "Scaled residuals: " if self.header.get("residuals") != "pearson" else "Scaled (Pearson) residuals: "
+        if self.header.get("residuals_note"):
+            title += f"({self.header['residuals_note']})"
         return [title,
                 " ".join(n.rjust(width) for n in self.scaled_residuals.index) + " ",
                 " ".join(v.rjust(width) for v in vals) + " "]

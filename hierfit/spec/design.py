@@ -32,7 +32,7 @@ from hierfit.spec.predictor import (FACTOR_TERM, GroupBlock, Predictor, build_pr
                                     r_sort)
 
 __all__ = ["GroupBlock", "Predictor", "Design", "build_design", "r_sort", "lme4_name", "FACTOR_TERM", "FORMULA_CONTEXT",
-           "uses_column"]
+           "uses_column", "check_columns", "check_dtypes", "level_label"]
 
 
 @dataclass
@@ -73,6 +73,8 @@ class Design:
     offset_values: np.ndarray | None = None
     addition: object = None  # hierfit.spec.addition.Addition: weights, cens, se (brms's addition terms)
     weights_arg: str | None = None
+    #: Set for data held by a data engine (:mod:`hierfit.data`): statistics that stand in for the rows.
+    summary: object | None = None
 
     @property
     def row_index(self) -> pd.Index:
@@ -101,7 +103,8 @@ class Design:
 
     @property
     def nobs(self) -> int:
-        return len(self.y)
+        # a design built for engine data holds placeholder rows: its statistics know the count
+        return self.summary.nobs if self.summary is not None and self.summary.stats is not None else len(self.y)
 
     @property
     def has_intercept(self) -> bool:
@@ -446,3 +449,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
                   offset_values=offset_array,
                   offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"),
                   addition=addition, weights_arg=weights if isinstance(weights, str) else None)
+
+
+#: Public names of the checks that data engines (hierfit.data) run on their metadata.
+check_columns = _check_columns
+check_dtypes = _check_dtypes

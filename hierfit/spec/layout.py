@@ -153,6 +153,9 @@ def sufficient_stats(design, layout: CollapsedLayout | None = None) -> Sufficien
     >>> s.n.sum(), s.XX.shape, s.ZZ.shape
     (np.int64(4059), (65, 2, 2), (65, 1, 1))
     """
+    summary = getattr(design, "summary", None)
+    if summary is not None and summary.stats is not None:
+        return summary.stats  # computed by a data engine in one grouped pass (hierfit.data)
     lay = layout if layout is not None else collapsed_layout(design)
     K = len(lay.order)
     position = np.empty(K, dtype=np.int64)

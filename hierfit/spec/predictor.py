@@ -23,7 +23,7 @@ from hierfit.spec.contrasts import r_contrast_names
 from hierfit.spec.formula import GroupTerm, ParsedFormula
 from hierfit.spec.smooths import SMOOTH_COEF, smooth_groups, smooth_names
 
-__all__ = ["FACTOR_TERM", "r_sort", "lme4_name", "GroupBlock", "Predictor", "group_labels", "group_levels",
+__all__ = ["FACTOR_TERM", "r_sort", "lme4_name", "GroupBlock", "Predictor", "group_index", "group_labels", "group_levels",
            "check_finite", "build_predictor"]
 
 
@@ -201,9 +201,7 @@ class Predictor:
                     continue
                 smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
                 Z = np.asarray(smm[blk.columns], dtype=float)
-                labels = group_labels(data, blk.factors)
-                lookup = {lev: i for i, lev in enumerate(blk.levels)}
-                index = np.array([lookup.get(lab, -1) for lab in labels], dtype=np.int64)
+                index, labels = group_index(data, blk.factors, blk.levels)
                 blocks.append((Z, index, labels))
             offset = None
             for spec in self.offset_specs:
@@ -212,6 +210,31 @@ class Predictor:
         except (FormulaicError, KeyError, ValueError, TypeError) as err:
             raise DataError(f"cannot re-code the new data for the {self.dpar} predictor: {err}") from err
         return {"X": X, "blocks": blocks, "offset": offset}
+
+
+def group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Level index (-1 for unseen levels) and label of every row, labelling each distinct value once.
+
+    Example
+    -------
+    >>> idx, labels = group_index(pd.DataFrame({"g": ["b", "a", "b", "c"]}), ("g",), ["a", "b"])
+    >>> idx.tolist(), labels
+    ([1, 0, 1, -1], ['b', 'a', 'b', 'c'])
+    """
+    codes, uniques = [], []
+    for f in factors:
+        c, u = pd.factorize(data[f], use_na_sentinel=False)
+        codes.append(c)
+        uniques.append(np.array([level_label(v) for v in u], dtype=object).astype(str))
+    if len(factors) == 1:
+        row_code, u_labels = codes[0], uniques[0]
+    else:
+        combos, row_code = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+        row_code = row_code.ravel()
+        u_labels = np.array([":".join(uniques[j][k] for j, k in enumerate(combo)) for combo in combos], dtype=object)
+    lookup = {lev: i for i, lev in enumerate(levels)}
+    u_index = np.fromiter((lookup.get(lab, -1) for lab in u_labels), dtype=np.int64, count=len(u_labels))
+    return u_index[row_code], np.asarray(u_labels, dtype=object)[row_code].tolist()
 
 
 def group_labels(data: pd.DataFrame, factors: tuple[str, ...]) -> list[str]:

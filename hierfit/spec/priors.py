@@ -344,7 +344,8 @@ def resolve_priors(design, priors=None) -> PriorSet:
     """
     user = _as_prior_list(priors)
     fam = design.family
-    y = design.y
+    summary = getattr(design, "summary", None)
+    y = summary.response if summary is not None and summary.response is not None else design.y
     rows: list[dict] = []
 
     def pick(cls: str, coef: str | None, dpar: str, group_names: tuple[str, ...] = ()) -> tuple[Dist | None, str]:
@@ -429,7 +430,10 @@ def resolve_priors(design, priors=None) -> PriorSet:
         for j, name in enumerate(pred.fixed_names):
             if name == "(Intercept)" or j in penalised:
                 continue
-            sd_x = float(np.std(pred.X[:, j], ddof=1)) if design.nobs > 1 else 1.0
+            if summary is not None and name in summary.x_sd.get(dp, {}):
+                sd_x = summary.x_sd[dp][name]
+            else:
+                sd_x = float(np.std(pred.X[:, j], ddof=1)) if design.nobs > 1 else 1.0
             s = 2.5 * scale_y / sd_x if sd_x > 0 else 2.5 * scale_y
             d, src = pick("b", name, dp)
             b[name] = d or Dist("normal", (0.0, float(f"{s:.3g}")))

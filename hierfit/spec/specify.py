@@ -21,7 +21,7 @@ from hierfit.spec.layout import collapsible
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
 from hierfit.spec.priors import PriorSet, resolve_priors
 
-__all__ = ["specify", "Specification", "Method", "METHODS", "choose_method", "default_priors"]
+__all__ = ["specify", "specify_design", "Specification", "Method", "METHODS", "choose_method", "default_priors"]
 
 METHODS = ("auto", "collapsed", "full")
 
@@ -142,6 +142,22 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset,
                           weights=weights)
+    return specify_design(design, priors=priors, method=method, parametrization=parametrization)
+
+
+def specify_design(design: Design, *, priors=None, method: str = "auto", parametrization="auto") -> Specification:
+    """The priors, method and parametrization of a built design (the second half of :func:`specify`).
+
+    Data engines (:mod:`hierfit.data`) build the design from their metadata pass and
+    attach the statistics of the rows before calling this.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> d = build_design("normexam ~ standLRT + (1 | school)", hierfit.datasets.load("exam"))
+    >>> specify_design(d).method.name
+    'collapsed'
+    """
     prior_set = resolve_priors(design, priors)
     how = choose_method(design, method, parametrization)
     par = choose_parametrization(design, parametrization)

@@ -1,0 +1,196 @@
+"""The metadata pass: what the design needs from data held by Dask, without loading the rows.
+
+One ``dask.compute`` over the columns the formula uses gives the row count, the
+missing values per column, the levels of every factor (R's order: sorted unique
+values for strings, the categories' order for categoricals), min/max/mean/sd of
+numeric columns (for ``scale()`` and ``center()``) and the distinct combinations of
+the grouping columns.  :func:`skeleton_frame` turns that into a small pandas frame
+with every level and category, from which :func:`hierfit.spec.design.build_design`
+builds the frozen design (names, levels, re-coding specs); the rows themselves are
+only ever seen by the workers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
+from hierfit.spec.design import check_columns, check_dtypes, r_sort
+
+__all__ = ["Metadata", "scan_metadata", "skeleton_frame", "fix_stateful_transforms", "STATEFUL_OK"]
+
+#: Stateful formula transforms whose state the metadata pass computes exactly.
+STATEFUL_OK = ("scale", "center")
+
+
+@dataclass
+class Metadata:
+    """Result of the metadata pass (plain data)."""
+
+    nrows: int
+    used: list[str]
+    group_cols: list[str]
+    na_by_column: dict[str, int]
+    n_dropped: int
+    levels: dict[str, list] = field(default_factory=dict)  # categorical columns -> levels in R's order
+    bools: list[str] = field(default_factory=list)
+    numeric: dict[str, dict[str, float]] = field(default_factory=dict)  # min, max, mean, sd (complete rows)
+    combos: pd.DataFrame | None = None  # distinct grouping-column combinations (complete rows)
+    dtypes: dict[str, str] = field(default_factory=dict)
+
+
+def _is_categorical(dtype) -> bool:
+    return isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype)
+
+
+def _validate_columns(meta: pd.DataFrame) -> None:
+    bad = [c for c in meta.columns if not isinstance(c, str)]
+    if bad:
+        raise DataError(f"column names must be strings; got {', '.join(repr(c) for c in bad[:5])}")
+    dup = meta.columns[meta.columns.duplicated()].unique().tolist()
+    if dup:
+        raise DataError(f"duplicated column name(s): {', '.join(map(repr, dup))}")
+
+
+def scan_metadata(ddf, formulas, response_cols: set[str]) -> Metadata:
+    """Run the metadata pass over the columns the formulas use; raise or warn as :func:`build_design` would.
+
+    Example
+    -------
+    >>> import dask.dataframe as dd, hierfit
+    >>> from hierfit.spec.formula import parse_formula
+    >>> ddf = dd.from_pandas(hierfit.datasets.load("exam"), npartitions=2)
+    >>> md = scan_metadata(ddf, [parse_formula("normexam ~ standLRT + sex + (1 | school)")], {"normexam"})
+    >>> md.nrows, md.levels["sex"]
+    (4059, ['F', 'M'])
+    """
+    import dask
+
+    meta = ddf._meta if hasattr(ddf, "_meta") else ddf.head(0)
+    _validate_columns(meta)
+    for f in formulas:
+        check_columns(f, meta)
+    used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+    group_cols = list(dict.fromkeys(c for f in formulas for c in f.group_factors))
+    sub = ddf[used]
+    cat_cols = [c for c in used if _is_categorical(meta[c].dtype)]
+    bool_cols = [c for c in used if meta[c].dtype == bool]
+    num_cols = [c for c in used if c not in cat_cols and c not in bool_cols
+                and pd.api.types.is_numeric_dtype(meta[c].dtype) and meta[c].dtype.kind != "c"]
+    check_dtypes(meta, [c for c in used if c not in cat_cols and c not in bool_cols and
+                        (c not in group_cols or c in response_cols)])
+    clean = sub.dropna()
+    todo = {
+        "nrows": sub.map_partitions(len).sum(),
+        "na": sub.isna().sum(),
+        "dropped": sub.isna().any(axis=1).sum(),
+    }
+    if num_cols:
+        nums = clean[num_cols].astype(float)
+        todo.update(min=nums.min(), max=nums.max(), mean=nums.mean(), sd=nums.std(ddof=1))
+    for c in cat_cols + bool_cols:
+        todo[f"u:{c}"] = clean[c].drop_duplicates(split_out=1)  # a tree reduction, no shuffle
+    float_groups = [c for c in group_cols if pd.api.types.is_float_dtype(meta[c].dtype)]
+    for c in float_groups:
+        todo[f"nonint:{c}"] = (clean[c] % 1 != 0).sum()
+    if group_cols:
+        todo["combos"] = clean[group_cols].drop_duplicates(split_out=1)
+    keys = list(todo)
+    values = dict(zip(keys, dask.compute(*[todo[k] for k in keys])))
+
+    nrows = int(values["nrows"])
+    if nrows == 0:
+        raise DataError("data is empty (0 rows)")
+    na = {c: int(values["na"][c]) for c in used if int(values["na"][c])}
+    n_drop = int(values["dropped"])
+    if n_drop == nrows:
+        raise DataError(f"all {nrows} rows have a missing value in a column the formula uses "
+                        f"({', '.join(f'{c}: {n} NA' for c, n in na.items())})")
+    if n_drop:
+        detail = ", ".join(f"{c}: {n}" for c, n in na.items())
+        warn(f"dropped {n_drop} of {nrows} row(s) with missing values ({detail}), like R's na.omit", DataWarning)
+    for c in float_groups:
+        if int(values[f"nonint:{c}"]):
+            f = next(f for f in formulas if c in f.group_factors)
+            tok = next(t for t in f.variables if t.text == c)
+            raise FormulaError(f"grouping variable '{c}' holds {int(values[f'nonint:{c}'])} non-integer number(s); "
+                               "group ids must be labels or integers", f.text, tok.pos, tok.end - tok.pos)
+    levels = {}
+    for c in cat_cols:
+        u = values[f"u:{c}"]
+        if isinstance(meta[c].dtype, pd.CategoricalDtype):
+            present = set(u.dropna())
+            levels[c] = [v for v in u.cat.categories if v in present]
+        else:
+            levels[c] = r_sort(u.dropna().tolist())
+    numeric = {}
+    for c in num_cols:
+        numeric[c] = {k: float(values[k][c]) for k in ("min", "max", "mean", "sd")}
+    return Metadata(nrows=nrows, used=used, group_cols=group_cols, na_by_column=na, n_dropped=n_drop,
+                    levels=levels, bools=bool_cols, numeric=numeric, combos=values.get("combos"),
+                    dtypes={c: str(meta[c].dtype) for c in used})
+
+
+def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """A small pandas frame with every grouping combination, level and category, and numeric values in range.
+
+    The design built from it has the real names, levels and re-coding specs; its rows
+    are placeholders (the statistics of the real rows come from the engine).
+    """
+    rng = np.random.default_rng(seed)
+    reps = max(4, 2 + len(md.used))
+    if md.combos is not None and len(md.combos):
+        base = md.combos.reset_index(drop=True)
+        frame = base.loc[np.repeat(np.arange(len(base)), reps)].reset_index(drop=True)
+    else:
+        frame = pd.DataFrame(index=pd.RangeIndex(reps))
+    n = max(len(frame), max((len(v) for v in md.levels.values()), default=0), 8)
+    if len(frame) < n:
+        frame = frame.loc[np.resize(np.arange(len(frame)), n)].reset_index(drop=True) if len(frame.columns) \
+            else pd.DataFrame(index=pd.RangeIndex(n))
+    for c in md.used:
+        if c in frame.columns:
+            continue
+        dtype = meta[c].dtype
+        if c in md.levels:
+            levs = md.levels[c]
+            vals = [levs[i % len(levs)] for i in rng.permutation(n)]
+            frame[c] = pd.Categorical(vals, categories=levs) if isinstance(dtype, pd.CategoricalDtype) \
+                else pd.Series(vals, dtype=object)
+        elif c in md.bools:
+            frame[c] = (rng.permutation(n) % 2).astype(bool)
+        else:
+            lo, hi = md.numeric[c]["min"], md.numeric[c]["max"]
+            if dtype.kind in "iu":
+                vals = rng.integers(int(lo), int(hi) + 1, size=n).astype(float)
+            else:
+                vals = rng.uniform(lo, hi, size=n)
+            vals[0], vals[-1] = lo, hi
+            frame[c] = vals
+    return frame
+
+
+_STATE_KEY = re.compile(r"^(\w+)\((.*)\)$")
+
+
+def fix_stateful_transforms(design, md: Metadata) -> None:
+    """Give ``scale(col)``/``center(col)`` the moments of the real rows; refuse other stateful transforms."""
+    for pred in design.predictors.values():
+        specs = [pred.fixed_spec, *pred.slope_specs, *pred.offset_specs]
+        for spec in specs:
+            for key, state in getattr(spec, "transform_state", {}).items():
+                m = _STATE_KEY.match(str(key))
+                fn, arg = (m.group(1), m.group(2).strip().strip("`")) if m else (str(key), "")
+                if fn not in STATEFUL_OK or arg not in md.numeric:
+                    raise HierfitError(
+                        f"the formula term {key} learns its coding from all rows; data read through a data engine "
+                        f"supports only {', '.join(f'{s}(column)' for s in STATEFUL_OK)} of this kind; fit it "
+                        "from an in-memory pandas DataFrame, or compute the column beforehand")
+                if "center" in state and state["center"] is not None:
+                    state["center"] = np.float64(md.numeric[arg]["mean"])
+                if state.get("scale") is not None:
+                    state["scale"] = np.float64(md.numeric[arg]["sd"])

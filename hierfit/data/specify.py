@@ -1,0 +1,123 @@
+"""The specify stage for data held by a data engine: metadata pass -> design -> grouped pass -> Specification.
+
+Gaussian models that the collapsed sampler handles (one grouping factor, or one
+nested in another) need only per-level sufficient statistics: the design is built
+from the metadata (:mod:`hierfit.data.metadata`) and the statistics come from one
+grouped pass (:mod:`hierfit.data.stats`).  Binomial, Bernoulli and Poisson models
+whose predictors take few distinct values are aggregated exactly into counts
+(:mod:`hierfit.data.counts`) and fitted from those.  Anything else raises a
+:class:`~hierfit.errors.HierfitError` that says why it needs in-memory data.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pandas as pd
+
+from hierfit.data.metadata import fix_stateful_transforms, scan_metadata, skeleton_frame
+from hierfit.data.sources import describe_source, open_frame
+from hierfit.data.stats import grouped_stats, response_values
+from hierfit.errors import DataError, DataWarning, HierfitError
+from hierfit import families
+from hierfit.spec.design import build_design
+from hierfit.families import ResponseSummary
+from hierfit.spec.formula import ParsedFormula, parse_formula, split_formula
+from hierfit.spec.layout import collapsed_layout, collapsible
+from hierfit.spec.specify import specify_design
+from hierfit.spec.summaries import DataSummary
+
+__all__ = ["specify_engine", "IN_MEMORY_ONLY"]
+
+IN_MEMORY_ONLY = ("it needs in-memory data: fit it from a pandas DataFrame (e.g. a sample, or "
+                  "ddf.compute() when the rows fit in memory)")
+
+
+def _response_series(part, design, used):
+    return pd.Series(response_values(part, design, used))
+
+
+def _response_fallback(ddf, design, used, n: int) -> ResponseSummary:
+    """Median/MAD/sd of a transformed response through Dask's (approximate) quantiles."""
+    import dask
+
+    y = ddf[used].map_partitions(_response_series, design, used, meta=(design.response, "f8"))
+    med = float(y.quantile(0.5).compute())
+    mad, sd = dask.compute(abs(y - med).quantile(0.5), y.std())
+    return ResponseSummary(med, float(mad), float(sd), n)
+
+
+def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None, dispformula=None, offset=None,
+                   method: str = "auto", parametrization="auto", data_name: str | None = None):
+    """Specification of a model on engine data: ``(spec, frame)`` for the collapsed Gaussian path.
+
+    Count families with discrete predictors return ``(spec, frame)`` whose design holds
+    the aggregated patterns (see :mod:`hierfit.data.counts`).
+
+    Example
+    -------
+    >>> import dask.dataframe as dd, hierfit
+    >>> ddf = dd.from_pandas(hierfit.datasets.load("exam"), npartitions=3)
+    >>> spec, _ = specify_engine("normexam ~ standLRT + (1 | school)", ddf)
+    >>> spec.method.name, spec.design.nobs, int(spec.design.summary.stats.n.sum())
+    ('collapsed', 4059, 4059)
+    """
+    t0 = time.perf_counter()
+    fam = families.get(family)
+    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
+    if dpar_formulas:
+        raise HierfitError("distributional formulas (e.g. sigma ~ x) make the likelihood depend on every row; "
+                           + IN_MEMORY_ONLY)
+    if offset is not None and not isinstance(offset, str):
+        raise DataError("with data read through a data engine, offset must be an expression of columns "
+                        "(e.g. offset='log(exposure)'), not an array of values")
+    ddf = open_frame(data)
+    data_name = data_name or describe_source(data)
+    pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    from hierfit.data.counts import specify_counts
+
+    if fam.aggregation is not None:
+        return specify_counts(pf, ddf, fam, priors=priors, offset=offset, method=method,
+                              parametrization=parametrization, data_name=data_name)
+    if method == "full":
+        raise HierfitError("method='full' samples every group effect from the rows; " + IN_MEMORY_ONLY)
+    if any(fn in pf.response for fn in ("scale(", "center(")):
+        raise HierfitError(f"the response {pf.response} is standardised with the mean/sd of all rows; "
+                           "standardise the column beforehand, or " + IN_MEMORY_ONLY)
+    formulas = [pf] + ([parse_formula("~ " + offset, response=False)] if offset else [])
+    response_cols = {t.text for t in pf.variables if t.pos < pf.text.index("~")}
+    md = scan_metadata(ddf, formulas, response_cols)
+    t1 = time.perf_counter()
+    meta = ddf._meta
+    skeleton = skeleton_frame(md, meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        design = build_design(pf, skeleton, data_name=data_name, family=fam, offset=offset)
+    fix_stateful_transforms(design, md)
+    ok, why = collapsible(design)
+    if not ok:
+        raise HierfitError(f"the collapsed sampler does not apply ({why}); {IN_MEMORY_ONLY}")
+    lay = collapsed_layout(design)
+    col = pf.response.strip().strip("`")
+    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
+    stats, response, x_sd, facts = grouped_stats(ddf, design, lay, md.used, y_range)
+    nobs = int(stats.n.sum())
+    if response is None:
+        response = _response_fallback(ddf, design, md.used, nobs)
+    t2 = time.perf_counter()
+    for blk in design.blocks:
+        if blk.n_levels * blk.n_coefs >= nobs:
+            raise DataError(f"number of observations ({nobs}) <= number of random effects ({blk.n_levels} levels x "
+                            f"{blk.n_coefs} coefficients) for term {blk.term.text}; the term is not identifiable "
+                            "from the residual")
+    if response.sd == 0:
+        raise DataError(f"response '{pf.response}' is constant; there is nothing to model")
+    design.n_dropped, design.dropped_by_column = md.n_dropped, dict(md.na_by_column)
+    design.summary = DataSummary(nobs=nobs, response=response, x_sd={"mu": x_sd}, stats=stats, source=data_name,
+                                 npartitions=int(facts["npartitions"]),
+                                 timing={"metadata_pass": t1 - t0, "stats_pass": t2 - t1},
+                                 workers=list(facts["workers"]))
+    spec = specify_design(design, priors=priors, method=method, parametrization=parametrization)
+    return spec, ddf
+

@@ -1,0 +1,177 @@
+"""The grouped pass: the collapsed model's sufficient statistics, summed per level by the workers.
+
+Each partition is re-coded with the frozen design (the same specs that
+``predict(newdata)`` uses), and the products of its design columns are summed per
+inner level: with ``W = [1, X, Z, y - offset]`` the partition contributes
+``W_i W_i'`` to its row's level, plus a histogram of the response for the default
+priors.  Partial sums are added in a tree, so the process that samples receives
+O(levels * (1 + p + q + 1)^2) numbers however many rows there are.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+
+from hierfit.errors import DataError
+from hierfit.spec.design import FORMULA_CONTEXT
+from hierfit.families import ResponseSummary
+from hierfit.spec.layout import SufficientStats
+
+__all__ = ["StatsPlan", "partition_stats", "response_values", "grouped_stats", "HIST_BINS"]
+
+#: Bins of the response histogram that gives the prior's median and MAD (error below range / HIST_BINS).
+HIST_BINS = 1 << 16
+
+
+class StatsPlan:
+    """What a worker needs to turn a partition into statistics (the frozen design, no rows)."""
+
+    def __init__(self, design, layout, used: list[str], y_range: tuple[float, float] | None):
+        self.design = design
+        self.layout = layout
+        self.used = used
+        self.y_range = y_range
+        K = len(layout.order)
+        self.position = np.empty(K, dtype=np.int64)
+        self.position[layout.order] = np.arange(K)
+        self.keys = [b.key for b in layout.outer + layout.inner]
+        self.inner_key = (layout.inner or layout.outer)[0].key
+        self.k = 1 + design.X.shape[1] + sum(b.n_coefs for b in layout.outer + layout.inner) + 1
+
+
+def _worker_id() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"local:{socket.gethostname()}:{os.getpid()}"
+
+
+def response_values(part: pd.DataFrame, design, used: list[str]) -> np.ndarray:
+    """The response of a partition's complete rows (the training coding), as floats."""
+    from formulaic import model_matrix
+
+    part = part[used].dropna()
+    col = design.response.strip().strip("`")
+    if col in part.columns:
+        return np.asarray(part[col], dtype=float)
+    mm = model_matrix("0 + " + design.response, design.prepare(part), context=FORMULA_CONTEXT, na_action="ignore")
+    return np.asarray(mm, dtype=float)[:, 0]
+
+
+def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
+    """Sufficient statistics of one partition (runs in a worker)."""
+    K, k = len(plan.position), plan.k
+    out = {"n": np.zeros(K), "cross": np.zeros((K, k, k)), "hist": np.zeros(HIST_BINS), "rows": 0,
+           "workers": {_worker_id()}, "bad": {}}
+    part = part[plan.used].dropna()
+    if not len(part):
+        return out
+    d = plan.design
+    rec = d.mu.recode(d.prepare(part))
+    y = response_values(part, d, plan.used)
+    blocks = dict(zip([b.key for b in d.mu.blocks], rec["blocks"]))
+    Z = [blocks[key][0] for key in plan.keys]
+    idx = plan.position[blocks[plan.inner_key][1]]
+    yo = y - rec["offset"] if rec["offset"] is not None else y
+    W = np.hstack([np.ones((len(y), 1)), rec["X"], *Z, yo[:, None]])
+    bad = ~np.isfinite(W).all(axis=0)
+    if bad.any():
+        out["bad"] = {j: int((~np.isfinite(W[:, j])).sum()) for j in np.flatnonzero(bad)}
+        return out
+    cross = out["cross"]
+    for a in range(k):
+        for c in range(a, k):
+            cross[:, a, c] = np.bincount(idx, weights=W[:, a] * W[:, c], minlength=K)
+            cross[:, c, a] = cross[:, a, c]
+    out["n"] = cross[:, 0, 0].copy()
+    out["rows"] = len(y)
+    if plan.y_range is not None:
+        lo, hi = plan.y_range
+        out["hist"] = np.bincount(np.clip(((y - lo) / max(hi - lo, 1e-300) * HIST_BINS).astype(np.int64), 0,
+                                          HIST_BINS - 1), minlength=HIST_BINS).astype(float)
+    out["sy"], out["syy"] = float(y.sum()), float((y * y).sum())
+    return out
+
+
+def _add(*parts: dict) -> dict:
+    out = dict(parts[0])
+    out["workers"] = set(out["workers"])
+    out["bad"] = dict(out["bad"])
+    for p in parts[1:]:
+        for key in ("n", "cross", "hist", "rows", "sy", "syy"):
+            out[key] = out.get(key, 0) + p.get(key, 0)
+        out["workers"] |= p["workers"]
+        for j, v in p["bad"].items():
+            out["bad"][j] = out["bad"].get(j, 0) + v
+    return out
+
+
+def _hist_median(hist: np.ndarray, lo: float, hi: float) -> float:
+    width = (hi - lo) / HIST_BINS
+    cum = np.cumsum(hist)
+    half = cum[-1] / 2
+    b = int(np.searchsorted(cum, half))
+    before = cum[b - 1] if b else 0.0
+    return lo + width * (b + (half - before) / max(hist[b], 1.0))
+
+
+def _hist_mad(hist: np.ndarray, lo: float, hi: float, med: float) -> float:
+    width = (hi - lo) / HIST_BINS
+    centres = lo + width * (np.arange(HIST_BINS) + 0.5)
+    dev = np.abs(centres - med)
+    order = np.argsort(dev, kind="stable")
+    cum = np.cumsum(hist[order])
+    return float(dev[order][int(np.searchsorted(cum, cum[-1] / 2))])
+
+
+def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: int = 8):
+    """Run the grouped pass; return (SufficientStats, ResponseSummary or None, column sds, pass facts).
+
+    ``y_range`` (min, max of the response column) enables the histogram for the prior's
+    median and MAD; None skips it (the caller computes them otherwise).
+    """
+    import dask
+
+    plan = StatsPlan(design, layout, used, y_range)
+    plan_d = dask.delayed(plan, pure=True)
+    parts = [dask.delayed(partition_stats, pure=True)(p, plan_d) for p in ddf[used].to_delayed()]
+    while len(parts) > 1:
+        parts = [dask.delayed(_add, pure=True)(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
+    (tot,) = dask.compute(parts[0])
+    p = design.X.shape[1]
+    cols = ["(constant)"] + list(design.fixed_names) + \
+        [f"{b.name}: {c}" for b in layout.outer + layout.inner for c in b.coefs] + [design.response]
+    if tot["bad"]:
+        raise DataError("after transformation these columns contain NaN or infinite values: "
+                        + ", ".join(f"'{cols[j]}' ({n} rows)" for j, n in tot["bad"].items())
+                        + " (check log() of zero/negative values, or inf in the data)")
+    cross = tot["cross"]
+    q = plan.k - p - 2
+    stats = SufficientStats(
+        n=np.rint(tot["n"]).astype(np.int64), yy=cross[:, -1, -1].copy(), Xy=cross[:, 1:1 + p, -1].copy(),
+        XX=cross[:, 1:1 + p, 1:1 + p].copy(), Zy=cross[:, 1 + p:1 + p + q, -1].copy(),
+        ZX=cross[:, 1 + p:1 + p + q, 1:1 + p].copy(), ZZ=cross[:, 1 + p:1 + p + q, 1 + p:1 + p + q].copy())
+    total = cross.sum(axis=0)
+    n = total[0, 0]
+    sums = total[0, 1:1 + p]
+    var = (np.diag(total)[1:1 + p] - sums ** 2 / n) / max(n - 1, 1)
+    x_sd = {name: float(np.sqrt(max(v, 0.0))) for name, v in zip(design.fixed_names, var)}
+    XX = total[1:1 + p, 1:1 + p]
+    if p and np.linalg.matrix_rank(XX / np.sqrt(np.outer(np.diag(XX), np.diag(XX)) + 1e-300), tol=1e-10) < p:
+        raise DataError("fixed effects are perfectly collinear in the data (lm would report NA for some of them: "
+                        f"{', '.join(design.fixed_names)}); remove the aliased term(s) from the formula")
+    response = None
+    if y_range is not None:
+        lo, hi = y_range
+        med = _hist_median(tot["hist"], lo, hi)
+        sd = float(np.sqrt(max((tot["syy"] - tot["sy"] ** 2 / n) / max(n - 1, 1), 0.0)))
+        response = ResponseSummary(float(med), _hist_mad(tot["hist"], lo, hi, med), sd, int(n))
+    facts = {"rows": int(tot["rows"]), "workers": sorted(tot["workers"]), "npartitions": ddf.npartitions,
+             "sy": tot.get("sy", 0.0), "syy": tot.get("syy", 0.0)}
+    return stats, response, x_sd, facts
