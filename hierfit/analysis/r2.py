@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hierfit.results.draws import interval_table
+from hierfit.results.draws import interval_table, stack
 from hierfit.errors import HierfitError
 from hierfit.analysis.icc import variance_components
 from hierfit.analysis.prepare import NA, prepare_draws

@@ -96,7 +96,8 @@ class HierFit(AnalysisMethods, PlotMethods):
         """The fit as an ``xarray.DataTree`` with ArviZ's standard groups, ready for ArviZ.
 
         Groups: ``posterior``, ``sample_stats``, ``log_likelihood`` and ``observed_data`` (one
-        variable named after the response, computed on first access), and
+        variable named after the response, computed on first access; not for fits from
+        engine data, which keep statistics instead of rows), and
         ``posterior_predictive`` after :meth:`posterior_predictive`.  ``fit.tree`` is the same
         DataTree without computing anything.
 
@@ -107,6 +108,8 @@ class HierFit(AnalysisMethods, PlotMethods):
         """
         from hierfit.analysis.loo import log_likelihood_tree
 
+        if self.design.summary is not None and self.design.summary.stats is not None:
+            return self.tree  # fitted from engine data: no rows here for a pointwise log-likelihood
         return log_likelihood_tree(self)
 
     @posterior.setter

@@ -242,7 +242,7 @@ def _tree_from_values(groups: dict, arrays: dict) -> xr.DataTree:
 def _fingerprint(design) -> dict:
     """Numbers that identify the design: sums of X, Z and y, and the names and levels."""
     out = {"nobs": design.nobs, "y": [float(design.y.sum()), float((design.y ** 2).sum())], "predictors": {}}
-    w = np.linspace(1.0, 2.0, design.nobs)
+    w = np.linspace(1.0, 2.0, len(design.y))  # the rows held (placeholders for engine data)
     for dp, pred in design.predictors.items():
         out["predictors"][dp] = {
             "fixed_names": list(pred.fixed_names),
