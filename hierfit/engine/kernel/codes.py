@@ -30,7 +30,9 @@ H_CONST_SUM = 27  # offset (floats) of the sum of the per-row constants
 # collapsed model: coefficients of the outer factor, number of inner levels (= H_J for one factor), offset (ints)
 # of the J + 1 starts of each outer level's inner levels
 H_Q1, H_K, H_SS_START = 28, 29, 30
-HEADER_SIZE = 31
+# offset (ints) of the variance-decomposition table (m, position of log sigma, positions of m log sds), or -1
+H_VARDEC = 31
+HEADER_SIZE = 32
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4
