@@ -14,6 +14,7 @@ Like lme4's ``lmer`` (``lFormula`` -> ``mkLmerDevfun`` -> ``optimizeLmer`` ->
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ import xarray as xr
 
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
+from hierfit.engine.run_length import extended_draws
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
 from hierfit.errors import ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
@@ -42,7 +44,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
         cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
-        data_name: str | None = None, warn: bool = True) -> HierFit:
+        data_name: str | None = None, warn: bool = True, ess_target: float | None = 400) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -103,6 +105,14 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         Shown in the summary header.
     warn : bool
         Emit convergence problems as :class:`hierfit.ConvergenceWarning`.
+    ess_target : float or None
+        Bulk and tail ESS every reported parameter should reach (default 400, with R-hat
+        <= 1.01).  When the run falls short without divergences, it is repeated with more
+        draws per chain (same seed; at most 4 x ``draws``, and only when the extra
+        sampling time is estimated at most 60 s or the first run's time), and the
+        summary header says so ("extended to 4 x 2000 draws ... to reach ESS 400");
+        ``fit.settings.draws`` is then what ran.  ``None`` turns this off.
+        ``fit.converged`` and the warnings still judge the final run.
 
     Returns
     -------
@@ -120,10 +130,27 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, progressbar=progressbar, cores=cores,
-                               kernel=kernel).validate()
+                               kernel=kernel, ess_target=ess_target).validate()
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
                    method=method, parametrization=parametrization, data_name=data_name)
     t1 = time.perf_counter()
+    result = _run(spec, settings, t0, t1)
+    new_draws = extended_draws(result.diagnostics, result.n_divergent, settings.draws, settings.tune,
+                               result.timing.get("sampling", 0.0), settings.ess_target)
+    if new_draws is not None:
+        first = result.timing
+        result = _run(spec, replace(settings, draws=new_draws, requested_draws=settings.draws), t0, t1)
+        result.timing["first_run"] = first.get("total", float("nan"))
+    if spec.method.message and warn:
+        _warn(spec.method.message, HierfitWarning)
+    if warn:
+        for msg in result.warnings:
+            _warn(msg, ConvergenceWarning)
+    return result
+
+
+def _run(spec, settings: SamplerSettings, t0: float, t1: float) -> HierFit:
+    """Sample the specification once (stages 2 and 3) and build the HierFit."""
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
     kernel_used = timing.pop("kernel", None)
@@ -132,16 +159,10 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     t3 = time.perf_counter()
     if collapsed:
         posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), spec.design,
-                                                                seed))
+                                                                settings.seed))
     timing = dict(design=t1 - t0, **timing, postprocess=time.perf_counter() - t3)
     timing["total"] = time.perf_counter() - t0
-    result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model)
-    if spec.method.message and warn:
-        _warn(spec.method.message, HierfitWarning)
-    if warn:
-        for msg in result.warnings:
-            _warn(msg, ConvergenceWarning)
-    return result
+    return HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model)
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,

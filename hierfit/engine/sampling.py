@@ -34,7 +34,11 @@ CFUNC_WORK = 200_000
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """What to run: sampler, draws, tune, chains, seed, target_accept, progressbar, cores.
+    """What to run: sampler, draws, tune, chains, seed, target_accept, progressbar, cores, kernel.
+
+    ``ess_target`` and ``requested_draws`` record the run-length rule
+    (:mod:`hierfit.engine.run_length`): ``draws`` is what ran, ``requested_draws`` what was
+    asked for when the run was extended.
 
     Example
     -------
@@ -51,6 +55,8 @@ class SamplerSettings:
     progressbar: bool = True
     cores: int | None = None
     kernel: str = "auto"
+    ess_target: float | None = None
+    requested_draws: int | None = None
 
     def validate(self) -> "SamplerSettings":
         if self.sampler not in SAMPLERS:
@@ -65,6 +71,10 @@ class SamplerSettings:
             raise HierfitError(f"target_accept must be between 0 and 1, got {self.target_accept!r}")
         if self.seed is not None and (not isinstance(self.seed, (int, np.integer)) or self.seed < 0):
             raise HierfitError(f"seed must be a non-negative integer or None, got {self.seed!r}")
+        if self.ess_target is not None and (isinstance(self.ess_target, bool)
+                                            or not isinstance(self.ess_target, (int, float, np.integer, np.floating))
+                                            or not self.ess_target > 0):
+            raise HierfitError(f"ess_target must be a positive number or None, got {self.ess_target!r}")
         if self.kernel not in KERNELS:
             raise HierfitError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.sampler == "pymc" and self.kernel in ("cfunc", "jax"):

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hierfit.engine.model import build_model
+from hierfit.engine.run_length import extension_note
 from hierfit.engine.sampling import SamplerSettings
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
@@ -320,6 +321,8 @@ class HierFit(PlotMethods):
             sampler=self.settings.sampler,
             seed=self.settings.seed,
             divergences=self.n_divergent,
+            extended=extension_note(self.settings.chains, self.settings.requested_draws or self.settings.draws,
+                                    self.settings.draws, self.settings.ess_target or 0),
             method=str(self.method),
             parametrization=[f"{self.parametrization.names.get(k, k)}: {v}"
                              + (f" ({self.parametrization.reasons[k]})" if k in self.parametrization.reasons else "")

@@ -30,7 +30,7 @@ import numpy as np
 __all__ = ["ROWS_PER_LEVEL", "choose", "forward", "inverse"]
 
 #: A one-coefficient term joins sigma's decomposition when its levels average at most this many rows.
-ROWS_PER_LEVEL = 2.0
+ROWS_PER_LEVEL = 1.5
 
 
 def choose(design, value_vars, sd_positions: dict, sigma_pos: int):
