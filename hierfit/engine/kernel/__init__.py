@@ -29,7 +29,7 @@ from hierfit.engine.kernel.spec import KernelSpec, KernelUnsupported, build_spec
 __all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "entry_point", "cache_tag",
            "cache_base"]
 
-_JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "nested.py", "density.py", "entry.py")
+_JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "nested.py", "rows.py", "density.py", "entry.py")
 
 
 def cache_tag() -> str:

@@ -28,9 +28,10 @@ from hierfit.engine.kernel.codes import (
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
     PRED_WIDTH, SRC_PARAM,
 )
-from hierfit.engine.kernel.codes import GAUSSIAN, IDENTITY
+from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, GAUSSIAN, IDENTITY, LOG, LOGIT, POISSON
 from hierfit.engine.kernel.likelihood import dpar_terms, row_loglik
 from hierfit.engine.kernel.nested import nested_levels_scalar
+from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
 from hierfit.engine.kernel.scalar import JIT, LOG_2PI
 from hierfit.engine.kernel.terms import add_priors, block_scales, block_scales_grad, vardec_forward, vardec_grad
 
@@ -373,6 +374,11 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
     k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
     if fam == GAUSSIAN and link == IDENTITY and not per_row:
         return gaussian_rows(grad, floats[yo:yo + n], eta[:n], deta[:n], floats[ints[H_CONST_SUM]], where[0], k0, k1)
+    if (fam == BERNOULLI or fam == BINOMIAL) and link == LOGIT and ndp == 0:
+        t0 = to if to >= 0 else yo
+        return logit_rows(floats[yo:yo + n], floats[t0:t0 + n], to >= 0, floats[co:co + n], eta[:n], deta[:n])
+    if fam == POISSON and link == LOG and ndp == 0:
+        return poisson_log_rows(floats[yo:yo + n], floats[co:co + n], eta[:n], deta[:n])
     lp = 0.0
     for i in range(n):
         if per_row:
