@@ -22,6 +22,8 @@ import xarray as xr
 
 from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
+from hierfit.engine.kernel.vardec import TARGET_ACCEPT as VARDEC_TARGET_ACCEPT
+from hierfit.engine.kernel.vardec import candidates
 from hierfit.engine.run_length import extended_draws
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
 from hierfit.errors import ConvergenceWarning, HierfitWarning
@@ -42,7 +44,7 @@ def _drop_internal(tree) -> None:
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
         dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-        seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
+        seed: int | None = None, sampler: str = "nutpie", target_accept: float | None = None, progressbar: bool = True,
         cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
         data_name: str | None = None, warn: bool = True, ess_target: float | None = 400) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
@@ -78,8 +80,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         and recorded in ``fit.settings.seed`` so the fit can be repeated.
     sampler : {"nutpie", "pymc"}
         nutpie's NUTS (Rust, default) or PyMC's (``pymc.sample``).
-    target_accept : float
-        NUTS target acceptance rate (raise towards 0.95 after divergences).
+    target_accept : float, optional
+        NUTS target acceptance rate (raise towards 0.95 after divergences).  Default 0.8,
+        or 0.9 for a collapsed model whose sigma and the sd of a term with about one row
+        per level are sampled as a total sd and a ratio (see
+        :mod:`hierfit.engine.kernel.vardec`); ``fit.settings.target_accept`` says which.
     progressbar : bool
     cores : int, optional
         Chains run in parallel on this many cores.
@@ -128,11 +133,15 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     t0 = time.perf_counter()
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
+                   method=method, parametrization=parametrization, data_name=data_name)
+    if target_accept is None:
+        target_accept = 0.8
+        if spec.method.name == "collapsed" and candidates(spec.design):
+            target_accept = VARDEC_TARGET_ACCEPT
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, progressbar=progressbar, cores=cores,
                                kernel=kernel, ess_target=ess_target).validate()
-    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method=method, parametrization=parametrization, data_name=data_name)
     t1 = time.perf_counter()
     result = _run(spec, settings, t0, t1)
     new_draws = extended_draws(result.diagnostics, result.n_divergent, settings.draws, settings.tune,

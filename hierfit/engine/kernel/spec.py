@@ -526,7 +526,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         _collapsed_stats(prog, design, lay)
         from hierfit.engine.kernel import vardec
 
-        vd = vardec.choose(design, layout.value_vars, sd_of, sigma_pos) if fam.name == "gaussian" else None
+        vd = vardec.choose(design, layout.value_vars, sd_of, sigma_pos)
         if vd is not None:
             h[C.H_VARDEC] = prog.i([len(vd[1]), vd[0], *vd[1]])
     ints, floats = prog.arrays()

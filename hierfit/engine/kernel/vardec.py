@@ -27,10 +27,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ROWS_PER_LEVEL", "choose", "forward", "inverse"]
+__all__ = ["ROWS_PER_LEVEL", "TARGET_ACCEPT", "candidates", "choose", "forward", "inverse"]
 
 #: A one-coefficient term joins sigma's decomposition when its levels average at most this many rows.
 ROWS_PER_LEVEL = 1.5
+#: NUTS's default target acceptance rate for a decomposed model: the posterior of the log ratio has a sharp
+#: edge where sigma is pinned by the few levels with repeated rows (0.8 left a few divergences on Exam).
+TARGET_ACCEPT = 0.9
+
+
+def candidates(design) -> list[str]:
+    """Keys of the blocks that join sigma's decomposition in the collapsed model of this Gaussian design.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> candidates(build_design("normexam ~ standLRT + (1 | school/student)", hierfit.datasets.load("exam")))
+    ['student_school']
+    """
+    if design.family.name != "gaussian" or "sigma" in design.predictors:
+        return []
+    return [blk.key for blk in design.all_blocks
+            if blk.n_coefs == 1 and blk.n_levels * ROWS_PER_LEVEL >= design.nobs]
 
 
 def choose(design, value_vars, sd_positions: dict, sigma_pos: int):
@@ -44,11 +63,9 @@ def choose(design, value_vars, sd_positions: dict, sigma_pos: int):
     if sigma_pos < 0 or not names.get(sigma_pos, "").endswith("_log__"):
         return None
     picked = []
-    for blk in design.all_blocks:
-        pos = sd_positions.get(blk.key)
-        if pos is None or blk.n_coefs != 1 or blk.n_levels * ROWS_PER_LEVEL < design.nobs:
-            continue
-        if names.get(int(pos[0]), "").endswith("_log__"):
+    for key in candidates(design):
+        pos = sd_positions.get(key)
+        if pos is not None and names.get(int(pos[0]), "").endswith("_log__"):
             picked.append(int(pos[0]))
     return (int(sigma_pos), tuple(picked)) if picked else None
 
