@@ -214,3 +214,13 @@ def test_variance_decomposition_keeps_pymcs_log_density_and_its_gradient():
     two = _one_row_levels()
     two["student"] = np.arange(len(two)) // 2
     assert build_spec(build_design("y ~ x + (1 | school/student)", two), pr, collapsed=True).vardec is None
+
+
+def test_decomposed_model_samples_at_target_accept_09_by_default():
+    d = _one_row_levels()
+    kw = dict(draws=100, tune=100, chains=1, seed=1, progressbar=False, warn=False, ess_target=None)
+    m = hierfit.fit("y ~ x + (1 | school/student)", d, **kw)
+    assert m.method.name == "collapsed" and m.settings.target_accept == 0.9
+    assert np.all(m.posterior["posterior"]["sd_student_school"].values > 0)
+    assert hierfit.fit("y ~ x + (1 | school)", d, **kw).settings.target_accept == 0.8
+    assert hierfit.fit("y ~ x + (1 | school/student)", d, target_accept=0.85, **kw).settings.target_accept == 0.85
