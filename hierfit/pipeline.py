@@ -113,8 +113,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     ess_target : float or None
         Bulk and tail ESS every reported parameter should reach (default 400, with R-hat
         <= 1.01).  When the run falls short without divergences, it is repeated with more
-        draws per chain (same seed; at most 4 x ``draws``, and only when the extra
-        sampling time is estimated at most 60 s or the first run's time), and the
+        draws per chain (same seed; at most 4 x ``draws``, and only when the repeated
+        run's sampling time is estimated at most 60 s or twice the first run's), and the
         summary header says so ("extended to 4 x 2000 draws ... to reach ESS 400");
         ``fit.settings.draws`` is then what ran.  ``None`` turns this off.
         ``fit.converged`` and the warnings still judge the final run.

@@ -19,7 +19,8 @@ def test_draws_grow_with_the_shortfall_within_the_bound():
     assert extended_draws(_diag(100), 0, 1000, 1000, 10.0, 400) is None  # 4.8 x > MAX_FACTOR
     assert MAX_FACTOR == 4
     assert extended_draws(_diag(900, rhat=1.03), 0, 1000, 1000, 10.0, 400) == 2000  # R-hat alone: twice
-    assert extended_draws(_diag(300), 0, 1000, 1000, 300.0, 400) is None  # 450 s more: too long
+    assert extended_draws(_diag(300), 0, 1000, 1000, 300.0, 400) == 2000  # 450 s <= twice the first run's
+    assert extended_draws(_diag(150), 0, 1000, 1000, 300.0, 400) is None  # 675 s: too long
     assert extended_draws(_diag(300), 2, 1000, 1000, 10.0, 400) is None  # divergences: not cured by draws
     assert extended_draws(_diag(300), 0, 1000, 1000, 10.0, None) is None  # turned off
 

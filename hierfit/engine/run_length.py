@@ -10,9 +10,9 @@ what to do.  Divergences are not cured by more draws, so a run with divergences 
 never extended.  The repeated run is the fit ``fit(..., draws=<new draws>)`` would give:
 reproducible from the seed.
 
-Bound: at most :data:`MAX_FACTOR` times the requested draws per chain, and an
-estimated extra sampling time of at most :data:`MAX_EXTRA_SECONDS` seconds or the time
-the first run took, whichever is larger.
+Bound: at most :data:`MAX_FACTOR` times the requested draws per chain, and the repeated
+run's estimated sampling time at most :data:`MAX_EXTRA_SECONDS` seconds or twice the
+first run's, whichever is larger.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def extended_draws(diagnostics, n_divergent: int, draws: int, tune: int, samplin
     if new > MAX_FACTOR * draws:
         return None
     per_iteration = sampling_seconds / max(tune + draws, 1)
-    if per_iteration * (tune + new) > max(MAX_EXTRA_SECONDS, sampling_seconds):
+    if per_iteration * (tune + new) > max(MAX_EXTRA_SECONDS, 2.0 * sampling_seconds):
         return None
     return new
 
