@@ -24,7 +24,7 @@ from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
 from hierfit.engine.kernel.vardec import TARGET_ACCEPT as VARDEC_TARGET_ACCEPT
 from hierfit.engine.kernel.vardec import candidates
-from hierfit.engine.run_length import extended_draws
+from hierfit.engine.run_length import DEFAULT_ESS_TARGET, extended_draws
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
 from hierfit.errors import ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
@@ -43,10 +43,10 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+        dispformula: str | None = None, offset=None, draws: int | None = None, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float | None = None, progressbar: bool = True,
         cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
-        data_name: str | None = None, warn: bool = True, ess_target: float | None = 400) -> HierFit:
+        data_name: str | None = None, warn: bool = True, ess_target="auto") -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -69,8 +69,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         are for log(sigma^2), twice as large.
     offset : str or array, optional
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
-    draws : int
-        Post-warm-up draws per chain (default 1000).
+    draws : int, optional
+        Post-warm-up draws per chain (default 1000, extended when short of ``ess_target``).
     tune : int
         Warm-up iterations per chain (default 1000).
     chains : int
@@ -110,9 +110,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         Shown in the summary header.
     warn : bool
         Emit convergence problems as :class:`hierfit.ConvergenceWarning`.
-    ess_target : float or None
-        Bulk and tail ESS every reported parameter should reach (default 400, with R-hat
-        <= 1.01).  When the run falls short without divergences, it is repeated with more
+    ess_target : "auto", float or None
+        Bulk and tail ESS every reported parameter should reach (with R-hat <= 1.01);
+        "auto" (default) is 400 when ``draws`` is not given and off when it is (an
+        explicit ``draws=`` is honoured exactly).  When the run falls short without
+        divergences, it is repeated with more
         draws per chain (same seed; at most 4 x ``draws``, and only when the repeated
         run's sampling time is estimated at most 60 s or twice the first run's), and the
         summary header says so ("extended to 4 x 2000 draws ... to reach ESS 400");
@@ -131,6 +133,9 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     >>> print(m)  # doctest: +SKIP
     """
     t0 = time.perf_counter()
+    if isinstance(ess_target, str) and ess_target == "auto":
+        ess_target = DEFAULT_ESS_TARGET if draws is None else None
+    draws = 1000 if draws is None else draws
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,

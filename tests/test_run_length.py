@@ -25,12 +25,12 @@ def test_draws_grow_with_the_shortfall_within_the_bound():
     assert extended_draws(_diag(300), 0, 1000, 1000, 10.0, None) is None  # turned off
 
 
-def test_short_run_is_extended_reproducibly_and_none_turns_it_off():
+def test_short_run_is_extended_reproducibly_and_only_when_asked():
     exam = hierfit.datasets.load("exam")
     kw = dict(formula="normexam ~ standLRT + (1 | school)", data=exam, chains=2, tune=200, seed=3,
               progressbar=False, warn=False)
-    short = hierfit.fit(**kw, draws=100, ess_target=None)
-    assert short.settings.draws == 100
+    short = hierfit.fit(**kw, draws=100)  # an explicit draws= is honoured: "auto" is then off
+    assert short.settings.draws == 100 and short.settings.ess_target is None
     assert "extended" not in str(short)
     ess = float(short.diagnostics[["Bulk_ESS", "Tail_ESS"]].min().min())
     assert ess < 350  # 200 draws in all: the target below is out of reach

@@ -1,5 +1,8 @@
 """Run length that adapts: how many draws per chain a fit that fell short of its ESS target needs.
 
+:func:`hierfit.fit` applies it when ``draws`` is left at its default (target
+:data:`DEFAULT_ESS_TARGET`), or whenever ``ess_target=`` is given.
+
 After the first run, :func:`extended_draws` compares the smallest bulk/tail ESS and the
 largest R-hat of the reported parameters with the targets.  When they fall short, ESS
 grows about linearly with the draws, so the run is repeated (same seed, same warm-up)
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MAX_FACTOR", "MAX_EXTRA_SECONDS", "RHAT_TARGET", "extended_draws", "extension_note"]
+__all__ = ["DEFAULT_ESS_TARGET", "MAX_FACTOR", "MAX_EXTRA_SECONDS", "RHAT_TARGET", "extended_draws", "extension_note"]
 
+#: fit()'s target when ``draws`` is left at its default (an explicit ``draws=`` is honoured exactly)
+DEFAULT_ESS_TARGET = 400
 MAX_FACTOR = 4
 MAX_EXTRA_SECONDS = 60.0
 RHAT_TARGET = 1.01
