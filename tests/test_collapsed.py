@@ -221,6 +221,7 @@ def test_decomposed_model_samples_at_target_accept_09_by_default():
     kw = dict(draws=100, tune=100, chains=1, seed=1, progressbar=False, warn=False, ess_target=None)
     m = hierfit.fit("y ~ x + (1 | school/student)", d, **kw)
     assert m.method.name == "collapsed" and m.settings.target_accept == 0.9
+    assert "sigma and sd of student:school sampled as their total sd and ratio" in str(m)
     assert np.all(m.posterior["posterior"]["sd_student_school"].values > 0)
     assert hierfit.fit("y ~ x + (1 | school)", d, **kw).settings.target_accept == 0.8
     assert hierfit.fit("y ~ x + (1 | school/student)", d, target_accept=0.85, **kw).settings.target_accept == 0.85

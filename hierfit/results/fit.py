@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hierfit.engine.model import build_model
+from hierfit.engine.kernel.vardec import candidates
 from hierfit.engine.run_length import extension_note
 from hierfit.engine.sampling import SamplerSettings
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
@@ -323,7 +324,7 @@ class HierFit(PlotMethods):
             divergences=self.n_divergent,
             extended=extension_note(self.settings.chains, self.settings.requested_draws or self.settings.draws,
                                     self.settings.draws, self.settings.ess_target or 0),
-            method=str(self.method),
+            method=str(self.method) + self._decomposition_note(),
             parametrization=[f"{self.parametrization.names.get(k, k)}: {v}"
                              + (f" ({self.parametrization.reasons[k]})" if k in self.parametrization.reasons else "")
                              for k, v in self.parametrization.items()],
@@ -345,6 +346,15 @@ class HierFit(PlotMethods):
         )
         self._summaries[ci] = s
         return s
+
+    def _decomposition_note(self) -> str:
+        """How the compiled collapsed sampler parametrized sigma, when it used the variance decomposition."""
+        keys = candidates(self.design) if self.method.name == "collapsed" and self.kernel == "hierfit" else []
+        if not keys:
+            return ""
+        names = [b.name for b in self.design.all_blocks if b.key in keys]
+        return (f"; sigma and sd of {', '.join(names)} sampled as their total sd and ratio "
+                "(about one row per level)")
 
     def __repr__(self) -> str:
         return self.summary().to_text()
