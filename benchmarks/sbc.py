@@ -124,6 +124,13 @@ MODELS: dict[str, SBCModel] = {
                  (("g", ("(Intercept)",)), ("c", ("(Intercept)",))), _GAUSS_PRIORS, method="collapsed",
                  params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_c[(Intercept)]", "sigma",
                          "r_g[0,(Intercept)]", "r_c[0,(Intercept)]")),
+        # 9 inner levels for 10 rows: sigma and sd_c are identified mainly through their sum, so the collapsed
+        # sampler's variance decomposition (hierfit.engine.kernel.vardec) is used
+        SBCModel("gauss_nested_vardec", "y ~ x + (1 | g) + (1 | c)", "gaussian",
+                 (("g", ("(Intercept)",)), ("c", ("(Intercept)",))), _GAUSS_PRIORS, method="collapsed",
+                 nested_levels=9,
+                 params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_c[(Intercept)]", "sigma",
+                         "r_g[0,(Intercept)]", "r_c[0,(Intercept)]")),
         SBCModel("gauss_crossed", "y ~ x + (1 | g) + (1 | h)", "gaussian",
                  (("g", ("(Intercept)",)), ("h", ("(Intercept)",))), _GAUSS_PRIORS,
                  params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_h[(Intercept)]", "sigma")),

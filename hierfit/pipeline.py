@@ -14,6 +14,7 @@ Like lme4's ``lmer`` (``lFormula`` -> ``mkLmerDevfun`` -> ``optimizeLmer`` ->
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from hierfit.engine.group_draws import draw_group_effects
 from hierfit.engine.model import build_model
 from hierfit.engine.quiet import quiet_pymc
 from hierfit.data.sources import is_engine_data
+from hierfit.engine.kernel.vardec import TARGET_ACCEPT as VARDEC_TARGET_ACCEPT
+from hierfit.engine.kernel.vardec import candidates
+from hierfit.engine.run_length import DEFAULT_ESS_TARGET, extended_draws
 from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_design
 from hierfit.errors import ArgumentError, ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
@@ -34,7 +38,7 @@ __all__ = ["fit", "sample_prior"]
 
 _FIT_ARGUMENTS = ("formula", "data", "family", "priors", "dpars", "dispformula", "offset", "draws", "tune", "chains",
                   "seed", "sampler", "target_accept", "progressbar", "cores", "parametrization", "method", "kernel",
-                  "data_name", "warn", "weights")
+                  "data_name", "warn", "weights", "ess_target")
 
 
 def _drop_internal(tree) -> None:
@@ -46,10 +50,10 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, weights=None, draws: int = 1000, tune: int = 1000,
-        chains: int = 4, seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8,
+        dispformula: str | None = None, offset=None, weights=None, draws: int | None = None, tune: int = 1000,
+        chains: int = 4, seed: int | None = None, sampler: str = "nutpie", target_accept: float | None = None,
         progressbar: bool = True, cores: int | None = None, parametrization="auto", method: str = "auto",
-        kernel: str = "auto", data_name: str | None = None, warn: bool = True, **unknown) -> HierFit:
+        kernel: str = "auto", data_name: str | None = None, warn: bool = True, ess_target="auto", **unknown) -> HierFit:
     """Fit a Bayesian mixed model written in lme4/brms syntax.
 
     Parameters
@@ -79,8 +83,8 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
     weights : str or array, optional
         Log-likelihood weights, brms's ``y | weights(w)``: a column (expression) or one value per row.
-    draws : int
-        Post-warm-up draws per chain (default 1000).
+    draws : int, optional
+        Post-warm-up draws per chain (default 1000, extended when short of ``ess_target``).
     tune : int
         Warm-up iterations per chain (default 1000).
     chains : int
@@ -90,8 +94,11 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         and recorded in ``fit.settings.seed`` so the fit can be repeated.
     sampler : {"nutpie", "pymc"}
         nutpie's NUTS (Rust, default) or PyMC's (``pymc.sample``).
-    target_accept : float
-        NUTS target acceptance rate (raise towards 0.95 after divergences).
+    target_accept : float, optional
+        NUTS target acceptance rate (raise towards 0.95 after divergences).  Default 0.8,
+        or 0.9 for a collapsed model whose sigma and the sd of a term with about one row
+        per level are sampled as a total sd and a ratio (see
+        :mod:`hierfit.engine.kernel.vardec`); ``fit.settings.target_accept`` says which.
     progressbar : bool
     cores : int, optional
         Chains run in parallel on this many cores.
@@ -117,6 +124,16 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         Shown in the summary header.
     warn : bool
         Emit convergence problems as :class:`hierfit.ConvergenceWarning`.
+    ess_target : "auto", float or None
+        Bulk and tail ESS every reported parameter should reach (with R-hat <= 1.01);
+        "auto" (default) is 400 when ``draws`` is not given and off when it is (an
+        explicit ``draws=`` is honoured exactly).  When the run falls short without
+        divergences, it is repeated with more
+        draws per chain (same seed; at most 4 x ``draws``, and only when the repeated
+        run's sampling time is estimated at most 60 s or twice the first run's), and the
+        summary header says so ("extended to 4 x 2000 draws ... to reach ESS 400");
+        ``fit.settings.draws`` is then what ran.  ``None`` turns this off.
+        ``fit.converged`` and the warnings still judge the final run.
 
     Returns
     -------
@@ -133,9 +150,13 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
     reject_unknown("fit", unknown, _FIT_ARGUMENTS)
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
-    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
-                               target_accept=target_accept, progressbar=progressbar, cores=cores,
-                               kernel=kernel).validate()
+    call = dict(formula=formula, data=data, family=family, priors=priors, dpars=dpars, dispformula=dispformula,
+                offset=offset, weights=weights, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                target_accept=target_accept, progressbar=progressbar, cores=cores, parametrization=parametrization,
+                method=method, kernel=kernel, data_name=data_name, warn=warn, ess_target=ess_target)
+    if isinstance(ess_target, str) and ess_target == "auto":
+        ess_target = DEFAULT_ESS_TARGET if draws is None else None
+    draws = 1000 if draws is None else draws
     engine_frame = None
     if is_engine_data(data):
         from hierfit.data.specify import specify_engine
@@ -149,25 +170,23 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
     else:
         spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
                        weights=weights, method=method, parametrization=parametrization, data_name=data_name)
+    if target_accept is None:
+        target_accept = 0.8
+        if spec.method.name == "collapsed" and candidates(spec.design):
+            target_accept = VARDEC_TARGET_ACCEPT
+    settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
+                               target_accept=target_accept, progressbar=progressbar, cores=cores,
+                               kernel=kernel, ess_target=ess_target).validate()
     t1 = time.perf_counter()
-    collapsed = spec.method.name == "collapsed"
-    posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
-    kernel_used = timing.pop("kernel", None)
-    interrupted = bool(timing.pop("interrupted", False))
-    timing.pop("trace", None)
-    _drop_internal(posterior)
-    t3 = time.perf_counter()
-    if collapsed:
-        posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), spec.design,
-                                                                seed))
-    timing = dict(design=t1 - t0, **timing, postprocess=time.perf_counter() - t3)
-    timing["total"] = time.perf_counter() - t0
-    call = dict(formula=formula, data=data, family=family, priors=priors, dpars=dpars, dispformula=dispformula,
-                offset=offset, weights=weights, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                target_accept=target_accept, progressbar=progressbar, cores=cores, parametrization=parametrization,
-                method=method, kernel=kernel, data_name=data_name, warn=warn)
-    result = HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model,
-                     interrupted=interrupted, call=call, fitter=fit, engine_frame=engine_frame)
+    extra = dict(call=call, fitter=fit, engine_frame=engine_frame)
+    result = _run(spec, settings, t0, t1, extra)
+    new_draws = None if result.interrupted else extended_draws(
+        result.diagnostics, result.n_divergent, settings.draws, settings.tune, result.timing.get("sampling", 0.0),
+        settings.ess_target)
+    if new_draws is not None:
+        first = result.timing
+        result = _run(spec, replace(settings, draws=new_draws, requested_draws=settings.draws), t0, t1, extra)
+        result.timing["first_run"] = first.get("total", float("nan"))
     if engine_frame is not None:
         from hierfit.data.predict import summarise_engine_residuals
 
@@ -178,6 +197,24 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         for msg in result.warnings:
             _warn(msg, ConvergenceWarning)
     return result
+
+
+def _run(spec, settings: SamplerSettings, t0: float, t1: float, extra: dict) -> HierFit:
+    """Sample the specification once (stages 2 and 3) and build the HierFit (``extra``: its other arguments)."""
+    collapsed = spec.method.name == "collapsed"
+    posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
+    kernel_used = timing.pop("kernel", None)
+    interrupted = bool(timing.pop("interrupted", False))
+    timing.pop("trace", None)
+    _drop_internal(posterior)
+    t3 = time.perf_counter()
+    if collapsed:
+        posterior["posterior"] = xr.DataTree(draw_group_effects(posterior["posterior"].to_dataset(), spec.design,
+                                                                settings.seed))
+    timing = dict(design=t1 - t0, **timing, postprocess=time.perf_counter() - t3)
+    timing["total"] = time.perf_counter() - t0
+    return HierFit(spec, settings, posterior, timing, kernel=kernel_used, pymc_model=model, interrupted=interrupted,
+                   **extra)
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,

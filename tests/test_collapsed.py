@@ -167,3 +167,61 @@ def test_gaussian_conditional_draws_have_the_right_moments(q):
     cov = np.linalg.inv(M)
     np.testing.assert_allclose(draws.mean(axis=0), cov @ u, atol=4 * np.sqrt(np.diag(cov).max() / n))
     np.testing.assert_allclose(np.cov(draws, rowvar=False).reshape(q, q), cov, rtol=0.02, atol=1e-3)
+
+
+def _one_row_levels():
+    """Nested data whose inner factor has one row per level (as students within schools in Exam)."""
+    rng = np.random.default_rng(11)
+    school = np.repeat(np.arange(8), 6)
+    y = 0.4 * rng.normal(size=8)[school] + rng.normal(size=school.size)
+    student = np.arange(school.size)
+    student[[1, 7, 13, 19]] = student[[0, 6, 12, 18]]  # four students with two rows
+    return pd.DataFrame({"y": y, "x": rng.normal(size=school.size), "school": school, "student": student})
+
+
+def test_variance_decomposition_keeps_pymcs_log_density_and_its_gradient():
+    """The sampler's (total sd, log ratio) coordinates: Jacobian 1, so the kernel's log density at y is PyMC's at
+    the mapped point; its gradient is checked against central differences."""
+    from hierfit.engine.kernel import build_spec, load
+    from hierfit.engine.kernel.vardec import forward, inverse
+
+    entry = load()
+    d = build_design("y ~ x + (1 | school/student)", _one_row_levels())
+    pr = resolve_priors(d)
+    spec = build_spec(d, pr, collapsed=True)
+    names = {v.name: int(v.positions[0]) for v in spec.value_vars}
+    assert spec.vardec == (names["sigma_log__"], (names["sd_student_school_log__"],))
+    model = build_collapsed_model(d, pr)
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        y = spec.init_centre + rng.uniform(-1.5, 1.5, spec.n_dim)
+        np.testing.assert_allclose(inverse(forward(y, spec.vardec), spec.vardec), y, rtol=1e-12, atol=1e-12)
+        x = spec.pymc_point(y)
+        sigma, tau = np.exp(x["sigma_log__"]), np.exp(x["sd_student_school_log__"])
+        assert np.log(np.hypot(sigma, tau)) == pytest.approx(y[spec.vardec[0]], rel=1e-12)
+        grad = np.zeros(spec.n_dim)
+        lp = entry.logp_and_grad(y, grad, spec.ints, spec.floats)
+        assert lp == pytest.approx(float(logp(x)), rel=1e-9)
+        h = 1e-6
+        for i in range(spec.n_dim):
+            e = np.zeros(spec.n_dim)
+            e[i] = h
+            up = entry.logp_and_grad(y + e, np.zeros(spec.n_dim), spec.ints, spec.floats)
+            down = entry.logp_and_grad(y - e, np.zeros(spec.n_dim), spec.ints, spec.floats)
+            assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-5)
+    # with two rows per inner level sigma is identified on its own: PyMC's coordinates are kept
+    two = _one_row_levels()
+    two["student"] = np.arange(len(two)) // 2
+    assert build_spec(build_design("y ~ x + (1 | school/student)", two), pr, collapsed=True).vardec is None
+
+
+def test_decomposed_model_samples_at_target_accept_09_by_default():
+    d = _one_row_levels()
+    kw = dict(draws=100, tune=100, chains=1, seed=1, progressbar=False, warn=False, ess_target=None)
+    m = hierfit.fit("y ~ x + (1 | school/student)", d, **kw)
+    assert m.method.name == "collapsed" and m.settings.target_accept == 0.9
+    assert "sigma and sd of student:school sampled as their total sd and ratio" in str(m)
+    assert np.all(m.posterior["posterior"]["sd_student_school"].values > 0)
+    assert hierfit.fit("y ~ x + (1 | school)", d, **kw).settings.target_accept == 0.8
+    assert hierfit.fit("y ~ x + (1 | school/student)", d, target_accept=0.85, **kw).settings.target_accept == 0.85

@@ -67,6 +67,7 @@ CASES = {
     "poisson offset": dict(formula="yp ~ x + offset(log(expo)) + (x | g)", family="poisson"),
     "negbinomial": dict(formula="yp ~ x + (1 | g)", family="negbinomial"),
     "binomial logit": dict(formula="yb | trials(n) ~ x + (x | g)", family="binomial"),
+    "bernoulli logit": dict(formula="y1 ~ x + (x | g)", family="bernoulli"),
     "binomial probit": dict(formula="yb | trials(n) ~ x + (1 | g)", family=families.binomial(link="probit")),
     "bernoulli cloglog centred": dict(formula="y1 ~ x + (1 | g)", family=families.bernoulli(link="cloglog"),
                                       par="centered"),

@@ -51,13 +51,28 @@ def _conditional_chunk(lay, stats, sigma_inv, b, s2, rng):
     if not lay.nested:
         M = sigma_inv[:, None] + ZZ
         return [_gaussian_conditional(M, w, rng.standard_normal(w.shape))]
+    heads = lay.starts[:-1]
+    if q == q1 + 1:  # one inner coefficient: the same algebra with scalars instead of 1 x 1 matrices
+        B = ZZ[:, :, :q1, q1]
+        d = sigma_inv[:, None, q1, q1] + ZZ[:, :, q1, q1]
+        Y = B / d[..., None]
+        y2 = w[..., q1] / d
+        Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B[..., :, None] * Y[..., None, :],
+                                                            heads, axis=1)
+        cj = np.add.reduceat(w[..., :q1] - B * y2[..., None], heads, axis=1)
+        u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))
+        u_k = np.repeat(u, np.diff(lay.starts), axis=1)
+        mean_part = w[..., q1] - (B * u_k).sum(axis=-1)
+        v = (mean_part / d + rng.standard_normal(mean_part.shape + (1,))[..., 0] / np.sqrt(d))[..., None]
+        unsorted = np.empty_like(v)
+        unsorted[:, lay.order] = v
+        return [u, unsorted]
     # arrow-shaped precision: first the outer effects with the inner ones integrated out, then each inner one
     D = sigma_inv[:, None, q1:, q1:] + ZZ[:, :, q1:, q1:]
     B = ZZ[:, :, :q1, q1:]
     Dinv = np.linalg.inv(D)
     Y = Dinv @ np.swapaxes(B, -1, -2)
     y2 = (Dinv @ w[..., q1:, None])[..., 0]
-    heads = lay.starts[:-1]
     Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B @ Y, heads, axis=1)
     cj = np.add.reduceat(w[..., :q1] - (B @ y2[..., None])[..., 0], heads, axis=1)
     u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))

@@ -35,7 +35,11 @@ CFUNC_WORK = 200_000
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """What to run: sampler, draws, tune, chains, seed, target_accept, progressbar, cores.
+    """What to run: sampler, draws, tune, chains, seed, target_accept, progressbar, cores, kernel.
+
+    ``ess_target`` and ``requested_draws`` record the run-length rule
+    (:mod:`hierfit.engine.run_length`): ``draws`` is what ran, ``requested_draws`` what was
+    asked for when the run was extended.
 
     Example
     -------
@@ -52,6 +56,8 @@ class SamplerSettings:
     progressbar: bool = True
     cores: int | None = None
     kernel: str = "auto"
+    ess_target: float | None = None
+    requested_draws: int | None = None
 
     def validate(self) -> "SamplerSettings":
         if self.sampler not in SAMPLERS:
@@ -62,6 +68,10 @@ class SamplerSettings:
         check_probability("target_accept", self.target_accept)
         check_seed(self.seed)
         check_cores(self.cores)
+        if self.ess_target is not None and (isinstance(self.ess_target, bool)
+                                            or not isinstance(self.ess_target, (int, float, np.integer, np.floating))
+                                            or not self.ess_target > 0):
+            raise ArgumentError(f"ess_target must be a positive number or None, got {self.ess_target!r}")
         if self.kernel not in KERNELS:
             raise HierfitError(f"kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
         if self.sampler == "pymc" and self.kernel in ("cfunc", "jax"):

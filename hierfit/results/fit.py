@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from hierfit.data.sources import is_dask_frame
+from hierfit.engine.kernel.vardec import candidates
+from hierfit.engine.run_length import extension_note
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
 from hierfit.results.draws import stack
 from hierfit.results.estimates import (coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables,
@@ -470,7 +472,9 @@ class HierFit(AnalysisMethods, PlotMethods):
             sampler=self.settings.sampler,
             seed=self.settings.seed,
             divergences=self.n_divergent,
-            method=str(self.method),
+            extended=extension_note(self.settings.chains, self.settings.requested_draws or self.settings.draws,
+                                    self.settings.draws, self.settings.ess_target or 0),
+            method=str(self.method) + self._decomposition_note(),
             parametrization=[f"{self.parametrization.names.get(k, k)}: {v}"
                              + (f" ({self.parametrization.reasons[k]})" if k in self.parametrization.reasons else "")
                              for k, v in self.parametrization.items()],
@@ -494,6 +498,15 @@ class HierFit(AnalysisMethods, PlotMethods):
         )
         self._summaries[ci] = s
         return s
+
+    def _decomposition_note(self) -> str:
+        """How the compiled collapsed sampler parametrized sigma, when it used the variance decomposition."""
+        keys = candidates(self.design) if self.method.name == "collapsed" and self.kernel == "hierfit" else []
+        if not keys:
+            return ""
+        names = [b.name for b in self.design.all_blocks if b.key in keys]
+        return (f"; sigma and sd of {', '.join(names)} sampled as their total sd and ratio "
+                "(about one row per level)")
 
     def __repr__(self) -> str:
         return self.summary().to_text()

@@ -132,6 +132,8 @@ class Summary:
             f"post-warmup draws = {h['chains'] * h['draws']}",
             f"         {h['divergences']} divergent transitions; seed = {h['seed']}",
         ]
+        if h.get("extended"):
+            lines.append(f"         {h['extended']}")
         if h.get("dropped"):
             lines.append(f"  Note: {h['dropped']}")
         if h.get("method"):

@@ -31,7 +31,9 @@ H_CONST_SUM = 27  # offset (floats) of the sum of the per-row constants
 # of the J + 1 starts of each outer level's inner levels
 H_Q1, H_K, H_SS_START = 28, 29, 30
 H_ADDITION = 31  # offset (ints) of the addition table (brms's weights/cens/se), or -1
-HEADER_SIZE = 32
+# offset (ints) of the variance-decomposition table (m, position of log sigma, positions of m log sds), or -1
+H_VARDEC = 32
+HEADER_SIZE = 33
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4

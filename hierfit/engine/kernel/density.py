@@ -22,17 +22,19 @@ import numba as nb
 import numpy as np
 
 from hierfit.engine.kernel.codes import (
-    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
+    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, H_VARDEC, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
     D_SOURCE, D_WHERE, DPAR_WIDTH, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK, H_NDIM, H_NDPAR, H_NPRED,
     H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX,
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
     PRED_WIDTH, SRC_PARAM,
 )
-from hierfit.engine.kernel.codes import GAUSSIAN, H_ADDITION, IDENTITY
+from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, GAUSSIAN, H_ADDITION, IDENTITY, LOG, LOGIT, POISSON
 from hierfit.engine.kernel.addition import addition_rows
 from hierfit.engine.kernel.likelihood import dpar_terms, row_loglik
+from hierfit.engine.kernel.nested import nested_levels_scalar
+from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
 from hierfit.engine.kernel.scalar import JIT, LOG_2PI
-from hierfit.engine.kernel.terms import add_priors, block_scales, block_scales_grad
+from hierfit.engine.kernel.terms import add_priors, block_scales, block_scales_grad, vardec_forward, vardec_grad
 
 
 # -- bookkeeping ------------------------------------------------------------------------------------------------------
@@ -375,6 +377,11 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
     k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
     if fam == GAUSSIAN and link == IDENTITY and not per_row:
         return gaussian_rows(grad, floats[yo:yo + n], eta[:n], deta[:n], floats[ints[H_CONST_SUM]], where[0], k0, k1)
+    if (fam == BERNOULLI or fam == BINOMIAL) and link == LOGIT and ndp == 0:
+        t0 = to if to >= 0 else yo
+        return logit_rows(floats[yo:yo + n], floats[t0:t0 + n], to >= 0, floats[co:co + n], eta[:n], deta[:n])
+    if fam == POISSON and link == LOG and ndp == 0:
+        return poisson_log_rows(floats[yo:yo + n], floats[co:co + n], eta[:n], deta[:n])
     lp = 0.0
     for i in range(n):
         if per_row:
@@ -729,7 +736,23 @@ def one_factor_levels(ints, floats, Pm, bvec, s2, q, p, J, GP, db):
 
 
 @nb.njit(**JIT)
-def collapsed_logp(x, grad, ints, floats):
+def collapsed_logp(y, grad, ints, floats):
+    """Marginal log density (group effects integrated out) at the sampler's y; writes the gradient into grad.
+
+    y is PyMC's unconstrained vector, or its variance decomposition when the program has
+    one (:func:`hierfit.engine.kernel.terms.vardec_forward`, Jacobian 1).
+    """
+    if ints[H_VARDEC] < 0:
+        return collapsed_logp_x(y, grad, ints, floats)
+    x = np.empty(y.shape[0])
+    vardec_forward(y, ints, x)
+    lp = collapsed_logp_x(x, grad, ints, floats)
+    vardec_grad(y, ints, grad)
+    return lp
+
+
+@nb.njit(**JIT)
+def collapsed_logp_x(x, grad, ints, floats):
     """Marginal log density (group effects integrated out) at x; writes the gradient into grad.
 
     Priors, then the levels' likelihood (:func:`one_factor_levels` or :func:`nested_levels`,
@@ -769,6 +792,8 @@ def collapsed_logp(x, grad, ints, floats):
     db = zeros(p)
     if q1 == q:
         lik, ds2 = one_factor_levels(ints, floats, Pm, bvec, s2, q, p, J, GP, db)
+    elif q == q1 + 1:
+        lik, ds2 = nested_levels_scalar(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db)
     else:
         lik, ds2 = nested_levels(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db)
     if lik == -math.inf:

@@ -116,7 +116,7 @@ def stored_draws(spec, x: np.ndarray) -> dict[str, np.ndarray]:
     >>> sorted(stored_draws(spec, spec.init_centre[None]))
     ['Intercept', 'b', 'beta', 'sd_school', 'sigma']
     """
-    x = np.asarray(x, dtype=float)
+    x = spec.to_pymc(x)
     out: dict[str, np.ndarray] = {}
     for step in spec.steps:
         step.apply(x, out)

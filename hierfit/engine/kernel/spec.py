@@ -75,6 +75,15 @@ class KernelSpec:
     init_centre: np.ndarray
     jitter: np.ndarray = field(repr=False, default=None)
     steps: list = field(repr=False, default_factory=list)
+    vardec: tuple | None = None  # (log sigma's position, log sds' positions): see hierfit.engine.kernel.vardec
+
+    def to_pymc(self, x: np.ndarray) -> np.ndarray:
+        """PyMC's unconstrained vectors of the sampler's draws (different only under a variance decomposition)."""
+        if self.vardec is None:
+            return np.asarray(x, dtype=float)
+        from hierfit.engine.kernel.vardec import forward
+
+        return forward(x, self.vardec)
 
     def initial_point(self, seed: int) -> np.ndarray:
         """A starting point: the centre plus uniform(-1, 1) jitter (as PyMC's jitter_rvs), seeded."""
@@ -83,7 +92,8 @@ class KernelSpec:
 
     def pymc_point(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The PyMC value-variable point of an unconstrained vector (for checks against PyMC's logp)."""
-        return {v.name: np.asarray(x)[v.positions].reshape(v.shape) for v in self.value_vars}
+        x = self.to_pymc(x)
+        return {v.name: x[v.positions].reshape(v.shape) for v in self.value_vars}
 
     def stored_draws(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The posterior's variables of unconstrained draws x (..., n_dim) (see hierfit.engine.kernel.generated)."""
@@ -451,7 +461,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     lay = collapsed_layout(design) if collapsed else None
     prog, layout = _Program(), _Layout()
     pri = _Priors(prog, layout)
-    pred_rows, block_rows, stored, steps = [], [], [], []
+    pred_rows, block_rows, stored, steps, sd_of = [], [], [], [], {}
     preds = list(design.predictors.items())
     if collapsed:
         preds = preds[:1]
@@ -469,6 +479,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         qstart = lay.qstart if collapsed else {}
         for blk in pred.blocks:
             brow, bstored, effect_name, sd_pos = _block(prog, layout, pri, blk, pi, pp, par, not collapsed)
+            sd_of[blk.key] = sd_pos
             M = None
             if effect_name is not None:
                 brow[C.B_PARAM_POS] = int(layout.take(effect_name, (blk.n_levels, blk.n_coefs))[0])
@@ -486,7 +497,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                 blk.key, np.asarray(sd_pos, dtype=np.int64),
                 int(brow[C.B_L_POS]), spiral_positions(blk.n_coefs) if blk.is_correlated else None,
                 int(brow[C.B_PARAM_POS]), blk.n_levels, blk.n_coefs, bool(brow[C.B_CENTERED]), M, fixed_step))
-    dpar_rows = []
+    dpar_rows, sigma_pos = [], -1
     for dpar in fam.dpars:
         if dpar.name in design.predictors and not collapsed:
             pidx = [dp for dp, _ in preds].index(dpar.name)
@@ -494,6 +505,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         else:
             pos = pri.scalar(dpar.name, priors.dpars[dpar.name], positive=True, lower=dpar.lower)
             dpar_rows.append([C.SRC_PARAM, pos, prog.f([dpar.lower])])
+            sigma_pos = pos if dpar.name == "sigma" else sigma_pos
             stored.append(StoredVar(dpar.name, (), ()))
             steps.append(DparStep(dpar.name, pos, float(dpar.lower)))
     h = prog.header
@@ -512,14 +524,25 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_NBLOCK], h[C.H_BLOCKS] = len(block_rows), prog.table(block_rows, C.BLOCK_WIDTH)
     h[C.H_NDPAR], h[C.H_DPARS] = len(dpar_rows), prog.table(dpar_rows, C.DPAR_WIDTH)
     h[C.H_ADDITION] = _addition_table(prog, design)
+    h[C.H_VARDEC], vd = -1, None
     if collapsed:
         _collapsed_stats(prog, design, lay)
+        from hierfit.engine.kernel import vardec
+
+        vd = vardec.choose(design, layout.value_vars, sd_of, sigma_pos)
+        if vd is not None:
+            h[C.H_VARDEC] = prog.i([len(vd[1]), vd[0], *vd[1]])
     ints, floats = prog.arrays()
+    centre = np.concatenate(layout.centre) if layout.centre else np.zeros(0)
+    if vd is not None:
+        from hierfit.engine.kernel.vardec import inverse
+
+        centre = inverse(centre, vd)
     return KernelSpec(kind="collapsed" if collapsed else "full", n_dim=layout.n, ints=ints, floats=floats,
                       value_vars=layout.value_vars, stored=stored,
-                      coords=centring.coords_for(design),
-                      init_centre=np.concatenate(layout.centre) if layout.centre else np.zeros(0),
-                      jitter=np.concatenate(layout.jitter) if layout.jitter else np.zeros(0), steps=steps)
+                      coords=centring.coords_for(design), init_centre=centre,
+                      jitter=np.concatenate(layout.jitter) if layout.jitter else np.zeros(0), steps=steps,
+                      vardec=vd)
 
 
 def _addition_table(prog: _Program, design) -> int:

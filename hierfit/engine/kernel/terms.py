@@ -2,6 +2,8 @@
 
 * ``add_priors``: every parameter with its own prior (intercepts, slopes, sds, sigma,
   shape, nu), with PyMC's transforms (value = lower + exp(x), Jacobian x).
+* ``vardec_forward`` / ``vardec_grad``: the collapsed model's variance decomposition (see
+  :mod:`hierfit.engine.kernel.vardec`): the sampler's coordinates -> PyMC's, and the gradient back.
 * ``block_scales`` / ``block_scales_grad``: a group block's sds and, for correlated
   blocks, the Cholesky factor of its correlation matrix from PyMC's CholeskyCorr
   transform, with the LKJ density and the transform's Jacobian; then the gradient back
@@ -18,7 +20,7 @@ import math
 import numba as nb
 import numpy as np
 
-from hierfit.engine.kernel.codes import (B_CORR, B_ETA, B_K, B_L_MAP, B_L_POS, B_SD_IDX, H_NPRIOR, H_PRIORS, PRIOR_WIDTH, T_LOG)
+from hierfit.engine.kernel.codes import (B_CORR, B_ETA, B_K, B_L_MAP, B_L_POS, B_SD_IDX, H_NPRIOR, H_PRIORS, H_VARDEC, PRIOR_WIDTH, T_LOG)
 from hierfit.engine.kernel.scalar import JIT, prior_logp
 
 
@@ -41,6 +43,49 @@ def add_priors(x, grad, ints, floats):
             lp += val + const
             grad[pos] += d
     return lp
+
+
+@nb.njit(**JIT)
+def vardec_forward(y, ints, x):
+    """x = PyMC's unconstrained vector of the sampler's y: log sigma = u - log(1 + sum exp(2 w_k)) / 2, log sd_k = log sigma + w_k.
+
+    u (at log sigma's position) is the log of the total sd sqrt(sigma^2 + sum sd_k^2),
+    w_k (at log sd_k's) the log ratio sd_k / sigma.  The map has Jacobian determinant 1.
+    """
+    for i in range(y.shape[0]):
+        x[i] = y[i]
+    t = ints[H_VARDEC]
+    m, a = ints[t], ints[t + 1]
+    top = 0.0
+    for k in range(m):
+        top = max(top, 2.0 * y[ints[t + 2 + k]])
+    s = math.exp(-top)
+    for k in range(m):
+        s += math.exp(2.0 * y[ints[t + 2 + k]] - top)
+    x[a] = y[a] - 0.5 * (top + math.log(s))
+    for k in range(m):
+        x[ints[t + 2 + k]] = x[a] + y[ints[t + 2 + k]]
+
+
+@nb.njit(**JIT)
+def vardec_grad(y, ints, grad):
+    """Turn grad = d logp / dx into d logp / dy for :func:`vardec_forward` (in place)."""
+    t = ints[H_VARDEC]
+    m, a = ints[t], ints[t + 1]
+    top = 0.0
+    for k in range(m):
+        top = max(top, 2.0 * y[ints[t + 2 + k]])
+    s = math.exp(-top)
+    for k in range(m):
+        s += math.exp(2.0 * y[ints[t + 2 + k]] - top)
+    log_s = top + math.log(s)
+    g = grad[a]
+    for k in range(m):
+        g += grad[ints[t + 2 + k]]
+    grad[a] = g
+    for k in range(m):
+        b = ints[t + 2 + k]
+        grad[b] -= math.exp(2.0 * y[b] - log_s) * g
 
 
 @nb.njit(**JIT)
