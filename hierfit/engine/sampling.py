@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hierfit.arguments import check_cores, check_count, check_probability, check_seed
-from hierfit.errors import HierfitError, SamplingError
+from hierfit.errors import ArgumentError, HierfitError, SamplingError
 
 __all__ = ["SamplerSettings", "sample_design", "sample_model", "SAMPLERS"]
 
