@@ -310,7 +310,7 @@ class HierFit(PlotMethods):
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
-            residuals="scaled" if d.family.name == "gaussian" and skip else "pearson",
+            residuals=d.family.summary_residuals if skip else "pearson",
             formula=d.formula.text,
             data=d.data_name,
             nobs=d.nobs,

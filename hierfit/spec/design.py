@@ -741,14 +741,14 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     if pf.trials is not None:
         trials, trials_spec = _evaluate_vector(pf.trials, data, pf, "trials")
     fam.validate(y, trials, pf.response)
-    if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
+    if fam.location_scale and np.ptp(y) == 0:
         raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
     sd_y = float(np.std(y))
     if fam.link_name == "identity" and (sd_y > 1e6 or 0 < sd_y < 1e-6):
         warn(f"response '{pf.response}' has sd {sd_y:.3g}, a very large or tiny scale for the default priors and "
              f"the sampler; consider rescaling it, e.g. scale({pf.response}) or a change of units", DataWarning)
 
-    predictors = {"mu": _build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs)}
+    predictors = {"mu": _build_predictor("mu", pf, data, nobs_check=fam.confounds_observation_effects and "sigma" not in dpar_pfs)}
     for name, dpf in dpar_pfs.items():
         predictors[name] = _build_predictor(name, dpf, data, nobs_check=False)
     mu = predictors["mu"]

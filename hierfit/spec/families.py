@@ -17,11 +17,12 @@ binomial(link='probit')
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from hierfit.errors import DataError, HierfitError
+from hierfit.spec import family_codes as codes
 from hierfit.spec.priors import Dist
 
 __all__ = ["Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
@@ -36,6 +37,11 @@ class Link:
     fun: Callable
     inv: Callable
     inv_pt: Callable
+    latex: str = "{}"  # g(x) in LaTeX, with {} for x
+
+    def latex_of(self, x: str) -> str:
+        """g(x) written in LaTeX, e.g. ``\\log(\\mu_{i})``."""
+        return self.latex.replace("{}", x)
 
 
 def _pt():
@@ -78,12 +84,12 @@ def _stats():
 
 LINKS = {
     "identity": Link("identity", lambda m: m, lambda e: e, lambda e: e),
-    "log": Link("log", np.log, np.exp, lambda e: _pt().exp(e)),
-    "logit": Link("logit", _logit, _expit, lambda e: _pt().sigmoid(e)),
+    "log": Link("log", np.log, np.exp, lambda e: _pt().exp(e), r"\log({})"),
+    "logit": Link("logit", _logit, _expit, lambda e: _pt().sigmoid(e), r"\operatorname{logit}({})"),
     "probit": Link("probit", _probit, _ndtr,
-                   lambda e: 0.5 * (1 + _pt().erf(e / np.sqrt(2.0)))),
+                   lambda e: 0.5 * (1 + _pt().erf(e / np.sqrt(2.0))), r"\Phi^{-1}({})"),
     "cloglog": Link("cloglog", lambda m: np.log(-np.log1p(-m)), lambda e: -np.expm1(-np.exp(e)),
-                    lambda e: -_pt().expm1(-_pt().exp(e))),
+                    lambda e: -_pt().expm1(-_pt().exp(e)), r"\log(-\log(1 - {}))"),
 }
 
 
@@ -95,6 +101,7 @@ class DPar:
     link: str
     lower: float = 0.0
     default_prior: Callable[[np.ndarray], Dist] = field(default=lambda y: Dist("student_t", (3.0, 0.0, 2.5)))
+    symbol: str | None = None  # its LaTeX symbol in equation(); None: the name written in LaTeX
 
 
 def _resp_scale(y: np.ndarray) -> float:
@@ -107,8 +114,21 @@ class Family:
     """A response distribution with a link for its mean.
 
     Subclasses implement the distribution-specific pieces; everything is vectorised
-    over draws (leading axis) and observations (last axis).
+    over draws (leading axis) and observations (last axis).  Class-level declarations
+    (``kernel_code``, ``location_scale``, ...) tell the other stages what they need to
+    know, so that none of them branches on the family's name.
     """
+
+    #: the compiled kernel's integer code (hierfit.spec.family_codes), None: PyMC only
+    kernel_code: ClassVar[int | None] = None
+    #: the links the compiled kernel evaluates for this family
+    kernel_links: ClassVar[tuple[str, ...]] = ()
+    #: the mean is a location: least-squares residuals estimate the noise (parametrization choice, plots)
+    location_scale: ClassVar[bool] = False
+    #: an observation-level group term is confounded with the residual sd (Gaussian)
+    confounds_observation_effects: ClassVar[bool] = False
+    #: residuals named in the summary header
+    summary_residuals: ClassVar[str] = "pearson"
 
     name: str = "gaussian"
     link_name: str = "identity"
@@ -136,6 +156,15 @@ class Family:
     def dpar_names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.dpars)
 
+    @property
+    def has_kernel(self) -> bool:
+        """Whether the compiled kernel evaluates this family with its link."""
+        return self.kernel_code is not None and self.link_name in self.kernel_links
+
+    def collapsible(self) -> tuple[bool, str]:
+        """Whether the group effects integrate out in closed form (the collapsed sampler), and why not."""
+        return False, f"the {self.name} family ({self.link_name} link) has no closed-form marginal likelihood"
+
     def dpar(self, name: str) -> DPar:
         for d in self.dpars:
             if d.name == name:
@@ -159,6 +188,37 @@ class Family:
     def sd_prior(self, y: np.ndarray) -> Dist:
         scale = _resp_scale(y) if self.link_name == "identity" else 2.5
         return Dist("student_t", (3.0, 0.0, scale))
+
+    def working_variance(self, y: np.ndarray, trials: np.ndarray | None) -> float:
+        """Observation-level variance on the link scale at the mean response (for the parametrization choice)."""
+        return 1.0
+
+    # -- the compiled kernel's per-row constants ----------------------------------------
+    def row_terms(self, y: np.ndarray, trials: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(const, aux) per row: the log-likelihood's parts that depend on the data alone.
+
+        ``const`` is added to each row's log-likelihood (-log y!, the binomial coefficient,
+        -log(2 pi)/2); ``aux`` is a transformation of y the kernel reuses (log y).
+        """
+        y = np.asarray(y, dtype=float)
+        return np.zeros_like(y), np.zeros_like(y)
+
+    # -- presentation ------------------------------------------------------------------
+    def latex(self, dsym: Callable[[str], str], trials: str) -> tuple[str, str]:
+        """(symbol of the mean, the response distribution) in LaTeX for :func:`equation`.
+
+        ``dsym(name)`` writes a distributional parameter's symbol; ``trials`` the number of trials.
+        """
+        return r"\mu_{i}", r"\operatorname{" + self.name + r"} \left(\mu_{i} \right)"
+
+    def equation_lines(self, y: str, eta: str, dsym: Callable[[str], str], trials: str) -> list[tuple[str, str]]:
+        """The lines ``y ~ distribution`` and ``g(mean) = eta`` of the model's equation."""
+        mean, dist = self.latex(dsym, trials)
+        return [(y, r"\sim " + dist), (self.link.latex_of(mean), "= " + eta)]
+
+    def response_label(self, response: str) -> str:
+        """Axis label for the expected response (plots)."""
+        return response
 
     # -- data ------------------------------------------------------------------------
     def validate(self, y: np.ndarray, trials: np.ndarray | None, column: str) -> None:
@@ -202,7 +262,31 @@ class Gaussian(Family):
     name: str = "gaussian"
     link_name: str = "identity"
     links: tuple[str, ...] = ("identity", "log")
-    dpars: tuple[DPar, ...] = (DPar("sigma", "log", default_prior=_sigma_prior),)
+    dpars: tuple[DPar, ...] = (DPar("sigma", "log", default_prior=_sigma_prior, symbol=r"\sigma"),)
+    kernel_code: ClassVar[int | None] = codes.GAUSSIAN
+    kernel_links: ClassVar[tuple[str, ...]] = ("identity", "log")
+    location_scale: ClassVar[bool] = True
+    confounds_observation_effects: ClassVar[bool] = True
+    summary_residuals: ClassVar[str] = "scaled"
+
+    def collapsible(self):
+        if self.link_name != "identity":
+            return super().collapsible()
+        return True, ""
+
+    def row_terms(self, y, trials):
+        y = np.asarray(y, dtype=float)
+        return np.full_like(y, -0.5 * np.log(2.0 * np.pi)), np.zeros_like(y)
+
+    def latex(self, dsym, trials):
+        return r"\mu_{i}", rf"N \left(\mu_{{i}}, {dsym('sigma')}^2 \right)"
+
+    def equation_lines(self, y, eta, dsym, trials):
+        if self.link_name != "identity":
+            return super().equation_lines(y, eta, dsym, trials)
+        s = dsym("sigma")
+        var = s[:-4] + "^2_{i}" if s.endswith("_{i}") else s + "^2"
+        return [(y, rf"\sim N \left({eta}, {var} \right)")]
 
     def pymc_likelihood(self, name, mu, dpars, observed, trials):
         import pymc as pm
@@ -224,8 +308,15 @@ class Student(Family):
     name: str = "student"
     link_name: str = "identity"
     links: tuple[str, ...] = ("identity", "log")
-    dpars: tuple[DPar, ...] = (DPar("sigma", "log", default_prior=_sigma_prior),
-                               DPar("nu", "log", lower=1.0, default_prior=lambda y: Dist("gamma", (2.0, 0.1))))
+    dpars: tuple[DPar, ...] = (DPar("sigma", "log", default_prior=_sigma_prior, symbol=r"\sigma"),
+                               DPar("nu", "log", lower=1.0, default_prior=lambda y: Dist("gamma", (2.0, 0.1)),
+                                    symbol=r"\nu"))
+    kernel_code: ClassVar[int | None] = codes.STUDENT
+    kernel_links: ClassVar[tuple[str, ...]] = ("identity", "log")
+    location_scale: ClassVar[bool] = True
+
+    def latex(self, dsym, trials):
+        return r"\mu_{i}", rf"\operatorname{{Student-t}} \left({dsym('nu')}, \mu_{{i}}, {dsym('sigma')} \right)"
 
     def pymc_likelihood(self, name, mu, dpars, observed, trials):
         import pymc as pm
@@ -244,6 +335,17 @@ class Student(Family):
         return float(np.mean(self.variance(np.zeros(1), dpars)))
 
 
+def _log_factorial(y):
+    from scipy.special import gammaln
+
+    return gammaln(np.asarray(y, dtype=float) + 1.0)
+
+
+def _count_working_variance(y, extra: float) -> float:
+    m = max(float(np.mean(y)), 1e-3)
+    return 1.0 / m + extra
+
+
 def _check_counts(y, column, what="counts"):
     bad = (y < 0) | (y != np.round(y))
     if bad.any():
@@ -257,9 +359,20 @@ class Poisson(Family):
     link_name: str = "log"
     links: tuple[str, ...] = ("log", "identity")
     discrete: bool = True
+    kernel_code: ClassVar[int | None] = codes.POISSON
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
 
     def validate(self, y, trials, column):
         _check_counts(y, column)
+
+    def working_variance(self, y, trials):
+        return _count_working_variance(y, 0.0)
+
+    def row_terms(self, y, trials):
+        return -_log_factorial(y), np.zeros(np.shape(y))
+
+    def latex(self, dsym, trials):
+        return r"\lambda_{i}", r"\operatorname{Poisson} \left(\lambda_{i} \right)"
 
     def pymc_likelihood(self, name, mu, dpars, observed, trials):
         import pymc as pm
@@ -281,11 +394,24 @@ class NegBinomial(Family):
     name: str = "negbinomial"
     link_name: str = "log"
     links: tuple[str, ...] = ("log", "identity")
-    dpars: tuple[DPar, ...] = (DPar("shape", "log", default_prior=lambda y: Dist("inv_gamma", (0.4, 0.3))),)
+    dpars: tuple[DPar, ...] = (DPar("shape", "log", default_prior=lambda y: Dist("inv_gamma", (0.4, 0.3)),
+                                    symbol=r"\phi"),)
     discrete: bool = True
+    kernel_code: ClassVar[int | None] = codes.NEGBINOMIAL
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
 
     def validate(self, y, trials, column):
         _check_counts(y, column)
+
+    def working_variance(self, y, trials):
+        return _count_working_variance(y, 1.0)
+
+    def row_terms(self, y, trials):
+        return -_log_factorial(y), np.zeros(np.shape(y))
+
+    def latex(self, dsym, trials):
+        return r"\mu_{i}", (rf"\operatorname{{NegBinomial}} \left(\text{{mean}} = \mu_{{i}}, "
+                            rf"\text{{shape}} = {dsym('shape')} \right)")
 
     def pymc_likelihood(self, name, mu, dpars, observed, trials):
         import pymc as pm
@@ -311,6 +437,22 @@ class Binomial(Family):
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     discrete: bool = True
     needs_trials: bool = True
+    kernel_code: ClassVar[int | None] = codes.BINOMIAL
+    kernel_links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
+
+    def working_variance(self, y, trials):
+        return _binary_working_variance(y, trials)
+
+    def row_terms(self, y, trials):
+        n = np.asarray(trials, dtype=float)
+        return -_log_factorial(y) + _log_factorial(n) - _log_factorial(n - np.asarray(y, dtype=float)), \
+            np.zeros(np.shape(y))
+
+    def latex(self, dsym, trials):
+        return r"p_{i}", rf"\operatorname{{Binomial}} \left({trials}, p_{{i}} \right)"
+
+    def response_label(self, response):
+        return f"P(success) of {response}"
 
     def validate(self, y, trials, column):
         _check_counts(y, column, "numbers of successes")
@@ -337,6 +479,12 @@ class Binomial(Family):
         return _binary_link_variance(self.link_name)
 
 
+def _binary_working_variance(y, trials) -> float:
+    n = trials if trials is not None else np.ones_like(y)
+    p = np.clip(np.sum(y) / np.sum(n), 1e-3, 1 - 1e-3)
+    return 1.0 / (float(np.mean(n)) * p * (1 - p))
+
+
 def _binary_link_variance(link: str) -> float:
     return {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}[link]
 
@@ -347,6 +495,17 @@ class Bernoulli(Family):
     link_name: str = "logit"
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     discrete: bool = True
+    kernel_code: ClassVar[int | None] = codes.BERNOULLI
+    kernel_links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
+
+    def working_variance(self, y, trials):
+        return _binary_working_variance(y, None)
+
+    def latex(self, dsym, trials):
+        return r"p_{i}", r"\operatorname{Bernoulli} \left(p_{i} \right)"
+
+    def response_label(self, response):
+        return f"P({response} = 1)"
 
     def validate(self, y, trials, column):
         bad = (y != 0) & (y != 1)
@@ -373,7 +532,22 @@ class Gamma(Family):
     name: str = "gamma"
     link_name: str = "log"
     links: tuple[str, ...] = ("log", "identity")
-    dpars: tuple[DPar, ...] = (DPar("shape", "log", default_prior=lambda y: Dist("gamma", (0.01, 0.01))),)
+    dpars: tuple[DPar, ...] = (DPar("shape", "log", default_prior=lambda y: Dist("gamma", (0.01, 0.01)),
+                                    symbol=r"\phi"),)
+    kernel_code: ClassVar[int | None] = codes.GAMMA
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
+
+    def working_variance(self, y, trials):
+        return 0.5
+
+    def row_terms(self, y, trials):
+        y = np.asarray(y, dtype=float)
+        return np.zeros_like(y), np.log(y)
+
+    def latex(self, dsym, trials):
+        shape = dsym("shape")
+        return r"\mu_{i}", (rf"\operatorname{{Gamma}} \left(\text{{shape}} = {shape}, "
+                            rf"\text{{rate}} = {shape} / \mu_{{i}} \right)")
 
     def validate(self, y, trials, column):
         bad = y <= 0

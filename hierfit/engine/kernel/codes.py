@@ -11,11 +11,10 @@ offsets the tables hold.
 FULL = 0
 COLLAPSED = 1
 
-# response families and links
-FAMILIES = {"gaussian": 0, "student": 1, "poisson": 2, "negbinomial": 3, "binomial": 4, "bernoulli": 5, "gamma": 6}
-GAUSSIAN, STUDENT, POISSON, NEGBINOMIAL, BINOMIAL, BERNOULLI, GAMMA = range(7)
-LINKS = {"identity": 0, "log": 1, "logit": 2, "probit": 3, "cloglog": 4}
-IDENTITY, LOG, LOGIT, PROBIT, CLOGLOG = range(5)
+# response families and links: declared at the spec level, where each Family carries its code
+from hierfit.spec.family_codes import (  # noqa: E402,F401
+    BERNOULLI, BINOMIAL, CLOGLOG, GAMMA, GAUSSIAN, IDENTITY, LINKS, LOG, LOGIT, NEGBINOMIAL, POISSON, PROBIT, STUDENT,
+)
 
 # prior densities (brms spelling in hierfit.spec.priors)
 PRIORS = {"normal": 0, "student_t": 1, "cauchy": 2, "exponential": 3, "gamma": 4, "lognormal": 5, "inv_gamma": 6}

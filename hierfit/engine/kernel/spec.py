@@ -235,33 +235,17 @@ class _Priors:
 
 # -- per-row constants ------------------------------------------------------------------------------------------------
 
-def row_terms(family: str, y: np.ndarray, trials) -> tuple[np.ndarray, np.ndarray]:
-    """(const, aux) per row: the parts of the log-likelihood that depend on the data alone.
-
-    ``const`` is added to each row's log-likelihood (-log y! for counts, the binomial
-    coefficient, -log(2 pi)/2 for the Gaussian); ``aux`` is log y for the gamma family.
+def row_terms(family, y: np.ndarray, trials) -> tuple[np.ndarray, np.ndarray]:
+    """(const, aux) per row: the parts of the log-likelihood that depend on the data alone (the family's own).
 
     Example
     -------
-    >>> row_terms("poisson", np.array([0.0, 2.0]), None)[0].round(4).tolist()
+    >>> from hierfit.spec.families import get
+    >>> row_terms(get("poisson"), np.array([0.0, 2.0]), None)[0].round(4).tolist()
     [-0.0, -0.6931]
     """
-    y = np.asarray(y, dtype=float)
-    const = np.zeros_like(y)
-    aux = np.zeros_like(y)
-    code = C.FAMILIES[family]
-    if code in (C.POISSON, C.NEGBINOMIAL, C.BINOMIAL):
-        from scipy.special import gammaln
-
-        const = -gammaln(y + 1.0)
-        if code == C.BINOMIAL:
-            n = np.asarray(trials, dtype=float)
-            const += gammaln(n + 1.0) - gammaln(n - y + 1.0)
-    elif code == C.GAUSSIAN:
-        const = np.full_like(y, -0.5 * math.log(2.0 * math.pi))
-    elif code == C.GAMMA:
-        aux = np.log(y)
-    return const, aux
+    const, aux = family.row_terms(np.asarray(y, dtype=float), trials)
+    return np.asarray(const, dtype=float), np.asarray(aux, dtype=float)
 
 
 # -- the LKJ transform ----------------------------------------------------------------------------------------------
@@ -313,12 +297,9 @@ def kernel_support(design, priors) -> tuple[bool, str]:
     (True, '')
     """
     fam = design.family
-    if fam.name not in C.FAMILIES:
+    if fam.kernel_code is None:
         return False, f"the {fam.name} family has no compiled kernel"
-    if fam.name in ("binomial", "bernoulli"):
-        if fam.link.name not in ("logit", "probit", "cloglog"):
-            return False, f"the {fam.link.name} link of the {fam.name} family has no compiled kernel"
-    elif fam.link.name not in ("identity", "log"):
+    if not fam.has_kernel:
         return False, f"the {fam.link.name} link of the {fam.name} family has no compiled kernel"
     try:
         build_spec(design, priors, parametrization={b.key: "noncentered" for b in design.all_blocks})
@@ -443,8 +424,8 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     from hierfit.spec.layout import collapsed_layout
 
     fam = design.family
-    if fam.name not in C.FAMILIES:
-        raise KernelUnsupported(f"the {fam.name} family has no compiled kernel")
+    if not fam.has_kernel:
+        raise KernelUnsupported(f"the {fam.name} family ({fam.link.name} link) has no compiled kernel")
     par = parametrization if parametrization is not None else {}
     lay = collapsed_layout(design) if collapsed else None
     prog, layout = _Program(), _Layout()
@@ -498,11 +479,11 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_KIND] = C.COLLAPSED if collapsed else C.FULL
     h[C.H_N] = design.nobs
     h[C.H_NDIM] = layout.n
-    h[C.H_FAMILY] = C.FAMILIES[fam.name]
+    h[C.H_FAMILY] = fam.kernel_code
     h[C.H_LINK] = C.LINKS[fam.link.name]
     h[C.H_Y] = prog.f(design.y)
     h[C.H_TRIALS] = prog.f(design.trials) if design.trials is not None else -1
-    const, aux = row_terms(fam.name, np.asarray(design.y, dtype=float), design.trials)
+    const, aux = row_terms(fam, np.asarray(design.y, dtype=float), design.trials)
     h[C.H_ROW_CONST], h[C.H_ROW_AUX] = prog.f(const), prog.f(aux)
     h[C.H_CONST_SUM] = prog.f([const.sum()])
     h[C.H_NPRIOR], h[C.H_PRIORS] = len(pri.rows), prog.table(pri.rows, C.PRIOR_WIDTH)

@@ -1,0 +1,19 @@
+"""Integer codes of the response families and links that the compiled kernel evaluates.
+
+Plain integers, declared at the spec level so that a :class:`hierfit.spec.families.Family`
+carries its own code (``Family.kernel_code``) without importing the kernel;
+``hierfit.engine.kernel.codes`` re-exports them for the numba code.
+
+Example
+-------
+>>> from hierfit.spec import family_codes
+>>> family_codes.LINKS["logit"] == family_codes.LOGIT
+True
+"""
+
+# response families (None on a Family: no compiled kernel; it samples through PyMC)
+GAUSSIAN, STUDENT, POISSON, NEGBINOMIAL, BINOMIAL, BERNOULLI, GAMMA = range(7)
+
+# links
+IDENTITY, LOG, LOGIT, PROBIT, CLOGLOG = range(5)
+LINKS = {"identity": IDENTITY, "log": LOG, "logit": LOGIT, "probit": PROBIT, "cloglog": CLOGLOG}
