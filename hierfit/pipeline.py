@@ -39,7 +39,7 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+        dispformula: str | None = None, ziformula: str | None = None, link: str | None = None, offset=None, draws: int = 1000, tune: int = 1000, chains: int = 4,
         seed: int | None = None, sampler: str = "nutpie", target_accept: float = 0.8, progressbar: bool = True,
         cores: int | None = None, parametrization="auto", method: str = "auto", kernel: str = "auto",
         data_name: str | None = None, warn: bool = True) -> HierFit:
@@ -52,9 +52,13 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         ``cbind(successes, failures) ~ ...`` or ``successes | trials(n) ~ ...``; offsets as
         ``offset(log(BroodSize))``; ``hierfit.bf(formula, sigma="~ x")`` for distributional models.
     data : pandas.DataFrame
-    family : str or hierfit.families.Family
+    family : str, (name, link) or hierfit.families.Family
         ``"gaussian"``, ``"student"``, ``"poisson"``, ``"negbinomial"``, ``"binomial"``,
-        ``"bernoulli"``, ``"gamma"``, or e.g. ``hierfit.families.binomial(link="probit")``.
+        ``"bernoulli"``, ``"gamma"`` (log link, as brms; R's ``"Gamma"`` has the inverse link),
+        ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``, ``"hurdle_poisson"``,
+        ``"hurdle_negbinomial"``, ``"hurdle_lognormal"``, ``"beta"``, ``"lognormal"``,
+        ``"weibull"``, ``"exponential"``; ``("gamma", "inverse")`` or
+        ``hierfit.families.binomial(link="probit")`` choose a link (see docs/families.md).
     priors : list of :func:`hierfit.prior` or dict keyed by class, optional
         e.g. ``{"sd": {"group": "school", "dist": "exponential(2)"}}``; see :mod:`hierfit.spec.priors`.
     dpars : dict, optional
@@ -63,6 +67,11 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
         glmmTMB's spelling for the dispersion formula (sigma for gaussian, shape for
         negbinomial/gamma).  hierfit models log(sigma); glmmTMB's gaussian coefficients
         are for log(sigma^2), twice as large.
+    ziformula : str, optional
+        glmmTMB's zero-inflation formula (``"~ 1"``, ``"~ x"``; logit link) for the
+        zero-inflated families; the same as ``bf(..., zi="~ x")``.
+    link : str, optional
+        The link of the mean (``family="gamma", link="inverse"``).
     offset : str or array, optional
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
     draws : int
@@ -121,8 +130,8 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
     settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, progressbar=progressbar, cores=cores,
                                kernel=kernel).validate()
-    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method=method, parametrization=parametrization, data_name=data_name)
+    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula,
+                   ziformula=ziformula, link=link, offset=offset, method=method, parametrization=parametrization, data_name=data_name)
     t1 = time.perf_counter()
     collapsed = spec.method.name == "collapsed"
     posterior, timing, model = sample_design(spec.design, spec.priors, spec.parametrization, collapsed, settings)
@@ -145,7 +154,7 @@ def fit(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: d
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-                 dispformula: str | None = None, offset=None, draws: int = 500, seed: int | None = None):
+                 dispformula: str | None = None, ziformula: str | None = None, link: str | None = None, offset=None, draws: int = 500, seed: int | None = None):
     """Prior predictive draws: parameters and replicated data under the priors alone.
 
     Returns an ``xarray.DataTree`` with groups ``prior`` and ``prior_predictive``.
@@ -160,8 +169,8 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     """
     import pymc as pm
 
-    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                   method="full")
+    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula,
+                   ziformula=ziformula, link=link, offset=offset, method="full")
     model = build_model(spec.design, spec.priors)
     with model:
         return pm.sample_prior_predictive(draws=draws, random_seed=seed)

@@ -235,7 +235,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     dpars = {}
     for dpar in fam.dpars:
         if dpar.name in eta:
-            dpars[dpar.name] = dpar.lower + np.exp(eta[dpar.name])
+            dpars[dpar.name] = dpar.inverse(eta[dpar.name])
         else:
             dpars[dpar.name] = take(dpar.name).reshape(-1, 1)
     return PreparedDraws(eta=eta, mu=mu, dpars=dpars, trials=trials, family=fam)

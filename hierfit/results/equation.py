@@ -303,7 +303,7 @@ def latex_dist(dist, positive: bool = False) -> str:
         scale = f"({p[1]})" if "times" in p[1] else p[1]
         return f"N{plus} \\left({p[0]}, {scale}^2 \\right)"
     names = {"student_t": "Student-t", "cauchy": "Cauchy", "exponential": "Exponential", "gamma": "Gamma",
-             "lognormal": "LogNormal", "inv_gamma": "InvGamma", "lkj": "LKJ"}
+             "lognormal": "LogNormal", "inv_gamma": "InvGamma", "beta": "Beta", "lkj": "LKJ"}
     return f"\\operatorname{{{names[f]}}}{plus} \\left({', '.join(p)} \\right)"
 
 

@@ -568,8 +568,9 @@ def bf(formula: str, **dpars: str) -> ModelFormula:
 
 
 def split_formula(formula, dpars: dict | None = None, dispformula: str | None = None,
-                  family=None) -> tuple[str, dict]:
-    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``.
+                  family=None, ziformula: str | None = None) -> tuple[str, dict]:
+    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``
+    and ``ziformula`` (the zero-inflation probability ``zi``, logit link).
 
     ``dispformula`` goes to the family's dispersion parameter (sigma for gaussian,
     shape for negbinomial and gamma).  Note glmmTMB's gaussian dispersion model is for
@@ -585,13 +586,25 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
         out.update(formula.dpars)
         formula = formula.formula
     out.update(dpars or {})
+    if ziformula is not None:
+        from hierfit.spec import families
+
+        fam = families.get(family or "gaussian")
+        if "zi" not in fam.dpar_names:
+            raise FormulaError(f"ziformula= needs a zero-inflated family (zero_inflated_poisson, "
+                               f"zero_inflated_negbinomial); the {fam.name} family has no zi")
+        if "zi" in out:
+            raise FormulaError("both ziformula and a formula for zi were given")
+        if not (isinstance(ziformula, str) and ziformula.replace(" ", "") in ("~0", "~-1")):
+            out["zi"] = ziformula
     if dispformula is not None:
         from hierfit.spec import families
 
         fam = families.get(family or "gaussian")
-        if not fam.dpars:
+        dispersion = [d for d in fam.dpars if d.dispersion]
+        if not dispersion:
             raise FormulaError(f"the {fam.name} family has no dispersion parameter for dispformula")
-        target = fam.dpars[0].name
+        target = dispersion[0].name
         if target in out:
             raise FormulaError(f"both dispformula and a formula for {target} were given")
         out[target] = dispformula

@@ -42,10 +42,11 @@ _ARITY = {
     "gamma": ("alpha", "beta"),
     "lognormal": ("mu", "sigma"),
     "inv_gamma": ("alpha", "beta"),
+    "beta": ("alpha", "beta"),
     "lkj": ("eta",),
 }
-_POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma"}
-CLASSES = ("Intercept", "b", "sd", "cor", "sigma", "shape", "nu")
+_POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma", "beta"}
+CLASSES = ("Intercept", "b", "sd", "cor", "sigma", "shape", "nu", "phi", "zi", "hu")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Dist:
             "gamma": lambda: stats.gamma(p[0], scale=1 / p[1]),
             "lognormal": lambda: stats.lognorm(p[1], scale=np.exp(p[0])),
             "inv_gamma": lambda: stats.invgamma(p[0], scale=p[1]),
+            "beta": lambda: stats.beta(p[0], p[1]),
         }[f]()
 
     def logpdf(self, x: np.ndarray, positive: bool) -> np.ndarray:
@@ -149,6 +151,7 @@ def pymc_rv(name: str, family: str, params: list, positive: bool, lower: float =
         "gamma": lambda: (pm.Gamma, dict(alpha=p[0], beta=p[1])),
         "lognormal": lambda: (pm.LogNormal, dict(mu=p[0], sigma=p[1])),
         "inv_gamma": lambda: (pm.InverseGamma, dict(alpha=p[0], beta=p[1])),
+        "beta": lambda: (pm.Beta, dict(alpha=p[0], beta=p[1])),
     }
     if family not in table:
         raise PriorError(f"no PyMC translation for a {family} prior")

@@ -116,8 +116,8 @@ class Specification:
 
 
 def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
-            dispformula: str | None = None, offset=None, method: str = "auto", parametrization="auto",
-            data_name: str | None = None) -> Specification:
+            dispformula: str | None = None, ziformula: str | None = None, link: str | None = None, offset=None,
+            method: str = "auto", parametrization="auto", data_name: str | None = None) -> Specification:
     """Turn a formula and data into a :class:`Specification` (lme4's ``lFormula``).
 
     Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler).
@@ -129,8 +129,8 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     >>> list(s.priors.table()["class"])
     ['Intercept', 'b', 'b', 'sd', 'sd', 'cor', 'sigma']
     """
-    fam = families.get(family)
-    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
+    fam = families.get(family, link)
+    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam, ziformula)
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset)
     prior_set = resolve_priors(design, priors)
     how = choose_method(design, method, parametrization)

@@ -163,6 +163,8 @@ def _prior_terms(dist, positive: bool, lower: float, half: bool | None = None):
     the distribution truncated at ``lower`` (minus the log probability above it).
     """
     fam, p = dist.family, tuple(float(v) for v in dist.params)
+    if fam not in C.PRIORS:
+        raise KernelUnsupported(f"a {fam} prior has no compiled kernel")
     code = C.PRIORS[fam]
     params = (p + (0.0, 0.0, 0.0))[:3]
     if not positive:
