@@ -308,7 +308,7 @@ class Gamma(Family):
     dpars: tuple[DPar, ...] = (DPar("shape", "log", default_prior=lambda y: Dist("gamma", (0.01, 0.01)),
                                     symbol=r"\phi"),)
     kernel_code: ClassVar[int | None] = codes.GAMMA
-    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity", "inverse")
 
     def working_variance(self, y, trials):
         return 0.5

@@ -13,7 +13,9 @@ True
 
 # response families (None on a Family: no compiled kernel; it samples through PyMC)
 GAUSSIAN, STUDENT, POISSON, NEGBINOMIAL, BINOMIAL, BERNOULLI, GAMMA = range(7)
+LOGNORMAL, BETA, WEIBULL, EXPONENTIAL = range(7, 11)
+ZI_POISSON, ZI_NEGBINOMIAL, HURDLE_POISSON, HURDLE_NEGBINOMIAL, HURDLE_LOGNORMAL = range(11, 16)
 
 # links
-IDENTITY, LOG, LOGIT, PROBIT, CLOGLOG = range(5)
-LINKS = {"identity": IDENTITY, "log": LOG, "logit": LOGIT, "probit": PROBIT, "cloglog": CLOGLOG}
+IDENTITY, LOG, LOGIT, PROBIT, CLOGLOG, INVERSE = range(6)
+LINKS = {"identity": IDENTITY, "log": LOG, "logit": LOGIT, "probit": PROBIT, "cloglog": CLOGLOG, "inverse": INVERSE}

@@ -7,7 +7,7 @@ prior beta(1, 1)) or have their own formula on the logit scale (``zi = "~ x"`` i
 :func:`hierfit.bf`, glmmTMB's ``ziformula=``).  ``mu`` is the mean of the count part
 (brms); the expected response is (1 - zi) mu, or (1 - hu) mu / P(count > 0).
 
-These families sample through the PyMC model (``kernel="pytensor"``).
+hierfit's compiled kernel evaluates them, zi and hu as parameters or formulas.
 
 Example
 -------
@@ -25,8 +25,9 @@ from typing import ClassVar
 import numpy as np
 
 from hierfit.errors import DataError
+from hierfit.spec import family_codes as codes
 from hierfit.spec.family_base import DPar, Family, scipy_stats
-from hierfit.spec.family_classic import NEGBINOMIAL_SHAPE as SHAPE, check_counts, sigma_prior
+from hierfit.spec.family_classic import NEGBINOMIAL_SHAPE as SHAPE, check_counts, log_factorial, sigma_prior
 from hierfit.spec.priors import Dist
 
 __all__ = ["ZeroInflatedPoisson", "ZeroInflatedNegBinomial", "HurdlePoisson", "HurdleNegBinomial",
@@ -67,6 +68,11 @@ class ZeroInflatedPoisson(Family):
     dpars: tuple[DPar, ...] = (ZI,)
     discrete: bool = True
     count_symbol: ClassVar[str] = r"\operatorname{Poisson}"
+    kernel_code: ClassVar[int | None] = codes.ZI_POISSON
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
+
+    def row_terms(self, y, trials):
+        return -log_factorial(y), np.zeros(np.shape(y))
 
     def validate(self, y, trials, column):
         check_counts(y, column)
@@ -121,6 +127,7 @@ class ZeroInflatedNegBinomial(ZeroInflatedPoisson):
     name: str = "zero_inflated_negbinomial"
     dpars: tuple[DPar, ...] = (SHAPE, ZI)
     count_symbol: ClassVar[str] = r"\operatorname{NegBinomial}"
+    kernel_code: ClassVar[int | None] = codes.ZI_NEGBINOMIAL
 
     def working_variance(self, y, trials):
         return 1.0 / max(float(np.mean(y)), 1e-3) + 2.0
@@ -142,6 +149,11 @@ class HurdlePoisson(Family):
     dpars: tuple[DPar, ...] = (HU,)
     discrete: bool = True
     count_symbol: ClassVar[str] = r"\operatorname{Poisson}"
+    kernel_code: ClassVar[int | None] = codes.HURDLE_POISSON
+    kernel_links: ClassVar[tuple[str, ...]] = ("log",)
+
+    def row_terms(self, y, trials):
+        return -log_factorial(y), np.zeros(np.shape(y))
 
     def validate(self, y, trials, column):
         check_counts(y, column)
@@ -206,6 +218,7 @@ class HurdleNegBinomial(HurdlePoisson):
     name: str = "hurdle_negbinomial"
     dpars: tuple[DPar, ...] = (SHAPE, HU)
     count_symbol: ClassVar[str] = r"\operatorname{NegBinomial}"
+    kernel_code: ClassVar[int | None] = codes.HURDLE_NEGBINOMIAL
 
     def pymc_likelihood(self, name, mu, dpars, observed, trials):
         import pymc as pm
@@ -223,6 +236,13 @@ class HurdleLognormal(Family):
     links: tuple[str, ...] = ("identity",)
     dpars: tuple[DPar, ...] = (DPar("sigma", "log", default_prior=lambda y: sigma_prior(_log_positive(y)),
                                     symbol=r"\sigma"), HU)
+    kernel_code: ClassVar[int | None] = codes.HURDLE_LOGNORMAL
+    kernel_links: ClassVar[tuple[str, ...]] = ("identity",)
+
+    def row_terms(self, y, trials):
+        y = np.asarray(y, dtype=float)
+        ly = np.log(np.where(y > 0, y, 1.0))
+        return np.where(y > 0, -ly - 0.5 * np.log(2.0 * np.pi), 0.0), ly
 
     def validate(self, y, trials, column):
         bad = y < 0

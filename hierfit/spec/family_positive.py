@@ -5,7 +5,7 @@
 ``weibull``: mean mu (log link) and shape k; scale = mu / Gamma(1 + 1/k).
 ``exponential``: mean mu (log link).
 
-These families sample through the PyMC model (``kernel="pytensor"``).
+hierfit's compiled kernel evaluates them (beta with its logit link).
 
 Example
 -------
@@ -17,10 +17,12 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from hierfit.errors import DataError
+from hierfit.spec import family_codes as codes
 from hierfit.spec.family_base import DPar, Family, scipy_stats
 from hierfit.spec.family_classic import sigma_prior
 from hierfit.spec.priors import Dist
@@ -46,6 +48,12 @@ class Beta(Family):
     link_name: str = "logit"
     links: tuple[str, ...] = ("logit", "probit", "cloglog")
     dpars: tuple[DPar, ...] = (DPar("phi", "log", default_prior=_gamma001, symbol=r"\phi"),)
+    kernel_code: ClassVar[int | None] = codes.BETA
+    kernel_links: ClassVar[tuple[str, ...]] = ("logit",)
+
+    def row_terms(self, y, trials):
+        y = np.asarray(y, dtype=float)
+        return np.zeros_like(y), np.log(y)
 
     def validate(self, y, trials, column):
         bad = (y <= 0) | (y >= 1)
@@ -91,6 +99,12 @@ class Lognormal(Family):
     links: tuple[str, ...] = ("identity",)
     dpars: tuple[DPar, ...] = (DPar("sigma", "log", default_prior=lambda y: sigma_prior(_log_y(y)),
                                     symbol=r"\sigma"),)
+    kernel_code: ClassVar[int | None] = codes.LOGNORMAL
+    kernel_links: ClassVar[tuple[str, ...]] = ("identity",)
+
+    def row_terms(self, y, trials):
+        ly = _log_y(y)
+        return -ly - 0.5 * np.log(2.0 * np.pi), ly
 
     def validate(self, y, trials, column):
         _positive(y, column, "lognormal")
@@ -137,6 +151,12 @@ class Weibull(Family):
     link_name: str = "log"
     links: tuple[str, ...] = ("log", "identity")
     dpars: tuple[DPar, ...] = (DPar("shape", "log", default_prior=_gamma001, symbol=r"k"),)
+    kernel_code: ClassVar[int | None] = codes.WEIBULL
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
+
+    def row_terms(self, y, trials):
+        y = np.asarray(y, dtype=float)
+        return np.zeros_like(y), np.log(y)
 
     def validate(self, y, trials, column):
         _positive(y, column, "weibull")
@@ -180,6 +200,8 @@ class Exponential(Family):
     name: str = "exponential"
     link_name: str = "log"
     links: tuple[str, ...] = ("log", "identity")
+    kernel_code: ClassVar[int | None] = codes.EXPONENTIAL
+    kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
 
     def validate(self, y, trials, column):
         _positive(y, column, "exponential")

@@ -480,6 +480,10 @@ def resolve_priors(design, priors=None) -> PriorSet:
         if dpar.name in design.predictors:
             continue
         d, src = pick(dpar.name, None, "mu")
+        if d is not None and (dpar.link == "logit") != (d.family == "beta"):
+            raise PriorError(f"{dpar.name} is a probability: give it a beta() prior (brms's default beta(1, 1)), "
+                             f"not {d}" if dpar.link == "logit" else
+                             f"beta() is a prior for probabilities (zi, hu), not for {dpar.name}")
         dpars[dpar.name] = d or dpar.default_prior(y)
         add_row(dpars[dpar.name], dpar.name, src=src)
     return PriorSet(predictors=out, dpars=dpars, rows=rows)

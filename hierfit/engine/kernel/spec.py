@@ -169,6 +169,8 @@ def _prior_terms(dist, positive: bool, lower: float, half: bool | None = None):
     params = (p + (0.0, 0.0, 0.0))[:3]
     if not positive:
         return code, params, 0.0, C.T_NONE, ""
+    if fam == "beta":  # a probability (zi, hu): PyMC's log-odds transform
+        return code, params, 0.0, C.T_LOGIT, "_logodds__"
     loc = _LOC.get(fam)
     if half is None:
         half = loc is not None and p[loc] == 0
@@ -192,6 +194,8 @@ def _typical_value(dist, positive: bool, lower: float) -> float:
         typical = p[0] / p[1]
     elif fam == "lognormal":
         typical = math.exp(p[0])
+    elif fam == "beta":
+        return p[0] / (p[0] + p[1])
     else:  # inv_gamma: its mode
         typical = p[1] / (p[0] + 1)
     return lower + min(max(typical, 1e-3), 1e3)
@@ -227,6 +231,8 @@ class _Priors:
     @staticmethod
     def _centre(dist, positive, lower):
         v = _typical_value(dist, positive, lower)
+        if positive and dist.family == "beta":
+            return math.log(v / (1.0 - v))
         return math.log(v - lower) if positive else v
 
     def _row(self, pos, dist, positive, lower, half=None):
@@ -442,7 +448,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         steps.append(fixed_step)
         row[C.PR_FIRST_BLOCK] = len(block_rows)
         row[C.PR_NBLOCK] = len(pred.blocks)
-        link = fam.link.name if dp == "mu" else "log"
+        link = fam.link.name if dp == "mu" else fam.dpar(dp).link
         row[C.PR_LINK] = C.LINKS[link]
         pred_rows.append(row)
         stored.extend(_stored_fixed(pred))
@@ -469,14 +475,20 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                 int(brow[C.B_PARAM_POS]), blk.n_levels, blk.n_coefs, bool(brow[C.B_CENTERED]), M, fixed_step))
     dpar_rows = []
     for dpar in fam.dpars:
+        if dpar.link not in ("log", "logit"):
+            raise KernelUnsupported(f"the {dpar.link} link of {dpar.name} has no compiled kernel")
+        link = C.LINKS[dpar.link]
         if dpar.name in design.predictors and not collapsed:
             pidx = [dp for dp, _ in preds].index(dpar.name)
-            dpar_rows.append([C.SRC_PREDICTOR, pidx, prog.f([dpar.lower])])
+            dpar_rows.append([C.SRC_PREDICTOR, pidx, prog.f([dpar.lower]), link])
         else:
-            pos = pri.scalar(dpar.name, priors.dpars[dpar.name], positive=True, lower=dpar.lower)
-            dpar_rows.append([C.SRC_PARAM, pos, prog.f([dpar.lower])])
+            dist = priors.dpars[dpar.name]
+            if (dist.family == "beta") != (dpar.link == "logit"):
+                raise KernelUnsupported(f"a {dist.family} prior on {dpar.name} has no compiled kernel")
+            pos = pri.scalar(dpar.name, dist, positive=True, lower=dpar.lower)
+            dpar_rows.append([C.SRC_PARAM, pos, prog.f([dpar.lower]), link])
             stored.append(StoredVar(dpar.name, (), ()))
-            steps.append(DparStep(dpar.name, pos, float(dpar.lower)))
+            steps.append(DparStep(dpar.name, pos, float(dpar.lower), dpar.link == "logit"))
     h = prog.header
     h[C.H_KIND] = C.COLLAPSED if collapsed else C.FULL
     h[C.H_N] = design.nobs
