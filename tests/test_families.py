@@ -142,7 +142,7 @@ def test_family_objects_and_links():
     with pytest.raises(hierfit.HierfitError, match="no link"):
         hierfit.spec.families.poisson(link="logit")
     with pytest.raises(hierfit.HierfitError, match="unknown family"):
-        hierfit.spec.families.get("weibull")
+        hierfit.spec.families.get("zero_one_inflated_beta")
 
 
 def test_response_syntax_errors():

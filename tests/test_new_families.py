@@ -93,7 +93,7 @@ def test_gamma_links_r_and_brms_spellings():
     with pytest.raises(HierfitError, match="no link"):
         families.get("gamma", link="logit")
     fam = families.get("Gamma")
-    assert fam.link.inv(0.5) == 2.0 and not fam.has_kernel
+    assert fam.link.inv(0.5) == 2.0 and fam.has_kernel
 
 
 def _zip_data(n_groups=30, per=12, seed=2):
@@ -162,3 +162,39 @@ def test_zero_inflated_poisson_recovers_parameters():
     expected = m.fitted()["Estimate"].to_numpy()
     assert abs(expected.mean() - df["y"].mean()) < 0.1 * df["y"].mean()
     assert np.isfinite(m.loo().elpd)
+
+
+def _laplace(name, mu, observed, b):
+    import pymc as pm
+
+    return pm.Laplace(name, mu=mu, b=b, observed=observed)
+
+
+def _laplace_logpdf(y, mu, b):
+    from scipy import stats
+
+    return stats.laplace(mu, b).logpdf(y)
+
+
+def test_custom_family_is_the_pymc_distribution_and_saves():
+    import pickle
+
+    from hierfit.engine.kernel.spec import kernel_support
+    from hierfit.engine.model import build_model
+
+    fam = families.custom_family("laplace", _laplace, dpars={"b": "log"}, logpdf=_laplace_logpdf)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.laplace(1.0, 0.5, 40), "x": rng.normal(size=40)})
+    s = hierfit.specify("y ~ x", df, fam)
+    assert not kernel_support(s.design, s.priors)[0]  # sampled through the PyMC model
+    model = build_model(s.design, s.priors)
+    point = {"Intercept": 0.7, "beta": np.array([0.2]), "b_log__": np.log(0.8)}
+    lp = model.compile_logp(vars=[model["y"]])(point)
+    x = df["x"].to_numpy()
+    mu = 0.7 + 0.2 * (x - x.mean())
+    assert lp == pytest.approx(np.sum(-np.log(2 * 0.8) - np.abs(df["y"].to_numpy() - mu) / 0.8), rel=1e-10)
+    again = pickle.loads(pickle.dumps(fam))
+    assert again.dpar_names == ("b",) and again.logpdf(np.array([0.0]), np.array([0.0]), {"b": 1.0}) == \
+        pytest.approx(np.log(0.5))
+    with pytest.raises(HierfitError, match="no simulate= function"):
+        fam.simulate(rng, np.zeros(2), {"b": 1.0})

@@ -24,6 +24,7 @@ from __future__ import annotations
 from hierfit.errors import HierfitError
 from hierfit.spec.family_base import LINKS, DPar, Family, Link, rebuild
 from hierfit.spec.family_classic import Bernoulli, Binomial, Gamma, Gaussian, NegBinomial, Poisson, Student
+from hierfit.spec.family_custom import CustomFamily, custom_family
 from hierfit.spec.family_mixtures import (HurdleLognormal, HurdleNegBinomial, HurdlePoisson, ZeroInflatedNegBinomial,
                                           ZeroInflatedPoisson)
 from hierfit.spec.family_positive import Beta, Exponential, Lognormal, Weibull
@@ -31,7 +32,7 @@ from hierfit.spec.family_positive import Beta, Exponential, Lognormal, Weibull
 __all__ = ["Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
            "bernoulli", "gamma", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson",
            "hurdle_negbinomial", "hurdle_lognormal", "beta", "lognormal", "weibull", "exponential",
-           "FAMILIES", "LINKS"]
+           "custom_family", "CustomFamily", "FAMILIES", "LINKS"]
 
 
 FAMILIES: dict[str, type[Family]] = {
