@@ -164,16 +164,16 @@ def test_zero_inflated_poisson_recovers_parameters():
     assert np.isfinite(m.loo().elpd)
 
 
-def _laplace(name, mu, observed, b):
+def _laplace(name, mu, observed, scale):
     import pymc as pm
 
-    return pm.Laplace(name, mu=mu, b=b, observed=observed)
+    return pm.Laplace(name, mu=mu, b=scale, observed=observed)
 
 
-def _laplace_logpdf(y, mu, b):
+def _laplace_logpdf(y, mu, scale):
     from scipy import stats
 
-    return stats.laplace(mu, b).logpdf(y)
+    return stats.laplace(mu, scale).logpdf(y)
 
 
 def test_custom_family_is_the_pymc_distribution_and_saves():
@@ -182,19 +182,81 @@ def test_custom_family_is_the_pymc_distribution_and_saves():
     from hierfit.engine.kernel.spec import kernel_support
     from hierfit.engine.model import build_model
 
-    fam = families.custom_family("laplace", _laplace, dpars={"b": "log"}, logpdf=_laplace_logpdf)
+    fam = families.custom_family("laplace", _laplace, dpars={"scale": "log"}, logpdf=_laplace_logpdf)
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"y": rng.laplace(1.0, 0.5, 40), "x": rng.normal(size=40)})
     s = hierfit.specify("y ~ x", df, fam)
     assert not kernel_support(s.design, s.priors)[0]  # sampled through the PyMC model
     model = build_model(s.design, s.priors)
-    point = {"Intercept": 0.7, "beta": np.array([0.2]), "b_log__": np.log(0.8)}
+    point = {"Intercept": 0.7, "beta": np.array([0.2]), "scale_log__": np.log(0.8)}
     lp = model.compile_logp(vars=[model["y"]])(point)
     x = df["x"].to_numpy()
     mu = 0.7 + 0.2 * (x - x.mean())
     assert lp == pytest.approx(np.sum(-np.log(2 * 0.8) - np.abs(df["y"].to_numpy() - mu) / 0.8), rel=1e-10)
     again = pickle.loads(pickle.dumps(fam))
-    assert again.dpar_names == ("b",) and again.logpdf(np.array([0.0]), np.array([0.0]), {"b": 1.0}) == \
+    assert again.dpar_names == ("scale",) and again.logpdf(np.array([0.0]), np.array([0.0]), {"scale": 1.0}) == \
         pytest.approx(np.log(0.5))
     with pytest.raises(HierfitError, match="no simulate= function"):
-        fam.simulate(rng, np.zeros(2), {"b": 1.0})
+        fam.simulate(rng, np.zeros(2), {"scale": 1.0})
+    with pytest.raises(HierfitError, match="reserved"):
+        families.custom_family("laplace", _laplace, dpars={"b": "log"})
+
+
+def _recovery_data(family, seed=7):
+    """Simulated data with known truth: Intercept 0.5, slope 0.4 (mu on the link scale), group sd 0.3."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(25), 16)
+    x = rng.normal(size=g.size)
+    eta = 0.5 + 0.4 * x + rng.normal(0, 0.3, 25)[g]
+    n = g.size
+    mu = np.exp(eta)
+    sims = {
+        "zero_inflated_negbinomial": lambda: np.where(rng.uniform(size=n) < 0.3, 0,
+                                                      rng.poisson(rng.gamma(3.0, mu / 3.0))),
+        "hurdle_poisson": lambda: np.where(rng.uniform(size=n) < 0.4, 0, _positive_poisson(rng, mu)),
+        "hurdle_lognormal": lambda: np.where(rng.uniform(size=n) < 0.4, 0.0, np.exp(eta + 0.5 * rng.normal(size=n))),
+        "beta": lambda: rng.beta(special.expit(eta) * 15, (1 - special.expit(eta)) * 15),
+        "lognormal": lambda: np.exp(eta + 0.5 * rng.normal(size=n)),
+        "weibull": lambda: mu / special.gamma(1 + 1 / 2.0) * rng.weibull(2.0, n),
+        "exponential": lambda: rng.exponential(mu),
+        "Gamma": lambda: rng.gamma(4.0, 1.0 / (0.6 + 0.1 * x) / 4.0),  # R's Gamma(): inverse link
+    }
+    return pd.DataFrame({"y": sims[family](), "x": x, "g": g})
+
+
+def _positive_poisson(rng, mu):
+    y = rng.poisson(mu)
+    while (y == 0).any():
+        y[y == 0] = rng.poisson(mu[y == 0])
+    return y
+
+
+# family -> (truth of the mean's coefficients, truth of the extra parameters)
+RECOVERY = {
+    "zero_inflated_negbinomial": ({"(Intercept)": 0.5, "x": 0.4}, {"zi": 0.3, "shape": 3.0}),
+    "hurdle_poisson": ({"(Intercept)": 0.5, "x": 0.4}, {"hu": 0.4}),
+    "hurdle_lognormal": ({"(Intercept)": 0.5, "x": 0.4}, {"hu": 0.4, "sigma": 0.5}),
+    "beta": ({"(Intercept)": 0.5, "x": 0.4}, {"phi": 15.0}),
+    "lognormal": ({"(Intercept)": 0.5, "x": 0.4}, {"sigma": 0.5}),
+    "weibull": ({"(Intercept)": 0.5, "x": 0.4}, {"shape": 2.0}),
+    "exponential": ({"(Intercept)": 0.5, "x": 0.4}, {}),
+    "Gamma": ({"(Intercept)": 0.6, "x": 0.1}, {"shape": 4.0}),  # inverse link: 1 / mu = 0.6 + 0.1 x
+}
+
+
+@pytest.mark.parametrize("name", list(RECOVERY))
+def test_parameter_recovery(name):
+    df = _recovery_data(name)
+    formula = "y ~ x + (1 | g)" if name != "Gamma" else "y ~ x"
+    m = hierfit.fit(formula, df, name, chains=2, draws=250, tune=250, seed=4, progressbar=False, warn=False)
+    assert m.kernel == "hierfit"  # every new family has the compiled kernel
+    fe = m.fixef()
+    b_truth, d_truth = RECOVERY[name]
+    for coef, value in b_truth.items():
+        est, sd = fe.loc[coef, "Estimate"], fe.loc[coef, "Est.Error"]
+        assert abs(est - value) < 4 * sd + 0.05, (coef, est, sd)
+    draws = m.draws
+    for dp, value in d_truth.items():
+        v = np.asarray(draws[dp]).ravel()
+        assert np.quantile(v, 0.001) < value < np.quantile(v, 0.999), (dp, np.quantile(v, [0.001, 0.5, 0.999]))
+    assert m.quantile_residuals(seed=1, nsim=200).ks_pvalue > 0.001  # the right family: uniform residuals

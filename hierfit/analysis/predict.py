@@ -138,7 +138,7 @@ def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | N
     prepared = prepare_draws(fit, None, re_form=re_form, ndraws=nsim, seed=None if seed is None else seed + 1,
                              resimulate_groups=True)
     sims = prepared.simulate(rng)
-    u = pit(fit.design.y, sims, fit.family.discrete, rng)
+    u = pit(fit.design.y, sims, fit.family.has_point_masses, rng)
     ks = stats.kstest(u, "uniform")
     return QuantileResiduals(residuals=pd.Series(u, name="quantile residuals"), simulated=sims,
                              ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue), conditional=conditional,

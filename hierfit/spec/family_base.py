@@ -162,6 +162,11 @@ class Family:
         return tuple(d.name for d in self.dpars)
 
     @property
+    def has_point_masses(self) -> bool:
+        """Whether y has values of positive probability (ties that quantile residuals randomise)."""
+        return self.discrete
+
+    @property
     def has_kernel(self) -> bool:
         """Whether the compiled kernel evaluates this family with its link."""
         return self.kernel_code is not None and self.link_name in self.kernel_links

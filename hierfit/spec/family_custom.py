@@ -12,14 +12,14 @@ Example
 -------
 >>> import numpy as np
 >>> from scipy import stats
->>> def laplace(name, mu, observed, b):
+>>> def laplace(name, mu, observed, scale):
 ...     import pymc as pm
-...     return pm.Laplace(name, mu=mu, b=b, observed=observed)
->>> fam = custom_family("laplace", laplace, dpars={"b": "log"},
-...                     logpdf=lambda y, mu, b: stats.laplace(mu, b).logpdf(y))
+...     return pm.Laplace(name, mu=mu, b=scale, observed=observed)
+>>> fam = custom_family("laplace", laplace, dpars={"scale": "log"},
+...                     logpdf=lambda y, mu, scale: stats.laplace(mu, scale).logpdf(y))
 >>> fam
 laplace(link='identity')
->>> round(float(fam.logpdf(np.array([0.0]), np.array([0.0]), {"b": np.array([1.0])})[0]), 4)
+>>> round(float(fam.logpdf(np.array([0.0]), np.array([0.0]), {"scale": np.array([1.0])})[0]), 4)
 -0.6931
 """
 
@@ -33,6 +33,9 @@ from hierfit.spec.family_base import LINKS, DPar, Family
 from hierfit.spec.priors import Dist
 
 __all__ = ["CustomFamily", "custom_family", "rebuild_custom"]
+
+
+_RESERVED = {"b", "beta", "Intercept", "y", "mu", "y_obs", "trials", "X"}
 
 
 def _half_t(y):
@@ -105,7 +108,7 @@ def custom_family(name: str, distribution: Callable, *, link: str = "identity", 
     link : str
         The link of ``mu``: identity, log, logit, probit, cloglog or inverse.
     dpars : dict
-        Distributional parameters and their links, ``{"b": "log"}`` (positive) or
+        Distributional parameters and their links, ``{"scale": "log"}`` (positive) or
         ``"logit"`` (a probability); each is a parameter (prior student_t(3, 0, 2.5),
         half for log links; beta(1, 1) for logit links) or gets a formula with ``bf()``.
     mean, variance, logpdf, simulate, cdf : callable, optional
@@ -117,17 +120,20 @@ def custom_family(name: str, distribution: Callable, *, link: str = "identity", 
 
     Example
     -------
-    >>> def laplace(name, mu, observed, b):
+    >>> def laplace(name, mu, observed, scale):
     ...     import pymc as pm
-    ...     return pm.Laplace(name, mu=mu, b=b, observed=observed)
-    >>> custom_family("laplace", laplace, dpars={"b": "log"}).dpar_names
-    ('b',)
+    ...     return pm.Laplace(name, mu=mu, b=scale, observed=observed)
+    >>> custom_family("laplace", laplace, dpars={"scale": "log"}).dpar_names
+    ('scale',)
     """
     if not callable(distribution):
         raise HierfitError("custom_family: distribution must be a function (name, mu, observed, **dpars) -> PyMC RV")
     spec = dict(dpars or {})
     declared = []
     for dp, dlink in spec.items():
+        if dp in _RESERVED or not dp.isidentifier():
+            raise HierfitError(f"custom_family: {dp!r} is reserved for the model's own variables or not a name; "
+                               f"call the parameter something else (e.g. 'scale', 'kappa')")
         if dlink not in ("log", "logit"):
             raise HierfitError(f"custom_family: the link of {dp!r} must be 'log' or 'logit', got {dlink!r}")
         prior = _half_t if dlink == "log" else (lambda y: Dist("beta", (1.0, 1.0)))

@@ -244,6 +244,10 @@ class HurdleLognormal(Family):
         ly = np.log(np.where(y > 0, y, 1.0))
         return np.where(y > 0, -ly - 0.5 * np.log(2.0 * np.pi), 0.0), ly
 
+    @property
+    def has_point_masses(self) -> bool:
+        return True  # y = 0
+
     def validate(self, y, trials, column):
         bad = y < 0
         if bad.any():
