@@ -143,7 +143,7 @@ def test_equation_names_the_family_and_zi_formula():
     assert r"1 / \mu_{i}" in eq
 
 
-def test_zero_inflated_poisson_recovers_parameters():
+def test_zero_inflated_poisson_recovers_parameters(tmp_path):
     """Simulation truth: b = (0.8, 0.5), zi = expit(-0.7 + w), sd(g) = 0.4."""
     df = _zip_data(n_groups=40, per=15)
     m = hierfit.fit("y ~ x + (1 | g)", df, "zero_inflated_poisson", ziformula="~ w", chains=2, draws=300,
@@ -162,6 +162,12 @@ def test_zero_inflated_poisson_recovers_parameters():
     expected = m.fitted()["Estimate"].to_numpy()
     assert abs(expected.mean() - df["y"].mean()) < 0.1 * df["y"].mean()
     assert np.isfinite(m.loo().elpd)
+    r2 = m.r2()
+    assert 0 < r2.loc["R2_marginal", "Estimate"] < r2.loc["R2_conditional", "Estimate"] < 1
+    m.save(tmp_path / "zip.hfit")
+    again = hierfit.load(tmp_path / "zip.hfit")
+    assert again.family == m.family and again.design.predictors.keys() == m.design.predictors.keys()
+    np.testing.assert_allclose(again.fitted()["Estimate"], m.fitted()["Estimate"])
 
 
 def _laplace(name, mu, observed, scale):
