@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from hierfit import datasets
 from hierfit.version import __version__
-from hierfit.spec import families
+from hierfit import families
 from hierfit.errors import (
     ConvergenceWarning,
     DataError,

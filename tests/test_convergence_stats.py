@@ -209,7 +209,7 @@ def test_fft_length_is_the_next_5_smooth_number():
 def test_links_give_scipy_values():
     from scipy import special, stats
 
-    from hierfit.spec.families import LINKS, get
+    from hierfit.families import LINKS, get
 
     p = np.linspace(0.001, 0.999, 501)
     eta = np.linspace(-8, 8, 501)

@@ -140,7 +140,7 @@ def test_poisson_has_a_log_link_line_and_the_offset(owls):
                                        ("cloglog", r"\log(-\log(1 - p_{i}))")])
 def test_binomial_links(owls, link, lhs):
     d = _design("cbind(SiblingNegotiation, BroodSize) ~ FoodTreatment + (1 | Nest)", owls,
-                family=hierfit.spec.families.binomial(link=link))
+                family=hierfit.families.binomial(link=link))
     eq = build_equation(d)
     assert eq.lines[0][1] == (r"\sim \operatorname{Binomial} \left(\operatorname{SiblingNegotiation}_{i} + "
                               r"\operatorname{BroodSize}_{i}, p_{i} \right)")

@@ -135,14 +135,14 @@ def test_bernoulli_accepts_booleans():
 
 
 def test_family_objects_and_links():
-    assert hierfit.spec.families.binomial(link="probit").link.name == "probit"
-    fam = hierfit.spec.families.get("bernoulli", link="cloglog")
+    assert hierfit.families.binomial(link="probit").link.name == "probit"
+    fam = hierfit.families.get("bernoulli", link="cloglog")
     p = np.array([0.1, 0.5, 0.9])
     np.testing.assert_allclose(fam.link.inv(fam.link.fun(p)), p)
     with pytest.raises(hierfit.HierfitError, match="no link"):
-        hierfit.spec.families.poisson(link="logit")
+        hierfit.families.poisson(link="logit")
     with pytest.raises(hierfit.HierfitError, match="unknown family"):
-        hierfit.spec.families.get("zero_one_inflated_beta")
+        hierfit.families.get("zero_one_inflated_beta")
 
 
 def test_response_syntax_errors():

@@ -382,7 +382,7 @@ def parameter_diagnostics(posterior, design) -> pd.DataFrame:
     -------
     >>> import xarray as xr
     >>> from types import SimpleNamespace
-    >>> from hierfit.spec.families import gaussian
+    >>> from hierfit.families import gaussian
     >>> rng = np.random.default_rng(0)
     >>> post = xr.Dataset({"sigma": (("chain", "draw"), rng.gamma(50, 0.02, (4, 500)))})
     >>> design = SimpleNamespace(predictors={}, all_blocks=[], family=gaussian())

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hierfit.spec.families import LINKS
+from hierfit.families import LINKS
 from hierfit.spec.formula import tokenize
 
 __all__ = ["Equation", "build_equation", "equation", "latex_name", "latex_expr", "latex_dist"]

@@ -681,7 +681,7 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     >>> d.ngrps
     {'student:school': 4055, 'school': 65}
     """
-    from hierfit.spec import families
+    from hierfit import families
 
     fam = families.get(family)
     pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)

@@ -587,7 +587,7 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
         formula = formula.formula
     out.update(dpars or {})
     if ziformula is not None:
-        from hierfit.spec import families
+        from hierfit import families
 
         fam = families.get(family or "gaussian")
         if "zi" not in fam.dpar_names:
@@ -598,7 +598,7 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
         if not (isinstance(ziformula, str) and ziformula.replace(" ", "") in ("~0", "~-1")):
             out["zi"] = ziformula
     if dispformula is not None:
-        from hierfit.spec import families
+        from hierfit import families
 
         fam = families.get(family or "gaussian")
         dispersion = [d for d in fam.dpars if d.dispersion]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hierfit.errors import HierfitError
-from hierfit.spec import families
+from hierfit import families
 from hierfit.spec.design import Design, build_design
 from hierfit.spec.formula import split_formula
 from hierfit.spec.layout import collapsible

@@ -1,7 +1,7 @@
 """One row's log-likelihood and its derivatives, for every family and link (numba).
 
 ``row_loglik`` returns (log p(y | eta, dpars), d/d eta, d/d dpar1, d/d dpar2) with the
-family's distributional parameters in the order hierfit.spec.families declares them
+family's distributional parameters in the order hierfit.families declares them
 (gaussian: sigma; student: sigma, nu; negbinomial and gamma: shape; zero-inflated and
 hurdle families: their count part's shape, then zi or hu).  What depends on
 the distributional parameters alone is computed once by ``dpar_terms`` (once per

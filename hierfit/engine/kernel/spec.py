@@ -248,7 +248,7 @@ def row_terms(family, y: np.ndarray, trials) -> tuple[np.ndarray, np.ndarray]:
 
     Example
     -------
-    >>> from hierfit.spec.families import get
+    >>> from hierfit.families import get
     >>> row_terms(get("poisson"), np.array([0.0, 2.0]), None)[0].round(4).tolist()
     [-0.0, -0.6931]
     """

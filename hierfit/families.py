@@ -6,28 +6,28 @@ that the rest of hierfit needs: mean, variance, log density, CDF (for quantile
 residuals) and a simulator, and what the other stages need to know (its compiled
 kernel's code, LaTeX, collapsibility, ...).  Nothing outside the family modules
 branches on the family.  Adding a family: a subclass of
-:class:`hierfit.spec.family_base.Family` in one of the family modules, its entry in
+:class:`hierfit.family_base.Family` in one of the family modules, its entry in
 ``FAMILIES`` below, and (for the compiled kernel) its code in
-hierfit.spec.family_codes and its row log-likelihood in hierfit.engine.kernel.likelihood.
+hierfit.family_codes and its row log-likelihood in hierfit.engine.kernel.likelihood.
 
 Example
 -------
 >>> import hierfit
->>> hierfit.spec.families.binomial(link="probit")
+>>> hierfit.families.binomial(link="probit")
 binomial(link='probit')
->>> hierfit.spec.families.get("poisson").link.name
+>>> hierfit.families.get("poisson").link.name
 'log'
 """
 
 from __future__ import annotations
 
 from hierfit.errors import HierfitError
-from hierfit.spec.family_base import LINKS, DPar, Family, Link, rebuild
-from hierfit.spec.family_classic import Bernoulli, Binomial, Gamma, Gaussian, NegBinomial, Poisson, Student
-from hierfit.spec.family_custom import CustomFamily, custom_family
-from hierfit.spec.family_mixtures import (HurdleLognormal, HurdleNegBinomial, HurdlePoisson, ZeroInflatedNegBinomial,
+from hierfit.family_base import LINKS, DPar, Family, Link, rebuild
+from hierfit.family_classic import Bernoulli, Binomial, Gamma, Gaussian, NegBinomial, Poisson, Student
+from hierfit.family_custom import CustomFamily, custom_family
+from hierfit.family_mixtures import (HurdleLognormal, HurdleNegBinomial, HurdlePoisson, ZeroInflatedNegBinomial,
                                           ZeroInflatedPoisson)
-from hierfit.spec.family_positive import Beta, Exponential, Lognormal, Weibull
+from hierfit.family_positive import Beta, Exponential, Lognormal, Weibull
 
 __all__ = ["Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
            "bernoulli", "gamma", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson",
@@ -92,7 +92,7 @@ def _factory(name: str):
         return get(name, link)
 
     make.__name__ = name
-    make.__doc__ = (f"The {name} family (R spelling), e.g. ``hierfit.spec.families.{name}()`` or with ``link=``.\n\n"
+    make.__doc__ = (f"The {name} family (R spelling), e.g. ``hierfit.families.{name}()`` or with ``link=``.\n\n"
                     f"Example\n-------\n>>> {name}().name\n'{name}'\n")
     return make
 

@@ -1,12 +1,12 @@
 """Integer codes of the response families and links that the compiled kernel evaluates.
 
-Plain integers, declared at the spec level so that a :class:`hierfit.spec.families.Family`
+Plain integers, declared at the spec level so that a :class:`hierfit.families.Family`
 carries its own code (``Family.kernel_code``) without importing the kernel;
 ``hierfit.engine.kernel.codes`` re-exports them for the numba code.
 
 Example
 -------
->>> from hierfit.spec import family_codes
+>>> from hierfit import family_codes
 >>> family_codes.LINKS["logit"] == family_codes.LOGIT
 True
 """

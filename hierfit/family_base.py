@@ -1,12 +1,12 @@
 """The pieces every response family is made of: links, distributional parameters, the Family base class.
 
-A concrete family (hierfit.spec.family_classic, family_mixtures, family_positive,
-family_ordinal) subclasses :class:`Family`; hierfit.spec.families keeps the
+A concrete family (hierfit.family_classic, family_mixtures, family_positive,
+family_custom) subclasses :class:`Family`; hierfit.families keeps the
 registry by name.
 
 Example
 -------
->>> LINKS["logit"].inv(0.0)
+>>> float(LINKS["logit"].inv(0.0))
 0.5
 """
 
@@ -18,7 +18,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from hierfit.errors import HierfitError
-from hierfit.spec import family_codes as codes
+from hierfit import family_codes as codes
 from hierfit.spec.priors import Dist
 
 __all__ = ["Link", "DPar", "Family", "LINKS", "rebuild", "scipy_stats", "pytensor_tensor", "response_scale"]
@@ -124,7 +124,7 @@ class Family:
     know, so that none of them branches on the family's name.
     """
 
-    #: the compiled kernel's integer code (hierfit.spec.family_codes), None: PyMC only
+    #: the compiled kernel's integer code (hierfit.family_codes), None: PyMC only
     kernel_code: ClassVar[int | None] = None
     #: the links the compiled kernel evaluates for this family
     kernel_links: ClassVar[tuple[str, ...]] = ()
