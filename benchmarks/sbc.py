@@ -108,6 +108,10 @@ _RI = dict(formula="y ~ x + (1 | g)", family="gaussian", terms=(("g", ("(Interce
 _RS = dict(formula="y ~ x + (x | g)", family="gaussian", terms=(("g", ("(Intercept)", "x")),), priors=_GAUSS_PRIORS,
            params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_g[x]", "cor_g", "sigma", "r_g[0,x]"))
 
+_COUNT_PRIORS = {"Intercept": "normal(1, 0.5)", "b": "normal(0, 0.5)", "sd": "normal(0, 0.5)"}
+_COUNT_PARAMS = ("Intercept", "b[x]", "sd_g[(Intercept)]", "r_g[0,(Intercept)]")
+_RI_COUNT = dict(formula="y ~ x + (1 | g)", terms=(("g", ("(Intercept)",)),))
+
 #: The calibrated models: the issue's five, with each of hierfit's samplers that can fit them
 #: (Gaussian models with one grouping factor, or one nested in another, are collapsed by default; "full" is the
 #: fallback).
@@ -140,6 +144,28 @@ MODELS: dict[str, SBCModel] = {
         SBCModel("bernoulli_rs", "y ~ x + (x | g)", "bernoulli", (("g", ("(Intercept)", "x")),),
                  {"Intercept": "normal(0, 1)", "b": "normal(0, 1)", "sd": "normal(0, 1)", "cor": "lkj(2)"},
                  params=("Intercept", "b[x]", "sd_g[(Intercept)]", "sd_g[x]", "cor_g")),
+        # the families of docs/families.md beyond the chapter's (each with its extra parameter as a parameter)
+        SBCModel("zip_ri", family="zero_inflated_poisson", priors={**_COUNT_PRIORS, "zi": "beta(2, 5)"},
+                 params=_COUNT_PARAMS + ("zi",), **_RI_COUNT),
+        SBCModel("zinb_ri", family="zero_inflated_negbinomial",
+                 priors={**_COUNT_PRIORS, "zi": "beta(2, 5)", "shape": "gamma(4, 1)"},
+                 params=_COUNT_PARAMS + ("shape", "zi"), **_RI_COUNT),
+        SBCModel("hurdle_poisson_ri", family="hurdle_poisson", priors={**_COUNT_PRIORS, "hu": "beta(2, 5)"},
+                 params=_COUNT_PARAMS + ("hu",), **_RI_COUNT),
+        SBCModel("hurdle_nb_ri", family="hurdle_negbinomial",
+                 priors={**_COUNT_PRIORS, "hu": "beta(2, 5)", "shape": "gamma(4, 1)"},
+                 params=_COUNT_PARAMS + ("shape", "hu"), **_RI_COUNT),
+        SBCModel("hurdle_lognormal_ri", family="hurdle_lognormal",
+                 priors={**_COUNT_PRIORS, "hu": "beta(2, 5)", "sigma": "exponential(2)"},
+                 params=_COUNT_PARAMS + ("sigma", "hu"), **_RI_COUNT),
+        SBCModel("beta_ri", family="beta", priors={**_COUNT_PRIORS, "Intercept": "normal(0, 0.5)",
+                                                   "phi": "gamma(10, 0.5)"},
+                 params=_COUNT_PARAMS + ("phi",), **_RI_COUNT),
+        SBCModel("lognormal_ri", family="lognormal", priors={**_COUNT_PRIORS, "sigma": "exponential(2)"},
+                 params=_COUNT_PARAMS + ("sigma",), **_RI_COUNT),
+        SBCModel("weibull_ri", family="weibull", priors={**_COUNT_PRIORS, "shape": "gamma(8, 4)"},
+                 params=_COUNT_PARAMS + ("shape",), **_RI_COUNT),
+        SBCModel("exponential_ri", family="exponential", priors=_COUNT_PRIORS, params=_COUNT_PARAMS, **_RI_COUNT),
     ]
 }
 
@@ -161,6 +187,8 @@ def design_frame(model: SBCModel, seed: int = 0) -> pd.DataFrame:
     x = rng.normal(size=J * n)
     x = x - x.mean()
     y = rng.normal(size=J * n) if model.family == "gaussian" else rng.integers(0, 2, size=J * n).astype(float)
+    if model.family in ("beta", "lognormal", "weibull", "exponential"):
+        y = rng.uniform(0.1, 0.9, size=J * n)  # any valid response: the design, not the data, matters here
     return pd.DataFrame({"y": y, "x": x, "g": g, "h": h, "c": c})
 
 
@@ -190,6 +218,10 @@ def draw_prior(spec: str, rng: np.random.Generator, positive: bool = False, scal
         return abs(rng.normal(0.0, s)) if positive else rng.normal(mu, s)
     if fam == "exponential":
         return rng.exponential(scale / args[0])
+    if fam == "gamma":  # shape, rate
+        return rng.gamma(args[0], scale / args[1])
+    if fam == "beta":
+        return rng.beta(args[0], args[1])
     if fam == "lkj":  # 2 x 2: (r + 1) / 2 ~ Beta(eta, eta)
         return 2.0 * rng.beta(args[0], args[0]) - 1.0
     raise ValueError(f"no simulator for prior {spec!r}")
@@ -243,9 +275,47 @@ def simulate(model: SBCModel, data: pd.DataFrame, rng: np.random.Generator,
         y = rng.poisson(np.exp(eta)).astype(float)
     elif model.family == "bernoulli":
         y = (rng.uniform(size=eta.size) < special.expit(eta)).astype(float)
+    elif model.family in _FAMILY_SIMULATORS:
+        extra = {k: draw_prior(pri[k], rng, positive=True) for k in ("zi", "hu", "shape", "phi", "sigma") if k in pri}
+        truth.update(extra)
+        y = _FAMILY_SIMULATORS[model.family](rng, eta, extra)
     else:
         raise ValueError(f"no simulator for family {model.family}")
     return {k: truth[k] for k in model.params}, y
+
+
+def _counts(rng, mu, shape=None):
+    if shape is None:
+        return rng.poisson(mu)
+    return rng.poisson(rng.gamma(shape, mu / shape))  # negative binomial as a gamma-Poisson mixture
+
+
+def _positive_counts(rng, mu, shape=None):
+    """Counts conditioned on > 0, by rejection."""
+    y = _counts(rng, mu, shape)
+    while (y == 0).any():
+        redo = y == 0
+        y[redo] = _counts(rng, mu[redo], shape)
+    return y
+
+
+def _zero(rng, p, values):
+    return np.where(rng.uniform(size=values.size) < p, 0.0, values).astype(float)
+
+
+_FAMILY_SIMULATORS = {
+    "zero_inflated_poisson": lambda rng, eta, e: _zero(rng, e["zi"], _counts(rng, np.exp(eta))),
+    "zero_inflated_negbinomial": lambda rng, eta, e: _zero(rng, e["zi"], _counts(rng, np.exp(eta), e["shape"])),
+    "hurdle_poisson": lambda rng, eta, e: _zero(rng, e["hu"], _positive_counts(rng, np.exp(eta))),
+    "hurdle_negbinomial": lambda rng, eta, e: _zero(rng, e["hu"], _positive_counts(rng, np.exp(eta), e["shape"])),
+    "hurdle_lognormal": lambda rng, eta, e: _zero(rng, e["hu"], np.exp(eta + e["sigma"] * rng.normal(size=eta.size))),
+    "beta": lambda rng, eta, e: np.clip(rng.beta(special.expit(eta) * e["phi"], (1 - special.expit(eta)) * e["phi"]),
+                                        1e-12, 1 - 1e-12),
+    "lognormal": lambda rng, eta, e: np.exp(eta + e["sigma"] * rng.normal(size=eta.size)),
+    # weibull: mean exp(eta), so scale = mean / Gamma(1 + 1/k)
+    "weibull": lambda rng, eta, e: np.exp(eta) / special.gamma(1 + 1 / e["shape"]) * rng.weibull(e["shape"], eta.size),
+    "exponential": lambda rng, eta, e: rng.exponential(np.exp(eta)),
+}
 
 
 def _extract(post, name: str) -> np.ndarray:

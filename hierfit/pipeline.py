@@ -32,13 +32,15 @@ from hierfit.engine.sampling import INTERNAL_PREFIXES, SamplerSettings, sample_d
 from hierfit.errors import ArgumentError, ConvergenceWarning, HierfitWarning
 from hierfit.errors import warn as _warn
 from hierfit.results.fit import HierFit
+from hierfit import families
+from hierfit.spec.distributional import split_formula
 from hierfit.spec.specify import specify
 
 __all__ = ["fit", "sample_prior"]
 
 _FIT_ARGUMENTS = ("formula", "data", "family", "priors", "dpars", "dispformula", "offset", "draws", "tune", "chains",
                   "seed", "sampler", "target_accept", "progressbar", "cores", "parametrization", "method", "kernel",
-                  "data_name", "warn", "weights", "ess_target")
+                  "data_name", "warn", "weights", "ess_target", "ziformula", "link")
 
 
 def _drop_internal(tree) -> None:
@@ -50,7 +52,8 @@ def _drop_internal(tree) -> None:
 
 
 def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
-        dispformula: str | None = None, offset=None, weights=None, draws: int | None = None, tune: int = 1000,
+        dispformula: str | None = None, ziformula: str | None = None, link: str | None = None,
+        offset=None, weights=None, draws: int | None = None, tune: int = 1000,
         chains: int = 4, seed: int | None = None, sampler: str = "nutpie", target_accept: float | None = None,
         progressbar: bool = True, cores: int | None = None, parametrization="auto", method: str = "auto",
         kernel: str = "auto", data_name: str | None = None, warn: bool = True, ess_target="auto", **unknown) -> HierFit:
@@ -68,9 +71,13 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         through Dask, fits from data larger than memory: Gaussian models the collapsed
         sampler handles from per-level sufficient statistics, binomial/Bernoulli/Poisson
         models with discrete predictors from exactly aggregated counts (docs: "Big data").
-    family : str or hierfit.families.Family
+    family : str, (name, link) or hierfit.families.Family
         ``"gaussian"``, ``"student"``, ``"poisson"``, ``"negbinomial"``, ``"binomial"``,
-        ``"bernoulli"``, ``"gamma"``, or e.g. ``hierfit.families.binomial(link="probit")``.
+        ``"bernoulli"``, ``"gamma"`` (log link, as brms; R's ``"Gamma"`` has the inverse link),
+        ``"zero_inflated_poisson"``, ``"zero_inflated_negbinomial"``, ``"hurdle_poisson"``,
+        ``"hurdle_negbinomial"``, ``"hurdle_lognormal"``, ``"beta"``, ``"lognormal"``,
+        ``"weibull"``, ``"exponential"``; ``("gamma", "inverse")`` or
+        ``hierfit.families.binomial(link="probit")`` choose a link (see docs/families.md).
     priors : list of :func:`hierfit.prior` or dict keyed by class, optional
         e.g. ``{"sd": {"group": "school", "dist": "exponential(2)"}}``; see :mod:`hierfit.spec.priors`.
     dpars : dict, optional
@@ -79,6 +86,11 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         glmmTMB's spelling for the dispersion formula (sigma for gaussian, shape for
         negbinomial/gamma).  hierfit models log(sigma); glmmTMB's gaussian coefficients
         are for log(sigma^2), twice as large.
+    ziformula : str, optional
+        glmmTMB's zero-inflation formula (``"~ 1"``, ``"~ x"``; logit link) for the
+        zero-inflated families; the same as ``bf(..., zi="~ x")``.
+    link : str, optional
+        The link of the mean (``family="gamma", link="inverse"``).
     offset : str or array, optional
         An offset expression (``"log(BroodSize)"``) or values, added to the linear predictor.
     weights : str or array, optional
@@ -151,7 +163,7 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     call = dict(formula=formula, data=data, family=family, priors=priors, dpars=dpars, dispformula=dispformula,
-                offset=offset, weights=weights, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                ziformula=ziformula, link=link, offset=offset, weights=weights, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                 target_accept=target_accept, progressbar=progressbar, cores=cores, parametrization=parametrization,
                 method=method, kernel=kernel, data_name=data_name, warn=warn, ess_target=ess_target)
     if isinstance(ess_target, str) and ess_target == "auto":
@@ -164,12 +176,16 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         if weights is not None:
             raise ArgumentError("weights= is not available for data read through an engine (Dask, Parquet, CSV); "
                                 "write the weights in the formula, 'y | weights(w) ~ ...', or fit in memory")
+        if ziformula is not None or link is not None:
+            family = families.get(family, link)
+            dpars = split_formula(formula, dpars, None, family, ziformula)[1] if ziformula is not None else dpars
         spec, engine_frame = specify_engine(formula, data, family, priors=priors, dpars=dpars,
                                             dispformula=dispformula, offset=offset, method=method,
                                             parametrization=parametrization, data_name=data_name)
     else:
-        spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
-                       weights=weights, method=method, parametrization=parametrization, data_name=data_name)
+        spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula,
+                       ziformula=ziformula, link=link, offset=offset, weights=weights, method=method,
+                       parametrization=parametrization, data_name=data_name)
     if target_accept is None:
         target_accept = 0.8
         if spec.method.name == "collapsed" and candidates(spec.design):
@@ -218,7 +234,8 @@ def _run(spec, settings: SamplerSettings, t0: float, t1: float, extra: dict) -> 
 
 
 def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None, dpars: dict | None = None,
-                 dispformula: str | None = None, offset=None, weights=None, draws: int = 500,
+                 dispformula: str | None = None, ziformula: str | None = None, link: str | None = None,
+                 offset=None, weights=None, draws: int = 500,
                  seed: int | None = None, **unknown):
     """Prior predictive draws: parameters and replicated data under the priors alone.
 
@@ -233,12 +250,13 @@ def sample_prior(formula, data: pd.DataFrame, family="gaussian", *, priors=None,
     (1, 100, 4059)
     """
     reject_unknown("sample_prior", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula",
-                                             "offset", "draws", "seed"))
+                                             "offset", "draws", "seed", "weights", "ziformula", "link"))
     check_count("draws", draws)
     check_seed(seed)
     import pymc as pm
 
-    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, offset=offset,
+    spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula, ziformula=ziformula,
+                   link=link, offset=offset,
                    weights=weights, method="full")
     model = build_model(spec.design, spec.priors)
     with model, quiet_pymc():

@@ -142,7 +142,7 @@ def test_family_objects_and_links():
     with pytest.raises(hierfit.HierfitError, match="no link"):
         hierfit.families.poisson(link="logit")
     with pytest.raises(hierfit.HierfitError, match="unknown family"):
-        hierfit.families.get("weibull")
+        hierfit.families.get("zero_one_inflated_beta")
 
 
 def test_response_syntax_errors():

@@ -39,6 +39,9 @@ def _data():
     df["yb"] = rng.binomial(df["n"], special.expit(eta))
     df["y1"] = rng.binomial(1, special.expit(eta))
     df["ya"] = rng.gamma(3, np.exp(eta) / 3)
+    df["yz"] = np.where(rng.uniform(size=g.size) < 0.3, 0, rng.poisson(np.exp(eta)))
+    df["yunit"] = rng.beta(5 * special.expit(eta), 5 * (1 - special.expit(eta)))
+    df["yhl"] = np.where(rng.uniform(size=g.size) < 0.25, 0.0, df["ypos"])
     return df
 
 
@@ -72,6 +75,20 @@ CASES = {
     "bernoulli cloglog centred": dict(formula="y1 ~ x + (1 | g)", family=families.bernoulli(link="cloglog"),
                                       par="centered"),
     "gamma with a shape formula": dict(formula="ya ~ x + (1 | g)", family="gamma", dpars={"shape": "~ x"}),
+    "gamma inverse link (R's Gamma)": dict(formula="ya ~ 1 + (1 | g)", family="Gamma",
+                                           priors=[P("normal(3, 0.5)", "Intercept"), P("normal(0, 0.1)", "sd")]),
+    "zero-inflated poisson, zi parameter": dict(formula="yz ~ x + (1 | g)", family="zero_inflated_poisson"),
+    "zero-inflated negbinomial, zi formula": dict(formula="yz ~ x + (1 | g)", family="zero_inflated_negbinomial",
+                                                  dpars={"zi": "~ w"}),
+    "hurdle poisson, beta(2, 3) prior on hu": dict(formula="yz ~ x + (1 | g)", family="hurdle_poisson",
+                                                   priors=[P("beta(2, 3)", "hu")]),
+    "hurdle negbinomial, hu formula with a group term": dict(
+        formula="yz ~ x + (1 | g)", family="hurdle_negbinomial", dpars={"hu": "~ w + (1 | h)"}),
+    "hurdle lognormal": dict(formula="yhl ~ x + (1 | g)", family="hurdle_lognormal"),
+    "beta with a phi formula": dict(formula="yunit ~ x + (1 | g)", family="beta", dpars={"phi": "~ w"}),
+    "lognormal, sigma formula": dict(formula="ypos ~ x + (1 | g)", family="lognormal", dpars={"sigma": "~ w"}),
+    "weibull": dict(formula="ypos ~ x + (1 | g)", family="weibull"),
+    "exponential": dict(formula="ypos ~ x + (1 | g)", family="exponential"),
 }
 
 

@@ -168,7 +168,7 @@ def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | N
     prepared = prepare_draws(fit, None, re_form=re_form, ndraws=nsim, seed=None if seed is None else seed + 1,
                              resimulate_groups=True)
     sims = prepared.simulate(rng)
-    u = pit(fit.design.y, sims, fit.family.discrete, rng)
+    u = pit(fit.design.y, sims, fit.family.has_point_masses, rng)
     ks = stats.kstest(u, "uniform")
     u = on_caller_index(fit, pd.Series(u, index=fit.design.row_index, name="quantile residuals"))
     return QuantileResiduals(residuals=u, simulated=sims,

@@ -261,7 +261,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     dpars = {}
     for dpar in fam.dpars:
         if dpar.name in eta:
-            dpars[dpar.name] = dpar.lower + np.exp(eta[dpar.name])
+            dpars[dpar.name] = dpar.inverse(eta[dpar.name])
         else:
             dpars[dpar.name] = take(dpar.name).reshape(-1, 1)
     addition = rows_addition(design, None if newdata is None else data, _formula_context())

@@ -215,7 +215,7 @@ def build_model(design: Design, priors: PriorSet, parametrization="auto"):
         dvals = {}
         for dpar in fam.dpars:
             if dpar.name in etas:
-                dvals[dpar.name] = dpar.lower + pt.exp(etas[dpar.name])
+                dvals[dpar.name] = dpar.inverse_pt(etas[dpar.name])
             else:
                 dvals[dpar.name] = dist_rv(priors.dpars[dpar.name], dpar.name, positive=True, lower=dpar.lower)
         mu = fam.link.inv_pt(etas["mu"])

@@ -57,6 +57,7 @@ def pymc_rv(name: str, family: str, params: list, positive: bool, lower: float =
         "gamma": lambda: (pm.Gamma, dict(alpha=p[0], beta=p[1])),
         "lognormal": lambda: (pm.LogNormal, dict(mu=p[0], sigma=p[1])),
         "inv_gamma": lambda: (pm.InverseGamma, dict(alpha=p[0], beta=p[1])),
+        "beta": lambda: (pm.Beta, dict(alpha=p[0], beta=p[1])),
     }
     if family not in table:
         raise PriorError(f"no PyMC translation for a {family} prior")

@@ -282,12 +282,7 @@ def variable_range(fit, var: str, data: pd.DataFrame | None = None, purpose: str
 def response_label(fit) -> str:
     """Axis label for the response on its own scale (a probability for binomial families)."""
     d = fit.design
-    fam = d.family.name
-    if fam == "binomial":
-        return f"P(success) of {d.response}"
-    if fam == "bernoulli":
-        return f"P({d.response} = 1)"
-    return d.response
+    return d.family.response_label(d.response)
 
 
 def binned_smooth(x: np.ndarray, y: np.ndarray, bins: int = 20, stat=np.mean) -> tuple[np.ndarray, np.ndarray]:

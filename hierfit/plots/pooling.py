@@ -62,7 +62,7 @@ class _Problem:
     @property
     def linear(self) -> bool:
         """Gaussian/Student with identity link: one weighted least-squares solve is exact."""
-        return self.family.link_name == "identity" and self.family.name in ("gaussian", "student")
+        return self.family.link_name == "identity" and self.family.location_scale
 
 
 def _problem(fit, info: TermInfo) -> _Problem:

@@ -36,13 +36,13 @@ import re
 from dataclasses import dataclass
 
 from hierfit.spec.design import FACTOR_TERM
+from hierfit.families import LINKS
 from hierfit.spec.formula import tokenize
 
 __all__ = ["Equation", "build_equation", "equation", "latex_name", "latex_expr", "latex_dist"]
 
 _INDEX_LETTERS = "jklmnpqrstuvw"
 _CBIND_TRIALS = re.compile(r"^I\(\((.*)\) \+ \((.*)\)\)$")
-_DPAR_SYMBOL = {"sigma": r"\sigma", "shape": r"\phi", "nu": r"\nu"}
 
 _LATEX_SPECIAL = {
     "\\": r"\backslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
@@ -303,7 +303,7 @@ def latex_dist(dist, positive: bool = False) -> str:
         scale = f"({p[1]})" if "times" in p[1] else p[1]
         return f"N{plus} \\left({p[0]}, {scale}^2 \\right)"
     names = {"student_t": "Student-t", "cauchy": "Cauchy", "exponential": "Exponential", "gamma": "Gamma",
-             "lognormal": "LogNormal", "inv_gamma": "InvGamma", "lkj": "LKJ"}
+             "lognormal": "LogNormal", "inv_gamma": "InvGamma", "beta": "Beta", "lkj": "LKJ"}
     return f"\\operatorname{{{names[f]}}}{plus} \\left({', '.join(p)} \\right)"
 
 
@@ -420,14 +420,9 @@ def _group_lines(peq: _PredictorEq, letters: dict[str, str]) -> list[tuple[str, 
     return out
 
 
-def _link_lhs(link: str, x: str) -> str:
-    return {
-        "identity": x,
-        "log": rf"\log({x})",
-        "logit": rf"\operatorname{{logit}}({x})",
-        "probit": rf"\Phi^{{-1}}({x})",
-        "cloglog": rf"\log(-\log(1 - {x}))",
-    }[link]
+def _dpar_symbol(family, name: str) -> str:
+    symbol = family.dpar(name).symbol if name in family.dpar_names else None
+    return symbol if symbol is not None else latex_name(name)
 
 
 def _prior_lines(design, priors, peqs: dict[str, _PredictorEq], letters) -> list[tuple[str, str]]:
@@ -461,7 +456,7 @@ def _prior_lines(design, priors, peqs: dict[str, _PredictorEq], letters) -> list
         rhs = r"\sim " + latex_dist(dist, positive=True)
         if dpar.lower > 0:
             rhs += rf" \text{{, truncated at }} {_num(dpar.lower)}"
-        out.append((_DPAR_SYMBOL.get(dpar.name, latex_name(dpar.name)), rhs))
+        out.append((_dpar_symbol(design.family, dpar.name), rhs))
     return out
 
 
@@ -501,7 +496,7 @@ def build_equation(design, priors=None) -> Equation:
         for blk in pred.blocks:  # blocks whose term is not in the formula (should not happen)
             letters.setdefault(blk.factor, _INDEX_LETTERS[len(letters)])
     dpar_preds = [dp for dp in design.predictors if dp != "mu"]
-    dpar_sups = {dp: "^{" + _DPAR_SYMBOL.get(dp, latex_name(dp)) + "}" for dp in dpar_preds} \
+    dpar_sups = {dp: "^{" + _dpar_symbol(design.family, dp) + "}" for dp in dpar_preds} \
         if len(dpar_preds) > 1 else {}
     peqs = {dp: _PredictorEq(pred, letters, dpar_sups) for dp, pred in design.predictors.items()}
 
@@ -514,51 +509,22 @@ def build_equation(design, priors=None) -> Equation:
         eta += r" + \operatorname{offset}_{i}"
 
     def dsym(name: str) -> str:
-        s = _DPAR_SYMBOL.get(name, latex_name(name))
+        s = _dpar_symbol(fam, name)
         return s + "_{i}" if name in design.predictors else s
 
     y = _latex_response(design.response)
-    lines: list[tuple[str, str]] = []
-    link = fam.link_name
-    name = fam.name
-    if name == "gaussian" and link == "identity":
+    lines: list[tuple[str, str]]
+    if getattr(design.addition, "se", None) is not None:  # y | se(sei): known standard errors
         var = r"\sigma^2_{i}" if "sigma" in design.predictors else r"\sigma^2"
-        if getattr(design.addition, "se", None) is not None:  # y | se(sei): known standard errors
-            var = (var + r" + \text{se}^2_{i}") if design.addition.sigma else r"\text{se}^2_{i}"
-        lines.append((y, rf"\sim N \left({eta}, {var} \right)"))
+        var = (var + r" + \text{se}^2_{i}") if design.addition.sigma else r"\text{se}^2_{i}"
+        lines = [(y, rf"\sim N \left({eta}, {var} \right)")]
     else:
-        if name in ("gaussian", "student"):
-            mean = r"\mu_{i}"
-            s = dsym("sigma")
-            dist = (rf"N \left({mean}, {s}^2 \right)" if name == "gaussian"
-                    else rf"\operatorname{{Student-t}} \left({dsym('nu')}, {mean}, {s} \right)")
-        elif name == "poisson":
-            mean = r"\lambda_{i}"
-            dist = rf"\operatorname{{Poisson}} \left({mean} \right)"
-        elif name == "negbinomial":
-            mean = r"\mu_{i}"
-            dist = rf"\operatorname{{NegBinomial}} \left(\text{{mean}} = {mean}, \text{{shape}} = {dsym('shape')} \right)"
-        elif name == "binomial":
-            mean = r"p_{i}"
-            dist = rf"\operatorname{{Binomial}} \left({_latex_trials(design.formula.trials or '1')}, {mean} \right)"
-        elif name == "bernoulli":
-            mean = r"p_{i}"
-            dist = rf"\operatorname{{Bernoulli}} \left({mean} \right)"
-        elif name == "gamma":
-            mean = r"\mu_{i}"
-            shape = dsym("shape")
-            dist = (rf"\operatorname{{Gamma}} \left(\text{{shape}} = {shape}, "
-                    rf"\text{{rate}} = {shape} / {mean} \right)")
-        else:  # a family added later: name it and show its mean
-            mean = r"\mu_{i}"
-            dist = latex_name(name) + rf" \left({mean} \right)"
-        lines.append((y, r"\sim " + dist))
-        lines.append((_link_lhs(link, mean), "= " + eta))
+        lines = fam.equation_lines(y, eta, dsym, _latex_trials(design.formula.trials or "1"))
     for dp in dpar_preds:
         dpar = fam.dpar(dp)
         s = dsym(dp)
         inner = f"{s} - {_num(dpar.lower)}" if dpar.lower > 0 else s
-        lines.append((_link_lhs(dpar.link, inner), "= " + peqs[dp].linear_predictor(list(design.predictors[dp].formula.offsets))))
+        lines.append((LINKS[dpar.link].latex_of(inner), "= " + peqs[dp].linear_predictor(list(design.predictors[dp].formula.offsets))))
     for peq in peqs.values():
         lines.extend(_group_lines(peq, letters))
     prior_lines = _prior_lines(design, priors, peqs, letters) if priors is not None else []

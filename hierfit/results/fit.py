@@ -460,7 +460,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
-            residuals="scaled" if d.family.name == "gaussian" and skip else "pearson",
+            residuals=d.family.summary_residuals if skip else "pearson",
             residuals_note=("quartiles approximate: one pass of the data engine"
                             if d.summary is not None and d.summary.residual_quantiles is not None else None),
             formula=d.formula.text,

@@ -203,8 +203,8 @@ class Summary:
         cols.append([f"{v:.2f}" if np.isfinite(v) else "NA" for v in dd["Rhat"]])
         cols.append(_fmt_int(dd["Bulk_ESS"]))
         cols.append(_fmt_int(dd["Tail_ESS"]))
-        note = ["(coefficients of distributional formulas are on the log scale)"] if any("_" in n for n in dd.index) \
-            else []
+        note = ["(coefficients of distributional formulas are on their link scale: logit for zi and hu, "
+                "log for the others)"] if any("_" in n for n in dd.index) else []
         return ["Distributional parameters:"] + text_table(list(dd.columns), cols, list(dd.index)) + note
 
     def _corr_lines(self) -> list[str]:

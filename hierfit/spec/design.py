@@ -425,15 +425,15 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     fam.validate(y, trials, pf.response)
     addition = evaluate_addition(pf, data, fam, lambda e, what: _evaluate_vector(e, data, pf, what),
                                  weights=weights if weights_pf is not None else weights_array, y=y)
-    if fam.name in ("gaussian", "student") and np.ptp(y) == 0:
+    if fam.location_scale and np.ptp(y) == 0:
         raise DataError(f"response '{pf.response}' is constant (every value is {y[0]:g}); there is nothing to model")
     sd_y = float(np.std(y))
     if fam.link_name == "identity" and (sd_y > 1e6 or 0 < sd_y < 1e-6):
         warn(f"response '{pf.response}' has sd {sd_y:.3g}, a very large or tiny scale for the default priors and "
              f"the sampler; consider rescaling it, e.g. scale({pf.response}) or a change of units", DataWarning)
 
-    predictors = {"mu": build_predictor("mu", pf, data, nobs_check=fam.name == "gaussian" and "sigma" not in dpar_pfs
-                                        and pf.addition_term("se") is None)}
+    predictors = {"mu": build_predictor("mu", pf, data, nobs_check=fam.confounds_observation_effects
+                                        and "sigma" not in dpar_pfs and pf.addition_term("se") is None)}
     for name, dpf in dpar_pfs.items():
         predictors[name] = build_predictor(name, dpf, data, nobs_check=False)
     mu = predictors["mu"]

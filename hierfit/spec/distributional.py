@@ -54,8 +54,9 @@ def bf(formula: str, **dpars: str) -> ModelFormula:
 
 
 def split_formula(formula, dpars: dict | None = None, dispformula: str | None = None,
-                  family=None) -> tuple[str, dict]:
-    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=`` or glmmTMB's ``dispformula``.
+                  family=None, ziformula: str | None = None) -> tuple[str, dict]:
+    """The mean's formula and the distributional formulas from ``bf()``, ``dpars=``, glmmTMB's ``dispformula``
+    and ``ziformula`` (the zero-inflation probability ``zi``, logit link).
 
     ``dispformula`` goes to the family's dispersion parameter (sigma for gaussian,
     shape for negbinomial and gamma; ``family`` is the family object, gaussian when
@@ -67,15 +68,23 @@ def split_formula(formula, dpars: dict | None = None, dispformula: str | None = 
     >>> split_formula("y ~ x", dispformula="~ x")
     ('y ~ x', {'sigma': '~ x'})
     """
+    if dpars is not None and not isinstance(dpars, dict):
+        raise FormulaError(f"dpars must be a dict of formulas such as {{'sigma': '~ x'}}, got {type(dpars).__name__}")
     out: dict = {}
     if isinstance(formula, ModelFormula):
         out.update(formula.dpars)
         formula = formula.formula
-    if dpars is not None and not isinstance(dpars, dict):
-        raise FormulaError(f"dpars must be a dict of formulas such as {{'sigma': '~ x'}}, got {type(dpars).__name__}")
     out.update(dpars or {})
+    if ziformula is not None:
+        if family is None or "zi" not in family.dpar_names:
+            raise FormulaError("ziformula= needs a zero-inflated family (zero_inflated_poisson, "
+                               f"zero_inflated_negbinomial); the {getattr(family, 'name', 'gaussian')} family has no zi")
+        if "zi" in out:
+            raise FormulaError("both ziformula and a formula for zi were given")
+        if not (isinstance(ziformula, str) and ziformula.replace(" ", "") in ("~0", "~-1")):
+            out["zi"] = ziformula
     if dispformula is not None:
-        names = [d.name for d in family.dpars] if family is not None else ["sigma"]
+        names = [d.name for d in family.dpars if d.dispersion] if family is not None else ["sigma"]
         if not names:
             raise FormulaError(f"the {family.name} family has no dispersion parameter for dispformula")
         target = names[0]

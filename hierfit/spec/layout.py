@@ -113,9 +113,9 @@ def collapsible(design) -> tuple[bool, str]:
     >>> collapsible(build_design("normexam ~ standLRT + (standLRT | school)", hierfit.datasets.load("exam")))
     (True, 'Gaussian with one grouping factor (school)')
     """
-    fam = design.family
-    if fam.name != "gaussian" or fam.link.name != "identity":
-        return False, f"the {fam.name} family ({fam.link.name} link) has no closed-form marginal likelihood"
+    ok, why = design.family.collapsible()
+    if not ok:
+        return False, why
     if len(design.predictors) > 1:
         return False, "distributional formulas (e.g. sigma ~ x) make the residual variance vary by row"
     if not design.blocks:

@@ -62,7 +62,7 @@ def _residual_variance(design) -> tuple[np.ndarray, float]:
     fam = design.family
     y = design.y
     X = design.X
-    if fam.name in ("gaussian", "student"):
+    if fam.location_scale:
         if X.shape[1]:
             beta, *_ = np.linalg.lstsq(X, y, rcond=None)
             resid = y - X @ beta
@@ -74,18 +74,7 @@ def _residual_variance(design) -> tuple[np.ndarray, float]:
 
 def _working_variance(design) -> float:
     """Observation-level variance on the link scale for non-Gaussian families (at the mean response)."""
-    fam = design.family
-    y = design.y
-    if fam.name in ("poisson", "negbinomial"):
-        m = max(float(np.mean(y)), 1e-3)
-        return 1.0 / m + (0.0 if fam.name == "poisson" else 1.0)
-    if fam.name in ("binomial", "bernoulli"):
-        n = design.trials if design.trials is not None else np.ones_like(y)
-        p = np.clip(np.sum(y) / np.sum(n), 1e-3, 1 - 1e-3)
-        return 1.0 / (float(np.mean(n)) * p * (1 - p))
-    if fam.name == "gamma":
-        return 0.5
-    return 1.0
+    return float(design.family.working_variance(design.y, design.trials))
 
 
 def _tau2_anova(resid: np.ndarray, index: np.ndarray, n_levels: int, s2: float) -> float:
@@ -157,7 +146,7 @@ def choose_parametrization(design, parametrization="auto") -> Parametrization:
         if blk.dpar != "mu":
             choices[blk.key], reasons[blk.key] = "noncentered", "term of a distributional formula"
             continue
-        threshold = KAPPA_CENTER if design.family.name in ("gaussian", "student") else KAPPA_CENTER_GUESSED
+        threshold = KAPPA_CENTER if design.family.location_scale else KAPPA_CENTER_GUESSED
         choice = "centered" if kappa > threshold else "noncentered"
         choices[blk.key] = choice
         reasons[blk.key] = (f"auto: median {n_med:g} rows per level, data/prior information ratio "

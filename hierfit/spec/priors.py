@@ -41,10 +41,11 @@ _ARITY = {
     "gamma": ("alpha", "beta"),
     "lognormal": ("mu", "sigma"),
     "inv_gamma": ("alpha", "beta"),
+    "beta": ("alpha", "beta"),
     "lkj": ("eta",),
 }
-POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma"}
-CLASSES = ("Intercept", "b", "sd", "cor", "sds", "sigma", "shape", "nu")
+POSITIVE_ONLY = {"exponential", "gamma", "lognormal", "inv_gamma", "beta"}
+CLASSES = ("Intercept", "b", "sd", "cor", "sds", "sigma", "shape", "nu", "phi", "zi", "hu")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Dist:
             "gamma": lambda: stats.gamma(p[0], scale=1 / p[1]),
             "lognormal": lambda: stats.lognorm(p[1], scale=np.exp(p[0])),
             "inv_gamma": lambda: stats.invgamma(p[0], scale=p[1]),
+            "beta": lambda: stats.beta(p[0], p[1]),
         }[f]()
 
     def logpdf(self, x: np.ndarray, positive: bool) -> np.ndarray:
@@ -463,6 +465,10 @@ def resolve_priors(design, priors=None) -> PriorSet:
         if dpar.name in design.predictors:
             continue
         d, src = pick(dpar.name, None, "mu")
+        if d is not None and (dpar.link == "logit") != (d.family == "beta"):
+            raise PriorError(f"{dpar.name} is a probability: give it a beta() prior (brms's default beta(1, 1)), "
+                             f"not {d}" if dpar.link == "logit" else
+                             f"beta() is a prior for probabilities (zi, hu), not for {dpar.name}")
         dpars[dpar.name] = d or dpar.default_prior(y)
         add_row(dpars[dpar.name], dpar.name, src=src)
     return PriorSet(predictors=out, dpars=dpars, rows=rows)

@@ -122,8 +122,9 @@ class Specification:
 
 
 def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None = None,
-            dispformula: str | None = None, offset=None, weights=None, method: str = "auto", parametrization="auto",
-            data_name: str | None = None, **unknown) -> Specification:
+            dispformula: str | None = None, ziformula: str | None = None, link: str | None = None, offset=None,
+            weights=None, method: str = "auto", parametrization="auto", data_name: str | None = None,
+            **unknown) -> Specification:
     """Turn a formula and data into a :class:`Specification` (lme4's ``lFormula``).
 
     Parameters are those of :func:`hierfit.fit` that describe the model (not the sampler);
@@ -137,9 +138,10 @@ def specify(formula, data, family="gaussian", *, priors=None, dpars: dict | None
     ['Intercept', 'b', 'b', 'sd', 'sd', 'cor', 'sigma']
     """
     reject_unknown("specify", unknown, ("formula", "data", "family", "priors", "dpars", "dispformula", "offset",
-                                        "method", "parametrization", "data_name", "weights"))
-    fam = families.get(family)
-    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
+                                        "method", "parametrization", "data_name", "weights",
+                                        "ziformula", "link"))
+    fam = families.get(family, link)
+    formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam, ziformula)
     design = build_design(formula, data, data_name=data_name, family=fam, dpars=dpar_formulas, offset=offset,
                           weights=weights)
     return specify_design(design, priors=priors, method=method, parametrization=parametrization)

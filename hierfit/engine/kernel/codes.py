@@ -11,15 +11,17 @@ offsets the tables hold.
 FULL = 0
 COLLAPSED = 1
 
-# response families and links
-FAMILIES = {"gaussian": 0, "student": 1, "poisson": 2, "negbinomial": 3, "binomial": 4, "bernoulli": 5, "gamma": 6}
-GAUSSIAN, STUDENT, POISSON, NEGBINOMIAL, BINOMIAL, BERNOULLI, GAMMA = range(7)
-LINKS = {"identity": 0, "log": 1, "logit": 2, "probit": 3, "cloglog": 4}
-IDENTITY, LOG, LOGIT, PROBIT, CLOGLOG = range(5)
+# response families and links: declared at the spec level, where each Family carries its code
+from hierfit.family_codes import (  # noqa: E402,F401
+    BERNOULLI, BETA, BINOMIAL, CLOGLOG, EXPONENTIAL, GAMMA, GAUSSIAN, HURDLE_LOGNORMAL, HURDLE_NEGBINOMIAL,
+    HURDLE_POISSON, IDENTITY, INVERSE, LINKS, LOG, LOGIT, LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT, STUDENT, WEIBULL,
+    ZI_NEGBINOMIAL, ZI_POISSON,
+)
 
 # prior densities (brms spelling in hierfit.spec.priors)
-PRIORS = {"normal": 0, "student_t": 1, "cauchy": 2, "exponential": 3, "gamma": 4, "lognormal": 5, "inv_gamma": 6}
-P_NORMAL, P_STUDENT_T, P_CAUCHY, P_EXPONENTIAL, P_GAMMA, P_LOGNORMAL, P_INV_GAMMA = range(7)
+PRIORS = {"normal": 0, "student_t": 1, "cauchy": 2, "exponential": 3, "gamma": 4, "lognormal": 5, "inv_gamma": 6,
+          "beta": 7}
+P_NORMAL, P_STUDENT_T, P_CAUCHY, P_EXPONENTIAL, P_GAMMA, P_LOGNORMAL, P_INV_GAMMA, P_BETA = range(8)
 
 # header slots
 H_KIND, H_N, H_NDIM, H_FAMILY, H_LINK, H_Y, H_TRIALS = range(7)
@@ -37,7 +39,7 @@ HEADER_SIZE = 33
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4
-T_NONE, T_LOG = 0, 1  # T_LOG: value = lower + exp(x)
+T_NONE, T_LOG, T_LOGIT = 0, 1, 2  # T_LOG: value = lower + exp(x); T_LOGIT: value = 1 / (1 + exp(-x))
 
 # predictor rows
 (PR_P, PR_X, PR_XMEAN, PR_HAS_INT, PR_INT_POS, PR_BETA_IDX, PR_NFIXED, PR_FIXED_MAP, PR_OFFSET,
@@ -49,9 +51,10 @@ PRED_WIDTH = 12
  B_MEAN, B_RUNS, B_QSTART) = range(16)
 BLOCK_WIDTH = 16  # B_QSTART: the block's first column among the collapsed model's stacked coefficients
 
-# distributional-parameter rows: source (scalar parameter or predictor), its x position or predictor, lower bound
-D_SOURCE, D_WHERE, D_LOWER = range(3)
-DPAR_WIDTH = 3
+# distributional-parameter rows: source (scalar parameter or predictor), its x position or predictor, lower bound,
+# link (LOG: lower + exp, LOGIT: inverse logit)
+D_SOURCE, D_WHERE, D_LOWER, D_LINK = range(4)
+DPAR_WIDTH = 4
 SRC_PARAM, SRC_PREDICTOR = 0, 1
 
 # addition table: offsets (floats, -1 when absent) of weights, censoring codes, upper bounds, known se; se with sigma

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from hierfit.engine.kernel.codes import (
-    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, H_VARDEC, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LOWER,
+    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, H_VARDEC, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LINK, D_LOWER,
     D_SOURCE, D_WHERE, DPAR_WIDTH, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK, H_NDIM, H_NDPAR, H_NPRED,
     H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX,
     PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
@@ -33,7 +33,7 @@ from hierfit.engine.kernel.addition import addition_rows
 from hierfit.engine.kernel.likelihood import dpar_terms, row_loglik
 from hierfit.engine.kernel.nested import nested_levels_scalar
 from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
-from hierfit.engine.kernel.scalar import JIT, LOG_2PI
+from hierfit.engine.kernel.scalar import JIT, LOG_2PI, sigmoid
 from hierfit.engine.kernel.terms import add_priors, block_scales, block_scales_grad, vardec_forward, vardec_grad
 
 
@@ -361,16 +361,19 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
     ndp = min(ints[H_NDPAR], 2)
     src = np.zeros(2, dtype=np.int64)
     where = np.zeros(2, dtype=np.int64)
+    logit = np.zeros(2, dtype=np.bool_)
     lower = np.zeros(2)
     val = np.zeros(2)
+    chain = np.zeros(2)  # d value / d (its unconstrained x or linear predictor)
     acc = np.zeros(2)
     per_row = False
     for d in range(ndp):
         row = ints[H_DPARS] + d * DPAR_WIDTH
         src[d], where[d] = ints[row + D_SOURCE], ints[row + D_WHERE]
         lower[d] = floats[ints[row + D_LOWER]]
+        logit[d] = ints[row + D_LINK] == LOGIT
         if src[d] == SRC_PARAM:
-            val[d] = lower[d] + math.exp(x[where[d]])
+            val[d], chain[d] = dpar_value(x[where[d]], lower[d], logit[d])
         else:
             per_row = True
     d1, d2 = val[0], val[1]
@@ -383,12 +386,13 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
     if fam == POISSON and link == LOG and ndp == 0:
         return poisson_log_rows(floats[yo:yo + n], floats[co:co + n], eta[:n], deta[:n])
     lp = 0.0
+    c1, c2 = chain[0], chain[1]
     for i in range(n):
         if per_row:
             if ndp > 0 and src[0] != SRC_PARAM:
-                d1 = lower[0] + math.exp(eta[where[0] * n + i])
+                d1, c1 = dpar_value(eta[where[0] * n + i], lower[0], logit[0])
             if ndp > 1 and src[1] != SRC_PARAM:
-                d2 = lower[1] + math.exp(eta[where[1] * n + i])
+                d2, c2 = dpar_value(eta[where[1] * n + i], lower[1], logit[1])
             k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
         trials = floats[to + i] if to >= 0 else 1.0
         ll, g, g1, g2 = row_loglik(fam, link, floats[yo + i], eta[i], trials, floats[co + i], floats[ao + i],
@@ -399,16 +403,26 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
             if src[0] == SRC_PARAM:
                 acc[0] += g1
             else:
-                deta[where[0] * n + i] += g1 * (d1 - lower[0])
+                deta[where[0] * n + i] += g1 * c1
         if ndp > 1:
             if src[1] == SRC_PARAM:
                 acc[1] += g2
             else:
-                deta[where[1] * n + i] += g2 * (d2 - lower[1])
+                deta[where[1] * n + i] += g2 * c2
     for d in range(ndp):
         if src[d] == SRC_PARAM:
-            grad[where[d]] += acc[d] * (val[d] - lower[d])
+            grad[where[d]] += acc[d] * chain[d]
     return lp
+
+
+@nb.njit(**JIT)
+def dpar_value(x, lower, logit):
+    """(value, d value / d x) of a distributional parameter: lower + exp(x), or the inverse logit of x."""
+    if logit:
+        v = sigmoid(x)
+        return v, v * (1.0 - v)
+    e = math.exp(x)
+    return lower + e, e
 
 
 @nb.njit(**JIT)

@@ -92,14 +92,16 @@ class BlockStep:
 
 @dataclass(frozen=True)
 class DparStep:
-    """A distributional parameter without a formula: lower + exp(x)."""
+    """A distributional parameter without a formula: lower + exp(x), or 1 / (1 + exp(-x)) for a probability."""
 
     name: str
     pos: int
     lower: float
+    logit: bool = False
 
     def apply(self, x: np.ndarray, out: dict) -> None:
-        out[self.name] = self.lower + np.exp(x[..., self.pos])
+        v = x[..., self.pos]
+        out[self.name] = 1.0 / (1.0 + np.exp(-v)) if self.logit else self.lower + np.exp(v)
 
 
 def stored_draws(spec, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -2,7 +2,8 @@
 
 ``row_loglik`` returns (log p(y | eta, dpars), d/d eta, d/d dpar1, d/d dpar2) with the
 family's distributional parameters in the order hierfit.families declares them
-(gaussian: sigma; student: sigma, nu; negbinomial and gamma: shape).  What depends on
+(gaussian: sigma; student: sigma, nu; negbinomial and gamma: shape; zero-inflated and
+hurdle families: their count part's shape, then zi or hu).  What depends on
 the distributional parameters alone is computed once by ``dpar_terms`` (once per
 evaluation when they are parameters, per row when they have a formula); what depends
 on y alone comes precomputed per row (hierfit.engine.kernel.spec.row_terms): ``const`` (e.g.
@@ -15,7 +16,10 @@ import math
 
 import numba as nb
 
-from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, CLOGLOG, GAMMA, GAUSSIAN, LOG, LOGIT, NEGBINOMIAL, POISSON, PROBIT, STUDENT
+from hierfit.engine.kernel.codes import (BERNOULLI, BETA, BINOMIAL, CLOGLOG, EXPONENTIAL, GAMMA, GAUSSIAN,
+                                         HURDLE_LOGNORMAL, HURDLE_NEGBINOMIAL, HURDLE_POISSON, INVERSE, LOG, LOGIT,
+                                         LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT, STUDENT, WEIBULL, ZI_NEGBINOMIAL,
+                                         ZI_POISSON)
 from hierfit.engine.kernel.scalar import JIT, LOG_PI, digamma, log1pexp, log_ndtr, sigmoid
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -24,19 +28,69 @@ HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 @nb.njit(**JIT)
 def dpar_terms(family, d1, d2):
     """Terms of the log-likelihood that depend on the distributional parameters alone."""
-    if family == GAUSSIAN:
+    if family == GAUSSIAN or family == LOGNORMAL or family == HURDLE_LOGNORMAL:
         return math.log(d1), 1.0 / (d1 * d1), 1.0 / d1, 0.0
     if family == STUDENT:
         sigma, nu = d1, d2
         c = math.lgamma(0.5 * (nu + 1.0)) - math.lgamma(0.5 * nu) - 0.5 * (math.log(nu) + LOG_PI) - math.log(sigma)
         dc = 0.5 * (digamma(0.5 * (nu + 1.0)) - digamma(0.5 * nu) - 1.0 / nu)
         return c, dc, 1.0 / (sigma * sigma), 1.0 / sigma
-    if family == NEGBINOMIAL:
+    if family == NEGBINOMIAL or family == ZI_NEGBINOMIAL or family == HURDLE_NEGBINOMIAL:
         return -math.lgamma(d1), -digamma(d1), math.log(d1), 0.0
     if family == GAMMA:
         la = math.log(d1)
         return d1 * la - math.lgamma(d1), la + 1.0 - digamma(d1), la, 0.0
+    if family == BETA:
+        return math.lgamma(d1), digamma(d1), 0.0, 0.0
+    if family == WEIBULL:  # log k, g = lgamma(1 + 1/k), k dg/dk
+        return math.log(d1), math.lgamma(1.0 + 1.0 / d1), -digamma(1.0 + 1.0 / d1) / d1, 0.0
     return 0.0, 0.0, 0.0, 0.0
+
+
+@nb.njit(**JIT)
+def count_loglik(negbin, y, mu, const, a, k0, k1, k2):
+    """(log p, d/d mu, d/d shape) of a Poisson or (negbin) negative binomial count with mean mu."""
+    if not negbin:
+        ll = const - mu
+        if y > 0.0:
+            ll += y * math.log(mu)
+        return ll, y / mu - 1.0 if y > 0.0 else -1.0, 0.0
+    lam = k2 - math.log(a + mu)  # log(a / (a + mu))
+    ll = const + math.lgamma(y + a) + k0 + a * lam
+    if y > 0.0:
+        ll += y * (math.log(mu) - math.log(a + mu))
+    return ll, y / mu - (y + a) / (a + mu), digamma(y + a) + k1 + lam + 1.0 - (y + a) / (a + mu)
+
+
+@nb.njit(**JIT)
+def zero_inflated(negbin, y, mu, dmu, const, a, p, k0, k1, k2):
+    """(log p, d/d eta, d/d shape, d/d zi): zi [y = 0] + (1 - zi) count(y)."""
+    lc, gmu, ga = count_loglik(negbin, y, mu, const, a, k0, k1, k2)
+    if y > 0.0:
+        return math.log1p(-p) + lc, gmu * dmu, ga, -1.0 / (1.0 - p)
+    m = math.log1p(-p) + lc
+    lz = math.log(p)
+    hi = max(lz, m)
+    ll = hi + math.log(math.exp(lz - hi) + math.exp(m - hi))
+    w = math.exp(m - ll)  # the count part's share of P(y = 0)
+    return ll, w * gmu * dmu, w * ga, math.exp(-ll) - math.exp(lc - ll)
+
+
+@nb.njit(**JIT)
+def hurdle(negbin, y, mu, dmu, const, a, p, k0, k1, k2):
+    """(log p, d/d eta, d/d shape, d/d hu): hu [y = 0] + (1 - hu) count(y) / P(count > 0) [y > 0]."""
+    if y == 0.0:
+        return math.log(p), 0.0, 0.0, 1.0 / p
+    lc, gmu, ga = count_loglik(negbin, y, mu, const, a, k0, k1, k2)
+    if negbin:
+        lp0 = a * (k2 - math.log(a + mu))
+        dp0_mu = -a / (a + mu)
+        dp0_a = k2 - math.log(a + mu) + 1.0 - a / (a + mu)
+    else:
+        lp0, dp0_mu, dp0_a = -mu, -1.0, 0.0
+    tail = math.log(-math.expm1(lp0))  # log P(count > 0)
+    dtail = -1.0 / math.expm1(-lp0)  # d tail / d log P(count = 0)
+    return (math.log1p(-p) + lc - tail, (gmu - dtail * dp0_mu) * dmu, ga - dtail * dp0_a, -1.0 / (1.0 - p))
 
 
 @nb.njit(**JIT)
@@ -72,9 +126,23 @@ def row_loglik(family, link, y, eta, trials, const, aux, d1, d2, k0, k1, k2, k3)
             ll += (n - y) * lq
             grad += (n - y) * dlq
         return ll, grad, 0.0, 0.0
+    if family == LOGNORMAL or family == HURDLE_LOGNORMAL:  # mu: the mean of log y (identity link)
+        if family == HURDLE_LOGNORMAL and y == 0.0:
+            return math.log(d2), 0.0, 0.0, 1.0 / d2
+        r = aux - eta
+        ll = const - 0.5 * r * r * k1 - k0
+        if family == HURDLE_LOGNORMAL:
+            return ll + math.log1p(-d2), r * k1, (r * r * k1 - 1.0) * k2, -1.0 / (1.0 - d2)
+        return ll, r * k1, (r * r * k1 - 1.0) * k2, 0.0
     if link == LOG:
         mu = math.exp(eta)
         dmu = mu
+    elif link == INVERSE:
+        mu = 1.0 / eta
+        dmu = -mu * mu
+    elif link == LOGIT:
+        mu = sigmoid(eta)
+        dmu = mu * (1.0 - mu)
     else:
         mu = eta
         dmu = 1.0
@@ -90,6 +158,34 @@ def row_loglik(family, link, y, eta, trials, const, aux, d1, d2, k0, k1, k2, k3)
         return ll, dmu_ * dmu, dsigma, dnu
     if mu <= 0.0 and not (family == POISSON and mu == 0.0 and y == 0.0):
         return -math.inf, math.nan, math.nan, math.nan
+    if family == ZI_POISSON:  # zi is the first distributional parameter
+        ll, g, _, gz = zero_inflated(False, y, mu, dmu, const, 1.0, d1, k0, k1, k2)
+        return ll, g, gz, 0.0
+    if family == ZI_NEGBINOMIAL:
+        return zero_inflated(True, y, mu, dmu, const, d1, d2, k0, k1, k2)
+    if family == HURDLE_POISSON:
+        ll, g, _, gh = hurdle(False, y, mu, dmu, const, 1.0, d1, k0, k1, k2)
+        return ll, g, gh, 0.0
+    if family == HURDLE_NEGBINOMIAL:
+        return hurdle(True, y, mu, dmu, const, d1, d2, k0, k1, k2)
+    if family == BETA:
+        phi = d1
+        if mu >= 1.0:
+            return -math.inf, math.nan, math.nan, math.nan
+        a, b = mu * phi, (1.0 - mu) * phi
+        l1y = math.log1p(-y)
+        ll = k0 - math.lgamma(a) - math.lgamma(b) + (a - 1.0) * aux + (b - 1.0) * l1y
+        da, db = digamma(a), digamma(b)
+        return ll, phi * (db - da + aux - l1y) * dmu, k1 - mu * da - (1.0 - mu) * db + mu * aux + (1.0 - mu) * l1y, 0.0
+    if family == EXPONENTIAL:
+        return -math.log(mu) - y / mu, (y - mu) / (mu * mu) * dmu, 0.0, 0.0
+    if family == WEIBULL:
+        k = d1
+        lmu = math.log(mu)
+        z = aux - lmu + k1  # log(y / scale)
+        t = math.exp(k * z)
+        ll = k0 - k * (lmu - k1) + (k - 1.0) * aux - t
+        return ll, k * (t - 1.0) / mu * dmu, 1.0 / k + z + k2 - t * (z + k2), 0.0
     if family == POISSON:
         if link == LOG:
             return const + y * eta - mu, y - mu, 0.0, 0.0

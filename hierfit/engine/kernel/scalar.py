@@ -11,7 +11,8 @@ import math
 
 import numba as nb
 
-from hierfit.engine.kernel.codes import P_CAUCHY, P_EXPONENTIAL, P_GAMMA, P_INV_GAMMA, P_LOGNORMAL, P_NORMAL, P_STUDENT_T
+from hierfit.engine.kernel.codes import (P_BETA, P_CAUCHY, P_EXPONENTIAL, P_GAMMA, P_INV_GAMMA, P_LOGNORMAL, P_NORMAL,
+                                         P_STUDENT_T)
 
 JIT = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -89,4 +90,9 @@ def prior_logp(code, v, p1, p2, p3):
     if code == P_INV_GAMMA:
         return (p1 * math.log(p2) - math.lgamma(p1) - (p1 + 1.0) * math.log(v) - p2 / v,
                 -(p1 + 1.0) / v + p2 / (v * v))
+    if code == P_BETA:
+        if v >= 1.0:
+            return -math.inf, 0.0
+        lb = math.lgamma(p1) + math.lgamma(p2) - math.lgamma(p1 + p2)
+        return (p1 - 1.0) * math.log(v) + (p2 - 1.0) * math.log1p(-v) - lb, (p1 - 1.0) / v - (p2 - 1.0) / (1.0 - v)
     return math.nan, math.nan

@@ -173,10 +173,14 @@ def _prior_terms(dist, positive: bool, lower: float, half: bool | None = None):
     the distribution truncated at ``lower`` (minus the log probability above it).
     """
     fam, p = dist.family, tuple(float(v) for v in dist.params)
+    if fam not in C.PRIORS:
+        raise KernelUnsupported(f"a {fam} prior has no compiled kernel")
     code = C.PRIORS[fam]
     params = (p + (0.0, 0.0, 0.0))[:3]
     if not positive:
         return code, params, 0.0, C.T_NONE, ""
+    if fam == "beta":  # a probability (zi, hu): PyMC's log-odds transform
+        return code, params, 0.0, C.T_LOGIT, "_logodds__"
     loc = _LOC.get(fam)
     if half is None:
         half = loc is not None and p[loc] == 0
@@ -200,6 +204,8 @@ def _typical_value(dist, positive: bool, lower: float) -> float:
         typical = p[0] / p[1]
     elif fam == "lognormal":
         typical = math.exp(p[0])
+    elif fam == "beta":
+        return p[0] / (p[0] + p[1])
     else:  # inv_gamma: its mode
         typical = p[1] / (p[0] + 1)
     return lower + min(max(typical, 1e-3), 1e3)
@@ -235,6 +241,8 @@ class _Priors:
     @staticmethod
     def _centre(dist, positive, lower):
         v = _typical_value(dist, positive, lower)
+        if positive and dist.family == "beta":
+            return math.log(v / (1.0 - v))
         return math.log(v - lower) if positive else v
 
     def _row(self, pos, dist, positive, lower, half=None):
@@ -245,33 +253,17 @@ class _Priors:
 
 # -- per-row constants ------------------------------------------------------------------------------------------------
 
-def row_terms(family: str, y: np.ndarray, trials) -> tuple[np.ndarray, np.ndarray]:
-    """(const, aux) per row: the parts of the log-likelihood that depend on the data alone.
-
-    ``const`` is added to each row's log-likelihood (-log y! for counts, the binomial
-    coefficient, -log(2 pi)/2 for the Gaussian); ``aux`` is log y for the gamma family.
+def row_terms(family, y: np.ndarray, trials) -> tuple[np.ndarray, np.ndarray]:
+    """(const, aux) per row: the parts of the log-likelihood that depend on the data alone (the family's own).
 
     Example
     -------
-    >>> row_terms("poisson", np.array([0.0, 2.0]), None)[0].round(4).tolist()
+    >>> from hierfit.families import get
+    >>> row_terms(get("poisson"), np.array([0.0, 2.0]), None)[0].round(4).tolist()
     [-0.0, -0.6931]
     """
-    y = np.asarray(y, dtype=float)
-    const = np.zeros_like(y)
-    aux = np.zeros_like(y)
-    code = C.FAMILIES[family]
-    if code in (C.POISSON, C.NEGBINOMIAL, C.BINOMIAL):
-        from scipy.special import gammaln
-
-        const = -gammaln(y + 1.0)
-        if code == C.BINOMIAL:
-            n = np.asarray(trials, dtype=float)
-            const += gammaln(n + 1.0) - gammaln(n - y + 1.0)
-    elif code == C.GAUSSIAN:
-        const = np.full_like(y, -0.5 * math.log(2.0 * math.pi))
-    elif code == C.GAMMA:
-        aux = np.log(y)
-    return const, aux
+    const, aux = family.row_terms(np.asarray(y, dtype=float), trials)
+    return np.asarray(const, dtype=float), np.asarray(aux, dtype=float)
 
 
 # -- the LKJ transform ----------------------------------------------------------------------------------------------
@@ -323,12 +315,9 @@ def kernel_support(design, priors) -> tuple[bool, str]:
     (True, '')
     """
     fam = design.family
-    if fam.name not in C.FAMILIES:
+    if fam.kernel_code is None:
         return False, f"the {fam.name} family has no compiled kernel"
-    if fam.name in ("binomial", "bernoulli"):
-        if fam.link.name not in ("logit", "probit", "cloglog"):
-            return False, f"the {fam.link.name} link of the {fam.name} family has no compiled kernel"
-    elif fam.link.name not in ("identity", "log"):
+    if not fam.has_kernel:
         return False, f"the {fam.link.name} link of the {fam.name} family has no compiled kernel"
     try:
         build_spec(design, priors, parametrization={b.key: "noncentered" for b in design.all_blocks})
@@ -453,8 +442,8 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     from hierfit.spec.layout import collapsed_layout
 
     fam = design.family
-    if fam.name not in C.FAMILIES:
-        raise KernelUnsupported(f"the {fam.name} family has no compiled kernel")
+    if not fam.has_kernel:
+        raise KernelUnsupported(f"the {fam.name} family ({fam.link.name} link) has no compiled kernel")
     if any(p.smooths for p in design.predictors.values()):
         raise KernelUnsupported("penalised smooths s() have no compiled kernel")
     par = parametrization if parametrization is not None else {}
@@ -471,7 +460,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         steps.append(fixed_step)
         row[C.PR_FIRST_BLOCK] = len(block_rows)
         row[C.PR_NBLOCK] = len(pred.blocks)
-        link = fam.link.name if dp == "mu" else "log"
+        link = fam.link.name if dp == "mu" else fam.dpar(dp).link
         row[C.PR_LINK] = C.LINKS[link]
         pred_rows.append(row)
         stored.extend(_stored_fixed(pred))
@@ -499,24 +488,30 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                 int(brow[C.B_PARAM_POS]), blk.n_levels, blk.n_coefs, bool(brow[C.B_CENTERED]), M, fixed_step))
     dpar_rows, sigma_pos = [], -1
     for dpar in fam.dpars:
+        if dpar.link not in ("log", "logit"):
+            raise KernelUnsupported(f"the {dpar.link} link of {dpar.name} has no compiled kernel")
+        link = C.LINKS[dpar.link]
         if dpar.name in design.predictors and not collapsed:
             pidx = [dp for dp, _ in preds].index(dpar.name)
-            dpar_rows.append([C.SRC_PREDICTOR, pidx, prog.f([dpar.lower])])
+            dpar_rows.append([C.SRC_PREDICTOR, pidx, prog.f([dpar.lower]), link])
         else:
-            pos = pri.scalar(dpar.name, priors.dpars[dpar.name], positive=True, lower=dpar.lower)
-            dpar_rows.append([C.SRC_PARAM, pos, prog.f([dpar.lower])])
+            dist = priors.dpars[dpar.name]
+            if (dist.family == "beta") != (dpar.link == "logit"):
+                raise KernelUnsupported(f"a {dist.family} prior on {dpar.name} has no compiled kernel")
+            pos = pri.scalar(dpar.name, dist, positive=True, lower=dpar.lower)
+            dpar_rows.append([C.SRC_PARAM, pos, prog.f([dpar.lower]), link])
             sigma_pos = pos if dpar.name == "sigma" else sigma_pos
             stored.append(StoredVar(dpar.name, (), ()))
-            steps.append(DparStep(dpar.name, pos, float(dpar.lower)))
+            steps.append(DparStep(dpar.name, pos, float(dpar.lower), dpar.link == "logit"))
     h = prog.header
     h[C.H_KIND] = C.COLLAPSED if collapsed else C.FULL
     h[C.H_N] = design.nobs
     h[C.H_NDIM] = layout.n
-    h[C.H_FAMILY] = C.FAMILIES[fam.name]
+    h[C.H_FAMILY] = fam.kernel_code
     h[C.H_LINK] = C.LINKS[fam.link.name]
     h[C.H_Y] = prog.f(design.y)
     h[C.H_TRIALS] = prog.f(design.trials) if design.trials is not None else -1
-    const, aux = row_terms(fam.name, np.asarray(design.y, dtype=float), design.trials)
+    const, aux = row_terms(fam, np.asarray(design.y, dtype=float), design.trials)
     h[C.H_ROW_CONST], h[C.H_ROW_AUX] = prog.f(const), prog.f(aux)
     h[C.H_CONST_SUM] = prog.f([const.sum()])
     h[C.H_NPRIOR], h[C.H_PRIORS] = len(pri.rows), prog.table(pri.rows, C.PRIOR_WIDTH)
@@ -551,6 +546,9 @@ def _addition_table(prog: _Program, design) -> int:
     if add is None:
         return -1
     fam = design.family
+    if any(d.link == "logit" for d in fam.dpars):  # the addition row loop reads dpars as lower + exp(x)
+        raise KernelUnsupported(f"addition terms with the {fam.name} family's probability parameters have no "
+                                "compiled kernel")
     if (add.cens is not None or add.se is not None) and fam.name != "gaussian":
         raise KernelUnsupported(f"censoring of the {fam.name} family has no compiled kernel")
     row = [-1] * C.ADDITION_WIDTH

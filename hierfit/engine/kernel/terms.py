@@ -20,8 +20,9 @@ import math
 import numba as nb
 import numpy as np
 
-from hierfit.engine.kernel.codes import (B_CORR, B_ETA, B_K, B_L_MAP, B_L_POS, B_SD_IDX, H_NPRIOR, H_PRIORS, H_VARDEC, PRIOR_WIDTH, T_LOG)
-from hierfit.engine.kernel.scalar import JIT, prior_logp
+from hierfit.engine.kernel.codes import (B_CORR, B_ETA, B_K, B_L_MAP, B_L_POS, B_SD_IDX, H_NPRIOR, H_PRIORS, H_VARDEC,
+                                      PRIOR_WIDTH, T_LOG, T_LOGIT)
+from hierfit.engine.kernel.scalar import JIT, log1pexp, prior_logp, sigmoid
 
 
 @nb.njit(**JIT)
@@ -38,6 +39,11 @@ def add_priors(x, grad, ints, floats):
             val, d = prior_logp(code, lower + e, p1, p2, p3)
             lp += val + const + x[pos]
             grad[pos] += d * e + 1.0
+        elif transform == T_LOGIT:  # PyMC's log-odds transform: Jacobian log v + log(1 - v)
+            v = sigmoid(x[pos])
+            val, d = prior_logp(code, v, p1, p2, p3)
+            lp += val + const - log1pexp(-x[pos]) - log1pexp(x[pos])
+            grad[pos] += d * v * (1.0 - v) + 1.0 - 2.0 * v
         else:
             val, d = prior_logp(code, x[pos], p1, p2, p3)
             lp += val + const
