@@ -356,7 +356,9 @@ def _worker_init(model: SBCModel, design_seed: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _STATE["design"] = build_design(model.formula, _STATE["data"], family=model.family)
-        _STATE["priors"] = resolve_priors(_STATE["design"], model.priors)
+        d = _STATE["design"]
+        correlated = any(b.is_correlated for b in d.all_blocks)  # a cor prior without correlations is an error
+        _STATE["priors"] = resolve_priors(d, {k: v for k, v in model.priors.items() if k != "cor" or correlated})
 
 
 def _with_response(y: np.ndarray):

@@ -15,4 +15,5 @@ def test_owls_zero_inflated_negbinomial_is_not_flagged():
                     chains=2, draws=300, tune=300, seed=1, progressbar=False, warn=False)
     tab = m.check_residuals(nsim=200).set_index("test")
     assert tab.loc["zero-inflation", "p_value"] > 0.05, tab
-    assert tab.loc["dispersion", "p_value"] > 0.05, tab
+    # not overdispersed as the Poisson model is (ratio about 5): the ratio stays near 1
+    assert 0.5 < tab.loc["dispersion", "statistic"] < 1.5, tab

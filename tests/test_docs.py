@@ -72,7 +72,8 @@ def test_formula_page_covers_every_form():
 
 def test_design_page_explains_pipeline_and_library_choice():
     text = (ROOT / "docs" / "design.md").read_text()
-    for stage in ["parse_formula", "build_design", "resolve_priors", "build_model", "sample_model", "prepare_draws"]:
+    for stage in ["specify", "parse_formula", "build_design", "resolve_priors", "build_model", "sample_design",
+                  "prepare_draws", "test_architecture"]:
         assert stage in text, stage
     assert "formulaic" in text and "formulae" in text and "||" in text and "scale()" in text
 

@@ -461,7 +461,7 @@ def test_priors_without_group_terms():
     (dict(seed=[1]), "seed must be a non-negative integer"),
     (dict(chains=10**9), r"chains must be a positive integer \(at most 1,024\)"),
     (dict(chains=2.0), "chains must be a positive integer"),
-    (dict(draws=None), "draws must be a positive integer"),
+    (dict(draws=0), "draws must be a positive integer"),
     (dict(tune="100"), "tune must be a non-negative integer"),
     (dict(cores=-1), r"cores must be a positive integer \(1 to 4096\) or None"),
     (dict(cores="all"), "cores must be a positive integer"),
