@@ -20,10 +20,10 @@ import numba as nb
 import numpy as np
 
 from hierfit.engine.kernel.codes import (
-    A_CENS, A_SE, A_SE_SIGMA, A_WEIGHTS, A_Y2, D_LOWER, D_SOURCE, D_WHERE, DPAR_WIDTH, GAUSSIAN, H_ADDITION, H_DPARS,
-    H_FAMILY, H_LINK, H_NDPAR, H_ROW_AUX, H_ROW_CONST, H_TRIALS, H_Y, LOG, SRC_PARAM,
+    A_CENS, A_SE, A_SE_SIGMA, A_WEIGHTS, A_Y2, D_LINK, D_LOWER, D_SOURCE, D_WHERE, DPAR_WIDTH, GAUSSIAN, H_ADDITION, H_DPARS,
+    H_FAMILY, H_LINK, H_NDPAR, H_ROW_AUX, H_ROW_CONST, H_TRIALS, H_Y, LOG, LOGIT, SRC_PARAM,
 )
-from hierfit.engine.kernel.likelihood import dpar_terms, row_loglik
+from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, row_loglik
 from hierfit.engine.kernel.scalar import JIT, log_ndtr
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -70,16 +70,19 @@ def addition_rows(x, grad, ints, floats, eta, deta, n):
     ndp = min(ints[H_NDPAR], 2)
     src = np.zeros(2, dtype=np.int64)
     where = np.zeros(2, dtype=np.int64)
+    logit = np.zeros(2, dtype=np.bool_)
     lower = np.zeros(2)
     val = np.zeros(2)
+    chain = np.zeros(2)  # d value / d (its unconstrained x or linear predictor)
     acc = np.zeros(2)
     per_row = False
     for d in range(ndp):
         row = ints[H_DPARS] + d * DPAR_WIDTH
         src[d], where[d] = ints[row + D_SOURCE], ints[row + D_WHERE]
         lower[d] = floats[ints[row + D_LOWER]]
+        logit[d] = ints[row + D_LINK] == LOGIT
         if src[d] == SRC_PARAM:
-            val[d] = lower[d] + math.exp(x[where[d]])
+            val[d], chain[d] = dpar_value(x[where[d]], lower[d], logit[d])
         else:
             per_row = True
     d1, d2 = val[0], val[1]
@@ -88,12 +91,13 @@ def addition_rows(x, grad, ints, floats, eta, deta, n):
     if not gauss and ndp > 0:
         k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
     lp = 0.0
+    c1, c2 = chain[0], chain[1]
     for i in range(n):
         if per_row:
             if ndp > 0 and src[0] != SRC_PARAM:
-                d1 = lower[0] + math.exp(eta[where[0] * n + i])
+                d1, c1 = dpar_value(eta[where[0] * n + i], lower[0], logit[0])
             if ndp > 1 and src[1] != SRC_PARAM:
-                d2 = lower[1] + math.exp(eta[where[1] * n + i])
+                d2, c2 = dpar_value(eta[where[1] * n + i], lower[1], logit[1])
             if not gauss:
                 k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
         y = floats[yo + i]
@@ -125,13 +129,13 @@ def addition_rows(x, grad, ints, floats, eta, deta, n):
             if src[0] == SRC_PARAM:
                 acc[0] += g1
             else:
-                deta[where[0] * n + i] += g1 * (d1 - lower[0])
+                deta[where[0] * n + i] += g1 * c1
         if ndp > 1:
             if src[1] == SRC_PARAM:
                 acc[1] += g2
             else:
-                deta[where[1] * n + i] += g2 * (d2 - lower[1])
+                deta[where[1] * n + i] += g2 * c2
     for d in range(ndp):
         if src[d] == SRC_PARAM:
-            grad[where[d]] += acc[d] * (val[d] - lower[d])
+            grad[where[d]] += acc[d] * chain[d]
     return lp

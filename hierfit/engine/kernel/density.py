@@ -30,7 +30,7 @@ from hierfit.engine.kernel.codes import (
 )
 from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, GAUSSIAN, H_ADDITION, IDENTITY, LOG, LOGIT, POISSON
 from hierfit.engine.kernel.addition import addition_rows
-from hierfit.engine.kernel.likelihood import dpar_terms, row_loglik
+from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, row_loglik
 from hierfit.engine.kernel.nested import nested_levels_scalar
 from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
 from hierfit.engine.kernel.scalar import JIT, LOG_2PI, sigmoid
@@ -413,16 +413,6 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
         if src[d] == SRC_PARAM:
             grad[where[d]] += acc[d] * chain[d]
     return lp
-
-
-@nb.njit(**JIT)
-def dpar_value(x, lower, logit):
-    """(value, d value / d x) of a distributional parameter: lower + exp(x), or the inverse logit of x."""
-    if logit:
-        v = sigmoid(x)
-        return v, v * (1.0 - v)
-    e = math.exp(x)
-    return lower + e, e
 
 
 @nb.njit(**JIT)

@@ -210,3 +210,13 @@ def row_loglik(family, link, y, eta, trials, const, aux, d1, d2, k0, k1, k2, k3)
         da = k1 - lmu + aux - y / mu
         return ll, dmu_ * dmu, da, 0.0
     return math.nan, math.nan, math.nan, math.nan
+
+
+@nb.njit(**JIT)
+def dpar_value(x, lower, logit):
+    """(value, d value / d x) of a distributional parameter: lower + exp(x), or the inverse logit of x."""
+    if logit:
+        v = sigmoid(x)
+        return v, v * (1.0 - v)
+    e = math.exp(x)
+    return lower + e, e

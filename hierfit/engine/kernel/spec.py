@@ -546,9 +546,6 @@ def _addition_table(prog: _Program, design) -> int:
     if add is None:
         return -1
     fam = design.family
-    if any(d.link == "logit" for d in fam.dpars):  # the addition row loop reads dpars as lower + exp(x)
-        raise KernelUnsupported(f"addition terms with the {fam.name} family's probability parameters have no "
-                                "compiled kernel")
     if (add.cens is not None or add.se is not None) and fam.name != "gaussian":
         raise KernelUnsupported(f"censoring of the {fam.name} family has no compiled kernel")
     row = [-1] * C.ADDITION_WIDTH
