@@ -59,7 +59,22 @@ def _bernoulli_draw(rng, p, shape):
 
 
 @dataclass(frozen=True, repr=False)
-class ZeroInflatedPoisson(Family):
+class _PoissonCounts(Family):
+    """What the zero-inflated and hurdle count families share: Poisson row constants, count checks and the
+    working variance of a log-link count (the parametrization choice's information per row)."""
+
+    def row_terms(self, y, trials):
+        return -log_factorial(y), np.zeros(np.shape(y))
+
+    def validate(self, y, trials, column):
+        check_counts(y, column)
+
+    def working_variance(self, y, trials):
+        return 1.0 / max(float(np.mean(y)), 1e-3) + 1.0
+
+
+@dataclass(frozen=True, repr=False)
+class ZeroInflatedPoisson(_PoissonCounts):
     """brms's ``zero_inflated_poisson``: P(y) = zi [y = 0] + (1 - zi) Poisson(y | mu)."""
 
     name: str = "zero_inflated_poisson"
@@ -70,15 +85,6 @@ class ZeroInflatedPoisson(Family):
     count_symbol: ClassVar[str] = r"\operatorname{Poisson}"
     kernel_code: ClassVar[int | None] = codes.ZI_POISSON
     kernel_links: ClassVar[tuple[str, ...]] = ("log", "identity")
-
-    def row_terms(self, y, trials):
-        return -log_factorial(y), np.zeros(np.shape(y))
-
-    def validate(self, y, trials, column):
-        check_counts(y, column)
-
-    def working_variance(self, y, trials):
-        return 1.0 / max(float(np.mean(y)), 1e-3) + 1.0
 
     def latex(self, dsym, trials):
         shape = rf", \text{{shape}} = {dsym('shape')}" if "shape" in self.dpar_names else ""
@@ -140,7 +146,7 @@ class ZeroInflatedNegBinomial(ZeroInflatedPoisson):
 
 
 @dataclass(frozen=True, repr=False)
-class HurdlePoisson(Family):
+class HurdlePoisson(_PoissonCounts):
     """brms's ``hurdle_poisson``: P(0) = hu; P(y > 0) = (1 - hu) Poisson(y | mu) / (1 - Poisson(0 | mu))."""
 
     name: str = "hurdle_poisson"
@@ -151,15 +157,6 @@ class HurdlePoisson(Family):
     count_symbol: ClassVar[str] = r"\operatorname{Poisson}"
     kernel_code: ClassVar[int | None] = codes.HURDLE_POISSON
     kernel_links: ClassVar[tuple[str, ...]] = ("log",)
-
-    def row_terms(self, y, trials):
-        return -log_factorial(y), np.zeros(np.shape(y))
-
-    def validate(self, y, trials, column):
-        check_counts(y, column)
-
-    def working_variance(self, y, trials):
-        return 1.0 / max(float(np.mean(y)), 1e-3) + 1.0
 
     def latex(self, dsym, trials):
         shape = rf", \text{{shape}} = {dsym('shape')}" if "shape" in self.dpar_names else ""
