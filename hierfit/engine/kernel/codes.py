@@ -12,7 +12,7 @@ FULL = 0
 COLLAPSED = 1
 
 # response families and links: declared at the spec level, where each Family carries its code
-from hierfit.family_codes import (  # noqa: E402,F401
+from hierfit.families.codes import (  # noqa: E402,F401
     BERNOULLI, BETA, BINOMIAL, CLOGLOG, EXPONENTIAL, GAMMA, GAUSSIAN, HURDLE_LOGNORMAL, HURDLE_NEGBINOMIAL,
     HURDLE_POISSON, IDENTITY, INVERSE, LINKS, LOG, LOGIT, LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT, STUDENT, WEIBULL,
     ZI_NEGBINOMIAL, ZI_POISSON,

@@ -1,7 +1,7 @@
 """The pieces every response family is made of: links, distributional parameters, the Family base class.
 
-A concrete family (hierfit.family_classic, family_mixtures, family_positive,
-family_custom) subclasses :class:`Family`; hierfit.families keeps the
+A concrete family (hierfit.families.classic, .mixtures, .positive,
+.custom) subclasses :class:`Family`; hierfit.families keeps the
 registry by name.
 
 Example
@@ -18,7 +18,7 @@ from typing import Callable, ClassVar
 import numpy as np
 
 from hierfit.errors import HierfitError
-from hierfit import family_codes as codes
+from hierfit.families import codes as codes
 from hierfit.spec.priors import Dist
 
 __all__ = ["ResponseSummary", "response_summary", "Link", "DPar", "Family", "LINKS", "rebuild", "scipy_stats", "pytensor_tensor", "response_scale"]
@@ -167,7 +167,7 @@ class Family:
     know, so that none of them branches on the family's name.
     """
 
-    #: the compiled kernel's integer code (hierfit.family_codes), None: PyMC only
+    #: the compiled kernel's integer code (hierfit.families.codes), None: PyMC only
     kernel_code: ClassVar[int | None] = None
     #: the links the compiled kernel evaluates for this family
     kernel_links: ClassVar[tuple[str, ...]] = ()

@@ -25,9 +25,9 @@ from typing import ClassVar
 import numpy as np
 
 from hierfit.errors import DataError
-from hierfit import family_codes as codes
-from hierfit.family_base import DPar, Family, scipy_stats
-from hierfit.family_classic import NEGBINOMIAL_SHAPE as SHAPE, check_counts, log_factorial, sigma_prior
+from hierfit.families import codes as codes
+from hierfit.families.base import DPar, Family, scipy_stats
+from hierfit.families.classic import NEGBINOMIAL_SHAPE as SHAPE, check_counts, log_factorial, sigma_prior
 from hierfit.spec.priors import Dist
 
 __all__ = ["ZeroInflatedPoisson", "ZeroInflatedNegBinomial", "HurdlePoisson", "HurdleNegBinomial",

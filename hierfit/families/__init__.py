@@ -6,9 +6,9 @@ that the rest of hierfit needs: mean, variance, log density, CDF (for quantile
 residuals) and a simulator, and what the other stages need to know (its compiled
 kernel's code, LaTeX, collapsibility, ...).  Nothing outside the family modules
 branches on the family.  Adding a family: a subclass of
-:class:`hierfit.family_base.Family` in one of the family modules, its entry in
+:class:`hierfit.families.base.Family` in one of the family modules, its entry in
 ``FAMILIES`` below, and (for the compiled kernel) its code in
-hierfit.family_codes and its row log-likelihood in hierfit.engine.kernel.likelihood.
+hierfit.families.codes and its row log-likelihood in hierfit.engine.kernel.likelihood.
 
 Example
 -------
@@ -22,12 +22,12 @@ binomial(link='probit')
 from __future__ import annotations
 
 from hierfit.errors import HierfitError
-from hierfit.family_base import LINKS, DPar, Family, Link, ResponseSummary, rebuild, response_summary
-from hierfit.family_classic import Bernoulli, Binomial, Gamma, Gaussian, NegBinomial, Poisson, Student
-from hierfit.family_custom import CustomFamily, custom_family
-from hierfit.family_mixtures import (HurdleLognormal, HurdleNegBinomial, HurdlePoisson, ZeroInflatedNegBinomial,
+from hierfit.families.base import LINKS, DPar, Family, Link, ResponseSummary, rebuild, response_summary
+from hierfit.families.classic import Bernoulli, Binomial, Gamma, Gaussian, NegBinomial, Poisson, Student
+from hierfit.families.custom import CustomFamily, custom_family
+from hierfit.families.mixtures import (HurdleLognormal, HurdleNegBinomial, HurdlePoisson, ZeroInflatedNegBinomial,
                                           ZeroInflatedPoisson)
-from hierfit.family_positive import Beta, Exponential, Lognormal, Weibull
+from hierfit.families.positive import Beta, Exponential, Lognormal, Weibull
 
 __all__ = ["ResponseSummary", "response_summary", "Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
            "bernoulli", "gamma", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hierfit.errors import HierfitError
-from hierfit.family_base import LINKS, DPar, Family
+from hierfit.families.base import LINKS, DPar, Family
 from hierfit.spec.priors import Dist
 
 __all__ = ["CustomFamily", "custom_family", "rebuild_custom"]

@@ -6,8 +6,8 @@ carries its own code (``Family.kernel_code``) without importing the kernel;
 
 Example
 -------
->>> from hierfit import family_codes
->>> family_codes.LINKS["logit"] == family_codes.LOGIT
+>>> from hierfit.families import codes
+>>> codes.LINKS["logit"] == codes.LOGIT
 True
 """
 

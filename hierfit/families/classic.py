@@ -14,8 +14,8 @@ from typing import ClassVar
 import numpy as np
 
 from hierfit.errors import DataError
-from hierfit import family_codes as codes
-from hierfit.family_base import DPar, Family, response_scale, scipy_stats
+from hierfit.families import codes as codes
+from hierfit.families.base import DPar, Family, response_scale, scipy_stats
 from hierfit.spec.priors import Dist
 
 __all__ = ["Gaussian", "Student", "Poisson", "NegBinomial", "Binomial", "Bernoulli", "Gamma", "log_factorial",
