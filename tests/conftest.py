@@ -39,6 +39,33 @@ def lme4_cases():
     return json.loads(shared_path("reference", "lme4_chapter_cases.json").read_text())["models"]
 
 
+def grouped_data(n_groups: int, per_group: int, *, intercept: float, slope: float, sd: float,
+                 family: str = "gaussian", sigma: float = 1.0, seed: int | None = None, rng=None):
+    """Simulated grouped data, the shape most tests need: ``y``, ``x`` and ``g``.
+
+    ``g`` has ``n_groups`` levels of ``per_group`` rows; ``eta = intercept + slope * x + u[g]``
+    with ``u ~ N(0, sd)``; ``y`` is ``eta + N(0, sigma)`` (gaussian), ``Poisson(exp(eta))`` or
+    ``Bernoulli(logit^-1(eta))``.  Draws come from ``rng`` (or a new generator from ``seed``)
+    in the order x, u, y, so a caller can keep drawing further columns from the same ``rng``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed) if rng is None else rng
+    g = np.repeat(np.arange(n_groups), per_group)
+    x = rng.normal(size=g.size)
+    eta = intercept + slope * x + rng.normal(0, sd, n_groups)[g]
+    if family == "gaussian":
+        y = eta + rng.normal(0, sigma, g.size)
+    elif family == "poisson":
+        y = rng.poisson(np.exp(eta))
+    elif family == "bernoulli":
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    else:
+        raise ValueError(f"grouped_data has no {family!r} response")
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
 def quiet_fit(*args, **kwargs):
     import hierfit
 

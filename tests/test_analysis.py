@@ -12,7 +12,7 @@ import pytest
 from scipy import special
 
 import hierfit
-from conftest import quiet_fit
+from conftest import grouped_data, quiet_fit
 from hierfit.results.draws import stack
 
 FAST = dict(chains=2, draws=250, tune=250)
@@ -31,12 +31,8 @@ def _b(fit, name):
 @pytest.fixture(scope="module")
 def logit_ri():
     rng = np.random.default_rng(5)
-    J, n = 40, 25
-    g = np.repeat(np.arange(J), n)
-    x = rng.normal(size=g.size)
-    eta = 1.5 + 0.8 * x + rng.normal(0, 1.5, J)[g]
-    df = pd.DataFrame({"y": rng.binomial(1, special.expit(eta)), "x": x, "g": g,
-                       "trt": rng.choice(["a", "b"], g.size)})
+    df = grouped_data(40, 25, intercept=1.5, slope=0.8, sd=1.5, family="bernoulli", rng=rng)
+    df["trt"] = rng.choice(["a", "b"], len(df))
     return quiet_fit("y ~ x + trt + (1 | g)", df, family="bernoulli", seed=2, **FAST), df
 
 

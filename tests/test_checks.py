@@ -14,6 +14,8 @@ from hierfit.analysis.checks import dispersion_test, outlier_test, zero_inflatio
 from hierfit.errors import HierfitError
 from hierfit.plots.ppc import PP_TYPES
 
+from conftest import grouped_data
+
 OWLS_FORMULA = "SiblingNegotiation ~ FoodTreatment * SexParent + offset(log(BroodSize)) + (1 | Nest)"
 KW = dict(chains=2, draws=300, tune=300, seed=1, progressbar=False, warn=False)
 
@@ -35,13 +37,8 @@ def test_owls_poisson_is_flagged_for_zero_inflation_and_overdispersion(owls_pois
 
 
 def test_a_well_specified_model_passes_every_test():
-    rng = np.random.default_rng(4)
-    g = np.repeat(np.arange(15), 20)
-    x = rng.normal(size=g.size)
-    y = rng.poisson(np.exp(0.5 + 0.4 * x + rng.normal(0, 0.3, 15)[g]))
-    import pandas as pd
-
-    m = hierfit.fit("y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}), family="poisson", **KW)
+    data = grouped_data(15, 20, intercept=0.5, slope=0.4, sd=0.3, family="poisson", seed=4)
+    m = hierfit.fit("y ~ x + (1 | g)", data, family="poisson", **KW)
     tab = m.check_residuals(nsim=200).set_index("test")
     assert (tab["p_value"].dropna() > 0.01).all(), tab
     assert tab.loc["dispersion", "verdict"].startswith("dispersion fits")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import hierfit
-from conftest import quiet_fit
+from conftest import grouped_data, quiet_fit
 from hierfit.spec.design import build_design
 from hierfit.spec.parametrization import choose_parametrization
 
@@ -18,21 +18,13 @@ FAST = dict(draws=500, tune=500, chains=2, seed=1, method="full")  # sample the 
 @pytest.fixture(scope="module")
 def rich():
     """8 groups x 400 rows: every level's mean is pinned by its data."""
-    rng = np.random.default_rng(1)
-    g = np.repeat(np.arange(8), 400)
-    x = rng.normal(size=g.size)
-    y = 1 + 0.5 * x + rng.normal(0, 1, 8)[g] + rng.normal(0, 1, g.size)
-    return pd.DataFrame({"y": y, "x": x, "g": g})
+    return grouped_data(8, 400, intercept=1.0, slope=0.5, sd=1.0, seed=1)
 
 
 @pytest.fixture(scope="module")
 def poor():
     """100 groups x 3 rows with a small group sd: the prior dominates each level."""
-    rng = np.random.default_rng(2)
-    g = np.repeat(np.arange(100), 3)
-    x = rng.normal(size=g.size)
-    y = 1 + 0.5 * x + rng.normal(0, 0.3, 100)[g] + rng.normal(0, 1, g.size)
-    return pd.DataFrame({"y": y, "x": x, "g": g})
+    return grouped_data(100, 3, intercept=1.0, slope=0.5, sd=0.3, seed=2)
 
 
 def _min_ess(fit):

@@ -10,7 +10,7 @@ import pytest
 
 import hierfit
 from hierfit import PersistenceError
-from conftest import quiet_fit
+from conftest import grouped_data, quiet_fit
 
 
 def test_save_load_in_new_process(fit_rs, tmp_path):
@@ -62,11 +62,7 @@ def test_interrupted_save_leaves_no_file(fit_ri, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_data():
-    rng = np.random.default_rng(3)
-    g = np.repeat(np.arange(12), 8)
-    x = rng.normal(size=g.size)
-    y = 1 + 0.5 * x + rng.normal(0, 0.7, 12)[g] + rng.normal(0, 1, g.size)
-    return pd.DataFrame({"y": y, "x": x, "g": g})
+    return grouped_data(12, 8, intercept=1.0, slope=0.5, sd=0.7, seed=3)
 
 
 def test_same_seed_same_draws_different_seed_differs(small_data):
