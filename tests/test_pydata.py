@@ -133,3 +133,21 @@ def test_pymc_chatter_does_not_reach_the_user(capfd, caplog, small_exam):
     err = capfd.readouterr().err
     assert "Sampling:" not in err and not any("Sampling:" in r.getMessage() for r in caplog.records)
     assert not [w for w in caught if issubclass(w.category, FutureWarning)]
+
+
+def test_prior_groups_hold_draws_from_the_fits_priors(fit_small):
+    import arviz_plots as azp
+
+    tree = fit_small.sample_prior(draws=2000, seed=4)
+    assert {"prior", "prior_predictive"} <= set(tree.children)
+    prior, post = tree["prior"], tree["posterior"]
+    assert {"b", "sigma", "sd_school", "r_school"} <= set(prior.data_vars) <= set(post.data_vars) | {"beta"}
+    assert tree["prior_predictive"]["normexam"].shape == (1, 2000, fit_small.nobs)
+    # sigma's prior is the half student_t(3, 0, s) of the prior table: the draws follow it (KS test)
+    tab = fit_small.priors.table().set_index("class")
+    s = float(str(tab.loc["sigma", "prior"]).split(",")[-1].rstrip(")"))
+    draws = prior["sigma"].values.ravel()
+    p = stats.kstest(draws, lambda v: 2 * stats.t(3, 0, s).cdf(v) - 1).pvalue  # a folded t
+    assert p > 0.001, p
+    fig = azp.plot_prior_posterior(tree, var_names=["sigma"])
+    assert fig is not None

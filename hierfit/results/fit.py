@@ -118,6 +118,23 @@ class HierFit(AnalysisMethods, PlotMethods):
     def posterior(self, tree) -> None:
         self.tree = tree
 
+    def sample_prior(self, draws: int = 500, seed: int | None = None):
+        """Add prior draws to ``fit.posterior`` as ArviZ's ``prior`` and ``prior_predictive`` groups; return it.
+
+        The draws come from this fit's model and priors (brms's ``sample_prior = "yes"``),
+        under the posterior's variable names, so prior and posterior can be compared
+        directly (``arviz_plots.plot_prior_posterior``).
+
+        Example
+        -------
+        >>> tree = fit.sample_prior(draws=200, seed=1)  # doctest: +SKIP
+        >>> tree["prior"]["sigma"].shape  # doctest: +SKIP
+        (1, 200)
+        """
+        from hierfit.results.prior_groups import add_prior_groups
+
+        return add_prior_groups(self, draws=draws, seed=seed)
+
     def posterior_predictive(self, seed: int | None = None):
         """Add replicated data sets (one per draw) to ``fit.posterior`` as ``posterior_predictive``; return it.
 
