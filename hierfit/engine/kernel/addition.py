@@ -20,10 +20,10 @@ import numba as nb
 import numpy as np
 
 from hierfit.engine.kernel.codes import (
-    A_CENS, A_SE, A_SE_SIGMA, A_WEIGHTS, A_Y2, D_LINK, D_LOWER, D_SOURCE, D_WHERE, DPAR_WIDTH, GAUSSIAN, H_ADDITION, H_DPARS,
-    H_FAMILY, H_LINK, H_NDPAR, H_ROW_AUX, H_ROW_CONST, H_TRIALS, H_Y, LOG, LOGIT, SRC_PARAM,
+    A_CENS, A_SE, A_SE_SIGMA, A_WEIGHTS, A_Y2, GAUSSIAN, H_ADDITION, H_FAMILY, H_LINK, H_ROW_AUX, H_ROW_CONST,
+    H_TRIALS, H_Y, LOG, SRC_PARAM,
 )
-from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, row_loglik
+from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, read_dpars, row_loglik
 from hierfit.engine.kernel.scalar import JIT, log_ndtr
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -67,24 +67,8 @@ def addition_rows(x, grad, ints, floats, eta, deta, n):
     ad = ints[H_ADDITION]
     wo, cso, y2o, seo, se_sigma = ints[ad + A_WEIGHTS], ints[ad + A_CENS], ints[ad + A_Y2], ints[ad + A_SE], \
         ints[ad + A_SE_SIGMA]
-    ndp = min(ints[H_NDPAR], 2)
-    src = np.zeros(2, dtype=np.int64)
-    where = np.zeros(2, dtype=np.int64)
-    logit = np.zeros(2, dtype=np.bool_)
-    lower = np.zeros(2)
-    val = np.zeros(2)
-    chain = np.zeros(2)  # d value / d (its unconstrained x or linear predictor)
+    ndp, src, where, logit, lower, val, chain, per_row = read_dpars(x, ints, floats)
     acc = np.zeros(2)
-    per_row = False
-    for d in range(ndp):
-        row = ints[H_DPARS] + d * DPAR_WIDTH
-        src[d], where[d] = ints[row + D_SOURCE], ints[row + D_WHERE]
-        lower[d] = floats[ints[row + D_LOWER]]
-        logit[d] = ints[row + D_LINK] == LOGIT
-        if src[d] == SRC_PARAM:
-            val[d], chain[d] = dpar_value(x[where[d]], lower[d], logit[d])
-        else:
-            per_row = True
     d1, d2 = val[0], val[1]
     gauss = fam == GAUSSIAN and (cso >= 0 or seo >= 0)
     k0 = k1 = k2 = k3 = 0.0

@@ -22,18 +22,18 @@ import numba as nb
 import numpy as np
 
 from hierfit.engine.kernel.codes import (
-    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, H_VARDEC, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN, B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_LINK, D_LOWER,
-    D_SOURCE, D_WHERE, DPAR_WIDTH, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK, H_NDIM, H_NDPAR, H_NPRED,
-    H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX,
-    PR_FIRST_BLOCK, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NBLOCK, PR_NFIXED, PR_OFFSET, PR_P, PR_X, PR_XMEAN,
-    PRED_WIDTH, SRC_PARAM,
+    B_QSTART, B_RUNS, H_CONST_SUM, H_K, H_Q1, H_SS_START, H_VARDEC, B_CENTERED, B_CORR, B_INDEX, B_J, B_K, B_MEAN,
+    B_ONES, B_PARAM_POS, B_PRED, B_Z, BLOCK_WIDTH, D_WHERE, H_BLOCKS, H_DPARS, H_FAMILY, H_J, H_LINK, H_N, H_NBLOCK,
+    H_NDIM, H_NPRED, H_P, H_PREDS, H_Q, H_ROW_AUX, H_ROW_CONST, H_SS_N, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY,
+    H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NFIXED, PR_OFFSET, PR_P, PR_X,
+    PR_XMEAN, PRED_WIDTH, SRC_PARAM,
 )
 from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, GAUSSIAN, H_ADDITION, IDENTITY, LOG, LOGIT, POISSON
 from hierfit.engine.kernel.addition import addition_rows
-from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, row_loglik
+from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, read_dpars, row_loglik
 from hierfit.engine.kernel.nested import nested_levels_scalar
 from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
-from hierfit.engine.kernel.scalar import JIT, LOG_2PI, sigmoid
+from hierfit.engine.kernel.scalar import JIT, LOG_2PI
 from hierfit.engine.kernel.terms import add_priors, block_scales, block_scales_grad, vardec_forward, vardec_grad
 
 
@@ -358,24 +358,8 @@ def likelihood(x, grad, ints, floats, eta, deta, n):
         return addition_rows(x, grad, ints, floats, eta, deta, n)
     fam, link = ints[H_FAMILY], ints[H_LINK]
     yo, to, co, ao = ints[H_Y], ints[H_TRIALS], ints[H_ROW_CONST], ints[H_ROW_AUX]
-    ndp = min(ints[H_NDPAR], 2)
-    src = np.zeros(2, dtype=np.int64)
-    where = np.zeros(2, dtype=np.int64)
-    logit = np.zeros(2, dtype=np.bool_)
-    lower = np.zeros(2)
-    val = np.zeros(2)
-    chain = np.zeros(2)  # d value / d (its unconstrained x or linear predictor)
+    ndp, src, where, logit, lower, val, chain, per_row = read_dpars(x, ints, floats)
     acc = np.zeros(2)
-    per_row = False
-    for d in range(ndp):
-        row = ints[H_DPARS] + d * DPAR_WIDTH
-        src[d], where[d] = ints[row + D_SOURCE], ints[row + D_WHERE]
-        lower[d] = floats[ints[row + D_LOWER]]
-        logit[d] = ints[row + D_LINK] == LOGIT
-        if src[d] == SRC_PARAM:
-            val[d], chain[d] = dpar_value(x[where[d]], lower[d], logit[d])
-        else:
-            per_row = True
     d1, d2 = val[0], val[1]
     k0, k1, k2, k3 = dpar_terms(fam, d1, d2)
     if fam == GAUSSIAN and link == IDENTITY and not per_row:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 
 import numba as nb
+import numpy as np
 
 from hierfit.engine.kernel.codes import (BERNOULLI, BETA, BINOMIAL, CLOGLOG, EXPONENTIAL, GAMMA, GAUSSIAN,
                                          HURDLE_LOGNORMAL, HURDLE_NEGBINOMIAL, HURDLE_POISSON, INVERSE, LOG, LOGIT,
                                          LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT, STUDENT, WEIBULL, ZI_NEGBINOMIAL,
                                          ZI_POISSON)
+from hierfit.engine.kernel.codes import D_LINK, D_LOWER, D_SOURCE, D_WHERE, DPAR_WIDTH, H_DPARS, H_NDPAR, SRC_PARAM
 from hierfit.engine.kernel.scalar import JIT, LOG_PI, digamma, log1pexp, log_ndtr, sigmoid
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -220,3 +222,31 @@ def dpar_value(x, lower, logit):
         return v, v * (1.0 - v)
     e = math.exp(x)
     return lower + e, e
+
+
+@nb.njit(**JIT)
+def read_dpars(x, ints, floats):
+    """The (at most two) distributional parameters of the mean's family as the program lays them out.
+
+    Returns ``(ndp, src, where, logit, lower, val, chain, per_row)``: per parameter its source
+    (a sampled parameter or a linear predictor), position, logit link flag, lower bound, value and
+    d value / d x for sampled parameters, and whether any is a per-row linear predictor.
+    """
+    ndp = min(ints[H_NDPAR], 2)
+    src = np.zeros(2, dtype=np.int64)
+    where = np.zeros(2, dtype=np.int64)
+    logit = np.zeros(2, dtype=np.bool_)
+    lower = np.zeros(2)
+    val = np.zeros(2)
+    chain = np.zeros(2)  # d value / d (its unconstrained x or linear predictor)
+    per_row = False
+    for d in range(ndp):
+        row = ints[H_DPARS] + d * DPAR_WIDTH
+        src[d], where[d] = ints[row + D_SOURCE], ints[row + D_WHERE]
+        lower[d] = floats[ints[row + D_LOWER]]
+        logit[d] = ints[row + D_LINK] == LOGIT
+        if src[d] == SRC_PARAM:
+            val[d], chain[d] = dpar_value(x[where[d]], lower[d], logit[d])
+        else:
+            per_row = True
+    return ndp, src, where, logit, lower, val, chain, per_row
