@@ -393,7 +393,11 @@ def run_model(label: str, draws: int, tune: int, chains: int, seed: int, cores: 
     res["hierfit"] = {"method": fit.method.name, "divergences": fit.n_divergent,
                       "max R-hat": float(fit.diagnostics["Rhat"].max()),
                       "min bulk ESS": float(fit.diagnostics["Bulk_ESS"].min()), "seconds": fit.timing["total"]}
-    res["table"] = compare(hierfit_estimates(fit, spec), bam)
+    try:  # thresholds are paired by brms's names, Intercept[1], Intercept[2], ...
+        res["table"] = compare(hierfit_estimates(fit, spec), bam)
+    except (LookupError, ValueError) as exc:
+        res["hierfit error"] = f"hierfit's {spec['family']} estimates could not be paired with bambi's"
+        res["hierfit error detail"] = f"{type(exc).__name__}: {exc}"
     return res
 
 
@@ -470,9 +474,10 @@ def write_report(results: list[dict], path: Path, settings: str, command: str, s
         lines += [f"### {res['label']}", ""]
         ref = res["ref"]
         if "table" not in res:
-            lines += [f"{res['hierfit error']} (`hierfit.fit` raised {_md(res.get('hierfit error detail', ''))}). "
-                      "bambi alone (threshold prior student_t(3, 0, 2.5), ordered; "
-                      "b normal(0, 2.5); sd half-student_t(3, 2.5)) against the ML fit:", "",
+            priors = ("the matched priors above" if "priors" in res else "threshold prior student_t(3, 0, 2.5), "
+                      "ordered; b normal(0, 2.5); sd half-student_t(3, 2.5)")
+            lines += [f"{res['hierfit error']} ({_md(res.get('hierfit error detail', ''))}). "
+                      f"bambi alone ({priors}) against the ML fit:", "",
                       "| quantity | bambi name | bambi mean | bambi sd | ML | z(ML) |", "|---|---|---|---|---|---|"]
             for r in res["bambi table"].itertuples(index=False):
                 if r.kind == "group":
