@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import hierfit
-from hierfit.analysis.checks import dispersion_test, outlier_test, zero_inflation_test
+from hierfit.analysis.checks import (dispersion_test, dispersion_verdict, outlier_test, two_sided_p,
+                                     zero_inflation_test)
 from hierfit.errors import HierfitError
 from hierfit.plots.ppc import PP_TYPES
 
@@ -58,6 +59,32 @@ def test_statistics_against_their_definitions():
     assert zratio == pytest.approx(np.sum(zi == 0) / simz.mean()) and zp < 0.01
     freq, op, count = outlier_test(ok, sims)
     assert count == int(np.sum((ok < sims.min(0)) | (ok > sims.max(0)))) and op > 0.05
+
+
+def test_p_value_and_statistic_are_dharmas():
+    # DHARMa's getP (two-sided): min(2 min(mean(sim <= obs), mean(sim >= obs)), 1), counted by hand
+    sim = np.array([0.5, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.6, 2.0, 2.5])
+    assert two_sided_p(0.85, sim) == pytest.approx(2 * 2 / 10)
+    assert two_sided_p(2.2, sim) == pytest.approx(2 * 1 / 10)
+    assert two_sided_p(1.15, sim) == 1.0 and two_sided_p(3.0, sim) == 0.0
+    # testDispersion(type = "DHARMa"): var(y - fitted) / mean over simulations of var(sim - fitted)
+    rng = np.random.default_rng(3)
+    fitted = rng.uniform(1, 8, 50)
+    sims = rng.poisson(fitted, (200, 50)).astype(float)
+    y = rng.poisson(fitted).astype(float)
+    ratio, p, simulated = dispersion_test(y, sims, fitted)
+    by_hand = [np.mean((s - fitted - np.mean(s - fitted)) ** 2) for s in sims]
+    assert simulated == pytest.approx(by_hand)
+    assert ratio == pytest.approx(np.var(y - fitted) / np.mean(by_hand))
+
+
+def test_dispersion_verdict_names_the_direction():
+    assert dispersion_verdict(0.75, 0.03, discrete=True).startswith("underdispersion")
+    assert dispersion_verdict(5.2, 0.0, discrete=True).startswith("overdispersion")
+    assert "negbinomial" in dispersion_verdict(5.2, 0.0, discrete=True)
+    assert "student" in dispersion_verdict(1.6, 0.001, discrete=False)
+    for ratio in (0.75, 1.3):
+        assert dispersion_verdict(ratio, 0.2, discrete=True).startswith("dispersion fits")
 
 
 @pytest.mark.parametrize("kind", PP_TYPES)

@@ -7,8 +7,15 @@ tests, as R's DHARMa does:
 uniformity
     Kolmogorov-Smirnov test of the scaled (quantile) residuals against uniform(0, 1).
 dispersion
-    variance of the observed residuals y - E[y_sim] over the mean variance of simulated
-    residuals y_sim - E[y_sim] (DHARMa's ``testDispersion``); 1 when the model's variance fits.
+    variance of the observed residuals y - fitted over the mean variance of the simulated
+    residuals y_sim - fitted, where fitted is the posterior mean of the expected response
+    (DHARMa's ``testDispersion(type = "DHARMa")`` with ``refit = FALSE``: ``spread(x) =
+    var(x - fittedPredictedResponse)``, statistic ``observed / mean(simulated)``); 1 when the
+    model's variance fits, above 1 overdispersion, below 1 underdispersion.  The
+    simulations are conditional on the fitted group effects by default, which DHARMa's
+    documentation of ``testDispersion`` recommends for dispersion tests of mixed models
+    (unconditional simulations, DHARMa's general default, add the group-effect variance to
+    every simulated data set and make the test much less sensitive).
 zero-inflation
     observed number of zeros over the simulated mean (``testZeroInflation``); counts only.
 outliers
@@ -16,7 +23,7 @@ outliers
     (``testOutliers``; one-sided: only too many outliers are a problem).
 
 p-values of dispersion and zero-inflation are two-sided, from the simulated distribution
-of the statistic.  Each verdict says what to fit instead when the test rejects at 5 %.
+of the statistic, as DHARMa's ``getP``: ``min(2 min(mean(sim <= obs), mean(sim >= obs)), 1)``.  Each verdict says what to fit instead when the test rejects at 5 %.
 """
 
 from __future__ import annotations
@@ -28,21 +35,33 @@ import pandas as pd
 
 from hierfit.analysis.predict import quantile_residuals
 
-__all__ = ["check_residuals", "ResidualChecks", "dispersion_test", "zero_inflation_test", "outlier_test"]
+__all__ = ["check_residuals", "ResidualChecks", "dispersion_test", "dispersion_verdict", "zero_inflation_test",
+           "outlier_test", "two_sided_p"]
 
 ALPHA = 0.05
 
 
-def _two_sided(observed: float, simulated: np.ndarray) -> float:
-    """DHARMa's two-sided simulation p-value: 2 min(P(T >= t), P(T <= t)), at most 1."""
-    n = len(simulated)
-    hi = (np.sum(simulated >= observed) + 1) / (n + 1)
-    lo = (np.sum(simulated <= observed) + 1) / (n + 1)
+def two_sided_p(observed: float, simulated: np.ndarray) -> float:
+    """DHARMa's two-sided simulation p-value (``getP``): 2 min(mean(T_sim >= t), mean(T_sim <= t)), at most 1.
+
+    Example
+    -------
+    >>> two_sided_p(3.0, np.arange(1.0, 10.0))  # 2 min(7/9, 3/9)
+    0.6666666666666666
+    """
+    simulated = np.asarray(simulated, dtype=float)
+    hi = float(np.mean(simulated >= observed))
+    lo = float(np.mean(simulated <= observed))
     return float(min(1.0, 2 * min(hi, lo)))
 
 
-def dispersion_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """(ratio, p-value, simulated statistics): var(y - mean) over the mean var(sim - mean).
+def dispersion_test(y: np.ndarray, sims: np.ndarray,
+                    fitted: np.ndarray | None = None) -> tuple[float, float, np.ndarray]:
+    """(ratio, p-value, simulated statistics): var(y - fitted) over the mean of var(sim - fitted).
+
+    ``sims`` holds one simulated data set per row.  ``fitted`` is the model's expected
+    response per observation (DHARMa's ``fittedPredictedResponse``); without it, the mean
+    of the simulations (what DHARMa's ``createDHARMa`` uses when given none).
 
     Example
     -------
@@ -52,10 +71,10 @@ def dispersion_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, np.n
     >>> ratio > 2 and p < 0.05
     True
     """
-    expected = sims.mean(axis=0)
+    expected = sims.mean(axis=0) if fitted is None else np.asarray(fitted, dtype=float)
     observed = float(np.var(y - expected))
     simulated = np.var(sims - expected, axis=1)
-    return observed / float(simulated.mean()), _two_sided(observed, simulated), simulated
+    return observed / float(simulated.mean()), two_sided_p(observed, simulated), simulated
 
 
 def zero_inflation_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -72,7 +91,7 @@ def zero_inflation_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, 
     simulated = np.sum(sims == 0, axis=1).astype(float)
     expected = float(simulated.mean())
     ratio = observed / expected if expected > 0 else (np.inf if observed > 0 else 1.0)
-    return ratio, _two_sided(observed, simulated), simulated
+    return ratio, two_sided_p(observed, simulated), simulated
 
 
 def outlier_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, int]:
@@ -95,6 +114,26 @@ def outlier_test(y: np.ndarray, sims: np.ndarray) -> tuple[float, float, int]:
 
 def _fmt(p: float) -> str:
     return f"p = {p:.3g}" if p >= 1e-4 else "p < 0.0001"
+
+
+def dispersion_verdict(ratio: float, p: float, discrete: bool) -> str:
+    """The plain-words verdict of the dispersion test: fits, overdispersion (ratio > 1) or underdispersion (< 1).
+
+    Example
+    -------
+    >>> dispersion_verdict(0.75, 0.03, discrete=True)[:15]
+    'underdispersion'
+    """
+    if p >= ALPHA or ratio == 1:
+        return f"dispersion fits (ratio {ratio:.2f}, {_fmt(p)})"
+    if ratio > 1:
+        return (f"overdispersion: the data vary {ratio:.1f} times more than the model predicts ({_fmt(p)}); "
+                + ("fit family='negbinomial', or add an observation-level effect (1 | obs)" if discrete else
+                   "fit a heavier-tailed family (student) or model sigma (dpars={'sigma': '~ x'})"))
+    return (f"underdispersion: the data vary less than the model predicts (ratio {ratio:.2f}, {_fmt(p)}); "
+            "check for overfitting (observation-level effects) or a family with smaller variance (for counts "
+            "with a negbinomial, the quadratic variance may be too large at high means); when there are also "
+            "excess zeros, a zero-inflated family often fixes both")
 
 
 @dataclass
@@ -125,18 +164,8 @@ def residual_checks(fit, re_form=None, nsim: int = 500, seed: int | None = 1) ->
                  f"residuals look uniform ({_fmt(qr.ks_pvalue)}): no sign that the family is wrong" if ok else
                  f"residuals are not uniform ({_fmt(qr.ks_pvalue)}): the family or the mean model misfits; "
                  "see the dispersion and zero-inflation rows and fit.plot_quantile_residuals()"))
-    ratio, p, sim_disp = dispersion_test(y, sims)
-    if p >= ALPHA:
-        verdict = f"dispersion fits (ratio {ratio:.2f}, {_fmt(p)})"
-    elif ratio > 1:
-        verdict = (f"overdispersion: the data vary {ratio:.1f} times more than the model predicts ({_fmt(p)}); "
-                   + ("fit family='negbinomial', or add an observation-level effect (1 | obs)" if discrete else
-                      "fit a heavier-tailed family (student) or model sigma (dpars={'sigma': '~ x'})"))
-    else:
-        verdict = (f"underdispersion: the data vary less than the model predicts (ratio {ratio:.2f}, {_fmt(p)}); "
-                   "check for overfitting (observation-level effects) or a family with smaller variance; when "
-                   "there are also excess zeros, a zero-inflated family often fixes both")
-    rows.append(("dispersion", ratio, p, verdict))
+    ratio, p, sim_disp = dispersion_test(y, sims, qr.fitted)
+    rows.append(("dispersion", ratio, p, dispersion_verdict(ratio, p, discrete)))
     sim_zero, zeros = None, int(np.sum(y == 0))
     if discrete:
         zratio, zp, sim_zero = zero_inflation_test(y, sims)
