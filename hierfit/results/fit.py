@@ -459,7 +459,7 @@ class HierFit(AnalysisMethods, PlotMethods):
             scaled_res = pd.Series(d.summary.residual_quantiles)  # from one pass of the data engine
         else:
             point = prepare_draws(self, point=True)
-            scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
+            scaled = d.family.point_residuals(d.y, point)
             q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
             scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
         vc = varcorr_table(post, d, ci)
@@ -477,7 +477,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
-            residuals=d.family.summary_residuals if skip else "pearson",
+            residuals=d.family.summary_residuals if skip or d.family.thresholds else "pearson",
             residuals_note=("quartiles approximate: one pass of the data engine"
                             if d.summary is not None and d.summary.residual_quantiles is not None else None),
             formula=d.formula.text,
