@@ -288,7 +288,11 @@ class HierFit(AnalysisMethods, PlotMethods):
             Interval probability.
         summary : bool
             A DataFrame (Estimate, Est.Error, interval; one row per newdata row), or
-            with False the draws as an xarray DataArray (chain, draw, obs).
+            with False the draws as an xarray DataArray (chain, draw, obs).  Ordinal
+            families (``cumulative``) give one column per category instead: its posterior
+            mean probability (``kind="mean"``, brms's ``posterior_epred``) or the share of
+            predictive draws in it (``"response"``); the draws have a ``category`` dim
+            (``"mean"``) or hold the category labels (``"response"``); ``"link"`` is eta.
         allow_new_levels : bool
             Unseen group levels get effects drawn from the fitted group-level
             distribution (wider intervals); otherwise they raise naming the levels.
