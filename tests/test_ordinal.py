@@ -184,3 +184,13 @@ def test_save_load_round_trip(fit, tmp_path):
     assert back.design.response_levels == LEVELS and back.family.link_name == "probit"
     new = pd.DataFrame({"x": [0.5]})
     pd.testing.assert_frame_equal(back.predict(new, re_form=hierfit.NA), fit.predict(new, re_form=hierfit.NA))
+
+
+def test_one_number_per_row_summaries_refuse_category_probabilities(fit):
+    with pytest.raises(HierfitError, match="ordered category"):
+        fit.avg_predictions()
+    with pytest.raises(HierfitError, match="plot_effects"):
+        fit.plot_effects()
+    assert fit.avg_comparisons("x", kind="link")["Estimate"].iloc[0] == pytest.approx(fit.fixef().loc["x", "Estimate"])
+    fig = fit.plot_quantile_residuals(nsim=100)  # fitted values: the expected category code
+    assert fig.axes

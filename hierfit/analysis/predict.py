@@ -149,6 +149,7 @@ class QuantileResiduals:
     simulated : ndarray (nsim, n)   the simulations they were computed from
     ks_statistic, ks_pvalue : float   Kolmogorov-Smirnov test against uniform(0, 1)
     conditional : bool   True when group effects were held at their fitted values
+    fitted : ndarray (n,)   posterior mean fitted values (ordered categories: the expected category code)
     """
 
     residuals: pd.Series
@@ -202,4 +203,9 @@ def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | N
     u = on_caller_index(fit, pd.Series(u, index=fit.design.row_index, name="quantile residuals"))
     return QuantileResiduals(residuals=u, simulated=sims,
                              ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue), conditional=conditional,
-                             fitted=prepared.expected().mean(axis=0))
+                             fitted=_one_fitted_value(prepared.expected().mean(axis=0)))
+
+
+def _one_fitted_value(expected: np.ndarray) -> np.ndarray:
+    """The fitted value per row; for category probabilities (n, K) the expected category code sum_k k p_k."""
+    return expected if expected.ndim == 1 else expected @ np.arange(expected.shape[1], dtype=float)
