@@ -133,6 +133,7 @@ def test_probit_fit_recovers_thresholds_slope_and_sd(fit):
     assert row["l-95% CI"] < TRUTH["sd"] < row["u-95% CI"]
     text = str(fit.summary())
     assert "cumulative ( probit )" in text and "Intercept[3]" in text and "full (group effects sampled by NUTS" in text
+    assert "log density: the PyMC model (pytensor kernel: the cumulative family has no compiled kernel)" in text
 
 
 def test_predictions_are_category_probabilities_on_the_callers_index(fit, data):

@@ -495,7 +495,7 @@ class HierFit(AnalysisMethods, PlotMethods):
             divergences=self.n_divergent,
             extended=extension_note(self.settings.chains, self.settings.requested_draws or self.settings.draws,
                                     self.settings.draws, self.settings.ess_target or 0),
-            method=str(self.method) + self._decomposition_note(),
+            method=str(self.method) + self._decomposition_note() + self._kernel_note(),
             parametrization=[f"{self.parametrization.names.get(k, k)}: {v}"
                              + (f" ({self.parametrization.reasons[k]})" if k in self.parametrization.reasons else "")
                              for k, v in self.parametrization.items()],
@@ -519,6 +519,13 @@ class HierFit(AnalysisMethods, PlotMethods):
         )
         self._summaries[ci] = s
         return s
+
+    def _kernel_note(self) -> str:
+        """Which log density ran, when it was not hierfit's compiled kernel (the PyMC model's own graph)."""
+        if self.kernel in (None, "hierfit"):
+            return ""
+        why = "" if self.design.family.has_kernel else f": the {self.design.family.name} family has no compiled kernel"
+        return f"; log density: the PyMC model ({self.kernel} kernel{why})"
 
     def _decomposition_note(self) -> str:
         """How the compiled collapsed sampler parametrized sigma, when it used the variance decomposition."""
