@@ -195,3 +195,12 @@ def test_one_number_per_row_summaries_refuse_category_probabilities(fit):
     assert fit.avg_comparisons("x", kind="link")["Estimate"].iloc[0] == pytest.approx(fit.fixef().loc["x", "Estimate"])
     fig = fit.plot_quantile_residuals(nsim=100)  # fitted values: the expected category code
     assert fig.axes
+
+
+def test_hypothesis_reads_thresholds_by_brms_names(fit):
+    h = fit.hypothesis("Intercept[2] - Intercept[1] > 0")
+    from hierfit.results.draws import stack
+
+    th = stack(fit.draws, "b_Intercept")
+    assert h["Estimate"].iloc[0] == pytest.approx(float((th[:, 1] - th[:, 0]).mean()))
+    assert h["Post.Prob"].iloc[0] == 1.0  # ordered thresholds: every draw
