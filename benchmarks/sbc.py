@@ -166,6 +166,12 @@ MODELS: dict[str, SBCModel] = {
         SBCModel("weibull_ri", family="weibull", priors={**_COUNT_PRIORS, "shape": "gamma(8, 4)"},
                  params=_COUNT_PARAMS + ("shape",), **_RI_COUNT),
         SBCModel("exponential_ri", family="exponential", priors=_COUNT_PRIORS, params=_COUNT_PARAMS, **_RI_COUNT),
+        # ordinal: 4 categories, thresholds Intercept[1..3] (iid prior draws, sorted: the ordered prior's law);
+        # no compiled kernel, so the PyMC model is compiled once per worker and sampled with each new response
+        SBCModel("cumulative_ri", family="cumulative", parametrization="noncentered",
+                 priors={"Intercept": "normal(0, 1.5)", "b": "normal(0, 1)", "sd": "normal(0, 1)"},
+                 params=tuple(f"b_Intercept[Intercept[{k}]]" for k in (1, 2, 3))
+                 + ("b[x]", "sd_g[(Intercept)]", "r_g[0,(Intercept)]"), **_RI_COUNT),
     ]
 }
 
@@ -189,6 +195,8 @@ def design_frame(model: SBCModel, seed: int = 0) -> pd.DataFrame:
     y = rng.normal(size=J * n) if model.family == "gaussian" else rng.integers(0, 2, size=J * n).astype(float)
     if model.family in ("beta", "lognormal", "weibull", "exponential"):
         y = rng.uniform(0.1, 0.9, size=J * n)  # any valid response: the design, not the data, matters here
+    if model.family == "cumulative":
+        y = np.arange(J * n) % N_CATEGORIES  # every category present: the model has N_CATEGORIES - 1 thresholds
     return pd.DataFrame({"y": y, "x": x, "g": g, "h": h, "c": c})
 
 
@@ -246,6 +254,11 @@ def simulate(model: SBCModel, data: pd.DataFrame, rng: np.random.Generator,
     pri = model.priors
     truth: dict[str, float] = {}
     intercept = draw_prior(pri["Intercept"], rng, scale=ws.get("Intercept", 1.0))
+    if model.family == "cumulative":  # ordered thresholds instead of an intercept
+        thresholds = np.sort([intercept] + [draw_prior(pri["Intercept"], rng, scale=ws.get("Intercept", 1.0))
+                                            for _ in range(N_CATEGORIES - 2)])
+        truth.update({f"b_Intercept[Intercept[{k + 1}]]": t for k, t in enumerate(thresholds)})
+        intercept = 0.0
     beta = draw_prior(pri["b"], rng, scale=ws.get("b", 1.0))
     truth["Intercept"], truth["b[x]"] = intercept, beta
     x = data["x"].to_numpy()
@@ -275,6 +288,10 @@ def simulate(model: SBCModel, data: pd.DataFrame, rng: np.random.Generator,
         y = rng.poisson(np.exp(eta)).astype(float)
     elif model.family == "bernoulli":
         y = (rng.uniform(size=eta.size) < special.expit(eta)).astype(float)
+    elif model.family == "cumulative":  # y = number of thresholds below the latent logistic variable
+        latent = eta + rng.logistic(size=eta.size)
+        y = (latent[:, None] > np.array([truth[f"b_Intercept[Intercept[{k}]]"]
+                                         for k in range(1, N_CATEGORIES)])).sum(axis=1).astype(float)
     elif model.family in _FAMILY_SIMULATORS:
         extra = {k: draw_prior(pri[k], rng, positive=True) for k in ("zi", "hu", "shape", "phi", "sigma") if k in pri}
         truth.update(extra)
@@ -282,6 +299,10 @@ def simulate(model: SBCModel, data: pd.DataFrame, rng: np.random.Generator,
     else:
         raise ValueError(f"no simulator for family {model.family}")
     return {k: truth[k] for k in model.params}, y
+
+
+#: categories of the ordinal (cumulative) model
+N_CATEGORIES = 4
 
 
 def _counts(rng, mu, shape=None):
@@ -359,6 +380,15 @@ def _worker_init(model: SBCModel, design_seed: int) -> None:
         d = _STATE["design"]
         correlated = any(b.is_correlated for b in d.all_blocks)  # a cor prior without correlations is an error
         _STATE["priors"] = resolve_priors(d, {k: v for k, v in model.priors.items() if k != "cor" or correlated})
+    if not _STATE["design"].family.has_kernel:  # no compiled kernel: the PyMC model, compiled once, new data each rep
+        import nutpie
+
+        from hierfit.engine.model import build_model
+        from hierfit.engine.sampling import stored_variables
+
+        pm_model = build_model(_STATE["design"], _STATE["priors"], model.parametrization)
+        _STATE["compiled"] = nutpie.compile_pymc_model(pm_model, backend="numba",
+                                                       var_names=stored_variables(pm_model))
 
 
 def _with_response(y: np.ndarray):
@@ -372,6 +402,8 @@ def _with_response(y: np.ndarray):
 
     model = _STATE["model"]
     design = dataclasses.replace(_STATE["design"], y=y)
+    if "compiled" in _STATE:
+        return _STATE["compiled"].with_data(y_obs=y), design, f"PyMC model (nutpie), g {model.parametrization}"
     if model.method == "collapsed":
         from hierfit.spec.layout import collapsible
 
@@ -398,8 +430,14 @@ def _one_rep(args) -> dict:
     t0 = time.perf_counter()
     n_draws, reruns = draws, 0
     while True:
-        dt, _ = sample_spec(spec_y, SamplerSettings(draws=n_draws, tune=tune, chains=chains, cores=1,
-                                                    seed=int(rng.integers(2**31 - 1)), progressbar=False))
+        if "compiled" in _STATE:
+            import nutpie
+
+            dt = nutpie.sample(spec_y, draws=n_draws, tune=tune, chains=chains, cores=1,
+                               seed=int(rng.integers(2**31 - 1)), progress_bar=False)
+        else:
+            dt, _ = sample_spec(spec_y, SamplerSettings(draws=n_draws, tune=tune, chains=chains, cores=1,
+                                                        seed=int(rng.integers(2**31 - 1)), progressbar=False))
         post = dt["posterior"].to_dataset()
         if how == "collapsed":  # group effects drawn exactly from their conditional, as hierfit.fit does
             from hierfit.engine.group_draws import draw_group_effects

@@ -1,7 +1,4 @@
-"""Zero-inflated counts and beta models against glmmTMB.
-
-The cumulative (ordinal) family does not exist yet; its ordinal::clmm reference (thresholds,
-coefficient, group sd on ``ordinal_sim.csv``) is stored in the same file for it.
+"""Zero-inflated counts and beta models against glmmTMB, the cumulative (ordinal) family against ordinal::clmm.
 
 Reference numbers: ``tests/reference/r_analysis.json`` from ``benchmarks/r_reference.R``
 (glmmTMB 1.1.5, ordinal 2022.11-16); the beta and ordinal data sets are simulated there and
@@ -89,3 +86,15 @@ def test_beta_regression_matches_glmmtmb():
     check_fixef(fit, cond["term"], cond["estimate"], cond["se"], 0.02)
     check_scale(fit.draws["phi"], ref["phi"], 0.2, "phi")  # beta_family's sigma() is brms's phi
     check_scale(group_sd(fit, "g"), ref["sd"]["g"], 0.02, "sd(g)")
+
+
+def test_cumulative_logit_matches_clmm():
+    ref = REF["ordinal"]
+    data = pd.read_csv(HERE / "ordinal_sim.csv")
+    assert data.shape == (400, 3) and sorted(data["rating"].unique()) == [1, 2, 3, 4, 5]
+    fit = quiet_fit(ref["formula"], data, family=hierfit.families.cumulative(ref["link"]), seed=33, **FAST)
+    th = ref["thresholds"]  # clmm's "1|2" ... "4|5" are brms's Intercept[1] ... Intercept[4]
+    check_fixef(fit, th["term"], th["estimate"], th["se"], 0.02,
+                names=[f"Intercept[{k}]" for k in range(1, len(th["term"]) + 1)])
+    check_fixef(fit, [ref["beta"]["term"]], [ref["beta"]["estimate"]], [ref["beta"]["se"]], 0.02)
+    check_scale(group_sd(fit, "g"), ref["sd_g"], 0.02, "sd(g)")  # clmm's sd is a (Laplace) ML estimate

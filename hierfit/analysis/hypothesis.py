@@ -11,6 +11,7 @@ Parameter names (brms and lme4 spellings both work):
 
 * fixed effects: ``Intercept`` / ``(Intercept)`` / ``b_Intercept``, ``sexM`` /
   ``b_sexM``, ``standLRT:sexM``; distributional predictors ``sigma_Intercept``;
+  ordinal thresholds ``Intercept[1]`` / ``b_Intercept[1]``;
 * group-level sds: ``sd(Intercept | school)``, ``sd_school__Intercept``;
 * correlations: ``cor(Intercept, standLRT | school)``, ``cor_school__Intercept__standLRT``;
 * family parameters: ``sigma``, ``shape``, ``nu``.
@@ -61,6 +62,11 @@ def parameter_draws(fit) -> dict[str, np.ndarray]:
     d = fit.design
     out: dict[str, np.ndarray] = {}
     for dp, pred in d.predictors.items():
+        if pred.n_thresholds and pred.var("b_Intercept") in post:  # ordinal thresholds, brms's Intercept[k]
+            thresholds = stack(post, pred.var("b_Intercept"))
+            for k, name in enumerate(pred.threshold_names):
+                out.setdefault(name, thresholds[:, k])
+                out.setdefault(f"b_{name}", thresholds[:, k])
         if pred.fixed_names and pred.var("b") in post:
             b = stack(post, pred.var("b"))
             for j, coef in enumerate(pred.fixed_names):

@@ -91,6 +91,11 @@ def response_draws(fit, newdata: pd.DataFrame, re_form=None, kind: str = "mean",
     """
     if kind not in KINDS:
         raise HierfitError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if fit.design.response_levels is not None and kind != "link":
+        raise HierfitError(f"the {fit.family.name} family's response is an ordered category: its expected value is a "
+                           "probability per category, which these summaries of one number per row do not take; use "
+                           "kind='link' (the latent linear predictor) or fit.predict(newdata) for the category "
+                           "probabilities")
     if is_marginal(re_form):
         if kind != "mean":
             raise HierfitError(f"re_form='marginal' averages the mean over group effects; use kind='mean', "

@@ -43,6 +43,12 @@ def _draws_of(prepared, kind: str, rng: np.random.Generator) -> np.ndarray:
 
 def _as_dataarray(fit, draws: np.ndarray, name: str) -> xr.DataArray:
     chains, ndraw = fit.draws.sizes["chain"], fit.draws.sizes["draw"]
+    if draws.ndim == 3:  # category probabilities (S, n, K) of an ordinal response
+        labels = list(fit.design.response_levels)
+        arr = draws.reshape(chains, ndraw, draws.shape[1], draws.shape[2]) \
+            if draws.shape[0] == chains * ndraw else draws[None]
+        return xr.DataArray(arr, dims=("chain", "draw", "obs", "category"),
+                            coords={"obs": np.arange(arr.shape[2]), "category": labels}, name=name)
     if draws.shape[0] == chains * ndraw:
         arr = draws.reshape(chains, ndraw, -1)
         return xr.DataArray(arr, dims=("chain", "draw", "obs"),
@@ -62,11 +68,31 @@ def predict(fit, newdata: pd.DataFrame | None = None, re_form=None, kind: str = 
     prepared = prepare_draws(fit, newdata, re_form=re_form, allow_new_levels=allow_new_levels,
                              seed=None if seed is None else seed + 1, ndraws=ndraws)
     draws = _draws_of(prepared, kind, rng)
+    levels = fit.design.response_levels
+    if levels is not None and kind != "link":
+        if not summary:
+            if kind == "response":  # the categories themselves, by their labels
+                return _as_dataarray(fit, draws, f"predict_{kind}").copy(
+                    data=np.asarray(levels, dtype=object)[_as_dataarray(fit, draws, "").values.astype(int)])
+            return _as_dataarray(fit, draws, f"predict_{kind}")
+        return _category_table(fit, draws, newdata, levels)
     if not summary:
         return _as_dataarray(fit, draws, f"predict_{kind}")
     if newdata is not None:
         return interval_table(draws, newdata.index, ci)
     return on_caller_index(fit, interval_table(draws, fit.design.row_index, ci))
+
+
+def _category_table(fit, draws: np.ndarray, newdata, levels: list) -> pd.DataFrame:
+    """One column per category (its label): the posterior mean probability (kind="mean", brms's
+    posterior_epred) or the share of predictive draws in it (kind="response", brms's predict)."""
+    if draws.ndim == 3:
+        probs = draws.mean(axis=0)
+    else:
+        probs = np.stack([(draws == k).mean(axis=0) for k in range(len(levels))], axis=1)
+    index = newdata.index if newdata is not None else fit.design.row_index
+    table = pd.DataFrame(probs, index=index, columns=pd.Index(list(levels), name="category"))
+    return table if newdata is not None else on_caller_index(fit, table)
 
 
 def on_caller_index(fit, values):
@@ -99,6 +125,9 @@ def residuals(fit, type: str = "response", re_form=None, seed: int | None = None
         return quantile_residuals(fit, re_form=re_form, seed=seed, nsim=nsim).residuals
     prepared = prepare_draws(fit, None, re_form=re_form)
     expected = prepared.expected().mean(axis=0)
+    if expected.ndim != 1:
+        raise HierfitError(f"{type} residuals need a numeric expected response; the {fit.family.name} family "
+                           "predicts category probabilities: use type='quantile'")
     y = fit.design.y
     rows = fit.design.row_index
     if type == "response":
@@ -120,6 +149,7 @@ class QuantileResiduals:
     simulated : ndarray (nsim, n)   the simulations they were computed from
     ks_statistic, ks_pvalue : float   Kolmogorov-Smirnov test against uniform(0, 1)
     conditional : bool   True when group effects were held at their fitted values
+    fitted : ndarray (n,)   posterior mean fitted values (ordered categories: the expected category code)
     """
 
     residuals: pd.Series
@@ -173,4 +203,9 @@ def quantile_residuals(fit, re_form=None, seed: int | None = None, nsim: int | N
     u = on_caller_index(fit, pd.Series(u, index=fit.design.row_index, name="quantile residuals"))
     return QuantileResiduals(residuals=u, simulated=sims,
                              ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue), conditional=conditional,
-                             fitted=prepared.expected().mean(axis=0))
+                             fitted=_one_fitted_value(prepared.expected().mean(axis=0)))
+
+
+def _one_fitted_value(expected: np.ndarray) -> np.ndarray:
+    """The fitted value per row; for category probabilities (n, K) the expected category code sum_k k p_k."""
+    return expected if expected.ndim == 1 else expected @ np.arange(expected.shape[1], dtype=float)

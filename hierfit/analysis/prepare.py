@@ -257,8 +257,10 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         elif rec["offset"] is not None:
             e = e + rec["offset"]
         eta[dp] = e
-    mu = fam.link.inv(eta["mu"])
+    mu = fam.mean_parameter(eta["mu"])
     dpars = {}
+    if design.mu.n_thresholds:  # ordered thresholds on the original scale: (S, 1, K-1)
+        dpars["thresholds"] = take(design.mu.var("b_Intercept"))[:, None, :]
     for dpar in fam.dpars:
         if dpar.name in eta:
             dpars[dpar.name] = dpar.inverse(eta[dpar.name])

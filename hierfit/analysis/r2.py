@@ -11,7 +11,8 @@ Two methods, both computed per posterior draw so that R² has a posterior:
     s2_f is the variance of the fixed-effect linear predictor, s2_re the group-level
     variance (for random slopes, the mean of z' Sigma z over rows; Johnson 2014) and
     s2_e the family's distribution-specific variance on the link scale (sigma² for
-    gaussian).  It is the default because it describes the model's variance
+    gaussian; pi²/3 or 1 on the latent scale of the ``cumulative`` family, where it is
+    McKelvey & Zavoina's R²).  It is the default because it describes the model's variance
     components and matches what lme4 users report.
 ``method="gelman"``
     Gelman, Goodrich, Gabry & Vehtari (2019), brms's ``bayes_R2``:
@@ -39,6 +40,11 @@ def _gelman(fit, re_form) -> np.ndarray:
                            "method='nakagawa' (computed from the engine's sums)")
     prepared = prepare_draws(fit, None, re_form=re_form)
     ypred = prepared.expected()
+    if ypred.ndim != 2:
+        raise HierfitError(f"method='gelman' (brms's bayes_R2) needs a numeric fitted value; the "
+                           f"{fit.family.name} family predicts category probabilities. Use the default "
+                           "method='nakagawa' (for ordinal models the latent-scale McKelvey-Zavoina R²) or "
+                           "compare models with fit.loo()")
     var_fit = ypred.var(axis=1, ddof=1)
     var_res = (fit.design.y[None, :] - ypred).var(axis=1, ddof=1)
     return var_fit / (var_fit + var_res)

@@ -66,6 +66,9 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     t0 = time.perf_counter()
     fam = families.get(family)
     formula, dpar_formulas = split_formula(formula, dpars, dispformula, fam)
+    if fam.thresholds:
+        raise HierfitError(f"the {fam.name} family (ordered categories) has no closed-form marginal likelihood "
+                           "for the collapsed sampler; " + IN_MEMORY_ONLY)
     if dpar_formulas:
         raise HierfitError("distributional formulas (e.g. sigma ~ x) make the likelihood depend on every row; "
                            + IN_MEMORY_ONLY)

@@ -71,6 +71,7 @@ class FixedPart:
     smooth_idx: list = None  # columns of the penalised smooth coefficients (s_sx_1[j])
     smooth_X: np.ndarray = None  # their columns, centred like the slopes
     smooth_beta: object = None  # their coefficients: zs * sds, one sd per smooth
+    thresholds: object = None  # ordered thresholds at the predictor means (ordinal families), or None
 
 
 def fixed_part(pred, pp) -> FixedPart:
@@ -86,7 +87,7 @@ def fixed_part(pred, pp) -> FixedPart:
     penalised = {j: label for label, cols in pred.smooths.items() for j in cols}
     slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)" and j not in penalised]
     X = pred.X[:, slope_idx]
-    xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
+    xmean = X.mean(axis=0) if pred.centred else np.zeros(len(slope_idx))
     beta = None
     if slope_idx:
         beta = vector_rv(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], pred.dim("beta_coef"), positive=False)
@@ -102,7 +103,7 @@ def fixed_part(pred, pp) -> FixedPart:
             parts.append(zs * sds)
         smooth_beta = pt.concatenate(parts)
         Xs = pred.X[:, smooth_idx]
-        smean = Xs.mean(axis=0) if pred.has_intercept else np.zeros(len(smooth_idx))
+        smean = Xs.mean(axis=0) if pred.centred else np.zeros(len(smooth_idx))
         smooth_X = Xs - smean
         for k, j in enumerate(smooth_idx):
             coef[names[j]] = smooth_beta[k]
@@ -110,20 +111,33 @@ def fixed_part(pred, pp) -> FixedPart:
         intercept = dist_rv(pp.intercept, pred.var("Intercept"), positive=False)
         coef["(Intercept)"] = intercept - (pt.dot(xmean, beta) if beta is not None else 0.0) \
             - (pt.dot(smean, smooth_beta) if smooth_idx else 0.0)
+    thresholds = None
+    if pred.n_thresholds:  # ordered thresholds at the predictor means; Intercept[k] on the original scale
+        from pymc.distributions.transforms import ordered
+
+        n = pred.n_thresholds
+        thresholds = dist_rv(pp.intercept, pred.var("Intercept"), positive=False, dims=pred.dim("thres"),
+                             transform=ordered, initval=np.linspace(-1.0, 1.0, n))
+        shift = (pt.dot(xmean, beta) if beta is not None else 0.0) \
+            + (pt.dot(smean, smooth_beta) if smooth_idx else 0.0)
+        pm.Deterministic(pred.var("b_Intercept"), thresholds + shift, dims=pred.dim("thres"))
     for k, j in enumerate(slope_idx):
         coef[names[j]] = beta[k]
     b = pt.zeros(0)
     if names:
         b = pm.Deterministic(pred.var("b"), pt.stack([pt.as_tensor(coef[n]) for n in names]), dims=pred.dim("coef"))
-    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b, smooth_idx, smooth_X, smooth_beta)
+    return FixedPart(names, slope_idx, X, xmean, intercept, beta, coef, b, smooth_idx, smooth_X, smooth_beta,
+                     thresholds)
 
 
-def _predictor_eta(pred, pp, par: dict[str, str], nobs: int):
-    """Add one linear predictor's variables to the model and return its eta."""
+def _predictor_eta(pred, pp, par: dict[str, str], nobs: int, extra: dict | None = None):
+    """Add one linear predictor's variables to the model and return its eta (thresholds go into ``extra``)."""
     import pymc as pm
     import pytensor.tensor as pt
 
     fp = fixed_part(pred, pp)
+    if fp.thresholds is not None and extra is not None:
+        extra["thresholds"] = fp.thresholds
     slope_idx, X, xmean, intercept, beta = fp.slope_idx, fp.X, fp.xmean, fp.intercept, fp.beta
     eta = pt.zeros(nobs)
     if slope_idx:
@@ -210,15 +224,15 @@ def build_model(design: Design, priors: PriorSet, parametrization="auto"):
         choose_parametrization(design, parametrization)
     fam = design.family
     with pm.Model(coords=coords_for(design)) as model:
-        etas = {dp: _predictor_eta(pred, priors.predictors[dp], par, design.nobs)
-                for dp, pred in design.predictors.items()}
         dvals = {}
+        etas = {dp: _predictor_eta(pred, priors.predictors[dp], par, design.nobs, dvals)
+                for dp, pred in design.predictors.items()}
         for dpar in fam.dpars:
             if dpar.name in etas:
                 dvals[dpar.name] = dpar.inverse_pt(etas[dpar.name])
             else:
                 dvals[dpar.name] = dist_rv(priors.dpars[dpar.name], dpar.name, positive=True, lower=dpar.lower)
-        mu = fam.link.inv_pt(etas["mu"])
+        mu = fam.mean_parameter_pt(etas["mu"])
         y = pm.Data("y_obs", design.y)
         trials = pm.Data("trials", design.trials) if design.trials is not None else None
         addition_likelihood(fam, mu, observation_sd(dvals, design.addition), y, trials, design.addition)

@@ -27,12 +27,13 @@ from hierfit.families.classic import Bernoulli, Binomial, Gamma, Gaussian, NegBi
 from hierfit.families.custom import CustomFamily, custom_family
 from hierfit.families.mixtures import (HurdleLognormal, HurdleNegBinomial, HurdlePoisson, ZeroInflatedNegBinomial,
                                           ZeroInflatedPoisson)
+from hierfit.families.ordinal import Cumulative
 from hierfit.families.positive import Beta, Exponential, Lognormal, Weibull
 
 __all__ = ["ResponseSummary", "response_summary", "Link", "DPar", "Family", "get", "gaussian", "student", "poisson", "negbinomial", "binomial",
            "bernoulli", "gamma", "zero_inflated_poisson", "zero_inflated_negbinomial", "hurdle_poisson",
            "hurdle_negbinomial", "hurdle_lognormal", "beta", "lognormal", "weibull", "exponential",
-           "custom_family", "CustomFamily", "FAMILIES", "LINKS"]
+           "cumulative", "custom_family", "CustomFamily", "FAMILIES", "LINKS"]
 
 
 FAMILIES: dict[str, type[Family]] = {
@@ -52,6 +53,7 @@ FAMILIES: dict[str, type[Family]] = {
     "lognormal": Lognormal,
     "weibull": Weibull,
     "exponential": Exponential,
+    "cumulative": Cumulative,
 }
 
 #: R's spellings whose default link differs from brms's: R's ``Gamma()`` uses the inverse link
@@ -113,3 +115,4 @@ beta = _factory("beta")
 lognormal = _factory("lognormal")
 weibull = _factory("weibull")
 exponential = _factory("exponential")
+cumulative = _factory("cumulative")

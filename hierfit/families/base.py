@@ -177,6 +177,8 @@ class Family:
     confounds_observation_effects: ClassVar[bool] = False
     #: residuals named in the summary header
     summary_residuals: ClassVar[str] = "pearson"
+    #: the formula's intercept becomes K - 1 ordered thresholds ``Intercept[k]`` (ordinal families)
+    thresholds: ClassVar[bool] = False
 
     name: str = "gaussian"
     link_name: str = "identity"
@@ -277,10 +279,22 @@ class Family:
         return response
 
     # -- data ------------------------------------------------------------------------
+    def response_codes(self, values, column: str):
+        """(codes, category labels) of a categorical response column (families with ``thresholds``)."""
+        raise NotImplementedError
+
     def validate(self, y: np.ndarray, trials: np.ndarray | None, column: str) -> None:
         """Raise DataError naming the column and the number of bad rows."""
 
     # -- the distribution ----------------------------------------------------------------
+    def mean_parameter(self, eta):
+        """The family's location parameter from the linear predictor (numpy): the inverse link."""
+        return self.link.inv(eta)
+
+    def mean_parameter_pt(self, eta):
+        """The family's location parameter from the linear predictor (PyTensor)."""
+        return self.link.inv_pt(eta)
+
     def pymc_likelihood(self, name, mu, dpars: dict, observed, trials):
         raise NotImplementedError
 
@@ -303,6 +317,10 @@ class Family:
 
     def simulate(self, rng: np.random.Generator, mu, dpars: dict, trials=None):
         return self.scipy_dist(mu, dpars, trials).rvs(random_state=rng)
+
+    def point_residuals(self, y: np.ndarray, point) -> np.ndarray:
+        """The summary's scaled residuals at the posterior means (``point``: prepared draws, S = 1): Pearson's."""
+        return (y - point.expected()[0]) / np.sqrt(point.variance()[0])
 
     def link_scale_variance(self, mu_mean: float, dpars: dict) -> float:
         """Nakagawa-Schielzeth distribution-specific variance on the link scale (for R²)."""

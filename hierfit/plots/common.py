@@ -16,7 +16,7 @@ from hierfit.results.draws import stack
 from hierfit.errors import HierfitError
 from hierfit.spec.design import uses_column
 
-__all__ = ["TermInfo", "resolve_term", "figure_and_axes", "aligned_data", "column_values", "fixed_variables",
+__all__ = ["TermInfo", "numeric_response", "resolve_term", "figure_and_axes", "aligned_data", "column_values", "fixed_variables",
            "typical_values", "variable_range", "response_label", "binned_smooth", "group_sizes", "cap_note"]
 
 
@@ -118,6 +118,19 @@ class TermInfo:
                     for e, j in enumerate(pos):
                         cor[:, i, j] = c[:, a, e]
         return cor * sd[:, :, None] * sd[:, None, :]
+
+
+def numeric_response(fit, what: str) -> None:
+    """HierfitError for plots of one expected value per row when the response is an ordered category.
+
+    Example
+    -------
+    >>> numeric_response(fit, "plot_effects")  # doctest: +SKIP
+    """
+    if fit.design.response_levels is not None:
+        raise HierfitError(f"{what} draws one expected value per row; the {fit.family.name} family predicts a "
+                           "probability per category: plot fit.predict(newdata) (one column per category) or use "
+                           "fit.pp_check('bars')")
 
 
 def resolve_term(fit, term: str | None = None) -> TermInfo:

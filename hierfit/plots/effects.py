@@ -16,6 +16,7 @@ from hierfit.analysis.population import is_marginal, response_draws
 from hierfit.plots.conditional import condition_grid, data_points, draw_condition, group_lines
 from hierfit.plots.common import (
     column_values,
+    numeric_response,
     figure_and_axes,
     fixed_variables,
     resolve_term,
@@ -133,6 +134,7 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
     -------
     >>> fig = fit.plot_effects()  # doctest: +SKIP
     """
+    numeric_response(fit, "plot_effects")
     d = fit.design
     variables = fixed_variables(fit)
     if predictors is None:
@@ -226,6 +228,7 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
     -------
     >>> fig = fit.plot_group_lines(x="standLRT")  # doctest: +SKIP
     """
+    numeric_response(fit, "plot_group_lines")
     from matplotlib.collections import LineCollection
 
     d = fit.design

@@ -147,7 +147,8 @@ def pp_check(fit, type: str = "dens_overlay", *, ndraws: int | None = None, stat
     ----------
     fit : HierFit
     type : str
-        One of ``dens_overlay`` (default), ``hist``, ``ecdf_overlay``, ``bars``, ``rootogram``,
+        One of ``dens_overlay`` (default), ``hist``, ``ecdf_overlay``, ``bars``, ``rootogram``
+        (ordered categories: ``bars``, labelled by category; not ``dens_overlay``/``rootogram``),
         ``stat``, ``stat_grouped``, ``intervals_grouped`` (see :mod:`hierfit.plots.ppc`).
     ndraws : int, optional
         Number of replicated data sets (defaults: 50 for overlays, 8 for ``hist``, 500 for
@@ -175,6 +176,11 @@ def pp_check(fit, type: str = "dens_overlay", *, ndraws: int | None = None, stat
     """
     if type not in PP_TYPES:
         raise HierfitError(f"type must be one of {', '.join(PP_TYPES)}, got {type!r}")
+    levels = fit.design.response_levels
+    if levels is not None and type in ("dens_overlay", "rootogram"):
+        raise HierfitError(f"pp_check type {type!r} treats the response as a number or a count; the "
+                           f"{fit.family.name} response is an ordered category: use type='bars' (or 'ecdf_overlay', "
+                           "'hist', 'stat' on the category codes 0..K-1)")
     y, yrep = replicate(fit, _DEFAULT_NDRAWS[type] if ndraws is None else ndraws, seed)
     discrete = bool(fit.family.discrete)
     if type in ("bars", "rootogram") and not discrete:
@@ -230,6 +236,8 @@ def pp_check(fit, type: str = "dens_overlay", *, ndraws: int | None = None, stat
         np.concatenate([y, yrep.ravel()])).size <= 60), "ecdf_overlay": lambda: _ecdf(a, y, yrep),
      "bars": lambda: _bars(a, y, yrep), "rootogram": lambda: _rootogram(a, y, yrep)}[type]()
     a.set_xlabel(resp)
+    if levels is not None and type == "bars":  # the categories by their labels
+        a.set_xticks(range(len(levels)), [str(v) for v in levels])
     a.set_title(f"Posterior predictive check: {type} ({yrep.shape[0]} replicated data sets)", fontsize=10)
     a.legend(fontsize=8, frameon=False)
     return fig

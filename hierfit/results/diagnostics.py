@@ -351,6 +351,10 @@ def reported_parameters(posterior, design) -> list[tuple[str, np.ndarray]]:
     """
     out: list[tuple[str, np.ndarray]] = []
     for pred in design.predictors.values():
+        if pred.n_thresholds:
+            arr = np.asarray(posterior[pred.var("b_Intercept")].values)
+            for k, n in enumerate(pred.threshold_names):
+                out.append((f"b[{pred.label(n)}]", arr[:, :, k]))
         if pred.fixed_names:
             arr = np.asarray(posterior[pred.var("b")].values)
             for k, n in enumerate(pred.fixed_names):
@@ -381,6 +385,8 @@ def reported_sources(design) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     for pred in design.predictors.values():
+        for n in pred.threshold_names:
+            out[f"b[{pred.label(n)}]"] = pred.var("b_Intercept")
         for n in pred.fixed_names:
             out[f"b[{pred.label(n)}]"] = pred.var("b")
     for blk in design.all_blocks:

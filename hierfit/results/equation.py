@@ -432,7 +432,11 @@ def _prior_lines(design, priors, peqs: dict[str, _PredictorEq], letters) -> list
         if pp is None:
             continue
         pred = peq.pred
-        if pp.intercept is not None and "(Intercept)" in peq.coefs:
+        if pp.intercept is not None and pred.n_thresholds:  # ordered thresholds, centred like brms's Intercept
+            lhs = r"\theta_{k}" + "".join(f" - {peq.fixed_sym(peq.coefs[n])}" + r"\overline{"
+                                          + _latex_column(peq.coefs[n].column) + "}" for n in pred.fixed_names)
+            out.append((lhs, r"\sim " + latex_dist(pp.intercept) + r" \text{, ordered, } k = 1, \dots, K-1"))
+        elif pp.intercept is not None and "(Intercept)" in peq.coefs:
             lhs = peq.fixed_sym(peq.coefs["(Intercept)"])
             for name in pred.fixed_names:
                 if name == "(Intercept)":

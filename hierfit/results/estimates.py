@@ -24,6 +24,9 @@ def fixef_table(posterior, design, ci: float = 0.95, dpars: bool = True) -> pd.D
     """
     samples, names = [], []
     for pred in design.predictors.values():
+        if pred.n_thresholds:  # ordinal: the thresholds Intercept[1] ... stand where the intercept would
+            samples.append(stack(posterior, pred.var("b_Intercept")))
+            names += [pred.label(n) for n in pred.threshold_names]
         if pred.fixed_names and (dpars or pred.dpar == "mu"):
             keep = [j for j, n in enumerate(pred.fixed_names) if not SMOOTH_COEF.match(n)]  # smooths: see smooth_table
             arr = stack(posterior, pred.var("b"))

@@ -288,7 +288,11 @@ class HierFit(AnalysisMethods, PlotMethods):
             Interval probability.
         summary : bool
             A DataFrame (Estimate, Est.Error, interval; one row per newdata row), or
-            with False the draws as an xarray DataArray (chain, draw, obs).
+            with False the draws as an xarray DataArray (chain, draw, obs).  Ordinal
+            families (``cumulative``) give one column per category instead: its posterior
+            mean probability (``kind="mean"``, brms's ``posterior_epred``) or the share of
+            predictive draws in it (``"response"``); the draws have a ``category`` dim
+            (``"mean"``) or hold the category labels (``"response"``); ``"link"`` is eta.
         allow_new_levels : bool
             Unseen group levels get effects drawn from the fitted group-level
             distribution (wider intervals); otherwise they raise naming the levels.
@@ -459,7 +463,7 @@ class HierFit(AnalysisMethods, PlotMethods):
             scaled_res = pd.Series(d.summary.residual_quantiles)  # from one pass of the data engine
         else:
             point = prepare_draws(self, point=True)
-            scaled = (d.y - point.expected()[0]) / np.sqrt(point.variance()[0])
+            scaled = d.family.point_residuals(d.y, point)
             q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
             scaled_res = pd.Series(q, index=["Min", "1Q", "Median", "3Q", "Max"])
         vc = varcorr_table(post, d, ci)
@@ -477,7 +481,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         corr = np.corrcoef(b, rowvar=False).reshape(b.shape[1], b.shape[1]) if b.shape[1] > 1 else np.eye(b.shape[1])
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
-            residuals=d.family.summary_residuals if skip else "pearson",
+            residuals=d.family.summary_residuals if skip or d.family.thresholds else "pearson",
             residuals_note=("quartiles approximate: one pass of the data engine"
                             if d.summary is not None and d.summary.residual_quantiles is not None else None),
             formula=d.formula.text,
@@ -491,7 +495,7 @@ class HierFit(AnalysisMethods, PlotMethods):
             divergences=self.n_divergent,
             extended=extension_note(self.settings.chains, self.settings.requested_draws or self.settings.draws,
                                     self.settings.draws, self.settings.ess_target or 0),
-            method=str(self.method) + self._decomposition_note(),
+            method=str(self.method) + self._decomposition_note() + self._kernel_note(),
             parametrization=[f"{self.parametrization.names.get(k, k)}: {v}"
                              + (f" ({self.parametrization.reasons[k]})" if k in self.parametrization.reasons else "")
                              for k, v in self.parametrization.items()],
@@ -515,6 +519,13 @@ class HierFit(AnalysisMethods, PlotMethods):
         )
         self._summaries[ci] = s
         return s
+
+    def _kernel_note(self) -> str:
+        """Which log density ran, when it was not hierfit's compiled kernel (the PyMC model's own graph)."""
+        if self.kernel in (None, "hierfit"):
+            return ""
+        why = "" if self.design.family.has_kernel else f": the {self.design.family.name} family has no compiled kernel"
+        return f"; log density: the PyMC model ({self.kernel} kernel{why})"
 
     def _decomposition_note(self) -> str:
         """How the compiled collapsed sampler parametrized sigma, when it used the variance decomposition."""

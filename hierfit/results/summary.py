@@ -146,7 +146,9 @@ class Summary:
     def _residual_lines(self) -> list[str]:
         vals = format_column(self.scaled_residuals.values)
         width = max(len(v) for v in vals + list(self.scaled_residuals.index))
-        title = "Scaled residuals: " if self.header.get("residuals") != "pearson" else "Scaled (Pearson) residuals: "
+        kind = self.header.get("residuals")
+        title = "Scaled (Pearson) residuals: " if kind == "pearson" else \
+            "Scaled residuals: " if kind in (None, "scaled") else f"Scaled residuals, {kind}: "
         if self.header.get("residuals_note"):
             title += f"({self.header['residuals_note']})"
         return [title,

@@ -150,7 +150,7 @@ def evaluate_addition(pf, data: pd.DataFrame, family: Family, evaluate, weights=
         else:
             out.weights = weights  # an array, already checked and subset by the caller
     if c_term is not None:
-        if family.needs_trials or family.name == "bernoulli":
+        if family.needs_trials or family.name == "bernoulli" or family.thresholds:
             raise FormulaError(f"cens() is not available for the {family.name} family", pf.text)
         col = c_term.args[0]
         raw = data[col].to_numpy() if col in data.columns else evaluate(col, "cens")[0]

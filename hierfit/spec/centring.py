@@ -31,6 +31,8 @@ def coords_for(design) -> dict[str, list[str]]:
         penalised = {j for cols in pred.smooths.values() for j in cols}  # sampled as zs * sds, not in beta
         coords[pred.dim("beta_coef")] = [n for j, n in enumerate(pred.fixed_names)
                                          if n != "(Intercept)" and j not in penalised]
+        if pred.n_thresholds:
+            coords[pred.dim("thres")] = pred.threshold_names
         for blk in pred.blocks:
             coords[f"{blk.key}__level"] = list(blk.levels)
             coords[f"{blk.key}__coef"] = list(blk.coefs)

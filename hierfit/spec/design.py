@@ -75,6 +75,8 @@ class Design:
     weights_arg: str | None = None
     #: Set for data held by a data engine (:mod:`hierfit.data`): statistics that stand in for the rows.
     summary: object | None = None
+    #: The response's ordered categories (ordinal families; ``y`` holds their codes 0..K-1), else None.
+    response_levels: list | None = None
 
     @property
     def row_index(self) -> pd.Index:
@@ -417,11 +419,19 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
         if tok.pos < lhs_end and tok.text not in cats and data[tok.text].dtype == bool:
             data[tok.text] = data[tok.text].astype(float)
     frame = data[used].set_axis(data_index[keep])
-    y, _ = _evaluate_vector(pf.response, data, pf, "response")
+    response_levels = None
+    if fam.thresholds:  # an ordered categorical response: codes 0..K-1, labels kept
+        if pf.response not in data.columns:
+            raise DataError(f"the {fam.name} family's response must be a data column (an ordered Categorical or "
+                            f"integers), not the expression '{pf.response}'")
+        y, response_levels = fam.response_codes(data[pf.response], pf.response)
+    else:
+        y, _ = _evaluate_vector(pf.response, data, pf, "response")
     trials, trials_spec = (None, None)
     if pf.trials is not None:
         trials, trials_spec = _evaluate_vector(pf.trials, data, pf, "trials")
-    _check_overflow(pf, raw, y, trials)
+    if response_levels is None:
+        _check_overflow(pf, raw, y, trials)
     fam.validate(y, trials, pf.response)
     addition = evaluate_addition(pf, data, fam, lambda e, what: _evaluate_vector(e, data, pf, what),
                                  weights=weights if weights_pf is not None else weights_array, y=y)
@@ -437,6 +447,11 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
     for name, dpf in dpar_pfs.items():
         predictors[name] = build_predictor(name, dpf, data, nobs_check=False)
     mu = predictors["mu"]
+    if response_levels is not None:
+        if not mu.has_intercept:
+            raise FormulaError(f"the {fam.name} family needs the formula's intercept: it becomes the "
+                               f"{len(response_levels) - 1} ordered thresholds (remove '0 +' / '- 1')", pf.text)
+        mu.use_thresholds(len(response_levels) - 1)
     if offset_pf is not None:
         extra = build_predictor("mu", parse_formula(f"~ 0 + offset({offset})", response=False), data, False)
         mu.offset = extra.offset if mu.offset is None else mu.offset + extra.offset
@@ -448,7 +463,8 @@ def build_design(formula: str | ParsedFormula, data: pd.DataFrame, data_name: st
                   dropped_by_column=by_col, frame=frame, data_index=data_index, used_rows=keep,
                   offset_values=offset_array,
                   offset_arg=offset if isinstance(offset, str) else (None if offset is None else "<array>"),
-                  addition=addition, weights_arg=weights if isinstance(weights, str) else None)
+                  addition=addition, weights_arg=weights if isinstance(weights, str) else None,
+                  response_levels=response_levels)
 
 
 #: Public names of the checks that data engines (hierfit.data) run on their metadata.

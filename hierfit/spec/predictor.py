@@ -162,10 +162,30 @@ class Predictor:
     fixed_columns: list[str]
     slope_specs: list[object]
     offset_specs: list[object]
+    #: ordered thresholds that replace the intercept (ordinal families): their count, 0 otherwise
+    n_thresholds: int = 0
 
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.fixed_names
+
+    @property
+    def centred(self) -> bool:
+        """Whether the slopes are centred while sampling (an intercept or thresholds absorb the shift)."""
+        return self.has_intercept or self.n_thresholds > 0
+
+    @property
+    def threshold_names(self) -> list[str]:
+        """brms's names of the thresholds, ``Intercept[1]`` ... (empty without thresholds)."""
+        return [f"Intercept[{k}]" for k in range(1, self.n_thresholds + 1)]
+
+    def use_thresholds(self, n: int) -> None:
+        """Replace the intercept column by ``n`` ordered thresholds (the columns keep the intercept's contrasts)."""
+        keep = [j for j, name in enumerate(self.fixed_names) if name != "(Intercept)"]
+        self.X = self.X[:, keep]
+        self.fixed_names = [self.fixed_names[j] for j in keep]
+        self.fixed_columns = [self.fixed_columns[j] for j in keep]
+        self.n_thresholds = n
 
     @property
     def smooths(self) -> dict[str, list[int]]:

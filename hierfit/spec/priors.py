@@ -414,14 +414,14 @@ def resolve_priors(design, priors=None) -> PriorSet:
         if p.class_ in ("b", "Intercept") and p.group is not None:
             raise PriorError(f"a prior for class '{p.class_}' takes no group (got group '{p.group}'); "
                              "group-level priors are class 'sd' or 'cor'")
-        if p.class_ == "Intercept" and not pred.has_intercept:
+        if p.class_ == "Intercept" and not pred.centred:
             raise PriorError("a prior for class 'Intercept' was given, but the model has no intercept")
 
     out: dict[str, PredictorPriors] = {}
     for dp, pred in design.predictors.items():
         is_mu = dp == "mu"
         intercept = None
-        if pred.has_intercept:
+        if pred.has_intercept or pred.n_thresholds:  # one prior for every threshold (brms's class Intercept)
             default = fam.intercept_prior(y) if is_mu else Dist("student_t", (3.0, 0.0, 2.5))
             d, src = pick("Intercept", None, dp)
             intercept = d or default
