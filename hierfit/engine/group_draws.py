@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from hierfit.results.draws import stack
+from hierfit.results.draws import index_coords, stack, variable
 from hierfit.spec.layout import collapsed_layout, sufficient_stats
 
 __all__ = ["draw_group_effects"]
@@ -124,9 +124,8 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     for blocks, r, offset in factors:
         for blk in blocks:
             k, start = blk.n_coefs, lay.qstart[blk.key] - offset
-            out[f"r_{blk.key}"] = xr.DataArray(
-                r[:, :, start:start + k].reshape(chains, ndraw, blk.n_levels, k),
-                dims=("chain", "draw", f"{blk.key}__level", f"{blk.key}__coef"),
-                coords={"chain": posterior["chain"], "draw": posterior["draw"], f"{blk.key}__level": blk.levels,
-                        f"{blk.key}__coef": blk.coefs})
+            level, coef = f"{blk.key}__level", f"{blk.key}__coef"
+            out = out.assign_coords(index_coords({level: blk.levels, coef: blk.coefs}))
+            out[f"r_{blk.key}"] = variable(("chain", "draw", level, coef),
+                                           r[:, :, start:start + k].reshape(chains, ndraw, blk.n_levels, k))
     return out
