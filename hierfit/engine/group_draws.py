@@ -47,18 +47,22 @@ def _conditional_chunk(lay, stats, sigma_inv, b, s2, rng):
     zx_flat = stats.ZX.reshape(K * q, -1)
     zxb = (b @ zx_flat.T).reshape(S, K, q)  # (Z'X)_k b for every draw, by one matrix product
     w = (stats.Zy[None] - zxb) / s2[:, None, None]
-    ZZ = stats.ZZ[None] / s2[:, None, None, None]
+
+    def zz(rows, cols):  # a block of Z'Z / sigma^2 for every draw: only the blocks used are made
+        block = stats.ZZ[:, rows, cols]
+        return block[None] / s2.reshape((-1,) + (1,) * block.ndim)
+
     if not lay.nested:
-        M = sigma_inv[:, None] + ZZ
+        M = sigma_inv[:, None] + zz(slice(None), slice(None))
         return [_gaussian_conditional(M, w, rng.standard_normal(w.shape))]
     heads = lay.starts[:-1]
     if q == q1 + 1:  # one inner coefficient: the same algebra with scalars instead of 1 x 1 matrices
-        B = ZZ[:, :, :q1, q1]
-        d = sigma_inv[:, None, q1, q1] + ZZ[:, :, q1, q1]
+        B = zz(slice(None, q1), q1)
+        d = sigma_inv[:, None, q1, q1] + zz(q1, q1)
         Y = B / d[..., None]
         y2 = w[..., q1] / d
-        Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B[..., :, None] * Y[..., None, :],
-                                                            heads, axis=1)
+        Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(zz(slice(None, q1), slice(None, q1))
+                                                            - B[..., :, None] * Y[..., None, :], heads, axis=1)
         cj = np.add.reduceat(w[..., :q1] - B * y2[..., None], heads, axis=1)
         u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))
         u_k = np.repeat(u, np.diff(lay.starts), axis=1)
@@ -68,12 +72,12 @@ def _conditional_chunk(lay, stats, sigma_inv, b, s2, rng):
         unsorted[:, lay.order] = v
         return [u, unsorted]
     # arrow-shaped precision: first the outer effects with the inner ones integrated out, then each inner one
-    D = sigma_inv[:, None, q1:, q1:] + ZZ[:, :, q1:, q1:]
-    B = ZZ[:, :, :q1, q1:]
+    D = sigma_inv[:, None, q1:, q1:] + zz(slice(q1, None), slice(q1, None))
+    B = zz(slice(None, q1), slice(q1, None))
     Dinv = np.linalg.inv(D)
     Y = Dinv @ np.swapaxes(B, -1, -2)
     y2 = (Dinv @ w[..., q1:, None])[..., 0]
-    Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B @ Y, heads, axis=1)
+    Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(zz(slice(None, q1), slice(None, q1)) - B @ Y, heads, axis=1)
     cj = np.add.reduceat(w[..., :q1] - (B @ y2[..., None])[..., 0], heads, axis=1)
     u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))
     u_k = np.repeat(u, np.diff(lay.starts), axis=1)
