@@ -88,21 +88,20 @@ def profile_phases(tree: Path) -> list[tuple[str, float]]:
     return out
 
 
-def section(trees: list[Path], results: dict, runs: int, command: str, phases) -> str:
+def section(trees: list[Path], labels: dict, results: dict, runs: int, command: str, phases, load: tuple) -> str:
     keys = [("total_s", "total s"), ("import_s", "import s"), ("fit_s", "fit s"), ("summary_s", "summary s"),
             ("cpu_s", "CPU s")]
     lines = [SECTION, "", f"Command: `{command}`", "",
              f"{FORMULA} on Exam (4059 rows), 4 chains x 1000 draws after 1000 tune, seed 1; each run a fresh "
              f"process with warm caches (kernel and bytecode), timed from the first import to the printed summary; "
              f"{runs} runs per tree, alternating; minimum over the runs; {time.strftime('%Y-%m-%d')}; "
-             f"{os.cpu_count()} cores (shared with other jobs: CPU time and module counts are steadier than wall "
-             "time).", "",
+             f"{os.cpu_count()} cores, load average {load[0]:.1f} at the start and {load[1]:.1f} at the end (the machine "
+             "is shared with other jobs: CPU time and module counts are steadier than wall time).", "",
              "| tree | " + " | ".join(h for _, h in keys) + " | modules | dask imported |",
              "|---|" + "---|" * (len(keys) + 2)]
     for tree in trees:
         rs = results[str(tree)]
-        name = "this tree (" + revision() + ")" if tree == ROOT else str(tree)
-        lines.append(f"| {name} | " + " | ".join(f"{min(r[k] for r in rs):.2f}" for k, _ in keys)
+        lines.append(f"| {labels[str(tree)]} | " + " | ".join(f"{min(r[k] for r in rs):.2f}" for k, _ in keys)
                      + f" | {min(r['modules'] for r in rs)} | {any(r['dask'] for r in rs)} |")
     if phases:
         lines += ["", "cProfile of one run (this tree), cumulative seconds (profiling roughly doubles them):", "",
@@ -120,11 +119,17 @@ def write_section(text: str, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--compare", nargs="*", default=[], help="other source trees (a folder holding hierfit/)")
+    p.add_argument("--compare", nargs="*", default=[],
+                   help="other source trees (a folder holding hierfit/), as PATH or PATH=LABEL")
     p.add_argument("--profile", action="store_true", help="add a cProfile breakdown of one run")
     p.add_argument("--out", default=str(HERE / "results" / "speed.md"))
     args = p.parse_args()
-    trees = [ROOT] + [Path(t).resolve() for t in args.compare]
+    labels = {str(ROOT): "this tree (" + revision() + ")"}
+    for item in args.compare:
+        path, _, label = item.partition("=")
+        labels[str(Path(path).resolve())] = label or path
+    trees = [Path(t) for t in labels]
+    load_start = os.getloadavg()[0]
     for tree in trees:  # warm the kernel and bytecode caches
         run_child(tree)
     results: dict = {str(t): [] for t in trees}
@@ -135,7 +140,8 @@ def main() -> None:
             print(tree, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
                                     if k != "timing"}), flush=True)
     phases = profile_phases(ROOT) if args.profile else None
-    text = section(trees, results, args.runs, "python benchmarks/fast_path.py " + " ".join(sys.argv[1:]), phases)
+    text = section(trees, labels, results, args.runs, "python benchmarks/fast_path.py " + " ".join(sys.argv[1:]), phases,
+                   (load_start, os.getloadavg()[0]))
     write_section(text, Path(args.out))
     print(text)
 
