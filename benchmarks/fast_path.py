@@ -95,7 +95,8 @@ def section(trees: list[Path], labels: dict, results: dict, runs: int, command: 
              f"{FORMULA} on Exam (4059 rows), 4 chains x 1000 draws after 1000 tune, seed 1; each run a fresh "
              f"process with warm caches (kernel and bytecode), timed from the first import to the printed summary; "
              f"{runs} runs per tree, alternating; minimum over the runs; {time.strftime('%Y-%m-%d')}; "
-             f"{os.cpu_count()} cores, load average {load[0]:.1f} at the start and {load[1]:.1f} at the end (the machine "
+             f"{os.cpu_count()} cores, load average {load[0]:.1f} at the start and {load[1]:.1f} at the end "
+             "(the machine "
              "is shared with other jobs: CPU time and module counts are steadier than wall time).", "",
              "| tree | " + " | ".join(h for _, h in keys) + " | modules | dask imported |",
              "|---|" + "---|" * (len(keys) + 2)]
@@ -140,8 +141,8 @@ def main() -> None:
             print(tree, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
                                     if k != "timing"}), flush=True)
     phases = profile_phases(ROOT) if args.profile else None
-    text = section(trees, labels, results, args.runs, "python benchmarks/fast_path.py " + " ".join(sys.argv[1:]), phases,
-                   (load_start, os.getloadavg()[0]))
+    command = "python benchmarks/fast_path.py " + " ".join(sys.argv[1:])
+    text = section(trees, labels, results, args.runs, command, phases, (load_start, os.getloadavg()[0]))
     write_section(text, Path(args.out))
     print(text)
 

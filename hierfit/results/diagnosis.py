@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Diagnosis", "diagnose_divergences", "diagnose_mixing", "remedy_code", "FUNNEL_QUANTILE", "RIDGE_CORRELATION"]
+__all__ = ["Diagnosis", "diagnose_divergences", "diagnose_mixing", "remedy_code", "FUNNEL_QUANTILE",
+           "RIDGE_CORRELATION"]
 
 #: divergences whose median sits below this quantile of an sd's draws are "near zero"
 FUNNEL_QUANTILE = 0.25
