@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -141,7 +142,7 @@ def main() -> None:
             print(tree, json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
                                     if k != "timing"}), flush=True)
     phases = profile_phases(ROOT) if args.profile else None
-    command = "python benchmarks/fast_path.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/fast_path.py " + shlex.join(sys.argv[1:])
     text = section(trees, labels, results, args.runs, command, phases, (load_start, os.getloadavg()[0]))
     write_section(text, Path(args.out))
     print(text)
