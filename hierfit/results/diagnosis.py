@@ -37,7 +37,13 @@ RIDGE_CORRELATION = -0.5
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """The parameters concerned, the likely reason, and the remedy as keyword arguments of ``fit.update``."""
+    """The parameters concerned, the likely reason, and the remedy as keyword arguments of ``fit.update``.
+
+    Example
+    -------
+    >>> Diagnosis(("sd((Intercept) | g)",), "a funnel", {"target_accept": 0.95}).text()
+    'Likely reason: a funnel. Remedy: fit.update(target_accept=0.95)'
+    """
 
     parameters: tuple[str, ...]
     reason: str
