@@ -122,6 +122,7 @@ def child(model: str, config: str) -> dict:
         arrays = {n: np.asarray(post[n].values) for n in names}
         print(arrays.keys(), file=open(os.devnull, "w"))
         extra = ""
+        phases = {}
     else:
         import numpy as np
 
@@ -135,6 +136,7 @@ def child(model: str, config: str) -> dict:
         reported = list(arrays)
         arrays.update({n: np.asarray(post[n].values) for n in groups})
         div = fit.n_divergent
+        phases = {k: round(v, 3) for k, v in fit.timing.items() if isinstance(v, float)}
         extra = (f"{fit.method.name}; draws {fit.settings.draws}"
                  + (f" (extended from {fit.settings.requested_draws})" if fit.settings.requested_draws else ""))
     total = time.perf_counter() - t0
@@ -143,7 +145,7 @@ def child(model: str, config: str) -> dict:
     return dict(model=model, config=config, n=len(data), total_s=total, cpu_s=time.process_time() - c0,
                 peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, max_rhat=rhat, min_bulk=bulk,
                 min_tail=tail, group_max_rhat=g_rhat, group_min_bulk=g_bulk, group_min_tail=g_tail, divergences=div,
-                ess_per_s=bulk / total, note=extra)
+                ess_per_s=bulk / total, note=extra, phases=phases)
 
 
 def main() -> None:

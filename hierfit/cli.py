@@ -31,6 +31,7 @@ DEMO_FORMULA = "normexam ~ standLRT + sex + (standLRT | school)"
 FLAGS = {"draws": "--draws", "tune": "--tune", "chains": "--chains", "seed": "--seed", "sampler": "--sampler",
          "family": "--family", "target_accept": "--target-accept", "cores": "--cores"}
 _KWARG = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_UPDATE = re.compile(r"fit\.update\((.*?)\)(?=\.(?:\s|$))", re.M)
 _SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 
 
@@ -50,7 +51,10 @@ def with_flags(text: str) -> str:
     -------
     >>> with_flags("Run more tune and draws (e.g. tune=2000, draws=2000); target_accept=0.95")
     'Run more tune and draws (e.g. --tune 2000, --draws 2000); --target-accept 0.95'
+    >>> with_flags("Remedy: fit.update(draws=3000).")
+    'Remedy: run again with --draws 3000.'
     """
+    text = _UPDATE.sub(lambda m: f"run again with {m.group(1)}", text)
     return _KWARG.sub(lambda m: f"{FLAGS[m.group(1)]} {m.group(2).strip(chr(39) + chr(34))}", text)
 
 

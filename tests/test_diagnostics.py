@@ -45,7 +45,9 @@ def test_a_clear_group_variance_is_not_called_singular():
 
 
 def test_divergence_remedy_fits_how_the_effects_were_sampled():
-    """A collapsed fit has no parametrization to switch; a full fit's remedy names it."""
+    """Divergences where an sd is small: a centred term is switched to non-centred; a collapsed or
+    non-centred one (no parametrization to switch) gets a higher target_accept; divergences spread
+    over the sd's draws name no parameter."""
     import xarray as xr
 
     from hierfit.spec.design import build_design
@@ -53,12 +55,22 @@ def test_divergence_remedy_fits_how_the_effects_were_sampled():
     from hierfit.spec.parametrization import Parametrization
 
     d = build_design("y ~ x + (1 | g)", _groups(0.5))
-    stats = xr.Dataset({"diverging": (("chain", "draw"), np.eye(2, 5, dtype=bool))})
     diag = pd.DataFrame({"Rhat": [1.0], "Bulk_ESS": [1000.0], "Tail_ESS": [1000.0]}, index=["sigma"])
     sd = np.random.default_rng(1).gamma(20, 0.03, (2, 50, 1))
     post = xr.Dataset({"sd_g": (("chain", "draw", "g__coef"), sd)}, coords={"g__coef": ["(Intercept)"]})
+    low = sd[..., 0] <= np.quantile(sd, 0.05)  # divergences at the smallest sds: a funnel
+    stats = xr.Dataset({"diverging": (("chain", "draw"), low)})
     collapsed = convergence_messages(post, stats, d, diag, Parametrization({"g": "collapsed"}))
-    full = convergence_messages(post, stats, d, diag, Parametrization({"g": "noncentered"}))
-    assert collapsed[0].startswith("2 divergent transition(s)") and "parametrization" not in collapsed[0]
-    assert "tune=2000" in collapsed[0]
-    assert "try the other parametrization" in full[0]
+    noncentered = convergence_messages(post, stats, d, diag, Parametrization({"g": "noncentered"}))
+    centered = convergence_messages(post, stats, d, diag, Parametrization({"g": "centered"}))
+    assert collapsed[0].startswith(f"{low.sum()} divergent transition(s) after warm-up (around sd((Intercept) | g))")
+    assert collapsed[0].endswith("Remedy: fit.update(target_accept=0.95).")
+    assert noncentered[0].endswith("Remedy: fit.update(target_accept=0.95).")
+    assert "near zero" in centered[0] and "funnel of a centred group term" in centered[0]
+    assert centered[0].endswith("Remedy: fit.update(parametrization={'g': 'noncentered'}, target_accept=0.95).")
+    spread = np.zeros((2, 50), dtype=bool)
+    spread[:, ::10] = True  # every tenth draw: all over the sd's distribution
+    msg = convergence_messages(post, xr.Dataset({"diverging": (("chain", "draw"), spread)}), d, diag,
+                               Parametrization({"g": "centered"}))[0]
+    assert "(around" not in msg and "no group-level sd explains them" in msg
+    assert msg.endswith("Remedy: fit.update(target_accept=0.95).")

@@ -191,3 +191,6 @@ def test_cli_messages_use_the_cli_flag_names():
             "sampler='pymc', chains=8; 0 divergent transitions; seed = 1; n_draws=3")
     assert with_flags(text) == ("Run more tune and draws (e.g. --tune 2000, --draws 2000); raise --target-accept "
                                 "0.95; --sampler pymc, --chains 8; 0 divergent transitions; seed = 1; n_draws=3")
+    remedy = "Likely reason: the funnel. Remedy: fit.update(parametrization={'g': 'noncentered'}, target_accept=0.95)."
+    assert with_flags(remedy) == ("Likely reason: the funnel. Remedy: run again with parametrization={'g': "
+                                  "'noncentered'}, --target-accept 0.95.")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from hierfit.results.draws import stack
+from hierfit.results.draws import index_coords, stack, variable
 from hierfit.spec.layout import collapsed_layout, sufficient_stats
 
-__all__ = ["draw_group_effects"]
+__all__ = ["draw_group_effects", "ALGEBRA_ELEMENTS"]
+
+#: elements of Z'Z per block of the conditional draws' algebra (draws x levels x q^2)
+ALGEBRA_ELEMENTS = 1.25e5
 
 
 def _gaussian_conditional(M: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -39,46 +42,61 @@ def _gaussian_conditional(M: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.nda
     return mean + np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
 
 
-def _conditional_chunk(lay, stats, sigma_inv, b, s2, rng):
-    """Exact draws of the stacked group effects for a chunk of posterior draws: (draws, levels, q) per factor."""
+def _normal_shapes(lay, stats) -> list[tuple[int, ...]]:
+    """Per posterior draw, the shapes of the standard normals one draw of the group effects uses, in order."""
+    K, q = stats.Zy.shape
+    if not lay.nested:
+        return [(K, q)]
+    return [(len(lay.starts) - 1, lay.q1), (K, q - lay.q1)]
+
+
+def _conditional_chunk(lay, stats, sigma_inv, b, s2, z):
+    """Exact draws of the stacked group effects for a block of posterior draws: (draws, levels, q) per factor.
+
+    ``z`` holds the block's standard normals, shaped as :func:`_normal_shapes` says.
+    """
     S = b.shape[0]
     K, q = stats.Zy.shape
     q1 = lay.q1
     zx_flat = stats.ZX.reshape(K * q, -1)
     zxb = (b @ zx_flat.T).reshape(S, K, q)  # (Z'X)_k b for every draw, by one matrix product
     w = (stats.Zy[None] - zxb) / s2[:, None, None]
-    ZZ = stats.ZZ[None] / s2[:, None, None, None]
+
+    def zz(rows, cols):  # a block of Z'Z / sigma^2 for every draw: only the blocks used are made
+        block = stats.ZZ[:, rows, cols]
+        return block[None] / s2.reshape((-1,) + (1,) * block.ndim)
+
     if not lay.nested:
-        M = sigma_inv[:, None] + ZZ
-        return [_gaussian_conditional(M, w, rng.standard_normal(w.shape))]
+        M = sigma_inv[:, None] + zz(slice(None), slice(None))
+        return [_gaussian_conditional(M, w, z[0])]
     heads = lay.starts[:-1]
     if q == q1 + 1:  # one inner coefficient: the same algebra with scalars instead of 1 x 1 matrices
-        B = ZZ[:, :, :q1, q1]
-        d = sigma_inv[:, None, q1, q1] + ZZ[:, :, q1, q1]
+        B = zz(slice(None, q1), q1)
+        d = sigma_inv[:, None, q1, q1] + zz(q1, q1)
         Y = B / d[..., None]
         y2 = w[..., q1] / d
-        Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B[..., :, None] * Y[..., None, :],
-                                                            heads, axis=1)
+        Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(zz(slice(None, q1), slice(None, q1))
+                                                            - B[..., :, None] * Y[..., None, :], heads, axis=1)
         cj = np.add.reduceat(w[..., :q1] - B * y2[..., None], heads, axis=1)
-        u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))
+        u = _gaussian_conditional(Sj, cj, z[0])
         u_k = np.repeat(u, np.diff(lay.starts), axis=1)
         mean_part = w[..., q1] - (B * u_k).sum(axis=-1)
-        v = (mean_part / d + rng.standard_normal(mean_part.shape + (1,))[..., 0] / np.sqrt(d))[..., None]
+        v = (mean_part / d + z[1][..., 0] / np.sqrt(d))[..., None]
         unsorted = np.empty_like(v)
         unsorted[:, lay.order] = v
         return [u, unsorted]
     # arrow-shaped precision: first the outer effects with the inner ones integrated out, then each inner one
-    D = sigma_inv[:, None, q1:, q1:] + ZZ[:, :, q1:, q1:]
-    B = ZZ[:, :, :q1, q1:]
+    D = sigma_inv[:, None, q1:, q1:] + zz(slice(q1, None), slice(q1, None))
+    B = zz(slice(None, q1), slice(q1, None))
     Dinv = np.linalg.inv(D)
     Y = Dinv @ np.swapaxes(B, -1, -2)
     y2 = (Dinv @ w[..., q1:, None])[..., 0]
-    Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(ZZ[:, :, :q1, :q1] - B @ Y, heads, axis=1)
+    Sj = sigma_inv[:, None, :q1, :q1] + np.add.reduceat(zz(slice(None, q1), slice(None, q1)) - B @ Y, heads, axis=1)
     cj = np.add.reduceat(w[..., :q1] - (B @ y2[..., None])[..., 0], heads, axis=1)
-    u = _gaussian_conditional(Sj, cj, rng.standard_normal(cj.shape))
+    u = _gaussian_conditional(Sj, cj, z[0])
     u_k = np.repeat(u, np.diff(lay.starts), axis=1)
     mean_part = w[..., q1:] - (np.swapaxes(B, -1, -2) @ u_k[..., None])[..., 0]
-    v = _gaussian_conditional(D, mean_part, rng.standard_normal(mean_part.shape))
+    v = _gaussian_conditional(D, mean_part, z[1])
     unsorted = np.empty_like(v)
     unsorted[:, lay.order] = v
     return [u, unsorted]
@@ -111,12 +129,21 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     Linv = np.linalg.solve(L, np.eye(q)[None])
     sigma_inv = np.einsum("sji,sjk->sik", Linv, Linv)
     K = stats.n.shape[0]
-    chunk = max(1, int(2e6 // max(K * q * q, 1)))  # about 16 MB temporaries: fast in cache
+    # The random stream is drawn in chunks of about 2e6 / (K q^2) posterior draws (its order fixes the
+    # draws for a seed); the algebra runs on blocks of about ALGEBRA_ELEMENTS / (K q^2) draws, whose temporaries
+    # (about 1 MB) stay in the processor's cache: 4-5x faster on thousands of levels.
+    chunk = max(1, int(2e6 // max(K * q * q, 1)))
+    block = max(1, int(ALGEBRA_ELEMENTS // max(K * q * q, 1)))
+    shapes = _normal_shapes(lay, stats)
     parts = [[] for _ in range(2 if lay.nested else 1)]
     for lo in range(0, S, chunk):
         hi = min(S, lo + chunk)
-        for acc, r in zip(parts, _conditional_chunk(lay, stats, sigma_inv[lo:hi], b[lo:hi], s2[lo:hi], rng)):
-            acc.append(r)
+        z = [rng.standard_normal((hi - lo,) + shape) for shape in shapes]
+        for a in range(lo, hi, block):
+            e = min(hi, a + block)
+            for acc, r in zip(parts, _conditional_chunk(lay, stats, sigma_inv[a:e], b[a:e], s2[a:e],
+                                                        [zi[a - lo:e - lo] for zi in z])):
+                acc.append(r)
     factors = [(lay.outer, np.concatenate(parts[0]), 0)]
     if lay.nested:
         factors.append((lay.inner, np.concatenate(parts[1]), lay.q1))
@@ -124,9 +151,8 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     for blocks, r, offset in factors:
         for blk in blocks:
             k, start = blk.n_coefs, lay.qstart[blk.key] - offset
-            out[f"r_{blk.key}"] = xr.DataArray(
-                r[:, :, start:start + k].reshape(chains, ndraw, blk.n_levels, k),
-                dims=("chain", "draw", f"{blk.key}__level", f"{blk.key}__coef"),
-                coords={"chain": posterior["chain"], "draw": posterior["draw"], f"{blk.key}__level": blk.levels,
-                        f"{blk.key}__coef": blk.coefs})
+            level, coef = f"{blk.key}__level", f"{blk.key}__coef"
+            out = out.assign_coords(index_coords({level: blk.levels, coef: blk.coefs}))
+            out[f"r_{blk.key}"] = variable(("chain", "draw", level, coef),
+                                           r[:, :, start:start + k].reshape(chains, ndraw, blk.n_levels, k))
     return out

@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hierfit.results.diagnosis import diagnose_divergences, diagnose_mixing
 from hierfit.results.draws import stack
 
-__all__ = ["parameter_diagnostics", "convergence_messages", "rhat", "ess_bulk", "ess_tail",
+__all__ = ["parameter_diagnostics", "convergence_messages", "other_parametrization", "rhat", "ess_bulk", "ess_tail",
            "convergence_stats", "normal_quantile",
            "RHAT_MAX", "ESS_MIN"]
 
@@ -461,47 +462,61 @@ def piles_at_zero(sd_draws: np.ndarray, ratio: float = 0.75) -> bool:
     return bool(dens[0] >= ratio * dens.max())
 
 
-def _remedy(labels: list[str], design, parametrization) -> str:
-    """Suggest the other parametrization for the terms named in the labels."""
+def other_parametrization(labels: list[str], design, parametrization) -> dict:
+    """The sampled terms named in ``labels`` switched to their other parametrization, by grouping factor.
+
+    Example
+    -------
+    >>> # other_parametrization(["sd((Intercept) | school)"], fit.design, fit.parametrization)
+    >>> # {'school': 'noncentered'}
+    """
+    out: dict[str, str] = {}
     if not parametrization:
-        return ""
-    terms = []
+        return out
     for blk in design.all_blocks:
         if any(lab.endswith(f"| {blk.name})") for lab in labels) and \
                 parametrization.get(blk.key) in ("centered", "noncentered"):
-            other = "noncentered" if parametrization[blk.key] == "centered" else "centered"
-            terms.append(f"'{blk.factor}': '{other}'")
-    if not terms:
-        return ""
-    return f" or try the other parametrization: parametrization={{{', '.join(dict.fromkeys(terms))}}}"
+            out[blk.factor] = "noncentered" if parametrization[blk.key] == "centered" else "centered"
+    return out
 
 
-def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame, parametrization=None) -> list[str]:
-    """Warnings about the fit, each saying what to do."""
+def convergence_messages(posterior, sample_stats, design, diag: pd.DataFrame, parametrization=None,
+                         settings=None) -> list[str]:
+    """Warnings about the fit, each naming the parameters, the likely reason and a remedy to paste.
+
+    ``settings`` (the fit's :class:`~hierfit.engine.sampling.SamplerSettings`) gives the
+    target_accept, draws and tune the remedies start from (0.8, 1000, 1000 when None).
+    The diagnoses are those of :mod:`hierfit.results.diagnosis`.
+    """
+    target_accept = float(getattr(settings, "target_accept", 0.8) or 0.8)
     msgs: list[str] = []
+    divergence = None
     if sample_stats is not None and "diverging" in sample_stats:
-        n_div = int(np.asarray(sample_stats["diverging"].values).sum())
+        diverging = np.asarray(sample_stats["diverging"].values, dtype=bool)
+        n_div = int(diverging.sum())
         if n_div:
-            sampled = bool(parametrization) and any(
-                parametrization.get(b.key) in ("centered", "noncentered") for b in design.all_blocks)
-            other = (", or try the other parametrization (parametrization='centered' for groups with much data "
-                     "per level)") if sampled else " and tune (e.g. tune=2000)"
-            msgs.append(
-                f"{n_div} divergent transition(s) after warm-up: the posterior may be biased. "
-                f"Increase target_accept (e.g. target_accept=0.95){other}."
-            )
+            divergence = diagnose_divergences(posterior, diverging, design, parametrization, target_accept,
+                                              piles_at_zero)
+            about = f" (around {', '.join(divergence.parameters)})" if divergence.parameters else ""
+            msgs.append(f"{n_div} divergent transition(s) after warm-up{about}: the posterior may be biased. "
+                        f"{divergence.text()}.")
     bad_rhat = diag.index[diag["Rhat"] > RHAT_MAX].tolist()
-    if bad_rhat:
-        msgs.append(
-            f"R-hat > {RHAT_MAX} for {', '.join(bad_rhat)}: the chains have not mixed. "
-            "Run more tune and draws (e.g. tune=2000, draws=2000)" + _remedy(bad_rhat, design, parametrization) + "."
-        )
     low = diag.index[(diag["Bulk_ESS"] < ESS_MIN) | (diag["Tail_ESS"] < ESS_MIN)].tolist()
+
+    def why(labels, rhat_bad):
+        if divergence is not None:
+            return f"Likely reason: the divergent transitions above. Remedy: {divergence.code}"
+        return diagnose_mixing(posterior, design, diag, labels, settings, rhat_bad=rhat_bad,
+                               ess_min=ESS_MIN,
+                               other_parametrization=lambda labs: other_parametrization(labs, design,
+                                                                                        parametrization)).text()
+
+    if bad_rhat:
+        msgs.append(f"R-hat > {RHAT_MAX} for {', '.join(bad_rhat)}: the chains have not mixed. "
+                    f"{why(bad_rhat, True)}.")
     if low:
-        msgs.append(
-            f"bulk or tail ESS < {ESS_MIN} for {', '.join(low)}: means and intervals are imprecise. "
-            "Run more draws (e.g. draws=2000)" + _remedy(low, design, parametrization) + "."
-        )
+        msgs.append(f"bulk or tail ESS < {ESS_MIN} for {', '.join(low)}: means and intervals are imprecise. "
+                    f"{why(low, bool(bad_rhat))}.")
     for blk in design.all_blocks:
         sd = stack(posterior, f"sd_{blk.key}")
         label = design.predictors[blk.dpar].label

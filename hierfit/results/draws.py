@@ -12,7 +12,7 @@ import pandas as pd
 
 from hierfit.arguments import check_probability
 
-__all__ = ["stack", "interval_table", "linear_predictor", "STAT_COLUMNS", "ci_columns"]
+__all__ = ["stack", "interval_table", "linear_predictor", "STAT_COLUMNS", "ci_columns", "index_coords", "variable"]
 
 
 def ci_columns(ci: float) -> tuple[str, str]:
@@ -105,3 +105,42 @@ def linear_predictor(b: np.ndarray, X: np.ndarray, ranef: list[tuple[np.ndarray,
         contrib = np.einsum("snq,nq->sn", r[:, safe, :], Z)
         eta = eta + contrib * known
     return eta
+
+
+def index_coords(coords: dict) -> dict:
+    """Coordinates as xarray's index variables, built directly (as xarray builds them from arrays).
+
+    With :func:`variable` (arrays that are numpy already), a Dataset is built without xarray's
+    generic conversion, which checks every array against the duck-array types of the libraries
+    installed (dask, sparse, pint, cupy), importing them: half a second on a small fit, for plain
+    numpy arrays. The result is the same (labels, dtype and index).
+
+    Example
+    -------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"x": variable(("g",), np.zeros(2))}, coords=index_coords({"g": ["a", "b"]}))
+    >>> ds.indexes["g"].tolist(), str(ds["g"].dtype)
+    (['a', 'b'], '<U1')
+    """
+    import xarray as xr
+    from xarray.core.indexing import PandasIndexingAdapter
+
+    out = {}
+    for d, labels in coords.items():
+        a = np.asarray(labels)
+        index = pd.Index(a, dtype="object" if a.dtype.kind == "O" else None)
+        out[d] = xr.IndexVariable((d,), PandasIndexingAdapter(index, dtype=a.dtype))
+    return out
+
+
+def variable(dims: tuple, values: np.ndarray):
+    """An xarray Variable of a numpy array, without xarray's duck-array checks (see :func:`index_coords`).
+
+    Example
+    -------
+    >>> variable(("chain", "draw"), np.zeros((1, 3))).dims
+    ('chain', 'draw')
+    """
+    import xarray as xr
+
+    return xr.Variable(dims, np.asarray(values), fastpath=True)

@@ -422,7 +422,8 @@ class HierFit(AnalysisMethods, PlotMethods):
     def warnings(self) -> list[str]:
         """Convergence warnings (divergences, R-hat, ESS, singular fit), each saying what to do."""
         stats = self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
-        msgs = convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization)
+        msgs = convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization,
+                                    self.settings)
         if self.interrupted:
             msgs.insert(0, f"sampling was interrupted (Ctrl-C): this fit keeps the {self.draws.sizes['draw']} draws "
                         f"per chain made after warm-up, of the {self.settings.draws} asked for; run the fit "

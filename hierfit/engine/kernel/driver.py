@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from hierfit.errors import SamplingError
+from hierfit.results.draws import index_coords, variable
 
 __all__ = ["nutpie_lib", "nutpie_errors", "sample_spec"]
 
@@ -196,11 +197,11 @@ def posterior_dataset(spec, chains):
             out[v.name][c] = values[v.name]
         del values
     n_draw = next(iter(out.values())).shape[1] if out else 0
-    dims = {d for v in spec.stored for d in v.dims}
+    dims = dict.fromkeys(d for v in spec.stored for d in v.dims)  # in the order of the variables
     coords = {"chain": np.arange(n_chain), "draw": np.arange(n_draw),
               **{d: spec.coords[d] for d in dims if d in spec.coords}}
-    return xr.Dataset({v.name: xr.Variable(("chain", "draw") + v.dims, out[v.name]) for v in spec.stored},
-                      coords=coords)
+    return xr.Dataset({v.name: variable(("chain", "draw") + v.dims, out[v.name])
+                       for v in spec.stored}, coords=index_coords(coords))
 
 
 class _ChainDraws:
@@ -238,8 +239,8 @@ def trace_to_datatree(draw_batches, stat_batches, spec):
         if name == "tuning":
             continue
         arr = np.stack([np.asarray(_column(s, name))[k[:n_draw]] for s, k in zip(stat_batches, kept)])
-        stats[name] = xr.Variable(("chain", "draw"), arr)
-    sample_stats = xr.Dataset(stats, coords=coords)
+        stats[name] = variable(("chain", "draw"), arr)
+    sample_stats = xr.Dataset(stats, coords=index_coords(coords))
     sample_stats.attrs["inference_library"] = "nutpie"
     return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": sample_stats})
 
