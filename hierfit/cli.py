@@ -29,8 +29,11 @@ DEMO_FORMULA = "normexam ~ standLRT + sex + (standLRT | school)"
 
 #: keyword arguments of hierfit.fit -> this command's flags (for messages)
 FLAGS = {"draws": "--draws", "tune": "--tune", "chains": "--chains", "seed": "--seed", "sampler": "--sampler",
-         "family": "--family", "target_accept": "--target-accept", "cores": "--cores"}
-_KWARG = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=('[^']*'|\"[^\"]*\"|[\w.+-]+)")
+         "family": "--family", "target_accept": "--target-accept", "cores": "--cores",
+         "parametrization": "--parametrization"}
+_KWARG = re.compile(r"(?<![\w.-])(" + "|".join(FLAGS) + r")=(\{[^}]*\}|'[^']*'|\"[^\"]*\"|[\w.+-]+)")
+_PAIR = re.compile(r"""['"]([^'"]+)['"]\s*:\s*['"]([^'"]+)['"]""")
+_CHOICES = ("auto", "noncentered", "centered")
 _UPDATE = re.compile(r"fit\.update\((.*?)\)(?=\.(?:\s|$))", re.M)
 _SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 
@@ -53,9 +56,42 @@ def with_flags(text: str) -> str:
     'Run more tune and draws (e.g. --tune 2000, --draws 2000); --target-accept 0.95'
     >>> with_flags("Remedy: fit.update(draws=3000).")
     'Remedy: run again with --draws 3000.'
+    >>> with_flags("Remedy: fit.update(parametrization={'g': 'noncentered'}, target_accept=0.95).")
+    'Remedy: run again with --parametrization g=noncentered, --target-accept 0.95.'
     """
     text = _UPDATE.sub(lambda m: f"run again with {m.group(1)}", text)
-    return _KWARG.sub(lambda m: f"{FLAGS[m.group(1)]} {m.group(2).strip(chr(39) + chr(34))}", text)
+    return _KWARG.sub(lambda m: f"{FLAGS[m.group(1)]} {_flag_value(m.group(2))}", text)
+
+
+def _flag_value(value: str) -> str:
+    """A keyword's value as the flag takes it: ``{'g': 'noncentered'}`` -> ``g=noncentered``."""
+    if value.startswith("{"):
+        return ",".join(f"{k}={v}" for k, v in _PAIR.findall(value))
+    return value.strip("'\"")
+
+
+def parametrization_arg(text: str):
+    """The ``--parametrization`` flag's value: one choice for every term, or ``GROUP=CHOICE,...`` per term.
+
+    Example
+    -------
+    >>> parametrization_arg("noncentered")
+    'noncentered'
+    >>> parametrization_arg("g=noncentered,school=centered")
+    {'g': 'noncentered', 'school': 'centered'}
+    """
+    if "=" not in text:
+        if text not in _CHOICES:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_CHOICES)} (or GROUP=CHOICE,...)")
+        return text
+    out = {}
+    for part in text.split(","):
+        group, _, choice = part.partition("=")
+        if not group.strip() or choice.strip() not in _CHOICES:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected GROUP=CHOICE with CHOICE one of "
+                                             f"{', '.join(_CHOICES)}")
+        out[group.strip()] = choice.strip()
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--seed", type=int, default=None, help="random seed (same seed, same draws)")
         sp.add_argument("--target-accept", type=float, default=0.8, dest="target_accept",
                         help="NUTS target acceptance rate in (0, 1) (default 0.8; raise to 0.95 after divergences)")
+        sp.add_argument("--parametrization", type=parametrization_arg, default="auto", metavar="CHOICE",
+                        help="auto (default), noncentered, centered, or per term GROUP=CHOICE,... "
+                             "(e.g. g=noncentered)")
         sp.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"], help="default: nutpie")
         sp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         sp.add_argument("--save", metavar="FILE",
@@ -157,7 +196,7 @@ def _fit_and_print(args, data, inputs: list[str]) -> None:
         warnings.simplefilter("always")
         m = hierfit.fit(args.formula, data, family=args.family, draws=args.draws, tune=args.tune,
                         chains=args.chains, seed=args.seed, sampler=args.sampler, target_accept=args.target_accept,
-                        progressbar=not args.no_progress, warn=False)
+                        parametrization=args.parametrization, progressbar=not args.no_progress, warn=False)
     shown = set()
     for w in caught:  # hierfit's own warnings (data, method); others are in the summary or internal
         if issubclass(w.category, hierfit.HierfitWarning) and str(w.message) not in shown:

@@ -192,5 +192,26 @@ def test_cli_messages_use_the_cli_flag_names():
     assert with_flags(text) == ("Run more tune and draws (e.g. --tune 2000, --draws 2000); raise --target-accept "
                                 "0.95; --sampler pymc, --chains 8; 0 divergent transitions; seed = 1; n_draws=3")
     remedy = "Likely reason: the funnel. Remedy: fit.update(parametrization={'g': 'noncentered'}, target_accept=0.95)."
-    assert with_flags(remedy) == ("Likely reason: the funnel. Remedy: run again with parametrization={'g': "
-                                  "'noncentered'}, --target-accept 0.95.")
+    assert with_flags(remedy) == ("Likely reason: the funnel. Remedy: run again with --parametrization "
+                                  "g=noncentered, --target-accept 0.95.")
+
+
+def test_cli_parametrization_flag_follows_the_printed_remedy(capsys, monkeypatch):
+    import hierfit
+    from hierfit import cli
+
+    seen = {}
+
+    def fake_fit(*args, **kwargs):
+        seen.update(kwargs)
+        raise hierfit.HierfitError("stop here")
+
+    monkeypatch.setattr(hierfit, "fit", fake_fit)
+    rc, _, err = _main(capsys, "demo", "--parametrization", "school=noncentered,student=centered")
+    assert rc == 2 and "stop here" in err
+    assert seen["parametrization"] == {"school": "noncentered", "student": "centered"}
+    rc, _, err = _main(capsys, "demo", "--parametrization", "sideways")
+    assert rc == 2 and "'sideways' is not one of auto, noncentered, centered" in err
+    rc, _, err = _main(capsys, "demo", "--parametrization", "g=tilted")
+    assert rc == 2 and "'g=tilted': expected GROUP=CHOICE" in err
+    assert cli.parametrization_arg("centered") == "centered"
