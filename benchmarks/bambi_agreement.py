@@ -261,7 +261,11 @@ def hierfit_estimates(fit) -> pd.DataFrame:
 
     fe = fit.fixef()
     for coef in fe.index:
-        da = draws["b"].sel(coef=coef)
+        if coef.startswith("Intercept[") and "b_Intercept" in draws:  # ordinal thresholds, brms's Intercept[k]
+            thr = draws["b_Intercept"]
+            da = thr.isel({thr.dims[-1]: int(coef[len("Intercept["):-1]) - 1})
+        else:
+            da = draws["b"].sel(coef=coef)
         if not np.isclose(float(da.mean()), fe.loc[coef, "Estimate"], rtol=1e-9):
             raise LookupError(f"fixef()'s {coef} is not the mean of b[{coef}]")
         add("fixed", coef, fe.loc[coef, "Estimate"], da)
