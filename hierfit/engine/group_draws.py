@@ -112,20 +112,21 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     sigma_inv = np.einsum("sji,sjk->sik", Linv, Linv)
     K = stats.n.shape[0]
     chunk = max(1, int(2e6 // max(K * q * q, 1)))  # about 16 MB temporaries: fast in cache
-    parts = [[] for _ in range(2 if lay.nested else 1)]
+    factors = [(lay.outer, 0)] + ([(lay.inner, lay.q1)] if lay.nested else [])
+    # each block's draws are written in place, chunk by chunk: no list of chunks, no concatenated copy
+    out_arrays = [{blk.key: np.empty((S, blk.n_levels, blk.n_coefs)) for blk in blocks} for blocks, _ in factors]
     for lo in range(0, S, chunk):
         hi = min(S, lo + chunk)
-        for acc, r in zip(parts, _conditional_chunk(lay, stats, sigma_inv[lo:hi], b[lo:hi], s2[lo:hi], rng)):
-            acc.append(r)
-    factors = [(lay.outer, np.concatenate(parts[0]), 0)]
-    if lay.nested:
-        factors.append((lay.inner, np.concatenate(parts[1]), lay.q1))
+        for (blocks, offset), arrays, r in zip(factors, out_arrays, _conditional_chunk(
+                lay, stats, sigma_inv[lo:hi], b[lo:hi], s2[lo:hi], rng)):
+            for blk in blocks:
+                start = lay.qstart[blk.key] - offset
+                arrays[blk.key][lo:hi] = r[:, :, start:start + blk.n_coefs]
     out = posterior.copy()
-    for blocks, r, offset in factors:
+    for (blocks, _), arrays in zip(factors, out_arrays):
         for blk in blocks:
-            k, start = blk.n_coefs, lay.qstart[blk.key] - offset
             out[f"r_{blk.key}"] = xr.DataArray(
-                r[:, :, start:start + k].reshape(chains, ndraw, blk.n_levels, k),
+                arrays.pop(blk.key).reshape(chains, ndraw, blk.n_levels, blk.n_coefs),
                 dims=("chain", "draw", f"{blk.key}__level", f"{blk.key}__coef"),
                 coords={"chain": posterior["chain"], "draw": posterior["draw"], f"{blk.key}__level": blk.levels,
                         f"{blk.key}__coef": blk.coefs})
