@@ -111,7 +111,7 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     Linv = np.linalg.solve(L, np.eye(q)[None])
     sigma_inv = np.einsum("sji,sjk->sik", Linv, Linv)
     K = stats.n.shape[0]
-    chunk = max(1, int(2e6 // max(K * q * q, 1)))  # about 16 MB temporaries: fast in cache
+    chunk = max(1, int(5e5 // max(K * q * q, 1)))  # about 4 MB per temporary: fast in cache, small peak
     factors = [(lay.outer, 0)] + ([(lay.inner, lay.q1)] if lay.nested else [])
     # each block's draws are written in place, chunk by chunk: no list of chunks, no concatenated copy
     out_arrays = [{blk.key: np.empty((S, blk.n_levels, blk.n_coefs)) for blk in blocks} for blocks, _ in factors]
