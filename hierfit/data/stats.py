@@ -76,6 +76,22 @@ def formulaic_code(part: pd.DataFrame, design, used: list[str]) -> tuple:
     return y, rec["X"], [b[0] for b in rec["blocks"]], [b[1] for b in rec["blocks"]]
 
 
+def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
+    """Positions of the distinct columns, and for every column the index of its equal among them."""
+    keep: list[int] = []
+    where: list[int] = []
+    for j, col in enumerate(columns):
+        for u, i in enumerate(keep):
+            other = columns[i]
+            if np.array_equal(other[:64], col[:64]) and np.array_equal(other, col):
+                where.append(u)
+                break
+        else:
+            where.append(len(keep))
+            keep.append(j)
+    return keep, where
+
+
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
     from hierfit.data.accumulate import add_cross, count_nonfinite
@@ -93,21 +109,18 @@ def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     Z = [Z_all[keys.index(key)] for key in plan.keys]
     idx = plan.position[index[keys.index(plan.inner_key)]]
     n = len(yo)
-    W = np.empty((n, k))
-    W[:, 0] = 1.0
-    p = X.shape[1]
-    W[:, 1:1 + p] = X
-    at = 1 + p
-    for z in Z:
-        W[:, at:at + z.shape[1]] = z
-        at += z.shape[1]
-    W[:, -1] = yo
-    bad = count_nonfinite(W)
+    columns = [np.ones(n), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]
+    keep, where = _distinct(columns)
+    U = np.empty((n, len(keep)))  # the distinct columns of W (the intercept and slopes appear in X and Z)
+    for u, j in enumerate(keep):
+        U[:, u] = columns[j]
+    bad = count_nonfinite(U)[where]
     if bad.any():
         out["bad"] = {int(j): int(bad[j]) for j in np.flatnonzero(bad)}
         return out
-    cross = out["cross"]
-    add_cross(idx, W, cross)
+    cross_u = np.zeros((K, len(keep), len(keep)))
+    add_cross(idx, U, cross_u)
+    out["cross"] = cross = cross_u[:, where][:, :, where]  # the same products, summed in the same order
     out["n"] = cross[:, 0, 0].copy()
     out["rows"] = n
     y = response_values(part, d, plan.used) if d.mu.offset_specs else yo  # the response, not y - offset
