@@ -112,3 +112,34 @@ def test_metadata_partials_add_up_to_the_whole():
         assert np.sqrt(m2 / (n - 1)) == pytest.approx(v.std(ddof=1), rel=1e-12)
     assert tot["present"]["sex"] == {"F", "M"} and tot["categories"]["c"] == ["lo", "mid", "hi"]
     assert tot["combos"]["g"].tolist() == clean["g"].drop_duplicates().tolist()
+
+
+def test_prepare_recodes_categorical_partitions_like_object_values():
+    """Categorical columns are converted category by category; the result equals converting every value."""
+    d = build_design("y ~ x + c + (1 | g)", _frame(400, 1))
+    part = _frame(500, 7)
+    part.loc[[4, 9], "c"] = np.nan
+    cats = d.categories["c"]
+    for order in (["hi", "lo", "mid"], ["mid", "zz", "lo", "hi"]):  # another order; an unused unseen category
+        p = part.copy()
+        p["c"] = p["c"].cat.set_categories(order)
+        got = d.prepare(p)["c"]
+        expected = pd.Categorical(p["c"].astype(object), categories=cats)
+        assert got.dtype == expected.dtype and np.array_equal(got.cat.codes.to_numpy(), expected.codes)
+    p = part.copy()
+    p["c"] = p["c"].cat.add_categories(["zz"])
+    p.loc[11, "c"] = "zz"
+    with pytest.raises(hierfit.DataError, match="'zz'"):
+        d.prepare(p)
+
+
+def test_group_index_of_integer_levels():
+    from hierfit.spec.columns import level_label
+    from hierfit.spec.predictor import group_index
+
+    g = pd.DataFrame({"g": np.array([5, -2, 40, 5, 7, 40], dtype=np.int32)})
+    levels = ["-2", "5", "7", "9"]
+    idx, labels = group_index(g, ("g",), levels)
+    expected = [levels.index(level_label(v)) if level_label(v) in levels else -1 for v in g["g"]]
+    assert idx.tolist() == expected and labels == [level_label(v) for v in g["g"]]
+    assert group_index(g, ("g",), levels, labels=False)[1] is None
