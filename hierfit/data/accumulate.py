@@ -16,7 +16,16 @@ __all__ = ["add_cross", "count_nonfinite"]
 
 @numba.njit(cache=True, nogil=True)
 def add_cross(index, W, out):  # pragma: no cover - compiled
-    """``out[index[i], a, c] += W[i, a] * W[i, c]`` for every row i and a <= c; then the lower triangle mirrored."""
+    """``out[index[i], a, c] += W[i, a] * W[i, c]`` for every row i and a <= c; then the lower triangle mirrored.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> out = np.zeros((2, 2, 2))
+    >>> add_cross(np.array([0, 1, 1]), np.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]]), out)
+    >>> out[1].tolist()
+    [[2.0, 7.0], [7.0, 25.0]]
+    """
     n, k = W.shape
     for i in range(n):
         j = index[i]
@@ -32,7 +41,14 @@ def add_cross(index, W, out):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def count_nonfinite(W):  # pragma: no cover - compiled
-    """Number of NaN or infinite values in every column of W."""
+    """Number of NaN or infinite values in every column of W.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> count_nonfinite(np.array([[1.0, np.nan], [np.inf, 2.0], [3.0, np.nan]])).tolist()
+    [1, 2]
+    """
     n, k = W.shape
     bad = np.zeros(k, dtype=np.int64)
     for i in range(n):

@@ -68,7 +68,18 @@ def response_values(part: pd.DataFrame, design, used: list[str]) -> np.ndarray:
 
 
 def formulaic_code(part: pd.DataFrame, design, used: list[str]) -> tuple:
-    """``(y, X, [Z per block], [level index per block])`` of complete rows, re-coded by formulaic."""
+    """``(y, X, [Z per block], [level index per block])`` of complete rows, re-coded by formulaic.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> exam = hierfit.datasets.load("exam")
+    >>> d = build_design("normexam ~ standLRT + (1 | school)", exam)
+    >>> y, X, Z, index = formulaic_code(exam.head(3), d, ["normexam", "standLRT", "school"])
+    >>> X.shape, Z[0].shape, index[0].tolist()
+    ((3, 2), (3, 1), [0, 0, 0])
+    """
     rec = design.mu.recode(design.prepare(part))
     y = response_values(part, design, used)
     if rec["offset"] is not None:
