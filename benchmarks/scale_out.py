@@ -102,12 +102,14 @@ def run_engine(folder: Path, rows: int, workers: int, draws: int, tune: int, cha
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster) as client:
         path = str(folder / "*.parquet")
+        cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))  # noqa: E731
+        scan0 = client.run(cpu)
         t0 = time.perf_counter()
         dd.read_parquet(path, columns=["y", "x", "sex", "g"]).map_partitions(
             lambda p: p[["y", "x"]].sum().to_frame().T + p["g"].sum() + (p["sex"] == "M").sum()).sum().compute()
         out["scan_s"] = time.perf_counter() - t0
-        cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))  # noqa: E731
         cpu0 = client.run(cpu)
+        out["scan_cpu_s"] = sum(cpu0[w] - scan0[w] for w in cpu0)  # CPU seconds the workers spent on the scan
         t0 = time.perf_counter()
         fit = hierfit.fit(FORMULA, path, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False,
                           cores=min(chains, 2), warn=False)
@@ -130,7 +132,19 @@ def run_engine(folder: Path, rows: int, workers: int, draws: int, tune: int, cha
         out["covered"], out["intervals"] = _coverage(fit)
         out["fixef"] = fit.fixef()["Estimate"].round(4).to_dict()
         out["timing"] = {k: round(v, 2) for k, v in fit.timing.items()}
+        out["load_avg"] = os.getloadavg()[0]  # other jobs on the machine during the last minute
     return out
+
+
+def run_engine_child(folder: Path, rows: int, args) -> dict:
+    """:func:`run_engine` in a fresh Python process: its peak memory is that of this size alone."""
+    cmd = [sys.executable, __file__, "--child", str(folder), "--rows", str(rows), "--workers", str(args.workers),
+           "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"the run at {rows} rows failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 _PANDAS_CHILD = r"""
@@ -166,14 +180,14 @@ def report(engine: list[dict], pandas_runs: list[dict], write_s: dict, args) -> 
              f"hierfit {revision()}.", "",
              "| rows | scan of the needed columns (s) | metadata pass (s) | statistics pass (s) | residual pass (s) "
              "| sampling (s) | total fit (s) | total / (scan + sampling) | peak memory, fitting process (MB) "
-             "| peak memory per worker (MB) | min bulk ESS | max R-hat | truth covered |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| peak memory per worker (MB) | min bulk ESS | max R-hat | truth covered | load average |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in engine:
         ratio = r["total_s"] / (r["scan_s"] + r["sampling_s"])
         lines.append(f"| {r['rows']:.0e} | {r['scan_s']:.1f} | {r['metadata_pass_s']:.1f} | {r['stats_pass_s']:.1f} "
                      f"| {r['residual_pass_s']:.1f} | {r['sampling_s']:.1f} | {r['total_s']:.1f} | {ratio:.2f} "
                      f"| {r['peak_fit_mb']:.0f} | {r['peak_worker_mb']:.0f} | {r['min_bulk_ess']:.0f} "
-                     f"| {r['max_rhat']:.3f} | {r['covered']}/{r['intervals']} |")
+                     f"| {r['max_rhat']:.3f} | {r['covered']}/{r['intervals']} | {r.get('load_avg', float('nan')):.1f} |")
     if engine:
         r = engine[-1]
         per_row = (r["metadata_pass_s"] + r["stats_pass_s"] + r["residual_pass_s"]) / r["rows"] * args.workers
@@ -184,6 +198,11 @@ def report(engine: list[dict], pandas_runs: list[dict], write_s: dict, args) -> 
             cpu_row = r["worker_cpu_s"] / r["rows"]
             lines += [f"From the CPU time the workers actually got: {cpu_row * 1e9:.0f} ns per row (all passes), "
                       f"i.e. {cpu_row * 1e9 / 60:.0f} minutes of one core per 10^9 rows."]
+        if "scan_cpu_s" in r:
+            lines += ["", "Worker CPU seconds (not disturbed by other jobs' load): "
+                      + "; ".join(f"{x['rows']:.0e} rows: scan {x['scan_cpu_s']:.1f} s, the fit's passes "
+                                  f"{x['worker_cpu_s']:.1f} s ({x['worker_cpu_s'] / x['scan_cpu_s']:.1f} scans)"
+                                  for x in engine if "scan_cpu_s" in x) + "."]
         lines += ["",
                   "Posterior means at the largest size: " + ", ".join(f"{k} {v}" for k, v in r["fixef"].items())
                   + f" (truth: 0.5, 0.8, -0.3)."]
@@ -213,7 +232,12 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the Parquet files")
     ap.add_argument("--append", action="store_true", help="add to the results of earlier runs (results/*.json)")
     ap.add_argument("--out", default=str(HERE / "results" / "scale_out.md"))
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # one size in this process: print its JSON
     args = ap.parse_args()
+    if args.child:
+        r = run_engine(Path(args.child), int(args.rows[0]), args.workers, args.draws, args.tune, args.chains)
+        print("RESULT " + json.dumps(r, default=float), flush=True)
+        return
     engine, pandas_runs, write_s = [], [], {}
     store = Path(args.out).with_suffix(".json")
     if args.append and store.exists():
@@ -223,7 +247,7 @@ def main() -> None:
         for rows in map(int, args.rows):
             folder = Path(args.data) / f"rows_{rows}"
             write_s[rows] = write_data(folder, rows)
-            r = run_engine(folder, rows, args.workers, args.draws, args.tune, args.chains)
+            r = run_engine_child(folder, rows, args)
             print(json.dumps(r, default=float), flush=True)
             engine.append(r)
             if rows in map(int, args.pandas):

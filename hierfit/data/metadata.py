@@ -56,8 +56,88 @@ def _validate_columns(meta: pd.DataFrame) -> None:
         raise DataError(f"duplicated column name(s): {', '.join(map(repr, dup))}")
 
 
-def scan_metadata(ddf, formulas, response_cols: set[str]) -> Metadata:
+@dataclass
+class _PassSpec:
+    used: list[str]
+    num_cols: list[str]
+    cat_cols: list[str]
+    float_groups: list[str]
+    group_cols: list[str]
+
+
+def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
+    """What one partition tells about its columns (runs in a worker); :func:`_combine` adds these up."""
+    part = part[spec.used]
+    na = part.isna()
+    complete = ~na.any(axis=1).to_numpy()
+    clean = part[complete] if not complete.all() else part
+    moments = {}
+    for c in spec.num_cols:
+        x = np.asarray(clean[c], dtype=float)
+        if len(x):
+            mean = x.mean()
+            moments[c] = (len(x), x.min(), x.max(), mean, float(((x - mean) ** 2).sum()))
+        else:
+            moments[c] = (0, np.inf, -np.inf, 0.0, 0.0)
+    present, categories = {}, {}
+    for c in spec.cat_cols:
+        s = clean[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            categories[c] = list(s.cat.categories)
+            seen = np.bincount(s.cat.codes.to_numpy()[s.cat.codes.to_numpy() >= 0], minlength=len(categories[c]))
+            present[c] = {categories[c][i] for i in np.flatnonzero(seen)}
+        else:
+            present[c] = set(pd.unique(s.to_numpy()))
+            categories[c] = []
+    return {"nrows": len(part), "na": na.sum().to_dict(), "dropped": int((~complete).sum()), "moments": moments,
+            "present": present, "categories": categories,
+            "nonint": {c: int((clean[c] % 1 != 0).sum()) for c in spec.float_groups},
+            "combos": clean[spec.group_cols].drop_duplicates() if spec.group_cols else None}
+
+
+def _merge_moments(a: tuple, b: tuple) -> tuple:
+    """Count, min, max, mean and sum of squared deviations of two parts together (Chan et al.'s update)."""
+    na_, lo_a, hi_a, mean_a, m2_a = a
+    nb, lo_b, hi_b, mean_b, m2_b = b
+    n = na_ + nb
+    if not na_ or not nb:
+        return a if nb == 0 else b
+    delta = mean_b - mean_a
+    return n, min(lo_a, lo_b), max(hi_a, hi_b), mean_a + delta * nb / n, m2_a + m2_b + delta * delta * na_ * nb / n
+
+
+def _combine(*parts: dict) -> dict:
+    out = {"nrows": 0, "na": {}, "dropped": 0, "moments": {}, "present": {}, "categories": {}, "nonint": {},
+           "combos": None}
+    frames = []
+    for p in parts:
+        out["nrows"] += p["nrows"]
+        out["dropped"] += p["dropped"]
+        for c, v in p["na"].items():
+            out["na"][c] = out["na"].get(c, 0) + int(v)
+        for c, m in p["moments"].items():
+            out["moments"][c] = _merge_moments(out["moments"][c], m) if c in out["moments"] else m
+        for c, v in p["present"].items():
+            out["present"][c] = out["present"].get(c, set()) | v
+        for c, cats in p["categories"].items():  # categories in order of first appearance, as pandas unites them
+            known = out["categories"].setdefault(c, [])
+            seen = set(known)
+            known.extend(v for v in cats if v not in seen)
+        for c, v in p["nonint"].items():
+            out["nonint"][c] = out["nonint"].get(c, 0) + v
+        if p["combos"] is not None:
+            frames.append(p["combos"])
+    if frames:
+        out["combos"] = pd.concat(frames).drop_duplicates() if len(frames) > 1 else frames[0]
+    return out
+
+
+def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) -> Metadata:
     """Run the metadata pass over the columns the formulas use; raise or warn as :func:`build_design` would.
+
+    One task per partition computes counts, moments, levels and grouping combinations
+    with numpy/pandas, and the partial results are added in a tree (Chan's update for
+    the moments), so the pass costs about one read of the columns.
 
     Example
     -------
@@ -83,25 +163,13 @@ def scan_metadata(ddf, formulas, response_cols: set[str]) -> Metadata:
                 and pd.api.types.is_numeric_dtype(meta[c].dtype) and meta[c].dtype.kind != "c"]
     check_dtypes(meta, [c for c in used if c not in cat_cols and c not in bool_cols and
                         (c not in group_cols or c in response_cols)])
-    clean = sub.dropna()
-    todo = {
-        "nrows": sub.map_partitions(len).sum(),
-        "na": sub.isna().sum(),
-        "dropped": sub.isna().any(axis=1).sum(),
-    }
-    if num_cols:
-        nums = clean[num_cols].astype(float)
-        todo.update(min=nums.min(), max=nums.max(), mean=nums.mean(), sd=nums.std(ddof=1))
-    for c in cat_cols + bool_cols:
-        todo[f"u:{c}"] = clean[c].drop_duplicates(split_out=1)  # a tree reduction, no shuffle
     float_groups = [c for c in group_cols if pd.api.types.is_float_dtype(meta[c].dtype)]
-    for c in float_groups:
-        todo[f"nonint:{c}"] = (clean[c] % 1 != 0).sum()
-    if group_cols:
-        todo["combos"] = clean[group_cols].drop_duplicates(split_out=1)
-    keys = list(todo)
-    values = dict(zip(keys, dask.compute(*[todo[k] for k in keys])))
-
+    spec = _PassSpec(used, num_cols, cat_cols, float_groups, group_cols)
+    parts = [dask.delayed(_partition_metadata, pure=True)(p, spec) for p in sub.to_delayed()]
+    while len(parts) > 1:
+        parts = [dask.delayed(_combine, pure=True)(*parts[i:i + split_every])
+                 for i in range(0, len(parts), split_every)]
+    (values,) = dask.compute(parts[0])
     nrows = int(values["nrows"])
     if nrows == 0:
         raise DataError("data is empty (0 rows)")
@@ -114,24 +182,26 @@ def scan_metadata(ddf, formulas, response_cols: set[str]) -> Metadata:
         detail = ", ".join(f"{c}: {n}" for c, n in na.items())
         warn(f"dropped {n_drop} of {nrows} row(s) with missing values ({detail}), like R's na.omit", DataWarning)
     for c in float_groups:
-        if int(values[f"nonint:{c}"]):
+        if int(values["nonint"][c]):
             f = next(f for f in formulas if c in f.group_factors)
             tok = next(t for t in f.variables if t.text == c)
-            raise FormulaError(f"grouping variable '{c}' holds {int(values[f'nonint:{c}'])} non-integer number(s); "
+            raise FormulaError(f"grouping variable '{c}' holds {int(values['nonint'][c])} non-integer number(s); "
                                "group ids must be labels or integers", f.text, tok.pos, tok.end - tok.pos)
     levels = {}
     for c in cat_cols:
-        u = values[f"u:{c}"]
+        present = values["present"][c]
         if isinstance(meta[c].dtype, pd.CategoricalDtype):
-            present = set(u.dropna())
-            levels[c] = [v for v in u.cat.categories if v in present]
+            levels[c] = [v for v in values["categories"][c] if v in present]
         else:
-            levels[c] = r_sort(u.dropna().tolist())
+            levels[c] = r_sort(list(present))
     numeric = {}
     for c in num_cols:
-        numeric[c] = {k: float(values[k][c]) for k in ("min", "max", "mean", "sd")}
+        n, lo, hi, mean, m2 = values["moments"][c]
+        sd = float(np.sqrt(m2 / (n - 1))) if n > 1 else float("nan")
+        numeric[c] = {"min": float(lo) if n else float("nan"), "max": float(hi) if n else float("nan"),
+                      "mean": float(mean) if n else float("nan"), "sd": sd}
     return Metadata(nrows=nrows, used=used, group_cols=group_cols, na_by_column=na, n_dropped=n_drop,
-                    levels=levels, bools=bool_cols, numeric=numeric, combos=values.get("combos"),
+                    levels=levels, bools=bool_cols, numeric=numeric, combos=values["combos"],
                     dtypes={c: str(meta[c].dtype) for c in used})
 
 

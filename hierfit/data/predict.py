@@ -118,7 +118,8 @@ def _point_fit(fit):
 
     import xarray as xr
 
-    mean = fit.draws.mean(dim=("chain", "draw")).expand_dims(chain=[0], draw=[0])
+    # skipna=False: numpy's reduction in place; the NaN-skipping mean would copy every draw (group effects: GBs)
+    mean = fit.draws.mean(dim=("chain", "draw"), skipna=False).expand_dims(chain=[0], draw=[0])
     out = copy.copy(fit)
     out.__dict__.pop("draws", None)
     out.engine_frame = None

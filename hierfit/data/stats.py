@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from hierfit.data.coding import fast_coder
 from hierfit.errors import DataError
 from hierfit.spec.design import FORMULA_CONTEXT
 from hierfit.families import ResponseSummary
@@ -41,6 +43,7 @@ class StatsPlan:
         self.keys = [b.key for b in layout.outer + layout.inner]
         self.inner_key = (layout.inner or layout.outer)[0].key
         self.k = 1 + design.X.shape[1] + sum(b.n_coefs for b in layout.outer + layout.inner) + 1
+        self.coder = fast_coder(design, used)  # numpy re-coding of simple designs; None: formulaic
 
 
 def _worker_id() -> str:
@@ -64,8 +67,46 @@ def response_values(part: pd.DataFrame, design, used: list[str]) -> np.ndarray:
     return np.asarray(mm, dtype=float)[:, 0]
 
 
+def formulaic_code(part: pd.DataFrame, design, used: list[str]) -> tuple:
+    """``(y, X, [Z per block], [level index per block])`` of complete rows, re-coded by formulaic.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> exam = hierfit.datasets.load("exam")
+    >>> d = build_design("normexam ~ standLRT + (1 | school)", exam)
+    >>> y, X, Z, index = formulaic_code(exam.head(3), d, ["normexam", "standLRT", "school"])
+    >>> X.shape, Z[0].shape, index[0].tolist()
+    ((3, 2), (3, 1), [0, 0, 0])
+    """
+    rec = design.mu.recode(design.prepare(part))
+    y = response_values(part, design, used)
+    if rec["offset"] is not None:
+        y = y - rec["offset"]
+    return y, rec["X"], [b[0] for b in rec["blocks"]], [b[1] for b in rec["blocks"]]
+
+
+def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
+    """Positions of the distinct columns, and for every column the index of its equal among them."""
+    keep: list[int] = []
+    where: list[int] = []
+    for j, col in enumerate(columns):
+        for u, i in enumerate(keep):
+            other = columns[i]
+            if np.array_equal(other[:64], col[:64]) and np.array_equal(other, col):
+                where.append(u)
+                break
+        else:
+            where.append(len(keep))
+            keep.append(j)
+    return keep, where
+
+
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
+    from hierfit.data.accumulate import add_cross, count_nonfinite
+
     K, k = len(plan.position), plan.k
     out = {"n": np.zeros(K), "cross": np.zeros((K, k, k)), "hist": np.zeros(HIST_BINS), "rows": 0,
            "workers": {_worker_id()}, "bad": {}}
@@ -73,24 +114,27 @@ def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     if not len(part):
         return out
     d = plan.design
-    rec = d.mu.recode(d.prepare(part))
-    y = response_values(part, d, plan.used)
-    blocks = dict(zip([b.key for b in d.mu.blocks], rec["blocks"]))
-    Z = [blocks[key][0] for key in plan.keys]
-    idx = plan.position[blocks[plan.inner_key][1]]
-    yo = y - rec["offset"] if rec["offset"] is not None else y
-    W = np.hstack([np.ones((len(y), 1)), rec["X"], *Z, yo[:, None]])
-    bad = ~np.isfinite(W).all(axis=0)
+    fallback = partial(formulaic_code, design=d, used=plan.used)
+    yo, X, Z_all, index = plan.coder.code(part, fallback) if plan.coder is not None else fallback(part)
+    keys = [b.key for b in d.mu.blocks]
+    Z = [Z_all[keys.index(key)] for key in plan.keys]
+    idx = plan.position[index[keys.index(plan.inner_key)]]
+    n = len(yo)
+    columns = [np.ones(n), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]
+    keep, where = _distinct(columns)
+    U = np.empty((n, len(keep)))  # the distinct columns of W (the intercept and slopes appear in X and Z)
+    for u, j in enumerate(keep):
+        U[:, u] = columns[j]
+    bad = count_nonfinite(U)[where]
     if bad.any():
-        out["bad"] = {j: int((~np.isfinite(W[:, j])).sum()) for j in np.flatnonzero(bad)}
+        out["bad"] = {int(j): int(bad[j]) for j in np.flatnonzero(bad)}
         return out
-    cross = out["cross"]
-    for a in range(k):
-        for c in range(a, k):
-            cross[:, a, c] = np.bincount(idx, weights=W[:, a] * W[:, c], minlength=K)
-            cross[:, c, a] = cross[:, a, c]
+    cross_u = np.zeros((K, len(keep), len(keep)))
+    add_cross(idx, U, cross_u)
+    out["cross"] = cross = cross_u[:, where][:, :, where]  # the same products, summed in the same order
     out["n"] = cross[:, 0, 0].copy()
-    out["rows"] = len(y)
+    out["rows"] = n
+    y = response_values(part, d, plan.used) if d.mu.offset_specs else yo  # the response, not y - offset
     if plan.y_range is not None:
         lo, hi = plan.y_range
         out["hist"] = np.bincount(np.clip(((y - lo) / max(hi - lo, 1e-300) * HIST_BINS).astype(np.int64), 0,

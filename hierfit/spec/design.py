@@ -134,13 +134,17 @@ class Design:
                 continue
             values = data[col]
             if isinstance(values.dtype, pd.CategoricalDtype):
-                values = values.astype(object)
-            unseen = sorted({level_label(v) for v in values.dropna().unique()} - {level_label(c) for c in cats})
-            if unseen:
-                raise DataError(
-                    f"column '{col}' has level(s) {', '.join(map(repr, unseen))} not seen when fitting "
-                    f"(known levels: {', '.join(map(repr, map(level_label, cats)))})"
-                )
+                # the conversion below applied to the categories once, then to the codes: the same result as
+                # converting every value (as objects), at the cost of an index lookup
+                codes = values.cat.codes.to_numpy()
+                used_codes = np.unique(codes[codes >= 0])
+                present = values.cat.categories[used_codes].astype(object)
+                _check_levels(col, present, cats)
+                remap = np.full(len(values.cat.categories) + 1, -1, dtype=np.int64)  # code -1 (NA) stays -1
+                remap[used_codes] = pd.Categorical(present, categories=cats).codes
+                data[col] = pd.Categorical.from_codes(remap[codes], dtype=pd.CategoricalDtype(cats))
+                continue
+            _check_levels(col, values.dropna().unique(), cats)
             data[col] = pd.Categorical(values, categories=cats)
         dup = data.columns[data.columns.duplicated()].unique().tolist()
         if dup:
@@ -153,6 +157,15 @@ class Design:
             if isinstance(col, str) and col not in self.categories and any(uses_column(t, col) for t in texts):
                 data[col] = _numeric_newdata(data[col], col)
         return data
+
+
+def _check_levels(col: str, present, cats) -> None:
+    unseen = sorted({level_label(v) for v in present} - {level_label(c) for c in cats})
+    if unseen:
+        raise DataError(
+            f"column '{col}' has level(s) {', '.join(map(repr, unseen))} not seen when fitting "
+            f"(known levels: {', '.join(map(repr, map(level_label, cats)))})"
+        )
 
 
 def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:

@@ -221,7 +221,9 @@ class Predictor:
                     continue
                 smm = self.slope_specs[blk.spec_index].get_model_matrix(data, context=FORMULA_CONTEXT)
                 Z = np.asarray(smm[blk.columns], dtype=float)
-                index, labels = group_index(data, blk.factors, blk.levels)
+                index, labels = group_index(data, blk.factors, blk.levels, labels=False)
+                if (index < 0).any():  # the rows' labels name unseen levels
+                    index, labels = group_index(data, blk.factors, blk.levels)
                 blocks.append((Z, index, labels))
             offset = None
             for spec in self.offset_specs:
@@ -232,8 +234,11 @@ class Predictor:
         return {"X": X, "blocks": blocks, "offset": offset}
 
 
-def group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str]) -> tuple[np.ndarray, list[str]]:
+def group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str],
+                labels: bool = True) -> tuple[np.ndarray, list[str] | None]:
     """Level index (-1 for unseen levels) and label of every row, labelling each distinct value once.
+
+    ``labels=False`` returns None instead of the rows' labels (the index alone is cheap).
 
     Example
     -------
@@ -245,15 +250,20 @@ def group_index(data: pd.DataFrame, factors: tuple[str, ...], levels: list[str])
     for f in factors:
         c, u = pd.factorize(data[f], use_na_sentinel=False)
         codes.append(c)
-        uniques.append(np.array([level_label(v) for v in u], dtype=object).astype(str))
+        if getattr(u, "dtype", None) is not None and u.dtype.kind in "iu":
+            uniques.append(np.asarray(u).astype(str))  # level_label of an integer is its decimal digits
+        else:
+            uniques.append(np.array([level_label(v) for v in u], dtype=object).astype(str))
     if len(factors) == 1:
         row_code, u_labels = codes[0], uniques[0]
     else:
         combos, row_code = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
         row_code = row_code.ravel()
         u_labels = np.array([":".join(uniques[j][k] for j, k in enumerate(combo)) for combo in combos], dtype=object)
-    lookup = {lev: i for i, lev in enumerate(levels)}
-    u_index = np.fromiter((lookup.get(lab, -1) for lab in u_labels), dtype=np.int64, count=len(u_labels))
+    u_index = pd.Index(list(levels), dtype=object).get_indexer(pd.Index(list(u_labels), dtype=object))
+    u_index = u_index.astype(np.int64, copy=False)
+    if not labels:
+        return u_index[row_code], None
     return u_index[row_code], np.asarray(u_labels, dtype=object)[row_code].tolist()
 
 

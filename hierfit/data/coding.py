@@ -1,0 +1,214 @@
+"""Re-coding a partition with numpy when the frozen design is simple, instead of through formulaic.
+
+The grouped pass re-codes every partition with the training coding.  formulaic does
+that for any formula, at a cost of several times reading the partition; for the
+terms most models use the coding is simple arithmetic that numpy does at the speed
+of a read:
+
+* a numeric column (``x``), or ``scale(x)``/``center(x)`` with the frozen moments;
+* a factor (a column with training levels) in treatment coding, reduced rank
+  (``sex[T.M]``: one indicator per level but the first) or full rank (``sex[F]``);
+* products of these (interactions ``x:sex``), and the intercept.
+
+:func:`fast_coder` reads the recipe of every design column from formulaic's frozen
+model specs (their encoded term structure) and returns None when a column is
+anything else (a function call, other contrasts, a polynomial, an offset): the
+caller then uses formulaic.  :meth:`FastCoder.code` checks its columns once per
+combination of column dtypes against formulaic on the first rows of a partition, and
+partitions with missing, unseen or mistyped values are coded by formulaic too, so
+its errors are formulaic's.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+from formulaic.utils.sentinels import UNSET
+
+from hierfit.spec.predictor import group_index
+
+__all__ = ["FastCoder", "fast_coder", "CHECK_ROWS"]
+
+#: Rows of a partition coded both ways when a combination of column dtypes is first seen.
+CHECK_ROWS = 256
+
+_STATEFUL = re.compile(r"^(scale|center)\((\w+)\)$")
+
+
+def _factor_recipe(sf, spec, categories: dict, columns: set[str]):
+    """(name parts, recipe parts) of one scoped factor of a term, or None when numpy cannot code it."""
+    expr = sf.factor.expr
+    kind, state = spec.encoder_state.get(expr, (None, None))
+    kind = getattr(kind, "value", kind)
+    if kind == "numerical":
+        if expr in columns and expr not in categories:
+            return [(expr, ("num", expr, None))]
+        m = _STATEFUL.match(expr)
+        tstate = getattr(spec, "transform_state", {}).get(expr)
+        if m and m.group(2) in columns and m.group(2) not in categories and tstate is not None:
+            if set(tstate) <= {"ddof", "center", "scale"} and (m.group(1) == "scale" or tstate.get("scale") is None):
+                return [(expr, ("scale", m.group(2), (tstate.get("center"), tstate.get("scale"))))]
+        return None
+    if kind != "categorical" or expr not in categories or expr not in columns:
+        return None
+    contrasts = state.get("contrasts")
+    levels = list(categories[expr])
+    if contrasts is None or type(contrasts.contrasts).__name__ != "TreatmentContrasts" or \
+            list(contrasts.levels) != levels or getattr(contrasts.contrasts, "base", None) is not UNSET or \
+            list(state.get("categories", [])) != levels:
+        return None
+    if sf.reduced:
+        return [(f"{expr}[T.{lev}]", ("ind", expr, i)) for i, lev in enumerate(levels) if i > 0]
+    return [(f"{expr}[{lev}]", ("ind", expr, i)) for i, lev in enumerate(levels)]
+
+
+def _recipes(spec, categories: dict, columns: set[str]) -> dict | None:
+    """Column name -> tuple of recipe parts (a product; () is the intercept), for every column of ``spec``."""
+    out = {}
+    for st in spec.structure:
+        for term in st.scoped_terms:
+            per_factor = []
+            for sf in term.factors:
+                r = _factor_recipe(sf, spec, categories, columns)
+                if r is None:
+                    return None
+                per_factor.append(r)
+            combos = [("", ())]
+            for options in per_factor:
+                combos = [(f"{name}:{part}" if name else part, recipe + (rp,))
+                          for name, recipe in combos for part, rp in options]
+            for name, recipe in combos:
+                if sum(kind != "ind" for kind, _, _ in recipe) > 2:
+                    return None  # a product of three numbers depends on the order of multiplication
+                out[name or "Intercept"] = recipe
+    return out
+
+
+class FastCoder:
+    """Numpy coding of X, the group blocks' Z and level index, and the response (see the module's text)."""
+
+    def __init__(self, design, x_recipes: list, z_recipes: list[list], used: list[str]):
+        self.design = design
+        self.x_recipes = x_recipes
+        self.z_recipes = z_recipes
+        self.used = used
+        self.response = design.response.strip().strip("`")
+        self.checked: set = set()
+        self.broken = False  # set when numpy's columns ever differ from formulaic's: formulaic from then on
+
+    def _codes(self, part: pd.DataFrame) -> dict | None:
+        codes = {}
+        for col, cats in self.design.categories.items():
+            if col not in self.used:
+                continue
+            s = part[col]
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                where = pd.Index(s.cat.categories).get_indexer(pd.Index(cats))  # training level -> this category
+                remap = np.full(len(s.cat.categories) + 1, -1, dtype=np.int64)
+                remap[where[where >= 0]] = np.flatnonzero(where >= 0)
+                c = remap[s.cat.codes.to_numpy()]
+            elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+                with warnings.catch_warnings():  # an unseen value gives code -1 (formulaic's path names it)
+                    warnings.simplefilter("ignore")
+                    c = pd.Categorical(s, categories=cats).codes.astype(np.int64)
+            else:
+                return None
+            if (c < 0).any():  # unseen level (or NA): formulaic's path raises the error that names it
+                return None
+            codes[col] = c
+        return codes
+
+    def _column(self, part, recipe, codes, cache) -> np.ndarray:
+        if recipe in cache:
+            return cache[recipe]
+        out = np.ones(len(part))
+        for kind, col, arg in recipe:
+            if kind == "num":
+                v = np.asarray(part[col], dtype=float)
+            elif kind == "scale":
+                v = np.array(part[col])  # formulaic's scale(): data - center, then / scale, in numpy's types
+                if arg[0] is not None:
+                    v = v - arg[0]
+                if arg[1] is not None:
+                    v = v / arg[1]
+                v = np.asarray(v, dtype=float)
+            else:
+                v = (codes[col] == arg).astype(float)
+            out = v.copy() if len(recipe) == 1 else out * v
+        cache[recipe] = out
+        return out
+
+    def code(self, part: pd.DataFrame, fallback) -> tuple:
+        """``(y, X, [Z per block], [level index per block])`` of a partition of complete rows.
+
+        ``fallback(part)`` returns the same from formulaic; it is used for partitions numpy
+        does not code, and on the first rows when a combination of dtypes is first seen.
+        """
+        if self.broken:
+            return fallback(part)
+        sig = tuple(str(part[c].dtype) for c in self.used)
+        numeric_ok = all(pd.api.types.is_numeric_dtype(part[col].dtype) and not pd.api.types.is_bool_dtype(
+            part[col].dtype) for recipe in self.x_recipes + [r for z in self.z_recipes for r in z]
+            for kind, col, _ in recipe if kind != "ind")
+        codes = self._codes(part) if numeric_ok else None
+        if codes is None or not pd.api.types.is_numeric_dtype(part[self.response].dtype) or \
+                pd.api.types.is_bool_dtype(part[self.response].dtype):
+            return fallback(part)
+        cache: dict = {}
+        y = np.asarray(part[self.response], dtype=float)
+        X = np.empty((len(part), len(self.x_recipes)))
+        for j, recipe in enumerate(self.x_recipes):
+            X[:, j] = self._column(part, recipe, codes, cache)
+        Z = []
+        for recipes in self.z_recipes:
+            z = np.empty((len(part), len(recipes)))
+            for j, recipe in enumerate(recipes):
+                z[:, j] = self._column(part, recipe, codes, cache)
+            Z.append(z)
+        index = [group_index(part, blk.factors, blk.levels, labels=False)[0] for blk in self.design.mu.blocks]
+        out = (y, X, Z, index)
+        if sig not in self.checked:
+            head = part.iloc[:CHECK_ROWS]
+            ref = fallback(head)
+            m = len(head)
+            same = np.array_equal(ref[0], y[:m]) and np.array_equal(ref[1], X[:m]) and \
+                all(np.array_equal(a, b[:m]) for a, b in zip(ref[2], Z)) and \
+                all(np.array_equal(a, b[:m]) for a, b in zip(ref[3], index))
+            if not same:
+                self.broken = True
+                return fallback(part)
+            self.checked.add(sig)
+        return out
+
+
+def fast_coder(design, used: list[str]) -> FastCoder | None:
+    """A :class:`FastCoder` for the mean predictor of ``design``, or None when a column needs formulaic.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> d = build_design("normexam ~ standLRT * sex + (standLRT | school)", hierfit.datasets.load("exam"))
+    >>> fast_coder(d, ["normexam", "standLRT", "sex", "school"]) is not None
+    True
+    """
+    pred = design.mu
+    if set(design.predictors) != {"mu"} or pred.offset_specs or getattr(design, "offset_arg", None) is not None:
+        return None
+    columns = set(used)
+    if design.response.strip().strip("`") not in columns:
+        return None
+    cats = design.categories
+    x_map = _recipes(pred.fixed_spec, cats, columns) if pred.fixed_columns else {}
+    if x_map is None or any(c not in x_map for c in pred.fixed_columns):
+        return None
+    z_recipes = []
+    for blk in pred.blocks:
+        z_map = _recipes(pred.slope_specs[blk.spec_index], cats, columns)
+        if z_map is None or any(c not in z_map for c in blk.columns):
+            return None
+        z_recipes.append([z_map[c] for c in blk.columns])
+    return FastCoder(design, [x_map[c] for c in pred.fixed_columns], z_recipes, used)

@@ -1,0 +1,145 @@
+"""The grouped pass's numpy coding gives formulaic's columns exactly, and leaves what it cannot code to formulaic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hierfit
+from hierfit.data.coding import CHECK_ROWS, fast_coder
+from hierfit.data.metadata import _combine, _partition_metadata, _PassSpec
+from hierfit.data.stats import formulaic_code
+from hierfit.spec.design import build_design
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "y": rng.normal(size=n).astype(np.float32), "x": rng.normal(size=n), "z": rng.integers(-3, 9, n),
+        "w": rng.normal(size=n).astype(np.float32), "sex": rng.choice(["F", "M"], n),
+        "c": pd.Categorical(rng.choice(["lo", "mid", "hi"], n), categories=["lo", "mid", "hi"]),
+        "g": rng.integers(0, 40, n).astype(np.int32), "h": rng.choice(list("abcde"), n)})
+
+
+CODED = ["y ~ x + sex + (x | g)", "y ~ x * sex + c + (1 | g)", "y ~ x:c + z:sex + c:sex + (x + c | g)",
+         "y ~ 0 + c + x:c + (0 + sex | g)", "y ~ scale(x) + center(z) + scale(w):sex + (scale(x) | g)",
+         "y ~ x + w + (x || g)", "y ~ x + (1 | g/h)", "y ~ x + (x | g:h)"]
+NOT_CODED = ["y ~ log(w + 10) + (1 | g)", "y ~ poly(x, 2) + (1 | g)", "y ~ x:z:w + (1 | g)",
+             "y ~ C(c, contr.sum) + (1 | g)", "y ~ x + offset(z) + (1 | g)", "log(y + 10) ~ x + (1 | g)"]
+
+
+def _used(design) -> list[str]:
+    return list(dict.fromkeys(t.text for t in design.formula.variables))
+
+
+@pytest.mark.parametrize("formula", CODED)
+def test_numpy_coding_equals_formulaic(formula):
+    train = _frame(400, 1)
+    d = build_design(formula, train)
+    used = _used(d)
+    coder = fast_coder(d, used)
+    assert coder is not None
+    for seed in (2, 3):  # new partitions: other rows, a categorical column with its categories in another order
+        part = _frame(3000, seed)[used].copy()
+        if "c" in used:
+            part["c"] = part["c"].cat.reorder_categories(["hi", "lo", "mid"])
+        calls = []
+
+        def fallback(p):
+            calls.append(len(p))
+            return formulaic_code(p, d, used)
+
+        mine = coder.code(part, fallback)
+        ref = formulaic_code(part, d, used)
+        assert calls == ([CHECK_ROWS] if seed == 2 else [])  # formulaic checks the first rows of new dtypes only
+        assert np.array_equal(mine[0], ref[0]) and np.array_equal(mine[1], ref[1])
+        assert all(np.array_equal(a, b) for a, b in zip(mine[2], ref[2]))
+        assert all(np.array_equal(a, b) for a, b in zip(mine[3], ref[3]))
+        assert not coder.broken
+
+
+@pytest.mark.parametrize("formula", NOT_CODED)
+def test_other_terms_are_left_to_formulaic(formula):
+    d = build_design(formula, _frame(400, 1))
+    assert fast_coder(d, _used(d)) is None
+
+
+def test_unseen_levels_and_wrong_types_go_to_formulaic_and_its_errors():
+    d = build_design("y ~ x * sex + (1 | g)", _frame(400, 1))
+    used = _used(d)
+    coder = fast_coder(d, used)
+    part = _frame(50, 4)[used].copy()
+    part.loc[7, "sex"] = "X"
+    with pytest.raises(hierfit.DataError, match="'X'"):
+        coder.code(part, lambda p: formulaic_code(p, d, used))
+    part = _frame(50, 4)[used].copy()
+    part["x"] = part["x"].astype(str)  # numpy would not see the problem; formulaic's path names it
+    with pytest.raises(hierfit.HierfitError):
+        coder.code(part, lambda p: formulaic_code(p, d, used))
+
+
+def test_a_column_that_differs_turns_numpy_off():
+    d = build_design("y ~ x + sex + (1 | g)", _frame(400, 1))
+    used = _used(d)
+    coder = fast_coder(d, used)
+    part = _frame(300, 5)[used]
+
+    def shifted(p):  # a reference that disagrees: the coder must give formulaic's answer and stop using numpy
+        y, X, Z, idx = formulaic_code(p, d, used)
+        return y, X + 1.0, Z, idx
+
+    out = coder.code(part, shifted)
+    assert coder.broken
+    assert np.array_equal(out[1], formulaic_code(part, d, used)[1] + 1.0)
+
+
+def test_metadata_partials_add_up_to_the_whole():
+    df = _frame(5000, 6)
+    df.loc[[3, 99, 4000], "x"] = np.nan
+    df.loc[[99, 17], "sex"] = None
+    used = ["y", "x", "sex", "c", "g"]
+    spec = _PassSpec(used, ["y", "x", "g"], ["sex", "c"], [], ["g"])
+    parts = [_partition_metadata(df.iloc[i:i + 700], spec) for i in range(0, len(df), 700)]
+    tot = _combine(_combine(*parts[:3]), _combine(*parts[3:]))
+    clean = df[used].dropna()
+    assert tot["nrows"] == 5000 and tot["dropped"] == 4 and tot["na"]["x"] == 3 and tot["na"]["sex"] == 2
+    for c in ("y", "x", "g"):
+        n, lo, hi, mean, m2 = tot["moments"][c]
+        v = clean[c].astype(float)
+        assert n == len(v) and lo == v.min() and hi == v.max()
+        assert mean == pytest.approx(v.mean(), rel=1e-13, abs=1e-13)
+        assert np.sqrt(m2 / (n - 1)) == pytest.approx(v.std(ddof=1), rel=1e-12)
+    assert tot["present"]["sex"] == {"F", "M"} and tot["categories"]["c"] == ["lo", "mid", "hi"]
+    assert tot["combos"]["g"].tolist() == clean["g"].drop_duplicates().tolist()
+
+
+def test_prepare_recodes_categorical_partitions_like_object_values():
+    """Categorical columns are converted category by category; the result equals converting every value."""
+    d = build_design("y ~ x + c + (1 | g)", _frame(400, 1))
+    part = _frame(500, 7)
+    part.loc[[4, 9], "c"] = np.nan
+    cats = d.categories["c"]
+    for order in (["hi", "lo", "mid"], ["mid", "zz", "lo", "hi"]):  # another order; an unused unseen category
+        p = part.copy()
+        p["c"] = p["c"].cat.set_categories(order)
+        got = d.prepare(p)["c"]
+        expected = pd.Categorical(p["c"].astype(object), categories=cats)
+        assert got.dtype == expected.dtype and np.array_equal(got.cat.codes.to_numpy(), expected.codes)
+    p = part.copy()
+    p["c"] = p["c"].cat.add_categories(["zz"])
+    p.loc[11, "c"] = "zz"
+    with pytest.raises(hierfit.DataError, match="'zz'"):
+        d.prepare(p)
+
+
+def test_group_index_of_integer_levels():
+    from hierfit.spec.columns import level_label
+    from hierfit.spec.predictor import group_index
+
+    g = pd.DataFrame({"g": np.array([5, -2, 40, 5, 7, 40], dtype=np.int32)})
+    levels = ["-2", "5", "7", "9"]
+    idx, labels = group_index(g, ("g",), levels)
+    expected = [levels.index(level_label(v)) if level_label(v) in levels else -1 for v in g["g"]]
+    assert idx.tolist() == expected and labels == [level_label(v) for v in g["g"]]
+    assert group_index(g, ("g",), levels, labels=False)[1] is None
