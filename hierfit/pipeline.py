@@ -197,7 +197,7 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
     extra = dict(call=call, fitter=fit, engine_frame=engine_frame)
     result = _run(spec, settings, t0, t1, extra)
     new_draws = None if result.interrupted else extended_draws(
-        result.diagnostics, result.n_divergent, settings.draws, settings.tune, result.timing.get("sampling", 0.0),
+        pd.concat([result.diagnostics, result.group_diagnostics]), result.n_divergent, settings.draws, settings.tune, result.timing.get("sampling", 0.0),
         settings.ess_target)
     if new_draws is not None:
         first = result.timing

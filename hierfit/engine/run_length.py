@@ -4,7 +4,8 @@
 :data:`DEFAULT_ESS_TARGET`), or whenever ``ess_target=`` is given.
 
 After the first run, :func:`extended_draws` compares the smallest bulk/tail ESS and the
-largest R-hat of the reported parameters with the targets.  When they fall short, ESS
+largest R-hat of the reported parameters (and of the least converged group effects,
+:mod:`hierfit.results.group_diagnostics`) with the targets.  When they fall short, ESS
 grows about linearly with the draws, so the run is repeated (same seed, same warm-up)
 with ``draws * 1.2 * ess_target / min_ess`` draws per chain (twice as many for R-hat >
 1.01 alone), rounded up to a multiple of 500 (of half the draws, at least 50, below 1000

@@ -16,6 +16,7 @@ from hierfit.data.sources import is_dask_frame
 from hierfit.engine.kernel.vardec import candidates
 from hierfit.engine.run_length import extension_note
 from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_messages, parameter_diagnostics
+from hierfit.results.group_diagnostics import group_effect_diagnostics, group_effect_message
 from hierfit.results.draws import stack
 from hierfit.results.estimates import (coef_tables, dpar_table, fixef_table, has_residual_sigma, ranef_tables,
                                       smooth_table, varcorr_table, vcov_table)
@@ -419,11 +420,22 @@ class HierFit(AnalysisMethods, PlotMethods):
         return parameter_diagnostics(self.draws, self.design)
 
     @cached_property
+    def group_diagnostics(self) -> pd.DataFrame:
+        """R-hat and bulk/tail ESS of the least converged group effects (empty for collapsed fits).
+
+        See :mod:`hierfit.results.group_diagnostics`; ``fit.converged`` and the warnings use it.
+        """
+        return group_effect_diagnostics(self.draws, self.design if self.method.name != "collapsed" else None)
+
+    @cached_property
     def warnings(self) -> list[str]:
         """Convergence warnings (divergences, R-hat, ESS, singular fit), each saying what to do."""
         stats = self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
         msgs = convergence_messages(self.draws, stats, self.design, self.diagnostics, self.parametrization,
                                     self.settings)
+        ranef_msg = group_effect_message(self.group_diagnostics, self.settings.draws)
+        if ranef_msg and not self.n_divergent:
+            msgs.append(ranef_msg)
         if self.interrupted:
             msgs.insert(0, f"sampling was interrupted (Ctrl-C): this fit keeps the {self.draws.sizes['draw']} draws "
                         f"per chain made after warm-up, of the {self.settings.draws} asked for; run the fit "
@@ -433,7 +445,7 @@ class HierFit(AnalysisMethods, PlotMethods):
     @property
     def converged(self) -> bool:
         """False when any R-hat > 1.01, any ESS < 400, there were divergences, or sampling was interrupted."""
-        d = self.diagnostics
+        d = pd.concat([self.diagnostics, self.group_diagnostics])
         rhat_ok = bool((d["Rhat"].fillna(1.0) <= RHAT_MAX).all())
         ess_ok = bool(((d["Bulk_ESS"] >= ESS_MIN) & (d["Tail_ESS"] >= ESS_MIN)).all())
         return rhat_ok and ess_ok and self.n_divergent == 0 and not self.interrupted

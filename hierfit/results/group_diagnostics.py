@@ -1,0 +1,126 @@
+"""Convergence of the group effects: R-hat and bulk/tail ESS of the least converged ones.
+
+A crossed model with thousands of levels has thousands of group effects, each a
+sampled parameter of the full model.  The exact statistics of
+:mod:`hierfit.results.diagnostics` (rank-normalised, split R-hat; bulk and tail ESS)
+cost about a millisecond per parameter, so they are computed for a screened set: every
+group effect is first scored by two cheap statistics of its draws — the classic split
+R-hat and a batch-means ESS, both from per-chain means and variances — and the
+:data:`SCREEN` worst by each score get the exact statistics.  Group effects of a
+collapsed fit are drawn exactly from their conditional given each posterior draw, so
+their mixing is that of the reported parameters and they are not screened.
+
+Example
+-------
+>>> import xarray as xr
+>>> from types import SimpleNamespace
+>>> rng = np.random.default_rng(0)
+>>> r = rng.normal(size=(4, 500, 30, 1))
+>>> r[0, :, 3, 0] += 1.0  # one chain of one level's effect elsewhere
+>>> post = xr.Dataset({"r_g": (("chain", "draw", "g__level", "g__coef"), r)},
+...                   coords={"g__level": [f"L{i}" for i in range(30)], "g__coef": ["(Intercept)"]})
+>>> blk = SimpleNamespace(key="g", name="g", levels=[f"L{i}" for i in range(30)], coefs=["(Intercept)"])
+>>> design = SimpleNamespace(all_blocks=[blk])
+>>> tab = group_effect_diagnostics(post, design)
+>>> tab.index[0], bool(tab["Rhat"].iloc[0] > 1.01)
+('r_g[L3,(Intercept)]', True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hierfit.results.diagnostics import ESS_MIN, RHAT_MAX, convergence_stats
+
+__all__ = ["SCREEN", "group_effect_diagnostics", "group_effect_message"]
+
+#: group effects per screening score that get the exact statistics
+SCREEN = 100
+#: group effects whose draws are screened at once (bounds the temporaries: about 8 MB at 4 x 1000 draws)
+_BATCH = 250
+
+
+def _screen_scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(classic split R-hat, batch-means ESS) of (parameters, chain, draw) draws, without ranks or FFTs."""
+    p, m, n = x.shape
+    half = n // 2
+    split = x[:, :, :2 * half].reshape(p, 2 * m, half)  # the two halves of every chain
+    means = split.mean(axis=-1)
+    within = split.var(axis=-1, ddof=1).mean(axis=-1)
+    between = half * means.var(axis=-1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rhat = np.sqrt((between / within + half - 1) / half)
+        size = max(int(np.sqrt(n)), 1)  # batches of sqrt(n) draws per chain
+        nb = n // size
+        batches = x[:, :, :nb * size].reshape(p, m, nb, size).mean(axis=-1)
+        var_batch = batches.var(axis=-1, ddof=1).mean(axis=-1)
+        ess = m * n * x.var(axis=(-2, -1)) / (size * var_batch)
+    return np.nan_to_num(rhat, nan=1.0), np.nan_to_num(ess, nan=float(m * n))
+
+
+def _labelled_effects(posterior, design):
+    """(label, (chain, draw) array view) of every group effect, by block."""
+    for blk in design.all_blocks:
+        var = f"r_{blk.key}"
+        if var not in posterior:
+            continue
+        arr = np.asarray(posterior[var].values)  # (chain, draw, level, coef)
+        labels = [f"r_{blk.name}[{lev},{c}]" for lev in blk.levels for c in blk.coefs]
+        yield labels, arr
+
+
+def group_effect_diagnostics(posterior, design, screen: int = SCREEN) -> pd.DataFrame:
+    """Exact R-hat and bulk/tail ESS of the least converged group effects (worst R-hat first).
+
+    Labels are brms's, ``r_school[3,(Intercept)]``.  An empty table when the fit has no
+    group effects or ``design`` is None (a collapsed fit).  See the module's docstring for the
+    screening.
+    """
+    labels, scores_r, scores_e, where = [], [], [], []
+    blocks = list(_labelled_effects(posterior, design)) if design is not None else []
+    for b, (labs, arr) in enumerate(blocks):
+        chains, draws = arr.shape[:2]
+        flat = arr.reshape(chains, draws, -1)
+        for lo in range(0, flat.shape[-1], _BATCH):
+            x = np.moveaxis(flat[:, :, lo:lo + _BATCH], -1, 0).astype(float)
+            r, e = _screen_scores(x)
+            scores_r.append(r)
+            scores_e.append(e)
+        labels += labs
+        where += [(b, j) for j in range(len(labs))]
+    if not labels:
+        return pd.DataFrame({"Rhat": [], "Bulk_ESS": [], "Tail_ESS": []},
+                            index=pd.Index([], name="parameter"), dtype=float)
+    r, e = np.concatenate(scores_r), np.concatenate(scores_e)
+    k = min(screen, len(labels))
+    pick = np.union1d(np.argsort(-r, kind="stable")[:k], np.argsort(e, kind="stable")[:k])
+    draws = np.stack([blocks[where[i][0]][1].reshape(*blocks[where[i][0]][1].shape[:2], -1)[:, :, where[i][1]]
+                      for i in pick]).astype(float)
+    rhat, bulk, tail = convergence_stats(draws, prob=(0.05, 0.95))
+    tab = pd.DataFrame({"Rhat": rhat, "Bulk_ESS": bulk, "Tail_ESS": tail},
+                       index=pd.Index([labels[i] for i in pick], name="parameter"))
+    return tab.sort_values(["Rhat", "Bulk_ESS"], ascending=[False, True], kind="stable")
+
+
+def group_effect_message(tab: pd.DataFrame, draws: int, shown: int = 3) -> str | None:
+    """The warning for group effects with R-hat > 1.01 or ESS < 400, or None when they all pass.
+
+    Example
+    -------
+    >>> tab = pd.DataFrame({"Rhat": [1.02, 1.0], "Bulk_ESS": [350.0, 900.0], "Tail_ESS": [500.0, 800.0]},
+    ...                    index=["r_g[a,(Intercept)]", "r_g[b,(Intercept)]"])
+    >>> print(group_effect_message(tab, 1000))  # doctest: +NORMALIZE_WHITESPACE
+    R-hat > 1.01 or bulk/tail ESS < 400 for 1 group effect(s) (r_g[a,(Intercept)]: R-hat 1.020, ESS 350):
+    their chains have not mixed well enough for their means and intervals. Likely reason: too few
+    draws for these group effects. Remedy: fit.update(draws=2000)
+    """
+    bad = tab[(tab["Rhat"].fillna(1.0) > RHAT_MAX) | (tab[["Bulk_ESS", "Tail_ESS"]].min(axis=1) < ESS_MIN)]
+    if bad.empty:
+        return None
+    worst = ", ".join(f"{name}: R-hat {row.Rhat:.3f}, ESS {min(row.Bulk_ESS, row.Tail_ESS):.0f}"
+                      for name, row in bad.head(shown).iterrows())
+    more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+    return (f"R-hat > {RHAT_MAX} or bulk/tail ESS < {ESS_MIN} for {len(bad)} group effect(s) ({worst}{more}): "
+            "their chains have not mixed well enough for their means and intervals. Likely reason: too few draws "
+            f"for these group effects. Remedy: fit.update(draws={2 * draws})")
