@@ -140,28 +140,61 @@ def matched_priors(formula: str, bambi_formula: str, data: pd.DataFrame):
     >>> sorted(bp)  # doctest: +SKIP
     ['1|school', 'Intercept', 'sex', 'sigma', 'standLRT']
     """
-    import bambi as bmb
     import hierfit
 
     table = hierfit.default_priors(formula, data)
     terms = _bambi_terms(bambi_model(bambi_formula, data))
+
+    def translate(cls, coef, group, p):
+        if cls == "sigma":
+            return "sigma", bambi_prior(p.dist, positive=True)
+        return common_translation(cls, coef, group, p, terms)
+
+    out = translate_priors(table, terms, translate)
+    # the explicit statements must each be taken up by hierfit and reproduce its defaults
+    check_taken_up(table, hierfit.default_priors(formula, data, priors=out[0]))
+    return out
+
+
+def common_translation(cls, coef, group, p, terms, levels=None):
+    """(bambi term, bambi.Prior) of a hierfit Intercept, b or sd prior; ValueError for other classes.
+
+    ``levels(term, name, coef)`` may match more coefficient names to a bambi term than
+    :func:`term_levels` does.
+    """
+    import bambi as bmb
+
+    if cls == "Intercept":
+        return "Intercept", bambi_prior(p.dist, positive=False)
+    if cls == "b":
+        name = next((t for t, term in terms.items() if t == coef or term_levels(term, t, coef)
+                     or (levels is not None and levels(term, t, coef))), None)
+        return name, bambi_prior(p.dist, positive=False)
+    if cls == "sd":
+        return (f"{'1' if coef == '(Intercept)' else coef}|{factor_of(group)}",
+                bmb.Prior("Normal", mu=0, sigma=bambi_prior(p.dist, positive=True)))
+    raise ValueError(f"no bambi equivalent for a prior of class {cls!r}")
+
+
+def translate_priors(table: pd.DataFrame, terms: dict, translate):
+    """Every row of hierfit's default-prior ``table`` as an explicit hierfit prior and a bambi prior.
+
+    ``translate(cls, coef, group, prior)`` gives the row's (bambi term, bambi.Prior).
+    Returns ``(hierfit_priors, bambi_priors, table)`` as :func:`matched_priors`; raises
+    ValueError when a row has no bambi term, two rows give one term different priors, or a
+    bambi term is left without a prior.
+    """
+    import hierfit
+
     hierfit_priors, bambi_priors, rows = [], {}, []
     for r in table.to_dict("records"):
         cls, coef, group = r["class"], r["coef"] or None, r["group"] or None
+        if r.get("dpar"):
+            raise ValueError(f"a prior on a predicted distributional parameter ({r['dpar']}) is not part of this "
+                             "comparison")
         p = hierfit.prior(r["prior"], class_=cls, coef=coef, group=group)
         hierfit_priors.append(p)
-        if cls == "Intercept":
-            name, bp = "Intercept", bambi_prior(p.dist, positive=False)
-        elif cls == "b":
-            name = next((t for t, term in terms.items() if t == coef or term_levels(term, t, coef)), None)
-            bp = bambi_prior(p.dist, positive=False)
-        elif cls == "sd":
-            name = f"{'1' if coef == '(Intercept)' else coef}|{factor_of(group)}"
-            bp = bmb.Prior("Normal", mu=0, sigma=bambi_prior(p.dist, positive=True))
-        elif cls == "sigma":
-            name, bp = "sigma", bambi_prior(p.dist, positive=True)
-        else:
-            raise ValueError(f"no bambi equivalent for a prior of class {cls!r}")
+        name, bp = translate(cls, coef, group, p)
         if name not in terms:
             raise ValueError(f"hierfit's {cls} {coef or ''} {group or ''} has no bambi term (terms: {list(terms)})")
         if name in bambi_priors and repr(bambi_priors[name]) != repr(bp):
@@ -172,11 +205,13 @@ def matched_priors(formula: str, bambi_formula: str, data: pd.DataFrame):
     missing = set(terms) - set(bambi_priors)
     if missing:
         raise ValueError(f"bambi terms without a matched prior: {sorted(missing)}")
-    # the explicit statements must each be taken up by hierfit and reproduce its defaults
-    again = hierfit.default_priors(formula, data, priors=hierfit_priors)
+    return hierfit_priors, bambi_priors, pd.DataFrame(rows)
+
+
+def check_taken_up(table: pd.DataFrame, again: pd.DataFrame) -> None:
+    """ValueError unless hierfit's table with the explicit priors equals its defaults, every row from the user."""
     if list(again["prior"]) != list(table["prior"]) or not (again["source"] == "user").all():
         raise ValueError("hierfit did not take up the explicit priors as its defaults")
-    return hierfit_priors, bambi_priors, pd.DataFrame(rows)
 
 
 def factor_of(group: str) -> str:
@@ -381,7 +416,17 @@ def run_model(label: str, data: pd.DataFrame, draws: int, tune: int, chains: int
 
 
 def _md_label(text: str) -> str:
-    return text.replace("|", "\\|")
+    return str(text).replace("|", "\\|")
+
+
+def prior_table_lines(heading: str, models: str, priors: pd.DataFrame) -> list[str]:
+    """A report's markdown section for one model's matched priors (the table of :func:`matched_priors` with
+    the "bambi holds" column)."""
+    lines = [f"### {heading}", "", models, "",
+             "| class | coef | group | hierfit prior | bambi term | bambi holds |", "|---|---|---|---|---|---|"]
+    for r in priors.itertuples(index=False):
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]} | `{r[3]}` | `{_md_label(r[4])}` | `{_md_label(r[6])}` |")
+    return lines + [""]
 
 
 def write_report(results: list[dict], path: Path, settings: str, command: str, seconds: float) -> None:
@@ -426,11 +471,8 @@ def write_report(results: list[dict], path: Path, settings: str, command: str, s
               "`Normal(mu=0, sigma=...)` prior for that group term. \"bambi holds\" is read back from the "
               "built bambi model.", ""]
     for res in results:
-        lines += [f"### {res['label']}", "", f"hierfit: `{res['formula']}`; bambi: `{res['bambi formula']}`", "",
-                  "| class | coef | group | hierfit prior | bambi term | bambi holds |", "|---|---|---|---|---|---|"]
-        for r in res["priors"].itertuples(index=False):
-            lines.append(f"| {r[0]} | {r[1]} | {r[2]} | `{r[3]}` | `{_md_label(r[4])}` | `{_md_label(r[6])}` |")
-        lines.append("")
+        lines += prior_table_lines(res["label"], f"hierfit: `{res['formula']}`; bambi: `{res['bambi formula']}`",
+                                   res["priors"])
     lines += ["## Per parameter", ""]
     for res in results:
         lines += [f"### {res['label']}", "",

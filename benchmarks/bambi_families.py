@@ -166,51 +166,25 @@ def matched_priors(spec: dict, data: pd.DataFrame):
     >>> sorted(bp)  # doctest: +SKIP
     ['1|g', 'Intercept', 'kappa', 'x']
     """
-    import bambi as bmb
     import hierfit
 
     formula = spec["formula"]
     table = hierfit.default_priors(formula, data, family=spec["family"])
     terms = _bambi_terms(bambi_model(spec, data), spec)
     n_thr = data[formula.split("~")[0].strip()].nunique() - 1
-    hierfit_priors, bambi_priors, rows = [], {}, []
-    for r in table.to_dict("records"):
-        cls, coef, group, dpar = r["class"], r["coef"] or None, r["group"] or None, r.get("dpar") or None
-        if dpar:
-            raise ValueError(f"a prior on a predicted distributional parameter ({dpar}) is not part of this comparison")
-        p = hierfit.prior(r["prior"], class_=cls, coef=coef, group=group)
-        hierfit_priors.append(p)
+
+    def translate(cls, coef, group, p):
         if cls == "Intercept" and "threshold" in terms:
             if coef and p.dist != hierfit.prior(table.loc[table["class"] == "Intercept", "prior"].iloc[0]).dist:
                 raise ValueError("threshold-specific priors differ; bambi takes one prior for all thresholds")
-            name, bp = "threshold", _threshold_prior(p.dist, n_thr)
-        elif cls == "Intercept":
-            name, bp = "Intercept", ba.bambi_prior(p.dist, positive=False)
-        elif cls == "b":
-            name = next((t for t, term in terms.items() if t == coef or ba.term_levels(term, t, coef)
-                         or _interaction_levels(term, t, coef)), None)
-            bp = ba.bambi_prior(p.dist, positive=False)
-        elif cls == "sd":
-            name = f"{'1' if coef == '(Intercept)' else coef}|{ba.factor_of(group)}"
-            bp = bmb.Prior("Normal", mu=0, sigma=ba.bambi_prior(p.dist, positive=True))
-        elif spec["dpar"] and cls == spec["dpar"][0]:
-            name, bp = spec["dpar"][1], _dpar_prior(p.dist, spec)
-        else:
-            raise ValueError(f"no bambi equivalent for a prior of class {cls!r}")
-        if name not in terms:
-            raise ValueError(f"hierfit's {cls} {coef or ''} {group or ''} has no bambi term (terms: {list(terms)})")
-        if name in bambi_priors and repr(bambi_priors[name]) != repr(bp):
-            raise ValueError(f"bambi term {name!r} holds coefficients with different hierfit priors")
-        bambi_priors[name] = bp
-        rows.append({"class": cls, "coef": coef or "", "group": group or "", "hierfit prior": str(p.dist),
-                     "bambi term": name, "bambi prior": repr(bp)})
-    missing = set(terms) - set(bambi_priors)
-    if missing:
-        raise ValueError(f"bambi terms without a matched prior: {sorted(missing)}")
-    again = hierfit.default_priors(formula, data, family=spec["family"], priors=hierfit_priors)
-    if list(again["prior"]) != list(table["prior"]) or not (again["source"] == "user").all():
-        raise ValueError("hierfit did not take up the explicit priors as its defaults")
-    return hierfit_priors, bambi_priors, pd.DataFrame(rows)
+            return "threshold", _threshold_prior(p.dist, n_thr)
+        if spec["dpar"] and cls == spec["dpar"][0]:
+            return spec["dpar"][1], _dpar_prior(p.dist, spec)
+        return ba.common_translation(cls, coef, group, p, terms, levels=_interaction_levels)
+
+    out = ba.translate_priors(table, terms, translate)
+    ba.check_taken_up(table, hierfit.default_priors(formula, data, family=spec["family"], priors=out[0]))
+    return out
 
 
 def _interaction_levels(term, name: str, coef: str) -> bool:
@@ -463,12 +437,8 @@ def write_report(results: list[dict], path: Path, settings: str, command: str, s
         if "priors" not in res:
             continue
         s = res["spec"]
-        lines += [f"### {res['label']}", "", f"hierfit: `{s['formula']}`, family `{s['family']}`; bambi: "
-                  f"`{s['bformula']}`, family `{s['bfamily']}`", "",
-                  "| class | coef | group | hierfit prior | bambi term | bambi holds |", "|---|---|---|---|---|---|"]
-        for r in res["priors"].itertuples(index=False):
-            lines.append(f"| {r[0]} | {r[1]} | {r[2]} | `{r[3]}` | `{_md(r[4])}` | `{_md(r[6])}` |")
-        lines.append("")
+        lines += ba.prior_table_lines(res["label"], f"hierfit: `{s['formula']}`, family `{s['family']}`; bambi: "
+                                      f"`{s['bformula']}`, family `{s['bfamily']}`", res["priors"])
     lines += ["## Per parameter", ""]
     for res in results:
         lines += [f"### {res['label']}", ""]
