@@ -70,7 +70,7 @@ def exp_nonpos(x):
 def log1p_unit(t):
     """log(1 + t) for 0 <= t <= 1."""
     big = t > SQRT2_M1
-    s = (t - 1.0) / (t + 3.0) if big else t / (2.0 + t)
+    s = (t - 1.0 if big else t) / (t + 3.0 if big else t + 2.0)  # one division
     s2 = s * s
     p = 1.0 / 23.0
     p = p * s2 + 1.0 / 21.0
