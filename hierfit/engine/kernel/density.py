@@ -97,8 +97,8 @@ def zeros(n):
 
 # -- loops over rows ----------------------------------------------------------------------------------------------
 # (four accumulators let the processor overlap the additions; a run of rows of one level is summed in a
-# register before it is added to that level, which avoids a store-to-load chain on sorted data, and
-# the loops over a run's rows run on the vector units)
+# register before it is added to that level, which avoids a store-to-load chain on sorted data; adding a
+# run's effects to its rows' eta runs on the vector units)
 
 @nb.njit(**JIT)
 def dot(a, b):
@@ -142,9 +142,12 @@ def scatter(dr, idx, K, c, d, z, use_z):
             dr[np.uint64(idx[i]) * uk + uc] += d[i]
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "contract"})
+@nb.njit(**JIT)
 def run_sums(runs, idx, K, c, d, z, use_z, dr):
-    """dr[level * K + c] += sum over each run of (z *) d: one add per run (runs from the runs' table)."""
+    """dr[level * K + c] += sum over each run of (z *) d: one add per run (runs from the runs' table).
+
+    Summed in order: a vectorised sum costs more than it saves on runs of tens of rows.
+    """
     for q in range(runs[0]):
         a, b = runs[1 + q], runs[2 + q]
         s = 0.0
