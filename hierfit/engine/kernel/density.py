@@ -269,9 +269,9 @@ def effects_eta(ints, floats, brow, r, ro, eta, e0, n):
             j = idx[a] * K
             for c in range(K):
                 rc = rb[j + c]
-                zc = z[c * n:(c + 1) * n]
+                zo_c = c * n
                 for i in range(a, b):
-                    e[i] += zc[i] * rc
+                    e[i] += z[zo_c + i] * rc
         return
     uk = np.uint64(K)
     if K == 1:

@@ -9,7 +9,7 @@ and link fixed outside the loop and one exponential (and one log1p) per row:
   ``ll = const - n log1p(t) - y max(-eta, 0) - (n - y) max(eta, 0)`` and
   ``d ll / d eta = y - n sigmoid(eta)``; with exp and log1p from
   :mod:`hierfit.engine.kernel.vecmath` the loop has no calls and no branches, so it runs
-  on the vector units (each row's term goes to a scratch array, summed afterwards).
+  on the vector units (each row's term goes to a small scratch array, summed 512 rows at a time).
 * ``poisson_log_rows``: Poisson, log link: ``ll = const + y eta - exp(eta)``.
 
 ``tests/test_kernel.py`` checks the kernel's log density and gradient against PyMC's for
@@ -25,6 +25,8 @@ import numpy as np
 
 from hierfit.engine.kernel.scalar import JIT
 from hierfit.engine.kernel.vecmath import VEC, exp_nonpos, log1p_unit
+
+CHUNK = 512  # rows per pass of the logit loop
 
 
 @nb.njit(**VEC)
@@ -50,9 +52,15 @@ def vector_sum(a):
 @nb.njit(**JIT)
 def logit_rows(y, trials, has_trials, const, eta, deta):
     """Sum over rows of the Bernoulli (``has_trials`` False) or binomial log-likelihood, logit link; d/d eta into deta."""
-    ll = np.empty(y.shape[0])
-    logit_terms(y, trials, has_trials, const, eta, deta, ll)
-    return vector_sum(ll)
+    n = y.shape[0]
+    ll = np.empty(min(n, CHUNK))  # small: a scratch array of all rows would be mapped afresh on every call
+    lp = 0.0
+    for a in range(0, n, CHUNK):
+        b = min(a + CHUNK, n)
+        m = b - a
+        logit_terms(y[a:b], trials[a:b], has_trials, const[a:b], eta[a:b], deta[a:b], ll[:m])
+        lp += vector_sum(ll[:m])
+    return lp
 
 
 @nb.njit(**JIT)
