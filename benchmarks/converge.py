@@ -128,7 +128,9 @@ def child(model: str, config: str) -> dict:
 
         fit = hierfit.fit(formula, data, family=family, seed=1, progressbar=False, warn=False)
         print(fit.summary(), file=open(os.devnull, "w"))
-        post = fit.posterior["posterior"]
+        # fit.tree: the draws as sampled; fit.posterior would first add the pointwise log-likelihood group
+        # (ArviZ's, for LOO), which the summary does not use and bambi's arm does not compute either
+        post = fit.tree["posterior"]
         groups = [str(v) for v in post.data_vars if str(v).startswith("r_")]
         from hierfit.results.diagnostics import reported_parameters
 

@@ -185,3 +185,31 @@ def test_outside_the_support_is_minus_infinity():
     x = spec.init_centre.copy()
     x[[v.name for v in spec.value_vars].index("Intercept")] = -50.0  # mean < 0 for every row
     assert ENTRY.logp_and_grad(x, np.zeros(spec.n_dim), spec.ints, spec.floats) == -np.inf
+
+
+def test_vector_exp_and_log1p_match_numpy_to_a_few_ulp():
+    """The row loops' polynomial exp (x <= 0) and log1p (0 <= t <= 1) against numpy on dense grids."""
+    from hierfit.engine.kernel.vecmath import exp_nonpos_array, log1p_unit_array
+
+    rng = np.random.default_rng(0)
+    x = -np.concatenate([np.linspace(0.0, 708.0, 100_001), rng.uniform(0.0, 40.0, 100_000), [1e-300, 5e-324]])
+    e = exp_nonpos_array(x)
+    assert np.max(np.abs(e - np.exp(x)) / np.exp(x)) < 2 * np.finfo(float).eps
+    t = np.concatenate([np.linspace(0.0, 1.0, 200_001)[1:], np.exp(-rng.uniform(0.0, 700.0, 100_000))])
+    ref = np.log1p(t)
+    assert np.max(np.abs(log1p_unit_array(t) - ref) / ref) < 4 * np.finfo(float).eps
+    assert log1p_unit_array(np.zeros(1))[0] == 0.0
+
+
+def test_logit_rows_extreme_linear_predictors():
+    """Bernoulli/binomial logit rows at |eta| up to 800: log-likelihood and d/d eta against scipy's closed forms."""
+    from hierfit.engine.kernel.rows import logit_rows
+
+    eta = np.concatenate([np.linspace(-800.0, 800.0, 2001), [-1e-12, 0.0, 1e-12]])
+    n = np.tile([1.0, 7.0, 3.0], eta.size)[:eta.size]
+    y = np.floor(n * np.linspace(0, 1, eta.size) + 0.5) % (n + 1)
+    deta = np.zeros(eta.size)
+    lp = logit_rows(y, n, True, np.zeros(eta.size), eta, deta)
+    ref = y * special.log_expit(eta) + (n - y) * special.log_expit(-eta)
+    assert lp == pytest.approx(ref.sum(), rel=1e-13)
+    np.testing.assert_allclose(deta, y - n * special.expit(eta), rtol=1e-13, atol=1e-300)

@@ -49,7 +49,8 @@ PRED_WIDTH = 12
 # group-block rows
 (B_PRED, B_J, B_K, B_INDEX, B_Z, B_ONES, B_SD_IDX, B_CORR, B_L_POS, B_L_MAP, B_ETA, B_PARAM_POS, B_CENTERED,
  B_MEAN, B_RUNS, B_QSTART) = range(16)
-BLOCK_WIDTH = 16  # B_QSTART: the block's first column among the collapsed model's stacked coefficients
+BLOCK_WIDTH = 16  # B_QSTART: the block's first column among the collapsed model's stacked coefficients;
+# B_RUNS: offset of the runs table [m, start_0, ..., start_m = n] of rows sorted by level, or -1
 
 # distributional-parameter rows: source (scalar parameter or predictor), its x position or predictor, lower bound,
 # link (LOG: lower + exp, LOGIT: inverse logit)

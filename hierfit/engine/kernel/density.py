@@ -97,7 +97,8 @@ def zeros(n):
 
 # -- loops over rows ----------------------------------------------------------------------------------------------
 # (four accumulators let the processor overlap the additions; a run of rows of one level is summed in a
-# register before it is added to that level, which avoids a store-to-load chain on sorted data)
+# register before it is added to that level, which avoids a store-to-load chain on sorted data; adding a
+# run's effects to its rows' eta runs on the vector units)
 
 @nb.njit(**JIT)
 def dot(a, b):
@@ -130,30 +131,33 @@ def total(a):
 
 
 @nb.njit(**JIT)
-def scatter(dr, idx, K, c, d, z, use_z, runs):
-    """dr[idx[i] * K + c] += (z[i] *) d[i] over the rows (summing runs of one level first when ``runs``)."""
-    n = idx.shape[0]
-    if n == 0:
-        return
-    if not runs:
-        uk, uc = np.uint64(K), np.uint64(c)
+def scatter(dr, idx, K, c, d, z, use_z):
+    """dr[idx[i] * K + c] += (z[i] *) d[i] over the rows."""
+    uk, uc = np.uint64(K), np.uint64(c)
+    if use_z:
+        for i in range(idx.shape[0]):
+            dr[np.uint64(idx[i]) * uk + uc] += z[i] * d[i]
+    else:
+        for i in range(idx.shape[0]):
+            dr[np.uint64(idx[i]) * uk + uc] += d[i]
+
+
+@nb.njit(**JIT)
+def run_sums(runs, idx, K, c, d, z, use_z, dr):
+    """dr[level * K + c] += sum over each run of (z *) d: one add per run (runs from the runs' table).
+
+    Summed in order: a vectorised sum costs more than it saves on runs of tens of rows.
+    """
+    for q in range(runs[0]):
+        a, b = runs[1 + q], runs[2 + q]
+        s = 0.0
         if use_z:
-            for i in range(n):
-                dr[np.uint64(idx[i]) * uk + uc] += z[i] * d[i]
+            for i in range(a, b):
+                s += z[i] * d[i]
         else:
-            for i in range(n):
-                dr[np.uint64(idx[i]) * uk + uc] += d[i]
-        return
-    cur = idx[0]
-    acc = 0.0
-    for i in range(n):
-        j = idx[i]
-        if j != cur:
-            dr[cur * K + c] += acc
-            cur = j
-            acc = 0.0
-        acc += z[i] * d[i] if use_z else d[i]
-    dr[cur * K + c] += acc
+            for i in range(a, b):
+                s += d[i]
+        dr[idx[a] * K + c] += s
 
 
 # -- the full model ---------------------------------------------------------------------------------------------------
@@ -188,16 +192,13 @@ def fixed_grad(grad, ints, floats, prow, deta, e0, n):
 
 
 @nb.njit(**JIT)
-def level_mean(x, ints, floats, brow, prow, j, c):
-    """m_jc of a centred block: its row of the mean matrix times (Intercept, beta)."""
-    K, P = ints[brow + B_K], ints[prow + PR_P]
-    mo = ints[brow + B_MEAN] + (j * K + c) * (1 + P)
-    m = 0.0
+def thetas(x, ints, prow):
+    """(Intercept, beta_0, beta_1, ...) of a predictor as an array."""
+    P = ints[prow + PR_P]
+    th = np.empty(1 + P)
     for t in range(1 + P):
-        w = floats[mo + t]
-        if w != 0.0:
-            m += w * theta_value(x, ints, prow, t)
-    return m
+        th[t] = theta_value(x, ints, prow, t)
+    return th
 
 
 @nb.njit(**JIT)
@@ -206,13 +207,13 @@ def effects(x, ints, floats, brow, prow, sd, L, so, lo, r, ro):
     J, K, pos = ints[brow + B_J], ints[brow + B_K], ints[brow + B_PARAM_POS]
     corr, centred = ints[brow + B_CORR], ints[brow + B_CENTERED]
     lp = -0.5 * J * K * LOG_2PI
-    w = np.empty(K)
-    for j in range(J):
-        base = pos + j * K
-        if not centred:
+    if not centred:
+        ss = 0.0
+        for j in range(J):
+            base = pos + j * K
             for c in range(K):
                 z = x[base + c]
-                lp -= 0.5 * z * z
+                ss += z * z
                 if corr:
                     v = 0.0
                     for d in range(c + 1):
@@ -220,21 +221,37 @@ def effects(x, ints, floats, brow, prow, sd, L, so, lo, r, ro):
                     r[ro + j * K + c] = v
                 else:
                     r[ro + j * K + c] = sd[so + c] * z
+        return lp - 0.5 * ss
+    # centred: gamma_j ~ N(m_j, L L'), r_j = gamma_j - m_j; log|L| and 1 / L_cc once per block
+    th = thetas(x, ints, prow)
+    T = th.shape[0]
+    mo = ints[brow + B_MEAN]
+    inv = np.empty(K)
+    for c in range(K):
+        diag = L[lo + c * K + c] if corr else sd[so + c]
+        inv[c] = 1.0 / diag
+        lp -= J * math.log(diag)
+    w = np.empty(K)
+    ss = 0.0
+    for j in range(J):
+        for c in range(K):
+            m = 0.0
+            row = mo + (j * K + c) * T
+            for t in range(T):
+                m += floats[row + t] * th[t]
+            r[ro + j * K + c] = x[pos + j * K + c] - m
+        if corr:
+            for c in range(K):  # w = L^-1 e
+                v = r[ro + j * K + c]
+                for d in range(c):
+                    v -= L[lo + c * K + d] * w[d]
+                w[c] = v * inv[c]
+                ss += w[c] * w[c]
         else:
             for c in range(K):
-                r[ro + j * K + c] = x[base + c] - level_mean(x, ints, floats, brow, prow, j, c)
-            if corr:
-                for c in range(K):  # w = L^-1 e
-                    v = r[ro + j * K + c]
-                    for d in range(c):
-                        v -= L[lo + c * K + d] * w[d]
-                    w[c] = v / L[lo + c * K + c]
-                    lp -= 0.5 * w[c] * w[c] + math.log(L[lo + c * K + c])
-            else:
-                for c in range(K):
-                    e = r[ro + j * K + c] / sd[so + c]
-                    lp -= 0.5 * e * e + math.log(sd[so + c])
-    return lp
+                e = r[ro + j * K + c] * inv[c]
+                ss += e * e
+    return lp - 0.5 * ss
 
 
 @nb.njit(**JIT)
@@ -245,6 +262,17 @@ def effects_eta(ints, floats, brow, r, ro, eta, e0, n):
     idx = ints[io:io + n]
     z = floats[zo:zo + K * n]
     rb = r[ro:ro + ints[brow + B_J] * K]
+    if ints[brow + B_RUNS] >= 0:  # runs of one level: its effects read once, added over the run (SIMD)
+        runs = ints[ints[brow + B_RUNS]:]
+        for q in range(runs[0]):
+            a, b = runs[1 + q], runs[2 + q]
+            j = idx[a] * K
+            for c in range(K):
+                rc = rb[j + c]
+                zo_c = c * n
+                for i in range(a, b):
+                    e[i] += z[zo_c + i] * rc
+        return
     uk = np.uint64(K)
     if K == 1:
         for i in range(n):
@@ -269,8 +297,11 @@ def effects_grad(x, grad, ints, floats, brow, prow, sd, L, so, lo, r, ro, deta, 
     de_rows = deta[e0:e0 + n]
     for c in range(K):
         use_z = ints[ones + c] == 0
-        scatter(dr, idx, K, c, de_rows, floats[zo + c * n:zo + (c + 1) * n] if use_z else de_rows, use_z,
-                ints[brow + B_RUNS])
+        zc = floats[zo + c * n:zo + (c + 1) * n] if use_z else de_rows
+        if ints[brow + B_RUNS] >= 0:
+            run_sums(ints[ints[brow + B_RUNS]:], idx, K, c, de_rows, zc, use_z, dr)
+        else:
+            scatter(dr, idx, K, c, de_rows, zc, use_z)
     if not centred:
         for j in range(J):
             base = pos + j * K
@@ -285,10 +316,14 @@ def effects_grad(x, grad, ints, floats, brow, prow, sd, L, so, lo, r, ro, deta, 
                     dsd[so + c] += dr[j * K + c] * x[base + c]
         return
     P = ints[prow + PR_P]
-    dtheta = np.zeros(1 + P)
+    T = 1 + P
+    dtheta = np.zeros(T)
     w = np.empty(K)
     v = np.empty(K)
     de = np.empty(K)
+    inv = np.empty(K)
+    for c in range(K):
+        inv[c] = 1.0 / (L[lo + c * K + c] if corr else sd[so + c])
     mo0 = ints[brow + B_MEAN]
     for j in range(J):
         if corr:
@@ -296,26 +331,25 @@ def effects_grad(x, grad, ints, floats, brow, prow, sd, L, so, lo, r, ro, deta, 
                 s = r[ro + j * K + c]
                 for d in range(c):
                     s -= L[lo + c * K + d] * w[d]
-                w[c] = s / L[lo + c * K + c]
+                w[c] = s * inv[c]
             for c in range(K - 1, -1, -1):  # v = L^-T w
                 s = w[c]
                 for d in range(c + 1, K):
                     s -= L[lo + d * K + c] * v[d]
-                v[c] = s / L[lo + c * K + c]
+                v[c] = s * inv[c]
             for c in range(K):
                 de[c] = dr[j * K + c] - v[c]
                 for d in range(c + 1):
                     dL[lo + c * K + d] += v[c] * w[d]
         else:
             for c in range(K):
-                e = r[ro + j * K + c]
-                s2 = sd[so + c] * sd[so + c]
-                de[c] = dr[j * K + c] - e / s2
-                dsd[so + c] += e * e / (s2 * sd[so + c])
+                e = r[ro + j * K + c] * inv[c]
+                de[c] = dr[j * K + c] - e * inv[c]
+                dsd[so + c] += e * e * inv[c]
         for c in range(K):
             grad[pos + j * K + c] += de[c]
-            mo = mo0 + (j * K + c) * (1 + P)
-            for t in range(1 + P):
+            mo = mo0 + (j * K + c) * T
+            for t in range(T):
                 dtheta[t] -= floats[mo + t] * de[c]
     for c in range(K):
         if corr:

@@ -375,8 +375,13 @@ def _block(prog, layout, pri, blk, pred_index, pp, par, sample_effects: bool):
     row[C.B_INDEX] = prog.i(blk.index)
     row[C.B_Z] = prog.f(blk.Z.T)  # column-major
     row[C.B_ONES] = prog.i([int(np.all(blk.Z[:, c] == 1.0)) for c in range(k)])
-    # rows sorted by level (runs of one level): sum each run before adding it to the level
-    row[C.B_RUNS] = int(len(blk.index) > 1 and np.mean(blk.index[1:] == blk.index[:-1]) > 0.5)
+    # rows in runs of one level (sorted by level): the runs' table [m, start_0, ..., start_m = n], so each run's
+    # effects are read and its gradients summed once; -1 when runs average 2 rows or fewer
+    idx = np.asarray(blk.index)
+    row[C.B_RUNS] = -1
+    if len(idx) > 1 and np.mean(idx[1:] == idx[:-1]) > 0.5:
+        starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+        row[C.B_RUNS] = prog.i(np.r_[len(starts), starts, len(idx)])
     sd_pos = pri.vector(f"sd_{blk.key}", pp.sd[blk.name], positive=True)
     row[C.B_SD_IDX] = prog.i(sd_pos)
     row[C.B_CORR] = int(blk.is_correlated)
