@@ -290,3 +290,20 @@ def test_pd_and_rope_columns(exam_ix):
     assert tab["l-95% CI"].iloc[0] == pytest.approx(lo) and tab["u-95% CI"].iloc[0] == pytest.approx(hi)
     with pytest.raises(hierfit.HierfitError, match="rope"):
         exam_ix.avg_comparisons("sex", rope=(0.2, -0.2))
+
+
+def test_pointwise_log_likelihood_in_blocks_of_draws_equals_all_at_once(logit_ri):
+    from hierfit.analysis.loo import pointwise_log_likelihood
+    from hierfit.analysis.prepare import prepare_draws
+
+    fit, _ = logit_ri
+    whole = prepare_draws(fit).logpdf(fit.design.y)
+    n = fit.design.nobs
+    blocked = pointwise_log_likelihood(fit, block=7 * n + 3)  # blocks of 7 draws, the last one shorter
+    assert blocked.shape == whole.shape
+    np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-12)  # matrix products may round differently
+    # one draw by its position: the same row of the matrix
+    np.testing.assert_allclose(prepare_draws(fit, draw_ids=[5]).logpdf(fit.design.y)[0], whole[5],
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(hierfit.HierfitError, match="draw_ids"):
+        prepare_draws(fit, draw_ids=[whole.shape[0]])

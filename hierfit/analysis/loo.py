@@ -18,11 +18,40 @@ from hierfit.analysis.comparison import Comparison
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.errors import HierfitError, HierfitWarning, warn
 
-__all__ = ["log_likelihood_tree", "posterior_predictive_tree", "loo", "compare"]
+__all__ = ["pointwise_log_likelihood", "log_likelihood_tree", "posterior_predictive_tree", "loo", "compare"]
 
 
 def _obs_coords(fit) -> dict:
     return {"obs": np.arange(fit.nobs)}
+
+
+#: elements (draws x rows) of a block of the pointwise log-likelihood: its temporaries stay small
+LOGLIK_BLOCK = 2_000_000
+
+
+def pointwise_log_likelihood(fit, block: int = LOGLIK_BLOCK) -> np.ndarray:
+    """Log-likelihood of every training row under every posterior draw, (draws, rows), chain-major.
+
+    Computed for blocks of draws of about ``block`` elements each and written into the
+    result, so that memory beyond the result stays bounded (prepare_draws' linear predictors,
+    means and densities exist for one block at a time).
+
+    Example
+    -------
+    >>> pointwise_log_likelihood(fit).shape  # doctest: +SKIP
+    (4000, 4059)
+    """
+    total = fit.draws.sizes["chain"] * fit.draws.sizes["draw"]
+    y = fit.design.y
+    step = max(1, int(block // max(fit.design.nobs, 1)))
+    out = None
+    for lo in range(0, total, step):
+        ids = np.arange(lo, min(total, lo + step))
+        part = prepare_draws(fit, draw_ids=ids).logpdf(y)
+        if out is None:
+            out = np.empty((total,) + part.shape[1:])
+        out[lo:lo + len(ids)] = part
+    return out
 
 
 def log_likelihood_tree(fit) -> xr.DataTree:
@@ -41,7 +70,7 @@ def log_likelihood_tree(fit) -> xr.DataTree:
         return tree
     name = fit.design.response
     chains, ndraw = fit.draws.sizes["chain"], fit.draws.sizes["draw"]
-    ll = prepare_draws(fit).logpdf(fit.design.y).reshape(chains, ndraw, -1)
+    ll = pointwise_log_likelihood(fit).reshape(chains, ndraw, -1)
     coords = {"chain": fit.draws["chain"].values, "draw": fit.draws["draw"].values, **_obs_coords(fit)}
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({name: (("chain", "draw", "obs"), ll)}, coords=coords))
     if "observed_data" not in tree.children:

@@ -130,7 +130,7 @@ def _new_level_draws(posterior, blk, n_new: int, rng: np.random.Generator, draw_
 
 def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
                   seed: int | None = None, ndraws: int | None = None, point: bool = False,
-                  resimulate_groups: bool = False, offset=None) -> PreparedDraws:
+                  resimulate_groups: bool = False, offset=None, draw_ids=None) -> PreparedDraws:
     """Linear predictors and distributional parameters per posterior draw.
 
     Parameters
@@ -158,6 +158,9 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         None uses each row's offset (from its columns); a number, or ``"mean"`` (the
         mean training offset), replaces the mean predictor's offset for every row,
         so offset columns may be left out of ``newdata`` (effect plots, reference grids).
+    draw_ids : array of int, optional
+        Use exactly these posterior draws (positions in chain-major order), e.g. a
+        block of them at a time to bound memory; instead of ``ndraws``.
 
     Example
     -------
@@ -171,6 +174,10 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     total = post.sizes["chain"] * post.sizes["draw"]
     draw_idx = np.arange(total) if ndraws is None or ndraws >= total else \
         np.linspace(0, total - 1, ndraws).round().astype(int)
+    if draw_ids is not None:
+        draw_idx = np.asarray(draw_ids, dtype=int)
+        if draw_idx.ndim != 1 or draw_idx.size == 0 or draw_idx.min() < 0 or draw_idx.max() >= total:
+            raise HierfitError(f"draw_ids must be a non-empty list of draw positions in 0..{total - 1}")
     keep = select_blocks(design, re_form)
 
     all_draws = len(draw_idx) == total
