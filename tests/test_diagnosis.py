@@ -42,7 +42,7 @@ def test_the_printed_remedy_makes_an_unsampleable_default_fit_converge():
     assert "(around sd((Intercept) | g))" in div  # the parameter, by its summary name
     assert "Likely reason:" in div and "is near zero" in div and "funnel of a centred group term" in div
     remedy = _remedy_arguments(div)
-    assert remedy == {"parametrization": {"g": "noncentered"}, "target_accept": 0.95}
+    assert remedy == {"parametrization": {"g": "noncentered"}, "target_accept": 0.99}
     rhat = next(m for m in msgs if m.startswith("R-hat"))
     assert _remedy_arguments(rhat) == remedy  # one cause, one remedy
     good = bad.update(**remedy)

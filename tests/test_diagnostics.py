@@ -67,7 +67,7 @@ def test_divergence_remedy_fits_how_the_effects_were_sampled():
     assert collapsed[0].endswith("Remedy: fit.update(target_accept=0.95).")
     assert noncentered[0].endswith("Remedy: fit.update(target_accept=0.95).")
     assert "near zero" in centered[0] and "funnel of a centred group term" in centered[0]
-    assert centered[0].endswith("Remedy: fit.update(parametrization={'g': 'noncentered'}, target_accept=0.95).")
+    assert centered[0].endswith("Remedy: fit.update(parametrization={'g': 'noncentered'}, target_accept=0.99).")
     spread = np.zeros((2, 50), dtype=bool)
     spread[:, ::10] = True  # every tenth draw: all over the sd's distribution
     msg = convergence_messages(post, xr.Dataset({"diverging": (("chain", "draw"), spread)}), d, diag,

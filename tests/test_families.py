@@ -52,8 +52,9 @@ def test_recovery_random_intercept(family):
     df, truth = _ri_data(100, family)
     m = quiet_fit(FORMULAS.get(family, "y ~ x + (1 | g)"), df, family=family, seed=4, **FAST)
     fe = m.fixef()
+    # 7 families x 3 quantities: 95% intervals would miss about once by chance; 3 posterior sds miss 1 in 370
     for name in ("(Intercept)", "x"):
-        assert fe.loc[name, "l-95% CI"] < truth[name] < fe.loc[name, "u-95% CI"], (family, name, fe)
+        assert abs(fe.loc[name, "Estimate"] - truth[name]) < 3 * fe.loc[name, "Est.Error"], (family, name, fe)
     vc = m.VarCorr()
     sd = vc[vc["grp"] == "g"].iloc[0]
     assert sd["l-95% CI"] < truth["sd"] < sd["u-95% CI"], (family, vc)

@@ -7,7 +7,7 @@ as code to paste (``fit.update(...)`` repeats the fit with only that change):
 * divergent transitions concentrated where a group-level sd is small (their median below
   the 25% quantile of its draws; a single divergence below the 10%): the funnel of a group term whose sd the data barely
   determine.  A centred term is switched to the non-centred parametrization (with
-  ``target_accept=0.95``); a non-centred or collapsed term gets a higher ``target_accept``.
+  ``target_accept=0.99``); a non-centred or collapsed term gets a higher ``target_accept``.
   When the sd's posterior piles up at zero the message says it is lme4's boundary
   (singular) fit.
 * divergences that no sd explains: a region of high curvature, ``target_accept``.
@@ -107,7 +107,7 @@ def diagnose_divergences(posterior, diverging: np.ndarray, design, parametrizati
     Example
     -------
     >>> # diagnose_divergences(fit.draws, div, fit.design, fit.parametrization, 0.8, piles_at_zero).code
-    >>> # "fit.update(parametrization={'g': 'noncentered'}, target_accept=0.95)"
+    >>> # "fit.update(parametrization={'g': 'noncentered'}, target_accept=0.99)"
     """
     mask = np.asarray(diverging, dtype=bool).reshape(-1)
     # one divergence anywhere below the 25% quantile happens by chance one time in four: ask more of it
@@ -136,7 +136,7 @@ def diagnose_divergences(posterior, diverging: np.ndarray, design, parametrizati
     if choice == "centered":
         reason = (f"{where}: the funnel of a centred group term whose sd the data barely determine"
                   f"{singular_note}")
-        remedy = {"parametrization": {blk.factor: "noncentered"}, "target_accept": max(0.95, target_accept)}
+        remedy = {"parametrization": {blk.factor: "noncentered"}, "target_accept": max(0.99, target_accept)}
         return Diagnosis((label,), reason, remedy)
     kind = "non-centred" if choice == "noncentered" else "collapsed"
     reason = f"{where}: the neck of the funnel of a {kind} group term is too narrow for the step size{singular_note}"
