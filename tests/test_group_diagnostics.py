@@ -53,6 +53,14 @@ def test_screening_finds_the_least_converged_among_thousands():
     assert "r_g[L700,x]" in msg and "fit.update(draws=800)" in msg
 
 
+def test_screening_finds_a_chain_with_another_spread():
+    rng = np.random.default_rng(8)
+    post, design = _posterior(1500, 1, rng)
+    post["r_g"].values[3, :, 222, 0] *= 3.0  # same location, three times the spread: the folded R-hat
+    tab = group_effect_diagnostics(post, design)
+    assert tab.index[0] == "r_g[L222,(Intercept)]" and tab["Rhat"].iloc[0] > 1.01
+
+
 def test_no_message_when_every_group_effect_passes():
     post, design = _posterior(40, 1, np.random.default_rng(4), draws=1000)
     tab = group_effect_diagnostics(post, design)

@@ -5,7 +5,8 @@ sampled parameter of the full model.  The exact statistics of
 :mod:`hierfit.results.diagnostics` (rank-normalised, split R-hat; bulk and tail ESS)
 cost about a millisecond per parameter, so they are computed for a screened set: every
 group effect is first scored by two cheap statistics of its draws — the classic split
-R-hat and a batch-means ESS, both from per-chain means and variances — and the
+R-hat of the draws and of their distances from the mean, and a batch-means ESS, all
+from per-chain means and variances — and the
 :data:`SCREEN` worst by each score get the exact statistics.  Group effects of a
 collapsed fit are drawn exactly from their conditional given each posterior draw, so
 their mixing is that of the reported parameters and they are not screened.
@@ -41,16 +42,25 @@ SCREEN = 100
 _BATCH = 250
 
 
-def _screen_scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(classic split R-hat, batch-means ESS) of (parameters, chain, draw) draws, without ranks or FFTs."""
+def _split_rhat(x: np.ndarray) -> np.ndarray:
+    """Classic (not rank-normalised) split R-hat of (parameters, chain, draw) draws."""
     p, m, n = x.shape
     half = n // 2
     split = x[:, :, :2 * half].reshape(p, 2 * m, half)  # the two halves of every chain
-    means = split.mean(axis=-1)
     within = split.var(axis=-1, ddof=1).mean(axis=-1)
-    between = half * means.var(axis=-1, ddof=1)
+    between = half * split.mean(axis=-1).var(axis=-1, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rhat = np.sqrt((between / within + half - 1) / half)
+        return np.sqrt((between / within + half - 1) / half)
+
+
+def _screen_scores(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(split R-hat of the draws and of their distances from the mean, whichever is larger; batch-means ESS)
+    of (parameters, chain, draw) draws, without ranks or FFTs (the folded R-hat catches chains that agree
+    on the location but not on the spread)."""
+    p, m, n = x.shape
+    folded = np.abs(x - x.mean(axis=(-2, -1), keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rhat = np.fmax(_split_rhat(x), _split_rhat(folded))
         size = max(int(np.sqrt(n)), 1)  # batches of sqrt(n) draws per chain
         nb = n // size
         batches = x[:, :, :nb * size].reshape(p, m, nb, size).mean(axis=-1)
