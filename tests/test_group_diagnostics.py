@@ -35,7 +35,7 @@ def test_screening_finds_the_least_converged_among_thousands():
     r = post["r_g"].values
     r[2, :, 700, 1] += 1.5  # one chain away from the others: R-hat
     r[:, :, 1234, 0] = _ar1(rng, 0.9, 4, 400)  # sticky chains: low ESS, R-hat near 1
-    tab = group_effect_diagnostics(post, design)
+    tab = group_effect_diagnostics(post, design, exact_elements=0)  # screened, not all exact
     assert tab.index[0] == "r_g[L700,x]"
     # the screened statistics are the exact ones of the full computation
     full = convergence_stats(np.moveaxis(r.reshape(4, 400, -1), -1, 0))
@@ -57,8 +57,13 @@ def test_screening_finds_a_chain_with_another_spread():
     rng = np.random.default_rng(8)
     post, design = _posterior(1500, 1, rng)
     post["r_g"].values[3, :, 222, 0] *= 3.0  # same location, three times the spread: the folded R-hat
-    tab = group_effect_diagnostics(post, design)
+    tab = group_effect_diagnostics(post, design, exact_elements=0)
     assert tab.index[0] == "r_g[L222,(Intercept)]" and tab["Rhat"].iloc[0] > 1.01
+    # below the bound every group effect gets the exact statistics, worst first
+    full = group_effect_diagnostics(post, design)
+    assert len(full) == 1500 and full.index[0] == "r_g[L222,(Intercept)]"
+    x = np.moveaxis(post["r_g"].values.reshape(4, 400, -1), -1, 0)
+    np.testing.assert_allclose(np.sort(full["Rhat"].to_numpy()), np.sort(convergence_stats(x)[0]), rtol=1e-12)
 
 
 def test_no_message_when_every_group_effect_passes():

@@ -143,13 +143,22 @@ def _split(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[..., :half], x[..., x.shape[-1] - half:]], axis=-2)
 
 
-def _average_ranks(flat: np.ndarray) -> np.ndarray:
-    """Ranks 1..N along the last axis, ties given their average rank, NaN kept as NaN."""
+def _average_ranks(flat: np.ndarray, scores_of=None) -> np.ndarray:
+    """Ranks 1..N along the last axis, ties given their average rank, NaN kept as NaN.
+
+    ``scores_of(ranks)``, when given, maps the ranks to scores elementwise; without ties the
+    ranks are a permutation of 1..N, so it is evaluated once on 1..N and scattered.
+    """
     order = np.argsort(flat, axis=-1)  # tie order does not matter: ties share their mean rank
     xs = np.take_along_axis(flat, order, axis=-1)
     n = xs.shape[-1]
-    pos = np.broadcast_to(np.arange(n), xs.shape)
     differs = xs[..., 1:] != xs[..., :-1]
+    scores_of = scores_of or (lambda r: r)
+    if differs.all() and not np.isnan(xs[..., -1]).any():  # no ties, no NaN (NaN sorts last)
+        out = np.empty(xs.shape)
+        np.put_along_axis(out, order, np.broadcast_to(scores_of(np.arange(1.0, n + 1.0)), xs.shape), axis=-1)
+        return out
+    pos = np.broadcast_to(np.arange(n), xs.shape)
     edge = np.ones(xs.shape[:-1] + (1,), dtype=bool)
     starts = np.concatenate([edge, differs], axis=-1)  # first element of a run of equal values
     ends = np.concatenate([differs, edge], axis=-1)  # last element of a run
@@ -157,15 +166,14 @@ def _average_ranks(flat: np.ndarray) -> np.ndarray:
     last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos, n), axis=-1), axis=-1), axis=-1)
     ranks = np.empty(xs.shape)
     np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
-    return np.where(np.isnan(flat), np.nan, ranks)
+    return scores_of(np.where(np.isnan(flat), np.nan, ranks))
 
 
 def _normal_scores(x: np.ndarray) -> np.ndarray:
     """Rank-normalise each (..., m, n) array over all its m * n draws."""
     flat = x.reshape(x.shape[:-2] + (-1,))
     size = flat.shape[-1]
-    u = (_average_ranks(flat) - _BLOM) / (size - 2 * _BLOM + 1)
-    return normal_quantile(u).reshape(x.shape)
+    return _average_ranks(flat, lambda r: normal_quantile((r - _BLOM) / (size - 2 * _BLOM + 1))).reshape(x.shape)
 
 
 def _rhat_basic(x: np.ndarray) -> np.ndarray:
