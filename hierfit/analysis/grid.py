@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from hierfit.analysis.prepare import NA, required_columns
-from hierfit.errors import DataError
+from hierfit.errors import DataError, HierfitError
 
-__all__ = ["model_frame", "datagrid", "group_columns", "numeric_columns", "factor_columns"]
+__all__ = ["model_frame", "datagrid", "group_columns", "numeric_columns", "factor_columns", "check_predictors"]
 
 
 def group_columns(design) -> list[str]:
@@ -35,6 +35,21 @@ def factor_columns(design) -> list[str]:
 def numeric_columns(design) -> list[str]:
     """Numeric predictors of the fixed part, offsets and trials."""
     return [c for c in required_columns(design, NA) if c not in design.categories]
+
+
+def check_predictors(design, names, noun: str = "variable", where: str = "") -> None:
+    """HierfitError naming every one of ``names`` that is not a predictor of the model (factor or numeric).
+
+    Example
+    -------
+    >>> check_predictors(fit.design, ["standLRT", "height"])  # doctest: +SKIP
+    HierfitError: unknown variable(s) 'height'; the model's predictors are sex, standLRT
+    """
+    known = factor_columns(design) + numeric_columns(design)
+    unknown = [v for v in names if v not in known]
+    if unknown:
+        raise HierfitError(f"unknown {noun}(s) {', '.join(map(repr, unknown))}{where}; the model's predictors are "
+                           f"{', '.join(known) or 'none'}")
 
 
 def _factor_from_indicators(design, var: str):

@@ -135,13 +135,9 @@ def _variables(fit, variables) -> dict:
         variables = {v: None for v in variables}
     elif not isinstance(variables, dict):
         raise HierfitError(f"variables must be a name, a list of names or a dict, got {variables!r}")
-    from hierfit.analysis.grid import factor_columns, numeric_columns
+    from hierfit.analysis.grid import check_predictors
 
-    known = factor_columns(fit.design) + numeric_columns(fit.design)
-    unknown = [v for v in variables if v not in known]
-    if unknown:
-        raise HierfitError(f"unknown variable(s) {', '.join(map(repr, unknown))}; the model's predictors are "
-                           f"{', '.join(known) or 'none'}")
+    check_predictors(fit.design, variables)
     return variables
 
 

@@ -53,13 +53,9 @@ def condition_grid(fit, condition, data: pd.DataFrame | None = None, ngrid: int 
     condition = list(condition or [])
     if not 1 <= len(condition) <= 3:
         raise HierfitError(f"condition must name 1 to 3 predictors (x, colour, panels), got {condition!r}")
-    from hierfit.analysis.grid import factor_columns, numeric_columns
+    from hierfit.analysis.grid import check_predictors
 
-    known = factor_columns(fit.design) + numeric_columns(fit.design)
-    bad = [c for c in condition if c not in known]
-    if bad:
-        raise HierfitError(f"unknown predictor(s) {', '.join(map(repr, bad))} in condition; the model's predictors "
-                           f"are {', '.join(known) or 'none'}")
+    check_predictors(fit.design, condition, noun="predictor", where=" in condition")
     try:
         frame = model_frame(fit, data)
     except HierfitError:

@@ -30,8 +30,8 @@ from hierfit.engine.kernel.spec import KernelSpec, KernelUnsupported, build_spec
 __all__ = ["KernelSpec", "KernelUnsupported", "build_spec", "kernel_support", "load", "entry_point", "cache_tag",
            "cache_base", "kernel_cache_folder", "safe_folder", "compiled_now"]
 
-_JITTED = ("codes.py", "scalar.py", "likelihood.py", "terms.py", "addition.py", "nested.py", "vecmath.py", "rows.py",
-           "density.py", "entry.py")
+_JITTED = ("codes.py", "scalar.py", "linalg.py", "likelihood.py", "terms.py", "addition.py", "nested.py",
+           "vecmath.py", "rows.py", "density.py", "entry.py")
 
 
 def cache_tag() -> str:

@@ -30,6 +30,7 @@ from hierfit.engine.kernel.codes import (
 )
 from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, GAUSSIAN, H_ADDITION, IDENTITY, LOG, LOGIT, POISSON
 from hierfit.engine.kernel.addition import addition_rows
+from hierfit.engine.kernel.linalg import chol_inverse, chol_solve, cholesky, lower_inverse, matmul
 from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, read_dpars, row_loglik
 from hierfit.engine.kernel.nested import nested_levels_scalar
 from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
@@ -471,79 +472,6 @@ def full_logp(x, grad, ints, floats):
 
 
 # -- the collapsed model ----------------------------------------------------------------------------------------------
-
-@nb.njit(**JIT)
-def cholesky(A, q):
-    """In-place lower Cholesky factor of a q x q row-major matrix; False if not positive definite."""
-    for a in range(q):
-        for b in range(a + 1):
-            s = A[a * q + b]
-            for c in range(b):
-                s -= A[a * q + c] * A[b * q + c]
-            if a == b:
-                if s <= 0.0:
-                    return False
-                A[a * q + a] = math.sqrt(s)
-            else:
-                A[a * q + b] = s / A[b * q + b]
-        for b in range(a + 1, q):
-            A[a * q + b] = 0.0
-    return True
-
-
-@nb.njit(**JIT)
-def matmul(A, B, q):
-    """A B of two q x q row-major matrices."""
-    out = np.zeros(q * q)
-    for a in range(q):
-        for c in range(q):
-            s = 0.0
-            for t in range(q):
-                s += A[a * q + t] * B[t * q + c]
-            out[a * q + c] = s
-    return out
-
-
-@nb.njit(**JIT)
-def lower_inverse(L, q, out):
-    """Inverse of a lower-triangular q x q matrix (row-major) into out."""
-    for a in range(q):
-        for b in range(q):
-            out[a * q + b] = 0.0
-    for col in range(q):
-        for a in range(col, q):
-            s = 1.0 if a == col else 0.0
-            for c in range(col, a):
-                s -= L[a * q + c] * out[c * q + col]
-            out[a * q + col] = s / L[a * q + a]
-
-
-@nb.njit(**JIT)
-def chol_solve(C, q, rhs, out, tmp):
-    """out = A^-1 rhs for A = C C' (C lower, row-major q x q)."""
-    for a in range(q):
-        s = rhs[a]
-        for c in range(a):
-            s -= C[a * q + c] * tmp[c]
-        tmp[a] = s / C[a * q + a]
-    for a in range(q - 1, -1, -1):
-        s = tmp[a]
-        for c in range(a + 1, q):
-            s -= C[c * q + a] * out[c]
-        out[a] = s / C[a * q + a]
-
-
-@nb.njit(**JIT)
-def chol_inverse(C, q, work, out):
-    """A^-1 = C^-T C^-1 for A = C C' (C lower, row-major q x q) into out; work is q x q scratch."""
-    lower_inverse(C, q, work)
-    for a in range(q):
-        for c in range(q):
-            s = 0.0
-            for t in range(max(a, c), q):
-                s += work[t * q + a] * work[t * q + c]
-            out[a * q + c] = s
-
 
 @nb.njit(**JIT)
 def nested_levels(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db):

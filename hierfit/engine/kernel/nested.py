@@ -14,49 +14,8 @@ import numba as nb
 import numpy as np
 
 from hierfit.engine.kernel.codes import (H_SS_N, H_SS_START, H_SS_XX, H_SS_XY, H_SS_YY, H_SS_ZX, H_SS_ZY, H_SS_ZZ)
+from hierfit.engine.kernel.linalg import chol_inverse, cholesky
 from hierfit.engine.kernel.scalar import JIT, LOG_2PI
-
-
-@nb.njit(**JIT)
-def _cholesky(A, q):
-    for a in range(q):
-        for b in range(a + 1):
-            s = A[a * q + b]
-            for c in range(b):
-                s -= A[a * q + c] * A[b * q + c]
-            if a == b:
-                if s <= 0.0:
-                    return False
-                A[a * q + a] = math.sqrt(s)
-            else:
-                A[a * q + b] = s / A[b * q + b]
-        for b in range(a + 1, q):
-            A[a * q + b] = 0.0
-    return True
-
-
-@nb.njit(**JIT)
-def _inverse_and_solve(C, q, rhs, out, Ainv, work):
-    """out = A^-1 rhs and Ainv = A^-1 for A = C C' (C lower, row-major q x q)."""
-    for a in range(q * q):
-        work[a] = 0.0
-    for col in range(q):  # work = C^-1
-        for a in range(col, q):
-            s = 1.0 if a == col else 0.0
-            for c in range(col, a):
-                s -= C[a * q + c] * work[c * q + col]
-            work[a * q + col] = s / C[a * q + a]
-    for a in range(q):
-        for c in range(q):
-            s = 0.0
-            for t in range(max(a, c), q):
-                s += work[t * q + a] * work[t * q + c]
-            Ainv[a * q + c] = s
-    for a in range(q):
-        s = 0.0
-        for c in range(q):
-            s += Ainv[a * q + c] * rhs[c]
-        out[a] = s
 
 
 @nb.njit(**JIT)
@@ -122,11 +81,16 @@ def nested_levels_scalar(ints, floats, Pm, bvec, s2, q, q1, p, J, K, GP, db):
                 bat = floats[zz + a * q + q1] * inv_s2
                 for c in range(q1):
                     S[a * q1 + c] -= bat * Y[k * q1 + c]
-        if not _cholesky(S, q1):
+        if not cholesky(S, q1):
             return -math.inf, 0.0
         for a in range(q1):
             logdet += 2.0 * math.log(S[a * q1 + a])
-        _inverse_and_solve(S, q1, cj, vu, Sinv, work)
+        chol_inverse(S, q1, work, Sinv)
+        for a in range(q1):  # vu = S^-1 cj
+            t = 0.0
+            for c in range(q1):
+                t += Sinv[a * q1 + c] * cj[c]
+            vu[a] = t
         for a in range(q1):
             quad += cj[a] * vu[a]
         lp += -0.5 * (nj * LOG_2PI + logdet + nj * math.log(s2) + eej / s2 - quad)

@@ -52,6 +52,18 @@ def add_priors(x, grad, ints, floats):
 
 
 @nb.njit(**JIT)
+def _log_one_plus_ratios(y, ints, t, m):
+    """log(1 + sum_k exp(2 w_k)) of the variance decomposition at ints[t], without overflow."""
+    top = 0.0
+    for k in range(m):
+        top = max(top, 2.0 * y[ints[t + 2 + k]])
+    s = math.exp(-top)
+    for k in range(m):
+        s += math.exp(2.0 * y[ints[t + 2 + k]] - top)
+    return top + math.log(s)
+
+
+@nb.njit(**JIT)
 def vardec_forward(y, ints, x):
     """x = PyMC's unconstrained vector of the sampler's y: log sigma = u - log(1 + sum exp(2 w_k)) / 2, log sd_k = log sigma + w_k.
 
@@ -62,13 +74,7 @@ def vardec_forward(y, ints, x):
         x[i] = y[i]
     t = ints[H_VARDEC]
     m, a = ints[t], ints[t + 1]
-    top = 0.0
-    for k in range(m):
-        top = max(top, 2.0 * y[ints[t + 2 + k]])
-    s = math.exp(-top)
-    for k in range(m):
-        s += math.exp(2.0 * y[ints[t + 2 + k]] - top)
-    x[a] = y[a] - 0.5 * (top + math.log(s))
+    x[a] = y[a] - 0.5 * _log_one_plus_ratios(y, ints, t, m)
     for k in range(m):
         x[ints[t + 2 + k]] = x[a] + y[ints[t + 2 + k]]
 
@@ -78,13 +84,7 @@ def vardec_grad(y, ints, grad):
     """Turn grad = d logp / dx into d logp / dy for :func:`vardec_forward` (in place)."""
     t = ints[H_VARDEC]
     m, a = ints[t], ints[t + 1]
-    top = 0.0
-    for k in range(m):
-        top = max(top, 2.0 * y[ints[t + 2 + k]])
-    s = math.exp(-top)
-    for k in range(m):
-        s += math.exp(2.0 * y[ints[t + 2 + k]] - top)
-    log_s = top + math.log(s)
+    log_s = _log_one_plus_ratios(y, ints, t, m)
     g = grad[a]
     for k in range(m):
         g += grad[ints[t + 2 + k]]
