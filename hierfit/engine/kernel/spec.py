@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hierfit.engine.kernel import codes as C
-from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep, SmoothStep
-from hierfit.spec.smooths import smooth_var
+from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep
+from hierfit.engine.kernel.smooth import smooth_blocks
 
 __all__ = ["KernelSpec", "ValueVar", "StoredVar", "build_spec", "kernel_support", "spiral_positions"]
 
@@ -330,9 +330,8 @@ def kernel_support(design, priors) -> tuple[bool, str]:
 # -- building ---------------------------------------------------------------------------------------------------------
 
 def _fixed_part(prog, layout, pri, pred, pp, pred_index: int):
-    """Lay out beta, the smooths' sds and zs, then Intercept (PyMC's creation order in
-    hierfit.engine.model.fixed_part); return the table row, the (Intercept, beta) positions, the step and the
-    smooths (their block rows, stored variables and steps)."""
+    """Lay out beta, the smooths' sds and zs, then Intercept (PyMC's order in hierfit.engine.model.fixed_part);
+    return the table row, the (Intercept, beta) positions, the step and the smooths (hierfit.engine.kernel.smooth)."""
     names = pred.fixed_names
     groups = pred.smooths
     penalised = sorted(j for cols in groups.values() for j in cols)
@@ -343,7 +342,7 @@ def _fixed_part(prog, layout, pri, pred, pp, pred_index: int):
     xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
     beta_pos = pri.vector(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], positive=False) \
         if slope_idx else np.zeros(0, dtype=np.int64)
-    smooth = _smooths(prog, layout, pri, pred, pp, pred_index)
+    smooth = smooth_blocks(prog, layout, pri, pred, pp, pred_index)
     int_pos = pri.scalar(pred.var("Intercept"), pp.intercept, positive=False) if pred.has_intercept else -1
     fixed_map = [-1 if n == "(Intercept)" else
                  (-2 - penalised.index(j) if j in smooth.columns else slope_idx.index(j)) for j, n in enumerate(names)]
@@ -363,57 +362,6 @@ def _fixed_part(prog, layout, pri, pred, pp, pred_index: int):
                      int(int_pos), np.asarray(beta_pos, dtype=np.int64), xmean, np.asarray(fixed_map, dtype=np.int64),
                      smooth.z_pos, smooth.sd_pos, smooth.mean)
     return row, np.concatenate([[int_pos], beta_pos]).astype(np.int64), step, smooth
-
-
-@dataclass(frozen=True)
-class _SmoothLayout:
-    columns: set  # the penalised columns
-    z_pos: np.ndarray  # per penalised column (sorted): position of its zs element
-    sd_pos: np.ndarray  # ... and of its smooth's log sds
-    mean: np.ndarray  # ... and its mean (the columns are centred like the slopes)
-    rows: list  # one block row per smooth
-    stored: list
-    steps: list
-
-
-def _smooths(prog, layout, pri, pred, pp, pred_index: int):
-    """Lay out each smooth's sds and zs (as hierfit.engine.model.fixed_part creates them).
-
-    A smooth's penalised coefficients zs * sds enter eta exactly as a group block with one
-    level, k - 2 coefficients sharing one sd and the centred columns as its Z; so each smooth
-    is written as such a block row and the kernel's block code (non-centred effects, exact
-    gradients; the shared sd's gradient summed over the coefficients) evaluates it.
-    """
-    rows, stored, steps = [], [], []
-    z_all, sd_all = [], []
-    penalised = sorted(j for cols in pred.smooths.values() for j in cols)
-    Xs = pred.X[:, penalised]
-    smean = Xs.mean(axis=0) if pred.centred else np.zeros(len(penalised))
-    n = pred.X.shape[0]
-    for label, cols in pred.smooths.items():
-        sds_name, zs_name = pred.var(smooth_var("sds", label)), pred.var(smooth_var("zs", label))
-        sd_pos = pri.scalar(sds_name, pp.sds[label], positive=True)
-        K = len(cols)
-        z_pos = layout.take(zs_name, (K,))
-        at = [penalised.index(j) for j in cols]
-        row = [0] * C.BLOCK_WIDTH
-        row[C.B_PRED], row[C.B_J], row[C.B_K] = pred_index, 1, K
-        row[C.B_INDEX] = prog.i(np.zeros(n, dtype=np.int64))
-        row[C.B_Z] = prog.f((Xs[:, at] - smean[at]).T)  # column-major
-        row[C.B_ONES] = prog.i(np.zeros(K, dtype=np.int64))
-        row[C.B_RUNS] = prog.i([1, 0, n])  # one run: every row is the one level's
-        row[C.B_SD_IDX] = prog.i(np.full(K, sd_pos, dtype=np.int64))  # one sd shared by the K coefficients
-        row[C.B_CORR] = 0
-        row[C.B_L_POS] = row[C.B_L_MAP] = row[C.B_ETA] = row[C.B_MEAN] = row[C.B_QSTART] = -1
-        row[C.B_CENTERED] = 0
-        row[C.B_PARAM_POS] = int(z_pos[0])
-        rows.append(row)
-        stored += [StoredVar(sds_name, (), ()), StoredVar(zs_name, (K,), (f"{zs_name}_dim_0",))]
-        steps.append(SmoothStep(sds_name, zs_name, int(sd_pos), np.asarray(z_pos, dtype=np.int64)))
-        z_all += list(z_pos)
-        sd_all += [sd_pos] * K
-    return _SmoothLayout(set(penalised), np.asarray(z_all, dtype=np.int64), np.asarray(sd_all, dtype=np.int64),
-                         smean, rows, stored, steps)
 
 
 def _stored_fixed(pred) -> list[StoredVar]:
@@ -533,7 +481,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         row[C.PR_LINK] = C.LINKS[link]
         pred_rows.append(row)
         stored.extend(_stored_fixed(pred))
-        stored.extend(smooth.stored)
+        stored.extend(StoredVar(*v) for v in smooth.stored)
         plans = centring.centred_means(pred, par) if not collapsed else {}
         qstart = lay.qstart if collapsed else {}
         for blk in pred.blocks:
