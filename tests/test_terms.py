@@ -171,6 +171,13 @@ def test_thin_plate_smooth_is_mgcvs_basis_and_penalty():
     xnew = _mgcv("xnew")[:, 0]  # frozen knots: mgcv's predictions at new x, outside the range too
     new = np.column_stack([np.ones_like(xnew), np.asarray(s(xnew, k=10, _state=state))])
     np.testing.assert_allclose(new @ coef, _mgcv("pred_new")[:, 0], atol=1e-8)
+    # 120 distinct x: the leading eigenvectors by Lanczos (as mgcv), same functions and penalty
+    x2 = _mgcv("x2")[:, 0]
+    basis = np.column_stack([np.ones_like(x2), np.asarray(s(x2, k=10, _state={}))])
+    C = np.linalg.lstsq(basis, _mgcv("X02"), rcond=None)[0]
+    np.testing.assert_allclose(basis @ C, _mgcv("X02"), atol=1e-8)
+    S2 = x2.std() ** 3 * _mgcv("S02")
+    np.testing.assert_allclose(C[2:].T @ C[2:], S2, atol=1e-8 * np.abs(S2).max())
 
 
 def test_thin_plate_smooth_properties():

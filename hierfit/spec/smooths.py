@@ -64,7 +64,12 @@ MAX_KNOTS = 2000
 
 def _eta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The 1-D thin-plate radial function (m = 2) between all pairs: |a_i - b_j|^3 / 12."""
-    return np.abs(a[:, None] - b[None, :]) ** 3 / 12.0
+    d = np.subtract.outer(a, b)
+    np.abs(d, out=d)
+    r2 = d * d
+    r2 *= d
+    r2 /= 12.0
+    return r2
 
 
 def thin_plate_knots(x: np.ndarray, max_knots: int = MAX_KNOTS) -> np.ndarray:
@@ -98,7 +103,13 @@ def thin_plate_wiggly(z: np.ndarray, knots: np.ndarray, k: int) -> np.ndarray:
     (12, 3)
     """
     E = _eta(knots, knots)
-    lam, U = np.linalg.eigh(E)
+    m = len(knots)
+    if m > 10 * k:  # Lanczos, as mgcv: the k eigenvalues largest in absolute value (start vector fixed)
+        from scipy.sparse.linalg import eigsh
+
+        lam, U = eigsh(E, k=k, which="LM", v0=np.linspace(1.0, 2.0, m), tol=0)
+    else:
+        lam, U = np.linalg.eigh(E)
     order = np.argsort(-np.abs(lam), kind="stable")[:k]
     lam, U = lam[order], U[:, order]
     T = np.column_stack([np.ones_like(knots), knots])
@@ -125,8 +136,10 @@ def _thin_plate(x: np.ndarray, k: int, state: dict, fit_x: np.ndarray) -> np.nda
         state["tp_knots"] = knots.tolist()
         state["tp_map"] = thin_plate_wiggly(knots, knots, k).tolist()
     knots = np.asarray(state["tp_knots"], dtype=float)
+    W = np.asarray(state["tp_map"], dtype=float)
     z = (x - state["tp_centre"]) / state["tp_scale"]
-    return _eta(z, knots) @ np.asarray(state["tp_map"], dtype=float)
+    step = max(1, 4_000_000 // len(knots))  # rows at a time: eta(z, knots) never larger than 32 MB
+    return np.concatenate([_eta(z[a:a + step], knots) @ W for a in range(0, len(z), step)] or [np.zeros((0, W.shape[1]))])
 
 
 def _one_smooth(x: np.ndarray, k: int, state: dict, rows=None, bs: str = "tp") -> np.ndarray:
