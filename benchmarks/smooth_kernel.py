@@ -68,7 +68,7 @@ def main() -> None:
                 rmse = float(np.sqrt(np.mean((curve - truth) ** 2)))
                 rhat = float(m.diagnostics["Rhat"].max())
                 sds = ", ".join(f"{v:.2f}" for v in st["Estimate"])
-                lines.append(f"| `{formula}` | {m.kernel} | {run} | {wall:.1f} | {m.timing["sampling"]:.1f} "
+                lines.append(f"| `{formula.replace('|', chr(92) + '|')}` | {m.kernel} | {run} | {wall:.1f} | {m.timing["sampling"]:.1f} "
                              f"| {m.n_divergent} | {rhat:.3f} | {sds} | {rmse:.3f} |")
                 print(lines[-1], flush=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
