@@ -293,5 +293,8 @@ def test_smooth_fit_through_the_kernel_recovers_a_growth_curve():
     assert inside.mean() >= 0.8
     st = m.summary().smooth_terms
     assert list(st.index) == ["sds(sage_1)"] and st["Estimate"].iloc[0] > 0.5  # clearly wiggly
+    text = str(m.summary()).splitlines()  # brms's block, between the group-level and the fixed effects
+    at = text.index("Smooth Terms:")
+    assert text[at + 2].split()[0] == "sds(sage_1)" and at < text.index("Fixed effects:")
     new = m.predict(df.head(5)[["age"]], re_form=hierfit.NA)["Estimate"].to_numpy()
     np.testing.assert_allclose(new, m.fitted(re_form=hierfit.NA)["Estimate"].to_numpy()[:5], rtol=1e-10)
