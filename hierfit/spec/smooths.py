@@ -123,15 +123,15 @@ def thin_plate_wiggly(z: np.ndarray, knots: np.ndarray, k: int) -> np.ndarray:
     return (U @ Z @ V) / np.sqrt(ev[::-1])
 
 
-def _thin_plate(x: np.ndarray, k: int, state: dict, fit_x: np.ndarray) -> np.ndarray:
+def _thin_plate(x: np.ndarray, k: int, state: dict, fit_x: np.ndarray, where: str = "") -> np.ndarray:
     """Wiggly columns of a thin-plate smooth at x (knots and map stored in ``state`` from ``fit_x``)."""
     if "tp_knots" not in state:
         centre, scale = float(fit_x.mean()), float(fit_x.std())
         if not scale > 0:
-            raise DataError("s(): x is constant")
+            raise DataError("s(): x is constant" + where)
         knots = thin_plate_knots((fit_x - centre) / scale)
         if len(knots) < k:
-            raise DataError(f"s(): x has {len(knots)} distinct values, fewer than k = {k} (use a smaller k)")
+            raise DataError(f"s(): x has {len(knots)} distinct values{where}, fewer than k = {k} (use a smaller k)")
         state["tp_centre"], state["tp_scale"] = centre, scale
         state["tp_knots"] = knots.tolist()
         state["tp_map"] = thin_plate_wiggly(knots, knots, k).tolist()
@@ -146,7 +146,7 @@ def _one_smooth(x: np.ndarray, k: int, state: dict, rows=None, bs: str = "tp") -
     """[x, wiggly part] of one smooth; ``rows`` (a mask) restricts the fit of the knots and projection."""
     fit_x = x if rows is None else x[rows]
     if bs == "tp":
-        Z = _thin_plate(x, k, state, fit_x)
+        Z = _thin_plate(x, k, state, fit_x, "" if rows is None else " within a level of by")
         return _linear_free(x, Z, state, rows)
     if "knots" not in state:
         lo, hi = float(fit_x.min()), float(fit_x.max())
