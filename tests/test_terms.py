@@ -264,6 +264,10 @@ def test_smooth_basis_keyword_in_formulas():
     for bad in ['y ~ s(x, bs = "cr")', 'y ~ s(x, k = "tp")', 'y ~ x + "tp"', 'y ~ log(x, base = "ps")']:
         with pytest.raises(FormulaError):
             hierfit.specify(bad, DATA)
+    few = pd.DataFrame({"x": np.r_[np.linspace(0, 1, 30), [1, 2, 3, 1, 2, 3]], "f": ["a"] * 30 + ["b"] * 6,
+                        "y": np.arange(36.0)})
+    with pytest.raises(FormulaError, match="3 distinct values within a level of by, fewer than k = 10"):
+        hierfit.specify("y ~ f + s(x, by = f)", few)
 
 
 def test_smooth_fit_through_the_kernel_recovers_a_growth_curve():
@@ -298,7 +302,3 @@ def test_smooth_fit_through_the_kernel_recovers_a_growth_curve():
     assert text[at + 2].split()[0] == "sds(sage_1)" and at < text.index("Fixed effects:")
     new = m.predict(df.head(5)[["age"]], re_form=hierfit.NA)["Estimate"].to_numpy()
     np.testing.assert_allclose(new, m.fitted(re_form=hierfit.NA)["Estimate"].to_numpy()[:5], rtol=1e-10)
-    few = pd.DataFrame({"x": np.r_[np.linspace(0, 1, 30), [1, 2, 3, 1, 2, 3]], "f": ["a"] * 30 + ["b"] * 6,
-                        "y": np.arange(36.0)})
-    with pytest.raises(FormulaError, match="3 distinct values within a level of by, fewer than k = 10"):
-        hierfit.specify("y ~ f + s(x, by = f)", few)
