@@ -302,3 +302,18 @@ def test_smooth_fit_through_the_kernel_recovers_a_growth_curve():
     assert text[at + 2].split()[0] == "sds(sage_1)" and at < text.index("Fixed effects:")
     new = m.predict(df.head(5)[["age"]], re_form=hierfit.NA)["Estimate"].to_numpy()
     np.testing.assert_allclose(new, m.fitted(re_form=hierfit.NA)["Estimate"].to_numpy()[:5], rtol=1e-10)
+
+
+def test_fitted_smooth_state_keeps_its_basis():
+    """A smooth's frozen state decides its basis: a P-spline state (a model saved when P-splines were the
+    default) still predicts with the P-spline, whatever bs= says."""
+    from hierfit.spec.smooths import s
+
+    x = DATA["x"].to_numpy()
+    ps_state: dict = {}
+    ps = np.asarray(s(x, k=6, bs="ps", _state=ps_state))
+    np.testing.assert_allclose(np.asarray(s(x[:5], k=6, _state=ps_state)), ps[:5], atol=1e-12)
+    tp_state: dict = {}
+    tp = np.asarray(s(x, k=6, _state=tp_state))
+    np.testing.assert_allclose(np.asarray(s(x[:5], k=6, bs="ps", _state=tp_state)), tp[:5], atol=1e-12)
+    assert np.abs(ps - tp).max() > 0.1

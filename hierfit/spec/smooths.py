@@ -145,6 +145,8 @@ def _thin_plate(x: np.ndarray, k: int, state: dict, fit_x: np.ndarray, where: st
 def _one_smooth(x: np.ndarray, k: int, state: dict, rows=None, bs: str = "tp") -> np.ndarray:
     """[x, wiggly part] of one smooth; ``rows`` (a mask) restricts the fit of the knots and projection."""
     fit_x = x if rows is None else x[rows]
+    if "knots" in state or "tp_knots" in state:  # a fitted smooth keeps its basis (fits saved before "tp")
+        bs = "ps" if "knots" in state else "tp"
     if bs == "tp":
         Z = _thin_plate(x, k, state, fit_x, "" if rows is None else " within a level of by")
         return _linear_free(x, Z, state, rows)
