@@ -33,6 +33,7 @@ def _data():
     eta = 0.3 + 0.5 * x + rng.normal(0, 0.5, 12)[g]
     df = pd.DataFrame({"x": x, "w": rng.normal(size=g.size), "gl": rng.normal(size=12)[g], "g": g, "h": h,
                        "h2": h % 4, "h3": h % 2, "n": rng.integers(3, 9, g.size), "expo": rng.uniform(0.5, 2, g.size)})
+    df["f"] = np.array(["a", "b", "c"])[h % 3]  # a factor (smooths by level)
     df["yg"] = eta + rng.normal(size=g.size)
     df["ypos"] = np.exp(eta + 0.3 * rng.normal(size=g.size))
     df["yp"] = rng.poisson(np.exp(eta))
@@ -88,6 +89,14 @@ CASES = {
     "beta with a phi formula": dict(formula="yunit ~ x + (1 | g)", family="beta", dpars={"phi": "~ w"}),
     "lognormal, sigma formula": dict(formula="ypos ~ x + (1 | g)", family="lognormal", dpars={"sigma": "~ w"}),
     "weibull": dict(formula="ypos ~ x + (1 | g)", family="weibull"),
+    "gaussian thin-plate smooth": dict(formula="yg ~ s(x, k = 6) + (1 | g)"),
+    "poisson P-spline smooths by a factor, centred": dict(
+        formula='yp ~ w + f + s(x, by = f, k = 5, bs = "ps") + (1 | g)', family="poisson", par="centered"),
+    "bernoulli smooth, correlated centred block": dict(formula="y1 ~ x + s(w, k = 5) + (x | g)",
+                                                       family="bernoulli", par="centered",
+                                                       priors=[P("exponential(2)", "sds")]),
+    "gamma, smooths by a factor in mu and shape": dict(formula="ya ~ f + s(x, by = f, k = 5) + (1 | g)", family="gamma",
+                                                       dpars={"shape": "~ s(w, k = 4)"}),
     "exponential": dict(formula="ypos ~ x + (1 | g)", family="exponential"),
 }
 

@@ -116,14 +116,14 @@ def test_contrasts_are_rs(term, names):
     np.testing.assert_allclose(np.stack([first[lev] for lev in levels]), R, atol=1e-6)
 
 
-def test_smooth_is_a_penalised_spline_with_an_identity_penalty():
-    """s(x, k = 8): the wiggly coefficients c give P-spline coefficients whose difference penalty is |c|^2."""
+def test_ps_smooth_is_a_penalised_spline_with_an_identity_penalty():
+    """s(x, k = 8, bs = "ps"): the wiggly coefficients c give P-spline coefficients whose difference penalty is |c|^2."""
     from hierfit.spec.smooths import s
     from hierfit.spec.splines import spline_design
 
     x = DATA["x"].to_numpy()
     state: dict = {}
-    basis = np.asarray(s(x, k=8, _state=state))
+    basis = np.asarray(s(x, k=8, bs="ps", _state=state))
     assert basis.shape == (len(x), 7)
     np.testing.assert_array_equal(basis[:, 0], x)  # the unpenalised linear part, brms's sx_1
     B = spline_design(np.asarray(state["knots"]), x, 4)  # 8 cubic B-splines on equally spaced knots
@@ -137,6 +137,75 @@ def test_smooth_is_a_penalised_spline_with_an_identity_penalty():
         assert float(np.sum((D @ beta) ** 2)) == pytest.approx(float(c @ c), rel=1e-8)
     # orthogonal to the constant and linear functions in the training data
     np.testing.assert_allclose(np.column_stack([np.ones_like(x), x]).T @ basis[:, 1:], 0.0, atol=1e-8)
+
+
+def _mgcv(kind: str) -> np.ndarray:
+    """A matrix of tests/reference/mgcv_tp.csv (written by benchmarks/mgcv_tp_reference.R)."""
+    from pathlib import Path
+
+    ref = pd.read_csv(Path(__file__).parent / "reference" / "mgcv_tp.csv")
+    r = ref[ref["kind"] == kind]
+    out = np.zeros((r["i"].max(), r["j"].max()))
+    out[r["i"] - 1, r["j"] - 1] = r["value"]
+    return out
+
+
+def test_thin_plate_smooth_is_mgcvs_basis_and_penalty():
+    """s(x, k = 10) (bs = "tp") spans mgcv's thin-plate basis, with mgcv's penalty as |c|^2 of its wiggly
+    coefficients; a penalised fit at mgcv's smoothing parameter gives mgcv's fitted values and predictions."""
+    from hierfit.spec.smooths import s
+
+    x, y, X0, S0 = _mgcv("x")[:, 0], _mgcv("y")[:, 0], _mgcv("X0"), _mgcv("S0")
+    state: dict = {}
+    basis = np.column_stack([np.ones_like(x), np.asarray(s(x, k=10, _state=state))])
+    assert basis.shape == (40, 10)
+    C = np.linalg.lstsq(basis, X0, rcond=None)[0]  # mgcv's basis functions in hierfit's basis
+    np.testing.assert_allclose(basis @ C, X0, atol=1e-9)  # the same functions
+    # the same penalty: mgcv's J(f) = a' S0 a for f = X0 a is |c_wiggly|^2, on x standardised (J scales by sd^3)
+    sd3 = x.std() ** 3
+    np.testing.assert_allclose(C[2:].T @ C[2:], sd3 * S0, atol=1e-9 * np.abs(sd3 * S0).max())
+    # gam(y ~ s(x), sp = sp) penalises sp / S.scale * J(f)
+    lam = _mgcv("sp")[0, 0] / _mgcv("S_scale")[0, 0] / sd3
+    coef = np.linalg.solve(basis.T @ basis + lam * np.diag([0.0, 0.0] + [1.0] * 8), basis.T @ y)
+    np.testing.assert_allclose(basis @ coef, _mgcv("fitted")[:, 0], atol=1e-8)
+    xnew = _mgcv("xnew")[:, 0]  # frozen knots: mgcv's predictions at new x, outside the range too
+    new = np.column_stack([np.ones_like(xnew), np.asarray(s(xnew, k=10, _state=state))])
+    np.testing.assert_allclose(new @ coef, _mgcv("pred_new")[:, 0], atol=1e-8)
+    # 120 distinct x: the leading eigenvectors by Lanczos (as mgcv), same functions and penalty
+    x2 = _mgcv("x2")[:, 0]
+    basis = np.column_stack([np.ones_like(x2), np.asarray(s(x2, k=10, _state={}))])
+    C = np.linalg.lstsq(basis, _mgcv("X02"), rcond=None)[0]
+    np.testing.assert_allclose(basis @ C, _mgcv("X02"), atol=1e-8)
+    S2 = x2.std() ** 3 * _mgcv("S02")
+    np.testing.assert_allclose(C[2:].T @ C[2:], S2, atol=1e-8 * np.abs(S2).max())
+
+
+def test_thin_plate_smooth_properties():
+    """Penalised directions orthogonal to [1, x]; with k = the number of distinct x the smooth interpolates
+    with the natural cubic spline; more than 2000 distinct x use 2000 knots; too few distinct x is an error."""
+    from scipy.interpolate import CubicSpline
+
+    from hierfit.errors import DataError
+    from hierfit.spec.smooths import s, thin_plate_knots
+
+    x = np.array([0.3, 1.1, 1.7, 2.9, 4.2, 4.4, 6.0, 7.5])
+    y = np.array([1.0, -0.5, 0.2, 2.0, 1.1, 0.7, -1.0, 0.4])
+    state: dict = {}
+    basis = np.column_stack([np.ones_like(x), np.asarray(s(x, k=8, _state=state))])
+    np.testing.assert_allclose(basis[:, :2].T @ basis[:, 2:], 0.0, atol=1e-9)
+    coef = np.linalg.solve(basis, y)  # k = n: the thin-plate interpolant
+    grid = np.linspace(0.3, 7.5, 57)
+    new = np.column_stack([np.ones_like(grid), np.asarray(s(grid, k=8, _state=state))])
+    np.testing.assert_allclose(new @ coef, CubicSpline(x, y, bc_type="natural")(grid), atol=1e-9)
+    big = np.random.default_rng(3).uniform(0, 1, 2500)
+    knots = thin_plate_knots(big)
+    assert len(knots) == 2000 and knots[0] == big.min() and knots[-1] == big.max()
+    with pytest.raises(DataError, match="distinct values"):
+        s(np.repeat(x[:4], 3), k=6, _state={})
+    # s(x, bs = "ps") keeps the P-spline
+    assert np.asarray(s(x, k=5, bs="ps", _state={})).shape == (8, 4)
+    with pytest.raises(DataError, match="bs must be"):
+        s(x, bs="cr", _state={})
 
 
 def test_smooth_terms_in_the_design_priors_and_model():
@@ -181,3 +250,70 @@ def test_smooth_by_factor_is_one_smooth_per_level():
         assert np.all(X[f != lev][:, cols] == 0.0)  # zero on the other levels' rows
         np.testing.assert_allclose(X[f == lev][:, cols[0]], DATA["x"].to_numpy()[f == lev])
     assert list(s.priors.table().query("`class` == 'sds'")["coef"]) == ["sx:fa_1", "sx:fb_1", "sx:fc_1"]
+
+
+def test_smooth_basis_keyword_in_formulas():
+    """bs = "tp" / "ps" are the only quoted words a formula takes; thin plate is the default."""
+    import hierfit
+    from hierfit.errors import FormulaError
+
+    tp = hierfit.specify("y ~ s(x, k = 6)", DATA).design.X
+    np.testing.assert_allclose(hierfit.specify("y ~ s(x, k = 6, bs = 'tp')", DATA).design.X, tp)
+    ps = hierfit.specify('y ~ s(x, k = 6, bs = "ps")', DATA).design.X
+    assert ps.shape == tp.shape and np.abs(ps - tp).max() > 0.1
+    for bad in ['y ~ s(x, bs = "cr")', 'y ~ s(x, k = "tp")', 'y ~ x + "tp"', 'y ~ log(x, base = "ps")']:
+        with pytest.raises(FormulaError):
+            hierfit.specify(bad, DATA)
+    few = pd.DataFrame({"x": np.r_[np.linspace(0, 1, 30), [1, 2, 3, 1, 2, 3]], "f": ["a"] * 30 + ["b"] * 6,
+                        "y": np.arange(36.0)})
+    with pytest.raises(FormulaError, match="3 distinct values within a level of by, fewer than k = 10"):
+        hierfit.specify("y ~ f + s(x, by = f)", few)
+
+
+def test_smooth_fit_through_the_kernel_recovers_a_growth_curve():
+    """y ~ s(age) + (1 | id) on a simulated logistic growth curve: sampled by hierfit's compiled kernel, the
+    population curve (re_form = NA) follows the truth at the subjects' mean intercept (a straight line misses it by up to 1.5), and new ages use
+    the frozen basis (predictions at training ages equal the fitted values there)."""
+    import hierfit
+
+    rng = np.random.default_rng(4)
+    sub = np.repeat(np.arange(30), 8)
+    age = rng.uniform(0, 10, sub.size)
+
+    def truth(a):
+        return 10 / (1 + np.exp(-(a - 5)))
+
+    u = rng.normal(0, 0.8, 30)
+    df = pd.DataFrame({"age": age, "id": sub, "y": truth(age) + u[sub] + rng.normal(0, 0.5, sub.size)})
+    m = hierfit.fit("y ~ s(age) + (1 | id)", df, chains=2, draws=500, tune=500, seed=1, progressbar=False,
+                    warn=False)
+    assert m.kernel == "hierfit" and m.method.name == "full"
+    grid = pd.DataFrame({"age": np.linspace(0.2, 9.8, 25)})
+    curve = m.predict(grid, re_form=hierfit.NA)
+    target = truth(grid["age"].to_numpy()) + u.mean()  # the curve at these subjects' mean intercept
+    err = curve["Estimate"].to_numpy() - target
+    assert np.sqrt(np.mean(err ** 2)) < 0.3 and np.abs(err).max() < 0.6
+    inside = (curve["l-95% CI"] <= target) & (target <= curve["u-95% CI"])
+    assert inside.mean() >= 0.8
+    st = m.summary().smooth_terms
+    assert list(st.index) == ["sds(sage_1)"] and st["Estimate"].iloc[0] > 0.5  # clearly wiggly
+    text = str(m.summary()).splitlines()  # brms's block, between the group-level and the fixed effects
+    at = text.index("Smooth Terms:")
+    assert text[at + 2].split()[0] == "sds(sage_1)" and at < text.index("Fixed effects:")
+    new = m.predict(df.head(5)[["age"]], re_form=hierfit.NA)["Estimate"].to_numpy()
+    np.testing.assert_allclose(new, m.fitted(re_form=hierfit.NA)["Estimate"].to_numpy()[:5], rtol=1e-10)
+
+
+def test_fitted_smooth_state_keeps_its_basis():
+    """A smooth's frozen state decides its basis: a P-spline state (a model saved when P-splines were the
+    default) still predicts with the P-spline, whatever bs= says."""
+    from hierfit.spec.smooths import s
+
+    x = DATA["x"].to_numpy()
+    ps_state: dict = {}
+    ps = np.asarray(s(x, k=6, bs="ps", _state=ps_state))
+    np.testing.assert_allclose(np.asarray(s(x[:5], k=6, _state=ps_state)), ps[:5], atol=1e-12)
+    tp_state: dict = {}
+    tp = np.asarray(s(x, k=6, _state=tp_state))
+    np.testing.assert_allclose(np.asarray(s(x[:5], k=6, bs="ps", _state=tp_state)), tp[:5], atol=1e-12)
+    assert np.abs(ps - tp).max() > 0.1

@@ -195,7 +195,7 @@ class Summary:
         cols.append([f"{v:.2f}" if np.isfinite(v) else "NA" for v in st["Rhat"]])
         cols.append(_fmt_int(st["Bulk_ESS"]))
         cols.append(_fmt_int(st["Tail_ESS"]))
-        return ["Smooth Terms:"] + _table(list(st.columns), cols, list(st.index))
+        return ["Smooth Terms:"] + text_table(list(st.columns), cols, list(st.index))
 
     def _dist_lines(self) -> list[str]:
         dd = self.distributional

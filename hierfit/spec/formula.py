@@ -50,7 +50,8 @@ KNOWN_FUNCTIONS = {
     "poly": "orthogonal polynomials equal to R's poly(x, k); frozen for new data",
     "bs": "B-spline basis like R's splines::bs(x, df, degree); knots frozen for new data",
     "ns": "natural cubic spline basis like R's splines::ns(x, df); knots frozen for new data",
-    "s": "penalised smooth like brms/mgcv s(x, k = 10) or s(x, by = f): wiggliness estimated as an sd",
+    "s": "penalised smooth like brms/mgcv s(x, k = 10) (thin plate; bs = \"ps\": P-spline) or s(x, by = f): "
+         "wiggliness estimated as an sd",
     **{name: "contrast for C(f, contrast)" for name in CONTRAST_NAMES},
 }
 

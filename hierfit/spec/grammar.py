@@ -63,10 +63,12 @@ MAX_BASIS = 100
 RESERVED_FUNCTIONS = frozenset({"poly", "ns", "bs", "s", "C", "weights", "cens", "se", "trials", "cbind",
                                 "offset", "I"})
 #: Keyword arguments allowed per function (brms/R spelling); every other ``name=`` is an error.
-KEYWORD_ARGUMENTS = {"poly": ("degree", "raw"), "ns": ("df",), "bs": ("df", "degree"), "s": ("k", "by"),
+KEYWORD_ARGUMENTS = {"poly": ("degree", "raw"), "ns": ("df",), "bs": ("df", "degree"), "s": ("k", "by", "bs"),
                      "log": ("base",), "C": ("contr",), "se": ("sigma",)}
 #: Keyword arguments whose value is a column (``s(x, by = f)``), not a number.
 COLUMN_KEYWORDS = {("s", "by")}
+#: Keyword arguments whose value is one of a few quoted words (``s(x, bs = "tp")``), never code.
+STRING_KEYWORDS = {("s", "bs"): frozenset({"tp", "ps"})}
 #: Functions whose one argument may be a quoted factor level: ``C(f, Treatment('b'))``.
 LEVEL_FUNCTIONS = frozenset({"Treatment", "contr.treatment"})
 #: Names that may stand as the second argument of ``C()`` (contrast codings).
@@ -123,6 +125,12 @@ def check_tokens(text: str, tokens: list, functions, shown=None) -> None:
         in_call = any(f is not None for f in stack)
         if t.kind == "string" and _is_level_argument(tokens, k):
             continue  # C(f, Treatment('b')): a reference level, data rather than code
+        if t.kind == "string" and _is_string_keyword(tokens, k, stack):
+            continue  # s(x, bs = "tp"): one of the basis names
+        if t.kind == "string" and stack and k >= 2 and (stack[-1], tokens[k - 2].text) in STRING_KEYWORDS:
+            words = STRING_KEYWORDS[(stack[-1], tokens[k - 2].text)]
+            raise FormulaError(f"{tokens[k - 2].text}= of {stack[-1]}() must be one of "
+                               f"{', '.join(repr(w) for w in sorted(words))}", text, t.pos, t.end - t.pos)
         if t.kind == "string":
             start = t.pos
             if prev is not None and prev.kind == "ident" and prev.end == t.pos and not prev.quoted \
@@ -376,11 +384,28 @@ def _is_level_argument(tokens, k: int) -> bool:
     return tokens[k - 1].text == "(" and tokens[k - 2].text in LEVEL_FUNCTIONS and tokens[k + 1].text == ")"
 
 
+def _is_string_keyword(tokens, k: int, stack: list) -> bool:
+    """A plain quoted word allowed as a keyword's value: ``s(x, bs = "tp")`` (see STRING_KEYWORDS)."""
+    t = tokens[k]
+    if k < 2 or not stack or len(t.text) < 2 or t.text[:1] not in ("'", '"') or t.text[-1] != t.text[0]:
+        return False
+    allowed = STRING_KEYWORDS.get((stack[-1], tokens[k - 2].text), ())
+    return tokens[k - 1].text == "=" and t.text[1:-1] in allowed
+
+
 def _level_constant(node, parent: dict) -> bool:
     """The AST twin of :func:`_is_level_argument`: ``Treatment('b')``."""
     up = parent.get(id(node))
     return (isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id == "Treatment"
             and len(up.args) == 1 and up.args[0] is node and not up.keywords)
+
+
+def _string_keyword(node, parent: dict) -> bool:
+    """The AST twin of :func:`_is_string_keyword`: the value of ``bs =`` in ``s(x, bs = "tp")``."""
+    kw = parent.get(id(node))
+    call = parent.get(id(kw))
+    return (isinstance(kw, ast.keyword) and isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and node.value in STRING_KEYWORDS.get((call.func.id, kw.arg), ()))
 
 
 def check_python(expr: str, formula: str | None, columns, functions) -> None:
@@ -420,6 +445,8 @@ def check_python(expr: str, formula: str | None, columns, functions) -> None:
             fail(f"'{expr}' uses {type(node).__name__}, which is not part of the formula language")
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and _level_constant(node, parent):
             continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _string_keyword(node, parent):
+            continue
         if isinstance(node, ast.Constant) and (isinstance(node.value, (str, bytes, complex))
                                                or node.value is Ellipsis):
             fail(f"'{expr}' contains the literal {node.value!r}; only numbers are allowed", str(node.value))
@@ -436,6 +463,12 @@ def check_python(expr: str, formula: str | None, columns, functions) -> None:
                     fail(f"keyword argument {kw.arg}= is not allowed in {node.func.id}()", kw.arg)
                 if (node.func.id, kw.arg) in COLUMN_KEYWORDS and isinstance(kw.value, ast.Name):
                     continue  # a column, checked as a name below
+                if (node.func.id, kw.arg) in STRING_KEYWORDS:
+                    words = STRING_KEYWORDS[(node.func.id, kw.arg)]
+                    if not (isinstance(kw.value, ast.Constant) and kw.value.value in words):
+                        fail(f"keyword argument {kw.arg}= of {node.func.id}() must be one of "
+                             f"{', '.join(repr(w) for w in sorted(words))}", kw.arg)
+                    continue
                 if not isinstance(kw.value, ast.Constant) or isinstance(kw.value.value, (str, bytes)):
                     fail(f"keyword argument {kw.arg}= of {node.func.id}() must be a number")
             if node.func.id in _BASIS:

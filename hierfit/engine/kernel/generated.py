@@ -2,7 +2,7 @@
 
 nutpie keeps each draw's unconstrained vector; afterwards these steps turn all draws at
 once into the posterior's variables — the ones the PyMC model names: ``Intercept``,
-``beta``, ``b`` (lme4's fixed effects), ``sd_<key>``, ``cor_<key>``, ``r_<key>`` (group
+``beta``, ``b`` (lme4's fixed effects), ``sds_<label>`` and ``zs_<label>`` (smooths), ``sd_<key>``, ``cor_<key>``, ``r_<key>`` (group
 effects; not for the collapsed model, whose effects hierfit.engine.collapsed draws) and the
 distributional parameters without a formula.  :func:`hierfit.engine.kernel.spec.build_spec`
 writes the steps; ``tests/test_kernel.py`` checks them against PyMC's variables.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FixedStep", "BlockStep", "DparStep", "stored_draws"]
+__all__ = ["FixedStep", "BlockStep", "SmoothStep", "DparStep", "stored_draws"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,11 @@ class FixedStep:
     int_pos: int  # position of the intercept in x, or -1
     beta_pos: np.ndarray  # positions of the slopes
     xmean: np.ndarray  # means of the slope columns (zeros without an intercept)
-    fixed_map: np.ndarray  # per coefficient in lme4's order: -1 for the intercept, else the slope's index
+    fixed_map: np.ndarray  # per coefficient in lme4's order: -1 for the intercept, -2 - t for the t-th penalised
+    # smooth coefficient, else the slope's index
+    smooth_z: np.ndarray = None  # per penalised smooth coefficient: position of its zs element
+    smooth_sd: np.ndarray = None  # ... of its smooth's log sds
+    smooth_mean: np.ndarray = None  # ... its column's mean
 
     def theta(self, x: np.ndarray) -> np.ndarray:
         """(Intercept or 0, beta_1, ..., beta_P): (..., 1 + P)."""
@@ -43,7 +47,12 @@ class FixedStep:
             out[self.beta] = beta
         if self.b:
             original = theta[..., 0] - beta @ self.xmean  # the intercept on the original scale
-            out[self.b] = np.stack([original if m < 0 else beta[..., m] for m in self.fixed_map], axis=-1)
+            smooth = np.zeros(x.shape[:-1] + (0,))
+            if self.smooth_z is not None and len(self.smooth_z):  # penalised coefficients zs * sds
+                smooth = x[..., self.smooth_z] * np.exp(x[..., self.smooth_sd])
+                original = original - smooth @ self.smooth_mean
+            out[self.b] = np.stack([original if m == -1 else smooth[..., -2 - m] if m < -1 else beta[..., m]
+                                    for m in self.fixed_map], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,20 @@ class BlockStep:
         else:
             r = par * sd[..., None, :]
         out[f"r_{self.key}"] = r
+
+
+@dataclass(frozen=True)
+class SmoothStep:
+    """One penalised smooth: its sd ``sds_<label>`` and standardised coefficients ``zs_<label>``."""
+
+    sds: str
+    zs: str
+    sd_pos: int
+    z_pos: np.ndarray
+
+    def apply(self, x: np.ndarray, out: dict) -> None:
+        out[self.sds] = np.exp(x[..., self.sd_pos])
+        out[self.zs] = x[..., self.z_pos]
 
 
 @dataclass(frozen=True)

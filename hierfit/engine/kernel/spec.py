@@ -27,6 +27,7 @@ import numpy as np
 
 from hierfit.engine.kernel import codes as C
 from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep
+from hierfit.engine.kernel.smooth import smooth_blocks
 
 __all__ = ["KernelSpec", "ValueVar", "StoredVar", "build_spec", "kernel_support", "spiral_positions"]
 
@@ -328,16 +329,23 @@ def kernel_support(design, priors) -> tuple[bool, str]:
 
 # -- building ---------------------------------------------------------------------------------------------------------
 
-def _fixed_part(prog, layout, pri, pred, pp):
-    """Lay out beta then Intercept (PyMC's creation order in hierfit.engine.model.fixed_part); return the table row."""
+def _fixed_part(prog, layout, pri, pred, pp, pred_index: int):
+    """Lay out beta, the smooths' sds and zs, then Intercept (PyMC's order in hierfit.engine.model.fixed_part);
+    return the table row, the (Intercept, beta) positions, the step and the smooths (hierfit.engine.kernel.smooth)."""
     names = pred.fixed_names
-    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
+    groups = pred.smooths
+    penalised = sorted(j for cols in groups.values() for j in cols)
+    if [j for cols in groups.values() for j in cols] != penalised:
+        raise KernelUnsupported("penalised smooths whose columns interleave have no compiled kernel")
+    slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)" and j not in set(penalised)]
     X = pred.X[:, slope_idx]
     xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
     beta_pos = pri.vector(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], positive=False) \
         if slope_idx else np.zeros(0, dtype=np.int64)
+    smooth = smooth_blocks(prog, layout, pri, pred, pp, pred_index)
     int_pos = pri.scalar(pred.var("Intercept"), pp.intercept, positive=False) if pred.has_intercept else -1
-    fixed_map = [-1 if n == "(Intercept)" else slope_idx.index(j) for j, n in enumerate(names)]
+    fixed_map = [-1 if n == "(Intercept)" else
+                 (-2 - penalised.index(j) if j in smooth.columns else slope_idx.index(j)) for j, n in enumerate(names)]
     offset = prog.f(pred.offset) if pred.offset is not None else -1
     row = [0] * C.PRED_WIDTH
     row[C.PR_P] = len(slope_idx)
@@ -351,15 +359,17 @@ def _fixed_part(prog, layout, pri, pred, pp):
     row[C.PR_OFFSET] = offset
     step = FixedStep(pred.var("Intercept") if pred.has_intercept else None,
                      pred.var("beta") if slope_idx else None, pred.var("b") if names else None,
-                     int(int_pos), np.asarray(beta_pos, dtype=np.int64), xmean, np.asarray(fixed_map, dtype=np.int64))
-    return row, np.concatenate([[int_pos], beta_pos]).astype(np.int64), step
+                     int(int_pos), np.asarray(beta_pos, dtype=np.int64), xmean, np.asarray(fixed_map, dtype=np.int64),
+                     smooth.z_pos, smooth.sd_pos, smooth.mean)
+    return row, np.concatenate([[int_pos], beta_pos]).astype(np.int64), step, smooth
 
 
 def _stored_fixed(pred) -> list[StoredVar]:
     out = []
     if pred.has_intercept:
         out.append(StoredVar(pred.var("Intercept"), (), ()))
-    slopes = [n for n in pred.fixed_names if n != "(Intercept)"]
+    penalised = {j for cols in pred.smooths.values() for j in cols}
+    slopes = [n for j, n in enumerate(pred.fixed_names) if n != "(Intercept)" and j not in penalised]
     if slopes:
         out.append(StoredVar(pred.var("beta"), (len(slopes),), (pred.dim("beta_coef"),)))
     if pred.fixed_names:
@@ -409,7 +419,8 @@ def _block(prog, layout, pri, blk, pred_index, pp, par, sample_effects: bool):
 
 def _mean_matrix(pred, blk, plan) -> np.ndarray:
     """(J, k, 1 + P): level means of a centred block as a linear map of (Intercept, beta)."""
-    P = sum(1 for n in pred.fixed_names if n != "(Intercept)")
+    penalised = {j for cols in pred.smooths.values() for j in cols}
+    P = sum(1 for j, n in enumerate(pred.fixed_names) if n != "(Intercept)" and j not in penalised)
     M = np.zeros((blk.n_levels, blk.n_coefs, 1 + P))
     for c, lm in enumerate(plan):
         if lm.kind == "intercept":
@@ -449,8 +460,8 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     fam = design.family
     if not fam.has_kernel:
         raise KernelUnsupported(f"the {fam.name} family ({fam.link.name} link) has no compiled kernel")
-    if any(p.smooths for p in design.predictors.values()):
-        raise KernelUnsupported("penalised smooths s() have no compiled kernel")
+    if collapsed and any(p.smooths for p in design.predictors.values()):
+        raise KernelUnsupported("the collapsed kernel does not integrate out penalised smooths s()")
     par = parametrization if parametrization is not None else {}
     lay = collapsed_layout(design) if collapsed else None
     prog, layout = _Program(), _Layout()
@@ -461,14 +472,16 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         preds = preds[:1]
     for pi, (dp, pred) in enumerate(preds):
         pp = priors.predictors[dp]
-        row, theta_pos, fixed_step = _fixed_part(prog, layout, pri, pred, pp)
+        row, theta_pos, fixed_step, smooth = _fixed_part(prog, layout, pri, pred, pp, pi)
         steps.append(fixed_step)
+        steps.extend(smooth.steps)
         row[C.PR_FIRST_BLOCK] = len(block_rows)
         row[C.PR_NBLOCK] = len(pred.blocks)
         link = fam.link.name if dp == "mu" else fam.dpar(dp).link
         row[C.PR_LINK] = C.LINKS[link]
         pred_rows.append(row)
         stored.extend(_stored_fixed(pred))
+        stored.extend(StoredVar(*v) for v in smooth.stored)
         plans = centring.centred_means(pred, par) if not collapsed else {}
         qstart = lay.qstart if collapsed else {}
         for blk in pred.blocks:
@@ -491,6 +504,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
                 blk.key, np.asarray(sd_pos, dtype=np.int64),
                 int(brow[C.B_L_POS]), spiral_positions(blk.n_coefs) if blk.is_correlated else None,
                 int(brow[C.B_PARAM_POS]), blk.n_levels, blk.n_coefs, bool(brow[C.B_CENTERED]), M, fixed_step))
+        block_rows.extend(smooth.rows)  # after the predictor's group blocks (PR_FIRST_BLOCK, PR_NBLOCK)
     dpar_rows, sigma_pos = [], -1
     for dpar in fam.dpars:
         if dpar.link not in ("log", "logit"):
