@@ -9,11 +9,14 @@ computed until the caller asks (``.compute()``, ``.to_parquet()``, ...).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
 from hierfit.analysis.prepare import prepare_draws
-from hierfit.data.stats import response_values
+from hierfit.data.coding import fast_coder
+from hierfit.data.stats import formulaic_code, response_values
 from hierfit.errors import HierfitError
 from hierfit.results.draws import interval_table
 
@@ -133,12 +136,21 @@ def _point_fit(fit):
 RES_RANGE, RES_BINS = 10.0, 1 << 18
 
 
-def _residual_hist_part(part: pd.DataFrame, fit, used) -> dict:
+def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict:
+    """Histogram, min and max of one partition's scaled residuals at the posterior means.
+
+    The partition is coded as in the grouped pass (numpy where the design is simple,
+    formulaic otherwise) and handed to :func:`prepare_draws` as coded rows.
+    """
     part = part[used].dropna()
     hist = np.zeros(RES_BINS)
     if not len(part):
         return {"hist": hist, "min": np.inf, "max": -np.inf}
-    r = _residual_part(part, fit, used, None, True).to_numpy()
+    fallback = partial(formulaic_code, design=fit.design, used=used)
+    y, X, Z, index = coder.code(part, fallback) if coder is not None else fallback(part)
+    coded = {"mu": {"X": X, "blocks": [(z, i, None) for z, i in zip(Z, index)], "offset": None}}
+    prepared = prepare_draws(fit, coded=coded, point=True)
+    r = (y - prepared.expected()[0]) / np.sqrt(prepared.variance()[0])  # y and eta both without the offset
     pos = np.clip(((r + RES_RANGE) / (2 * RES_RANGE) * RES_BINS).astype(np.int64), 0, RES_BINS - 1)
     return {"hist": np.bincount(pos, minlength=RES_BINS).astype(float), "min": float(r.min()), "max": float(r.max())}
 
@@ -167,7 +179,8 @@ def residual_quantiles(fit, ddf, split_every: int = 8) -> dict[str, float]:
 
     used = _used(fit)
     task = _fit_task(_point_fit(fit))
-    parts = [dask.delayed(_residual_hist_part, pure=True)(p, task, used) for p in ddf[used].to_delayed()]
+    coder = dask.delayed(fast_coder(fit.design, used), pure=True, traverse=False)  # None: formulaic codes
+    parts = [dask.delayed(_residual_hist_part, pure=True)(p, task, coder, used) for p in ddf[used].to_delayed()]
     while len(parts) > 1:
         parts = [dask.delayed(_add_hist, pure=True)(*parts[i:i + split_every])
                  for i in range(0, len(parts), split_every)]
