@@ -16,6 +16,7 @@ import warnings
 
 import pandas as pd
 
+from hierfit.data.resident import EngineData, keep_in_workers
 from hierfit.data.metadata import fix_stateful_transforms, scan_metadata, skeleton_frame
 from hierfit.data.sources import describe_source, open_frame
 from hierfit.data.stats import grouped_stats, response_values
@@ -50,16 +51,21 @@ def _response_fallback(ddf, design, used, n: int) -> ResponseSummary:
 
 def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None, dispformula=None, offset=None,
                    method: str = "auto", parametrization="auto", data_name: str | None = None):
-    """Specification of a model on engine data: ``(spec, frame)`` for the collapsed Gaussian path.
+    """Specification of a model on engine data: ``(spec, EngineData)`` for the collapsed Gaussian path.
 
-    Count families with discrete predictors return ``(spec, frame)`` whose design holds
-    the aggregated patterns (see :mod:`hierfit.data.counts`).
+    The :class:`~hierfit.data.resident.EngineData` holds the lazy frame and, when the
+    formula's columns fit in a quarter of the Dask workers' memory, those columns kept
+    there for the residual pass after sampling.  Count families with discrete predictors
+    return ``(spec, EngineData)`` whose design holds the aggregated patterns (see
+    :mod:`hierfit.data.counts`).
 
     Example
     -------
     >>> import dask.dataframe as dd, hierfit
     >>> ddf = dd.from_pandas(hierfit.datasets.load("exam"), npartitions=3)
-    >>> spec, _ = specify_engine("normexam ~ standLRT + (1 | school)", ddf)
+    >>> spec, frames = specify_engine("normexam ~ standLRT + (1 | school)", ddf)
+    >>> frames.resident is None   # no distributed cluster: nothing is kept in memory
+    True
     >>> spec.method.name, spec.design.nobs, int(spec.design.summary.stats.n.sum())
     ('collapsed', 4059, 4059)
     """
@@ -81,8 +87,9 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     from hierfit.data.counts import specify_counts
 
     if fam.aggregation is not None:
-        return specify_counts(pf, ddf, fam, priors=priors, offset=offset, method=method,
-                              parametrization=parametrization, data_name=data_name)
+        spec, ddf = specify_counts(pf, ddf, fam, priors=priors, offset=offset, method=method,
+                                   parametrization=parametrization, data_name=data_name)
+        return spec, EngineData(ddf)
     if method == "full":
         raise HierfitError("method='full' samples every group effect from the rows; " + IN_MEMORY_ONLY)
     if any(fn in pf.response for fn in ("scale(", "center(")):
@@ -104,7 +111,12 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     lay = collapsed_layout(design)
     col = pf.response.strip().strip("`")
     y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
-    stats, response, x_sd, facts = grouped_stats(ddf, design, lay, md.used, y_range)
+    frames = keep_in_workers(ddf, md.used, md.nrows)  # the grouped pass reads them into the workers' memory
+    try:
+        stats, response, x_sd, facts = grouped_stats(frames.passes, design, lay, md.used, y_range)
+    except BaseException:
+        frames.release()
+        raise
     nobs = int(stats.n.sum())
     if response is None:
         response = _response_fallback(ddf, design, md.used, nobs)
@@ -122,5 +134,5 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
                                  timing={"metadata_pass": t1 - t0, "stats_pass": t2 - t1},
                                  workers=list(facts["workers"]))
     spec = specify_design(design, priors=priors, method=method, parametrization=parametrization)
-    return spec, ddf
+    return spec, frames
 
