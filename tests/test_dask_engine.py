@@ -249,3 +249,33 @@ def test_columns_kept_in_workers_between_passes(exam, monkeypatch):
         time.sleep(0.5)
         assert not any(str(k).startswith(("getitem", "operation", "frompandas", "from_pandas"))
                        for ks in client.has_what().values() for k in ks)  # the fit released its resident columns
+
+
+def test_parquet_read_once_when_it_fits(exam, tmp_path):
+    """Parquet columns that fit in the workers are read once: the passes then run without the files."""
+    distributed = pytest.importorskip("distributed")
+    from hierfit.data.metadata import scan_metadata
+    from hierfit.data.predict import residual_quantiles
+    from hierfit.data.specify import specify_engine
+    from hierfit.data.stats import grouped_stats
+    from hierfit.spec.formula import parse_formula
+    from hierfit.spec.layout import collapsed_layout
+
+    for i, part in enumerate(np.array_split(np.arange(len(exam)), 3)):
+        exam.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    formula = "normexam ~ standLRT + (1 | school)"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster):
+        spec, frames = specify_engine(formula, str(tmp_path / "*.parquet"))
+        assert frames.resident is not None
+        fit = hierfit.fit(formula, str(tmp_path / "*.parquet"), chains=2, draws=200, tune=200, seed=1,
+                          progressbar=False, warn=False)
+        for f in tmp_path.glob("*.parquet"):
+            f.unlink()
+        md = scan_metadata(frames.passes, [parse_formula(formula)], {"normexam"})
+        assert md.nrows == len(exam)
+        stats = grouped_stats(frames.passes, spec.design, collapsed_layout(spec.design), md.used, None)[0]
+        assert _rel_err(stats.ZZ, spec.design.summary.stats.ZZ) == 0
+        assert residual_quantiles(fit, frames.passes) == fit.design.summary.residual_quantiles
+        with pytest.raises(Exception):  # other columns would be read from the (deleted) files
+            frames.lazy[["schavg"]].sum().compute()

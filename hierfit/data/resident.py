@@ -2,10 +2,11 @@
 
 A fit from engine data reads the rows three times: the metadata pass, the grouped pass
 and, after sampling, the residual pass.  When the columns the formula uses take at most
-a quarter of the memory of a ``dask.distributed`` cluster's workers, the grouped pass
-reads them once into the workers' memory (Dask's ``persist``) and the residual pass
-reuses them; the fitting process never holds them, and they are released as soon as the
-residual pass is done.  Larger data (or no distributed cluster: the threaded scheduler
+a quarter of the memory of a ``dask.distributed`` cluster's workers, they are read once
+into the workers' memory (Dask's ``persist``) and the later passes reuse them: from the
+metadata pass on when the row count is known beforehand (Parquet files' footers), else
+from the grouped pass on.  The fitting process never holds them, and they are released
+as soon as the residual pass is done.  Larger data (or no distributed cluster: the threaded scheduler
 would hold them in the fitting process) are read again by every pass.
 
 Example
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["EngineData", "keep_in_workers", "estimated_bytes", "RESIDENT_SHARE"]
+__all__ = ["EngineData", "keep_in_workers", "estimated_bytes", "footer_rows", "RESIDENT_SHARE"]
 
 #: Largest share of the workers' total memory limit that the resident columns may take.
 RESIDENT_SHARE = 0.25
@@ -84,6 +85,26 @@ def _workers_memory() -> float | None:
     workers = client.scheduler_info().get("workers", {})
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
     return float(sum(limits)) if limits and all(limits) else None
+
+
+def footer_rows(ddf) -> int | None:
+    """The row count of a frame read straight from Parquet (from the files' footers), else None.
+
+    Any other frame would have to be computed to count its rows.
+
+    Example
+    -------
+    >>> import dask.dataframe as dd, pandas as pd
+    >>> footer_rows(dd.from_pandas(pd.DataFrame({"y": [1.0]}), npartitions=1)) is None
+    True
+    """
+    expr = getattr(ddf, "expr", None)
+    if expr is None or not type(expr).__name__.startswith("ReadParquet"):
+        return None
+    try:
+        return int(len(ddf))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def keep_in_workers(ddf, columns: list[str], nrows: int) -> EngineData:

@@ -16,7 +16,7 @@ import warnings
 
 import pandas as pd
 
-from hierfit.data.resident import EngineData, keep_in_workers
+from hierfit.data.resident import EngineData, footer_rows, keep_in_workers
 from hierfit.data.metadata import fix_stateful_transforms, scan_metadata, skeleton_frame
 from hierfit.data.sources import describe_source, open_frame
 from hierfit.data.stats import grouped_stats, response_values
@@ -47,6 +47,26 @@ def _response_fallback(ddf, design, used, n: int) -> ResponseSummary:
     med = float(y.quantile(0.5).compute())
     mad, sd = dask.compute(abs(y - med).quantile(0.5), y.std())
     return ResponseSummary(med, float(mad), float(sd), n)
+
+
+def _passes(ddf, frames, pf, formulas, response_cols, fam, offset, data_name):
+    """The metadata pass, the frozen design, then the grouped pass (on ``frames``, which may become resident)."""
+    md = scan_metadata(frames.passes, formulas, response_cols)
+    t1 = time.perf_counter()
+    skeleton = skeleton_frame(md, ddf._meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        design = build_design(pf, skeleton, data_name=data_name, family=fam, offset=offset)
+    fix_stateful_transforms(design, md)
+    ok, why = collapsible(design)
+    if not ok:
+        raise HierfitError(f"the collapsed sampler does not apply ({why}); {IN_MEMORY_ONLY}")
+    lay = collapsed_layout(design)
+    col = pf.response.strip().strip("`")
+    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
+    if frames.resident is None:  # the grouped pass reads the columns into the workers' memory when they fit
+        frames.resident = keep_in_workers(ddf, md.used, md.nrows).resident
+    return t1, design, md, grouped_stats(frames.passes, design, lay, md.used, y_range)
 
 
 def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None, dispformula=None, offset=None,
@@ -97,25 +117,15 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
                            "standardise the column beforehand, or " + IN_MEMORY_ONLY)
     formulas = [pf] + ([parse_formula("~ " + offset, response=False)] if offset else [])
     response_cols = {t.text for t in pf.variables if t.pos < pf.text.index("~")}
-    md = scan_metadata(ddf, formulas, response_cols)
-    t1 = time.perf_counter()
-    meta = ddf._meta
-    skeleton = skeleton_frame(md, meta)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        design = build_design(pf, skeleton, data_name=data_name, family=fam, offset=offset)
-    fix_stateful_transforms(design, md)
-    ok, why = collapsible(design)
-    if not ok:
-        raise HierfitError(f"the collapsed sampler does not apply ({why}); {IN_MEMORY_ONLY}")
-    lay = collapsed_layout(design)
-    col = pf.response.strip().strip("`")
-    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
-    frames = keep_in_workers(ddf, md.used, md.nrows)  # the grouped pass reads them into the workers' memory
+    used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+    rows = footer_rows(ddf) if all(c in ddf.columns for c in used) else None
+    # Parquet's footers give the row count: columns that fit are read into the workers once, by the first pass
+    frames = keep_in_workers(ddf, used, rows) if rows is not None else EngineData(ddf)
     try:
-        stats, response, x_sd, facts = grouped_stats(frames.passes, design, lay, md.used, y_range)
+        t1, design, md, (stats, response, x_sd, facts) = _passes(ddf, frames, pf, formulas, response_cols, fam,
+                                                                 offset, data_name)
     except BaseException:
-        frames.release()
+        frames.release()  # the workers may drop the columns at once
         raise
     nobs = int(stats.n.sum())
     if response is None:
