@@ -179,9 +179,10 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
         if ziformula is not None or link is not None:
             family = families.get(family, link)
             dpars = split_formula(formula, dpars, None, family, ziformula)[1] if ziformula is not None else dpars
-        spec, engine_frame = specify_engine(formula, data, family, priors=priors, dpars=dpars,
-                                            dispformula=dispformula, offset=offset, method=method,
-                                            parametrization=parametrization, data_name=data_name)
+        spec, engine_data = specify_engine(formula, data, family, priors=priors, dpars=dpars,
+                                           dispformula=dispformula, offset=offset, method=method,
+                                           parametrization=parametrization, data_name=data_name)
+        engine_frame = engine_data.lazy
     else:
         spec = specify(formula, data, family, priors=priors, dpars=dpars, dispformula=dispformula,
                        ziformula=ziformula, link=link, offset=offset, weights=weights, method=method,
@@ -206,7 +207,10 @@ def fit(formula, data, family="gaussian", *, priors=None, dpars: dict | None = N
     if engine_frame is not None:
         from hierfit.data.predict import summarise_engine_residuals
 
-        summarise_engine_residuals(result)
+        try:
+            summarise_engine_residuals(result, engine_data.passes)
+        finally:
+            engine_data.release()
     if spec.method.message and warn:
         _warn(spec.method.message, HierfitWarning)
     if warn:

@@ -307,3 +307,28 @@ def test_pointwise_log_likelihood_in_blocks_of_draws_equals_all_at_once(logit_ri
                                rtol=1e-12, atol=1e-12)
     with pytest.raises(hierfit.HierfitError, match="draw_ids"):
         prepare_draws(fit, draw_ids=[whole.shape[0]])
+
+
+def test_prepare_draws_coded_rows_equal_newdata(fit_rs, exam):
+    """Rows coded beforehand (the engine's numpy coding) give the same linear predictor as newdata."""
+    from hierfit.analysis.prepare import prepare_draws
+    from hierfit.data.coding import fast_coder
+    from hierfit.data.stats import formulaic_code
+
+    d = fit_rs.design
+    used = ["normexam", "standLRT", "sex", "school"]
+    rows = exam.sample(300, random_state=3)
+    coder = fast_coder(d, used)
+    assert coder is not None  # numeric, treatment factor and a grouping column: numpy codes them
+    y, X, Z, index = coder.code(rows[used], lambda p: formulaic_code(p, d, used))
+    coded = {"mu": {"X": X, "blocks": [(z, i, None) for z, i in zip(Z, index)], "offset": None}}
+    for point in (False, True):
+        a = prepare_draws(fit_rs, coded=coded, point=point, ndraws=50)
+        b = prepare_draws(fit_rs, rows, point=point, ndraws=50)
+        np.testing.assert_allclose(a.eta["mu"], b.eta["mu"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(y, rows["normexam"].to_numpy())
+    bad = {"mu": {"X": X, "blocks": [(Z[0], np.r_[index[0][:-1], d.mu.blocks[0].n_levels], None)], "offset": None}}
+    with pytest.raises(hierfit.DataError, match=r"valid range 0\.\.64"):
+        prepare_draws(fit_rs, coded=bad)
+    with pytest.raises(hierfit.HierfitError, match="replaces newdata"):
+        prepare_draws(fit_rs, rows, coded=coded)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -205,3 +206,76 @@ def test_pass_runs_in_distributed_workers(exam):
         assert size == 65 * (1 + 1 + 2 + 4 + 2 + 4 + 4)
         ref = sufficient_stats(hierfit.specify("normexam ~ standLRT + (standLRT | school)", exam).design)
         assert _rel_err(stats.ZZ, ref.ZZ) <= 1e-10
+
+
+def test_columns_kept_in_workers_between_passes(exam, monkeypatch):
+    """Small enough data stay in the workers' memory from the grouped pass to the residual pass, then go."""
+    distributed = pytest.importorskip("distributed")
+    import gc
+
+    from hierfit.data import resident
+    from hierfit.data.specify import specify_engine
+
+    formula = "normexam ~ standLRT + sex + (1 | school)"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        ddf = dd.from_pandas(exam, npartitions=4)
+        spec, frames = specify_engine(formula, ddf)
+        assert frames.resident is not None and frames.lazy is ddf
+        keys = {str(k) for k in frames.resident.dask.keys()}  # the persisted partitions (and their aliases)
+
+        def held():
+            return keys & {str(k) for ks in client.has_what().values() for k in ks}
+
+        assert len(held()) == 4  # every partition of the formula's columns is in a worker
+        ref = sufficient_stats(hierfit.specify(formula, exam).design)
+        assert _rel_err(spec.design.summary.stats.XX, ref.XX) <= 1e-10
+        frames.release()
+        del frames
+        gc.collect()
+        for _ in range(50):
+            if not held():
+                break
+            time.sleep(0.1)
+        assert not held()
+        # a whole fit: same residual quartiles as without keeping them, and nothing left in the workers afterwards
+        kept = hierfit.fit(formula, ddf, chains=2, draws=200, tune=200, seed=3, progressbar=False, warn=False)
+        monkeypatch.setattr(resident, "RESIDENT_SHARE", 1e-12)
+        spec2, frames2 = specify_engine(formula, ddf)
+        assert frames2.resident is None  # too large for the (tiny) share: every pass reads again
+        again = hierfit.fit(formula, ddf, chains=2, draws=200, tune=200, seed=3, progressbar=False, warn=False)
+        assert kept.design.summary.residual_quantiles == again.design.summary.residual_quantiles
+        gc.collect()
+        time.sleep(0.5)
+        assert not any(str(k).startswith(("getitem", "operation", "frompandas", "from_pandas"))
+                       for ks in client.has_what().values() for k in ks)  # the fit released its resident columns
+
+
+def test_parquet_read_once_when_it_fits(exam, tmp_path):
+    """Parquet columns that fit in the workers are read once: the passes then run without the files."""
+    distributed = pytest.importorskip("distributed")
+    from hierfit.data.metadata import scan_metadata
+    from hierfit.data.predict import residual_quantiles
+    from hierfit.data.specify import specify_engine
+    from hierfit.data.stats import grouped_stats
+    from hierfit.spec.formula import parse_formula
+    from hierfit.spec.layout import collapsed_layout
+
+    for i, part in enumerate(np.array_split(np.arange(len(exam)), 3)):
+        exam.iloc[part].to_parquet(tmp_path / f"part{i}.parquet")
+    formula = "normexam ~ standLRT + (1 | school)"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster):
+        spec, frames = specify_engine(formula, str(tmp_path / "*.parquet"))
+        assert frames.resident is not None
+        fit = hierfit.fit(formula, str(tmp_path / "*.parquet"), chains=2, draws=200, tune=200, seed=1,
+                          progressbar=False, warn=False)
+        for f in tmp_path.glob("*.parquet"):
+            f.unlink()
+        md = scan_metadata(frames.passes, [parse_formula(formula)], {"normexam"})
+        assert md.nrows == len(exam)
+        stats = grouped_stats(frames.passes, spec.design, collapsed_layout(spec.design), md.used, None)[0]
+        assert _rel_err(stats.ZZ, spec.design.summary.stats.ZZ) == 0
+        assert residual_quantiles(fit, frames.passes) == fit.design.summary.residual_quantiles
+        with pytest.raises(Exception):  # other columns would be read from the (deleted) files
+            frames.lazy[["schavg"]].sum().compute()

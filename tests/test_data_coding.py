@@ -143,3 +143,41 @@ def test_group_index_of_integer_levels():
     expected = [levels.index(level_label(v)) if level_label(v) in levels else -1 for v in g["g"]]
     assert idx.tolist() == expected and labels == [level_label(v) for v in g["g"]]
     assert group_index(g, ("g",), levels, labels=False)[1] is None
+
+
+@pytest.mark.parametrize("ids", [np.arange(40), np.arange(40) * 7 - 100, np.array([3, 10**6, 5, 9, 2])])
+def test_integer_group_ids_by_table_equal_formulaic(ids):
+    """Integer group ids are looked up in a table (dense ids) or by label (sparse ids): the same level index."""
+    rng = np.random.default_rng(5)
+    train = _frame(400, 1)
+    train["g"] = rng.choice(ids, len(train))
+    d = build_design("y ~ x + (x | g)", train)
+    used = ["y", "x", "g"]
+    coder = fast_coder(d, used)
+    dense = ids.max() - ids.min() < 10**5
+    assert (coder.luts[0] is not None) == dense
+    part = train.sample(frac=1.0, random_state=2)[used]
+    mine = coder.code(part, lambda p: formulaic_code(p, d, used))
+    np.testing.assert_array_equal(mine[3][0], formulaic_code(part, d, used)[3][0])
+    # an id the training data did not have, inside and outside the table's range: -1, as formulaic codes it
+    for new_id in (int(ids.min()) + 1, int(ids.max()) + 10**7):
+        if new_id in set(ids.tolist()):
+            continue
+        bad = part.copy()
+        bad.iloc[5, bad.columns.get_loc("g")] = new_id
+        got = coder.code(bad, lambda p: formulaic_code(p, d, used))[3][0]
+        np.testing.assert_array_equal(got, formulaic_code(bad, d, used)[3][0])
+        assert got[5] == -1 and (np.delete(got, 5) >= 0).all()
+
+
+def test_integer_lut_refuses_labels_that_are_not_plain_integers():
+    from hierfit.data.coding import _integer_lut
+
+    class Blk:
+        factors = ("g",)
+        levels = ["007", "8"]
+
+    assert _integer_lut(Blk()) is None
+    Blk.levels = ["-2", "5", "3"]
+    lo, table = _integer_lut(Blk())
+    assert lo == -2 and table[[0, 7, 5]].tolist() == [0, 1, 2] and table[1] == -1

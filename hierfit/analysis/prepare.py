@@ -130,7 +130,8 @@ def _new_level_draws(posterior, blk, n_new: int, rng: np.random.Generator, draw_
 
 def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_new_levels: bool = False,
                   seed: int | None = None, ndraws: int | None = None, point: bool = False,
-                  resimulate_groups: bool = False, offset=None, draw_ids=None) -> PreparedDraws:
+                  resimulate_groups: bool = False, offset=None, draw_ids=None, coded: dict | None = None
+                  ) -> PreparedDraws:
     """Linear predictors and distributional parameters per posterior draw.
 
     Parameters
@@ -161,6 +162,12 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
     draw_ids : array of int, optional
         Use exactly these posterior draws (positions in chain-major order), e.g. a
         block of them at a time to bound memory; instead of ``ndraws``.
+    coded : dict, optional
+        Rows already coded with the training coding, instead of ``newdata``:
+        ``{"mu": {"X": (n, p), "blocks": [(Z, level index, None) per block], "offset": None}}``
+        for a model whose only linear predictor is ``mu`` (the engine's grouped passes
+        code partitions with numpy, :mod:`hierfit.data.coding`, and hand them over).
+        Every level index must be a training level.
 
     Example
     -------
@@ -189,10 +196,20 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         arr = arr[draw_idx]
         return arr.mean(axis=0, keepdims=True) if point else arr
 
-    if newdata is None and design.summary is not None and design.summary.stats is not None:
+    if coded is not None:
+        if newdata is not None or set(coded) != set(design.predictors):
+            raise HierfitError("coded= replaces newdata and must code every linear predictor "
+                               f"({', '.join(design.predictors)})")
+        n = len(coded["mu"]["X"])
+        for blk, (_, index, _) in zip(design.mu.blocks, coded["mu"]["blocks"]):
+            if len(index) != n or (len(index) and (index.min() < 0 or index.max() >= blk.n_levels)):
+                raise DataError(f"coded rows of term {blk.term.text}: {len(index)} level indices for {n} rows, "
+                                f"valid range 0..{blk.n_levels - 1}")
+        recoded, trials = coded, None
+    elif newdata is None and design.summary is not None and design.summary.stats is not None:
         raise HierfitError("this model was fitted from data held by a data engine and keeps statistics, not rows: "
                            "use fit.fitted()/fit.residuals() (lazy Dask objects) or pass the rows as newdata")
-    if newdata is None:
+    elif newdata is None:
         trials = design.trials
         recoded = {dp: {"X": p.X, "blocks": [(b.Z, b.index, None) for b in p.blocks], "offset": p.offset}
                    for dp, p in design.predictors.items()}
@@ -273,7 +290,8 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
             dpars[dpar.name] = dpar.inverse(eta[dpar.name])
         else:
             dpars[dpar.name] = take(dpar.name).reshape(-1, 1)
-    addition = rows_addition(design, None if newdata is None else data, _formula_context())
+    addition = None if coded is not None else rows_addition(design, None if newdata is None else data,
+                                                            _formula_context())
     if addition is not None and addition.se is not None:
         dpars["sigma"] = np.broadcast_to(total_sd(dpars.get("sigma"), addition.se), mu.shape)
     return PreparedDraws(eta=eta, mu=mu, dpars=dpars, trials=trials, family=fam, addition=addition)

@@ -98,6 +98,7 @@ class FastCoder:
         self.response = design.response.strip().strip("`")
         self.checked: set = set()
         self.broken = False  # set when numpy's columns ever differ from formulaic's: formulaic from then on
+        self.luts = [_integer_lut(blk) for blk in design.mu.blocks]
 
     def _codes(self, part: pd.DataFrame) -> dict | None:
         codes = {}
@@ -124,7 +125,7 @@ class FastCoder:
     def _column(self, part, recipe, codes, cache) -> np.ndarray:
         if recipe in cache:
             return cache[recipe]
-        out = np.ones(len(part))
+        out = None
         for kind, col, arg in recipe:
             if kind == "num":
                 v = np.asarray(part[col], dtype=float)
@@ -137,9 +138,23 @@ class FastCoder:
                 v = np.asarray(v, dtype=float)
             else:
                 v = (codes[col] == arg).astype(float)
-            out = v.copy() if len(recipe) == 1 else out * v
+            out = v if out is None else out * v  # read only: the caller copies it into X or Z
+        if out is None:
+            out = np.ones(len(part))  # the intercept
         cache[recipe] = out
         return out
+
+    @staticmethod
+    def _index(part: pd.DataFrame, blk, lut) -> np.ndarray:
+        """Level index of every row: a table lookup for integer group ids, else by the level labels."""
+        if lut is not None:
+            v = part[blk.factors[0]].to_numpy()
+            lo, table = lut
+            if v.dtype.kind in "iu" and len(v) and v.min() >= lo and v.max() < lo + len(table):
+                idx = table[v.astype(np.int64) - lo]
+                if idx.min() >= 0:
+                    return idx
+        return group_index(part, blk.factors, blk.levels, labels=False)[0]
 
     def code(self, part: pd.DataFrame, fallback) -> tuple:
         """``(y, X, [Z per block], [level index per block])`` of a partition of complete rows.
@@ -159,16 +174,16 @@ class FastCoder:
             return fallback(part)
         cache: dict = {}
         y = np.asarray(part[self.response], dtype=float)
-        X = np.empty((len(part), len(self.x_recipes)))
+        X = np.empty((len(self.x_recipes), len(part))).T  # column-major: each column written contiguously
         for j, recipe in enumerate(self.x_recipes):
             X[:, j] = self._column(part, recipe, codes, cache)
         Z = []
         for recipes in self.z_recipes:
-            z = np.empty((len(part), len(recipes)))
+            z = np.empty((len(recipes), len(part))).T
             for j, recipe in enumerate(recipes):
                 z[:, j] = self._column(part, recipe, codes, cache)
             Z.append(z)
-        index = [group_index(part, blk.factors, blk.levels, labels=False)[0] for blk in self.design.mu.blocks]
+        index = [self._index(part, blk, lut) for blk, lut in zip(self.design.mu.blocks, self.luts)]
         out = (y, X, Z, index)
         if sig not in self.checked:
             head = part.iloc[:CHECK_ROWS]
@@ -182,6 +197,27 @@ class FastCoder:
                 return fallback(part)
             self.checked.add(sig)
         return out
+
+
+def _integer_lut(blk) -> tuple[int, np.ndarray] | None:
+    """(smallest id, id - smallest -> level index) for one grouping column whose levels are integers' labels.
+
+    None when the levels are not all plain decimal integers, or too sparse for a table.
+    """
+    if len(blk.factors) != 1 or not blk.levels:
+        return None
+    try:
+        ids = np.array([int(lev) for lev in blk.levels], dtype=np.int64)
+    except (TypeError, ValueError):
+        return None
+    if any(str(i) != str(lev) for i, lev in zip(ids.tolist(), blk.levels)):
+        return None  # "007" or "+3": the labels say more than the integers
+    lo, hi = int(ids.min()), int(ids.max())
+    if hi - lo + 1 > 4 * len(ids) + 4096:
+        return None
+    table = np.full(hi - lo + 1, -1, dtype=np.int64)
+    table[ids - lo] = np.arange(len(ids))
+    return lo, table
 
 
 def fast_coder(design, used: list[str]) -> FastCoder | None:

@@ -16,6 +16,7 @@ import warnings
 
 import pandas as pd
 
+from hierfit.data.resident import EngineData, footer_rows, keep_in_workers
 from hierfit.data.metadata import fix_stateful_transforms, scan_metadata, skeleton_frame
 from hierfit.data.sources import describe_source, open_frame
 from hierfit.data.stats import grouped_stats, response_values
@@ -48,18 +49,43 @@ def _response_fallback(ddf, design, used, n: int) -> ResponseSummary:
     return ResponseSummary(med, float(mad), float(sd), n)
 
 
+def _passes(ddf, frames, pf, formulas, response_cols, fam, offset, data_name):
+    """The metadata pass, the frozen design, then the grouped pass (on ``frames``, which may become resident)."""
+    md = scan_metadata(frames.passes, formulas, response_cols)
+    t1 = time.perf_counter()
+    skeleton = skeleton_frame(md, ddf._meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        design = build_design(pf, skeleton, data_name=data_name, family=fam, offset=offset)
+    fix_stateful_transforms(design, md)
+    ok, why = collapsible(design)
+    if not ok:
+        raise HierfitError(f"the collapsed sampler does not apply ({why}); {IN_MEMORY_ONLY}")
+    lay = collapsed_layout(design)
+    col = pf.response.strip().strip("`")
+    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
+    if frames.resident is None:  # the grouped pass reads the columns into the workers' memory when they fit
+        frames.resident = keep_in_workers(ddf, md.used, md.nrows).resident
+    return t1, design, md, grouped_stats(frames.passes, design, lay, md.used, y_range)
+
+
 def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None, dispformula=None, offset=None,
                    method: str = "auto", parametrization="auto", data_name: str | None = None):
-    """Specification of a model on engine data: ``(spec, frame)`` for the collapsed Gaussian path.
+    """Specification of a model on engine data: ``(spec, EngineData)`` for the collapsed Gaussian path.
 
-    Count families with discrete predictors return ``(spec, frame)`` whose design holds
-    the aggregated patterns (see :mod:`hierfit.data.counts`).
+    The :class:`~hierfit.data.resident.EngineData` holds the lazy frame and, when the
+    formula's columns fit in a quarter of the Dask workers' memory, those columns kept
+    there for the residual pass after sampling.  Count families with discrete predictors
+    return ``(spec, EngineData)`` whose design holds the aggregated patterns (see
+    :mod:`hierfit.data.counts`).
 
     Example
     -------
     >>> import dask.dataframe as dd, hierfit
     >>> ddf = dd.from_pandas(hierfit.datasets.load("exam"), npartitions=3)
-    >>> spec, _ = specify_engine("normexam ~ standLRT + (1 | school)", ddf)
+    >>> spec, frames = specify_engine("normexam ~ standLRT + (1 | school)", ddf)
+    >>> frames.resident is None   # no distributed cluster: nothing is kept in memory
+    True
     >>> spec.method.name, spec.design.nobs, int(spec.design.summary.stats.n.sum())
     ('collapsed', 4059, 4059)
     """
@@ -81,8 +107,9 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     from hierfit.data.counts import specify_counts
 
     if fam.aggregation is not None:
-        return specify_counts(pf, ddf, fam, priors=priors, offset=offset, method=method,
-                              parametrization=parametrization, data_name=data_name)
+        spec, ddf = specify_counts(pf, ddf, fam, priors=priors, offset=offset, method=method,
+                                   parametrization=parametrization, data_name=data_name)
+        return spec, EngineData(ddf)
     if method == "full":
         raise HierfitError("method='full' samples every group effect from the rows; " + IN_MEMORY_ONLY)
     if any(fn in pf.response for fn in ("scale(", "center(")):
@@ -90,21 +117,16 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
                            "standardise the column beforehand, or " + IN_MEMORY_ONLY)
     formulas = [pf] + ([parse_formula("~ " + offset, response=False)] if offset else [])
     response_cols = {t.text for t in pf.variables if t.pos < pf.text.index("~")}
-    md = scan_metadata(ddf, formulas, response_cols)
-    t1 = time.perf_counter()
-    meta = ddf._meta
-    skeleton = skeleton_frame(md, meta)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        design = build_design(pf, skeleton, data_name=data_name, family=fam, offset=offset)
-    fix_stateful_transforms(design, md)
-    ok, why = collapsible(design)
-    if not ok:
-        raise HierfitError(f"the collapsed sampler does not apply ({why}); {IN_MEMORY_ONLY}")
-    lay = collapsed_layout(design)
-    col = pf.response.strip().strip("`")
-    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
-    stats, response, x_sd, facts = grouped_stats(ddf, design, lay, md.used, y_range)
+    used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+    rows = footer_rows(ddf) if all(c in ddf.columns for c in used) else None
+    # Parquet's footers give the row count: columns that fit are read into the workers once, by the first pass
+    frames = keep_in_workers(ddf, used, rows) if rows is not None else EngineData(ddf)
+    try:
+        t1, design, md, (stats, response, x_sd, facts) = _passes(ddf, frames, pf, formulas, response_cols, fam,
+                                                                 offset, data_name)
+    except BaseException:
+        frames.release()  # the workers may drop the columns at once
+        raise
     nobs = int(stats.n.sum())
     if response is None:
         response = _response_fallback(ddf, design, md.used, nobs)
@@ -122,5 +144,5 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
                                  timing={"metadata_pass": t1 - t0, "stats_pass": t2 - t1},
                                  workers=list(facts["workers"]))
     spec = specify_design(design, priors=priors, method=method, parametrization=parametrization)
-    return spec, ddf
+    return spec, frames
 

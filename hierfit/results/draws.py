@@ -100,9 +100,11 @@ def linear_predictor(b: np.ndarray, X: np.ndarray, ranef: list[tuple[np.ndarray,
     b = np.atleast_2d(b)
     eta = b @ X.T if X.shape[1] else np.zeros((b.shape[0], X.shape[0]))
     for r, Z, index in ranef:
+        if not len(index) or index.min() >= 0:  # every row has a level: no masking (copies of n rows)
+            eta = eta + np.einsum("snq,nq->sn", r[:, index, :], Z)
+            continue
         known = index >= 0
-        safe = np.where(known, index, 0)
-        contrib = np.einsum("snq,nq->sn", r[:, safe, :], Z)
+        contrib = np.einsum("snq,nq->sn", r[:, np.where(known, index, 0), :], Z)
         eta = eta + contrib * known
     return eta
 
