@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from hierfit.data.allocation import heap_task
 from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
 
@@ -66,7 +65,6 @@ class _PassSpec:
     group_cols: list[str]
 
 
-@heap_task
 def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     """What one partition tells about its columns (runs in a worker); :func:`_combine` adds these up."""
     part = part[spec.used]

@@ -14,7 +14,6 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from hierfit.data.allocation import heap_task
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.data.coding import fast_coder
 from hierfit.data.stats import formulaic_code, response_values
@@ -53,7 +52,6 @@ def _fit_task(fit):
     return dask.delayed(fit, pure=True, traverse=False)
 
 
-@heap_task
 def _predict_part(part: pd.DataFrame, fit, re_form, kind: str, ci: float, ndraws, seed) -> pd.DataFrame:
     if not len(part):
         return _meta_table(ci)
@@ -100,7 +98,6 @@ def fitted_frame(fit, re_form=None, ci: float = 0.95, ddf=None):
     return predict_frame(fit, frame, re_form=re_form, kind="mean", ci=ci)
 
 
-@heap_task
 def _residual_part(part: pd.DataFrame, fit, used, re_form, scaled: bool) -> pd.Series:
     if not len(part):
         return pd.Series([], dtype=float)
@@ -144,7 +141,6 @@ def _point_fit(fit):
 RES_RANGE, RES_BINS = 10.0, 1 << 18
 
 
-@heap_task
 def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict:
     """Histogram, min and max of one partition's scaled residuals at the posterior means.
 

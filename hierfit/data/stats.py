@@ -17,7 +17,6 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from hierfit.data.allocation import heap_task
 from hierfit.data.coding import fast_coder
 from hierfit.errors import DataError
 from hierfit.spec.design import FORMULA_CONTEXT
@@ -104,7 +103,6 @@ def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
     return keep, where
 
 
-@heap_task
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
     from hierfit.data.accumulate import add_cross, count_nonfinite
