@@ -181,3 +181,19 @@ def test_integer_lut_refuses_labels_that_are_not_plain_integers():
     Blk.levels = ["-2", "5", "3"]
     lo, table = _integer_lut(Blk())
     assert lo == -2 and table[[0, 7, 5]].tolist() == [0, 1, 2] and table[1] == -1
+
+
+def test_compiled_histogram_bins_like_numpy():
+    """The grouped pass's response histogram (compiled, no temporaries) bins exactly as numpy's expression did."""
+    from hierfit.data.accumulate import add_histogram
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100_003) * 3
+    y[:6] = [-100.0, 100.0, 2.5, -2.5, 0.0, 7.5]  # out of range both sides, the top edge
+    bins = 1 << 12
+    for lo, hi in ((-7.0, 7.5), (0.0, 1e-9), (-3.0, 3.0)):
+        span = max(hi - lo, 1e-300)
+        ref = np.bincount(np.clip(((y - lo) / span * bins).astype(np.int64), 0, bins - 1), minlength=bins)
+        hist = np.zeros(bins)
+        add_histogram(y, lo, span, hist)
+        np.testing.assert_array_equal(hist, ref)

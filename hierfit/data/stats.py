@@ -105,7 +105,7 @@ def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
 
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
-    from hierfit.data.accumulate import add_cross, count_nonfinite
+    from hierfit.data.accumulate import add_cross, add_histogram, count_nonfinite
 
     K, k = len(plan.position), plan.k
     out = {"n": np.zeros(K), "cross": np.zeros((K, k, k)), "hist": np.zeros(HIST_BINS), "rows": 0,
@@ -137,8 +137,8 @@ def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     y = response_values(part, d, plan.used) if d.mu.offset_specs else yo  # the response, not y - offset
     if plan.y_range is not None:
         lo, hi = plan.y_range
-        out["hist"] = np.bincount(np.clip(((y - lo) / max(hi - lo, 1e-300) * HIST_BINS).astype(np.int64), 0,
-                                          HIST_BINS - 1), minlength=HIST_BINS).astype(float)
+        out["hist"] = np.zeros(HIST_BINS)
+        add_histogram(np.asarray(y, dtype=float), float(lo), max(hi - lo, 1e-300), out["hist"])
     out["sy"], out["syy"] = float(y.sum()), float((y * y).sum())
     return out
 
