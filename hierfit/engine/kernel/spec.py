@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hierfit.engine.kernel import codes as C
-from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep
+from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep, ThresholdStep
+from hierfit.engine.kernel.thresholds import threshold_table
 
 __all__ = ["KernelSpec", "ValueVar", "StoredVar", "build_spec", "kernel_support", "spiral_positions"]
 
@@ -107,6 +108,7 @@ class _Program:
 
     def __init__(self):
         self.ints: list[np.ndarray] = [np.zeros(C.HEADER_SIZE, dtype=np.int64)]
+        self.ints[0][C.H_THRESH] = -1  # set by an ordinal family's thresholds
         self.n_int = C.HEADER_SIZE
         self.floats: list[np.ndarray] = []
         self.n_float = 0
@@ -328,15 +330,21 @@ def kernel_support(design, priors) -> tuple[bool, str]:
 
 # -- building ---------------------------------------------------------------------------------------------------------
 
-def _fixed_part(prog, layout, pri, pred, pp):
+def _fixed_part(prog, layout, pri, pred, pp, steps):
     """Lay out beta then Intercept (PyMC's creation order in hierfit.engine.model.fixed_part); return the table row."""
     names = pred.fixed_names
     slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)"]
     X = pred.X[:, slope_idx]
-    xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
+    xmean = X.mean(axis=0) if pred.centred else np.zeros(len(slope_idx))
     beta_pos = pri.vector(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], positive=False) \
         if slope_idx else np.zeros(0, dtype=np.int64)
     int_pos = pri.scalar(pred.var("Intercept"), pp.intercept, positive=False) if pred.has_intercept else -1
+    if pred.n_thresholds:  # ordinal: K - 1 ordered thresholds, PyMC's ordered transform (after the slopes)
+        thr = pp.threshold_priors(pred.n_thresholds)
+        if any(d.family not in _LOC for d in thr):
+            raise KernelUnsupported("the thresholds' priors must be normal, student_t or cauchy")
+        prog.header[C.H_THRESH], pos = threshold_table(prog, layout, pred.var("Intercept"), thr)
+        steps.append(ThresholdStep(pred.var("Intercept"), pred.var("b_Intercept"), pos, beta_pos, xmean))
     fixed_map = [-1 if n == "(Intercept)" else slope_idx.index(j) for j, n in enumerate(names)]
     offset = prog.f(pred.offset) if pred.offset is not None else -1
     row = [0] * C.PRED_WIDTH
@@ -362,6 +370,8 @@ def _stored_fixed(pred) -> list[StoredVar]:
     slopes = [n for n in pred.fixed_names if n != "(Intercept)"]
     if slopes:
         out.append(StoredVar(pred.var("beta"), (len(slopes),), (pred.dim("beta_coef"),)))
+    if pred.n_thresholds:
+        out += [StoredVar(pred.var(v), (pred.n_thresholds,), (pred.dim("thres"),)) for v in ("Intercept", "b_Intercept")]
     if pred.fixed_names:
         out.append(StoredVar(pred.var("b"), (len(pred.fixed_names),), (pred.dim("coef"),)))
     return out
@@ -461,7 +471,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         preds = preds[:1]
     for pi, (dp, pred) in enumerate(preds):
         pp = priors.predictors[dp]
-        row, theta_pos, fixed_step = _fixed_part(prog, layout, pri, pred, pp)
+        row, theta_pos, fixed_step = _fixed_part(prog, layout, pri, pred, pp, steps)
         steps.append(fixed_step)
         row[C.PR_FIRST_BLOCK] = len(block_rows)
         row[C.PR_NBLOCK] = len(pred.blocks)
