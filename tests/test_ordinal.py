@@ -294,6 +294,10 @@ def test_per_threshold_priors_change_that_thresholds_density_only(data):
     kernel = [entry.logp_and_grad(x, np.zeros(s.n_dim), s.ints, s.floats) for s in specs]
     assert pymc[1] - pymc[0] == pytest.approx(expected, rel=1e-9)
     assert kernel[1] - kernel[0] == pytest.approx(expected, rel=1e-9)
+    from hierfit.results.equation import build_equation
+
+    lines = str(build_equation(d, own)).splitlines()
+    assert any(ln.startswith(r"\theta_{2}") and r"N \left(0, 1^2 \right)" in ln for ln in lines)
 
 
 def test_unknown_threshold_in_a_prior_is_an_error_naming_the_valid_range(data):
