@@ -434,8 +434,7 @@ def resolve_priors(design, priors=None) -> PriorSet:
                 raise PriorError(f"prior for class 'Intercept' names coef {p.coef!r}, which is not a threshold of "
                                  f"this model: the {pred.n_thresholds} thresholds Intercept[1] ... "
                                  f"Intercept[{pred.n_thresholds}] take coef 1..{pred.n_thresholds}")
-            continue
-        if p.class_ in ("cor", "Intercept") and p.coef is not None:
+        elif p.class_ in ("cor", "Intercept") and p.coef is not None:
             raise PriorError(f"a prior for class '{p.class_}' takes no coef (got coef '{p.coef}')"
                              + (f"; groups: {', '.join(sorted(groups))}" if p.class_ == "cor" else ""))
         if p.class_ in ("b", "Intercept") and p.group is not None:
