@@ -283,14 +283,29 @@ def category_loglik(link, a, b, first, last):
     Phi(b) - Phi(a) = Phi(-a) - Phi(-b)), their difference by log1mexp; derivatives
     phi(b) / P and -phi(a) / P in log space.
     """
-    if link == LOGIT:
-        if first:
-            return -log1pexp(-b), 0.0, sigmoid(-b)
-        if last:
-            return -log1pexp(a), -sigmoid(a), 0.0
-        d = b - a
-        r = 1.0 / math.expm1(d) if d > 0.0 else math.inf
-        return -log1pexp(-b) - log1pexp(a) + log1mexp(-d), -sigmoid(a) - r, sigmoid(-b) + r
+    if link == LOGIT:  # with t = exp(-|v|): log sigmoid(v) = -max(-v, 0) - log1p(t), sigmoid(v) from t
+        lb = lsb = 0.0
+        if not last:
+            t = math.exp(-abs(b))
+            lb = -max(-b, 0.0) - math.log1p(t)  # log sigmoid(b)
+            lsb = t / (1.0 + t) if b >= 0.0 else 1.0 / (1.0 + t)  # sigmoid(-b)
+        la = sa = 0.0
+        if not first:
+            t = math.exp(-abs(a))
+            la = -max(a, 0.0) - math.log1p(t)  # log sigmoid(-a)
+            sa = 1.0 / (1.0 + t) if a >= 0.0 else t / (1.0 + t)  # sigmoid(a)
+        if first or last:
+            return lb + la, -sa, lsb
+        d = b - a  # log(1 - exp(-d)) and r = 1 / expm1(d), without cancellation on either side of log 2
+        if d > LOG_2:
+            e = math.exp(-d)
+            l1, r = math.log1p(-e), e / (1.0 - e)
+        elif d > 0.0:
+            em = math.expm1(-d)
+            l1, r = math.log(-em), (1.0 + em) / -em
+        else:
+            l1, r = -math.inf, math.inf
+        return lb + la + l1, -sa - r, lsb + r
     if first:
         lF, lf = normal_logs(b)
         return lF, 0.0, math.exp(lf - lF)
