@@ -78,7 +78,13 @@ def _time_calls(fn, n: int = 2000, repeats: int = 7) -> float:
 
 
 def gradient_times(link: str, n_groups: int = 20, per: int = 15) -> dict:
-    """Seconds per log density + gradient: hierfit's kernel and the PyMC model's numba kernel, same point."""
+    """Microseconds per log density + gradient: hierfit's kernel and the PyMC model's numba kernel, same point.
+
+    Example
+    -------
+    >>> gradient_times("probit")["kernel_us"] > 0  # doctest: +SKIP
+    True
+    """
     import hierfit
     from hierfit.engine.kernel import build_spec, load
     from hierfit.engine.model import build_model
@@ -143,7 +149,13 @@ print(json.dumps(dict(link=link, kernel=fit.kernel, fit_s=t2 - t1, process_s=t2 
 
 
 def fit_once(link: str, kernel: str) -> dict:
-    """One ``hierfit.fit`` in a fresh process; its wall time, hierfit's timing split, min ESS and estimates."""
+    """One ``hierfit.fit`` in a fresh process; its wall time, hierfit's timing split, min ESS and estimates.
+
+    Example
+    -------
+    >>> fit_once("logit", "auto")["kernel"]  # doctest: +SKIP
+    'hierfit'
+    """
     code = _FIT.format(here=str(HERE), link=link, kernel=kernel)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -151,7 +163,13 @@ def fit_once(link: str, kernel: str) -> dict:
 
 
 def main(argv=None) -> int:
-    """Run both measurements and write results/ordinal_kernel.md."""
+    """Run both measurements and write results/ordinal_kernel.md.
+
+    Example
+    -------
+    >>> main([])  # doctest: +SKIP
+    0
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=RESULTS / "ordinal_kernel.md")
     args = ap.parse_args(argv)
@@ -174,7 +192,8 @@ def main(argv=None) -> int:
              f"(hierfit at {revision()}); 2 cores shared with other work, so timings vary by about ±20 %.",
              "Model `rating ~ x + (1 | g)`, 4 categories (3 thresholds), simulated as in tests/test_ordinal.py.", "",
              "## One log density + gradient (µs per call, median of 7 x 2,000 calls)", "",
-             "| link | rows | parameters | hierfit kernel | PyMC model (pytensor numba) | ratio |", "|---|---|---|---|---|---|"]
+             "| link | rows | parameters | hierfit kernel | PyMC model (pytensor numba) | ratio |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {g['link']} | {g['rows']} | {g['n_dim']} | {g['kernel_us']:.1f} | {g['pymc_us']:.1f} | "
               f"{g['ratio']:.1f} |" for g in grads]
     lines += ["", "## hierfit.fit end to end (fresh process; 4 chains x 1,000 draws, tune 1,000)", "",

@@ -64,6 +64,16 @@ def threshold_rv(name: str, dists: list[Dist], dim: str, transform, initval):
     ``prior(..., class = Intercept, coef = k)`` with another family than the rest): a
     ``CustomDist`` whose log density is each element's own and whose draws come from each
     element's distribution, so the value variable stays ``<name>_ordered__`` either way.
+
+    Example
+    -------
+    >>> import pymc as pm
+    >>> from pymc.distributions.transforms import ordered
+    >>> with pm.Model(coords={"thres": ["1", "2"]}) as m:
+    ...     rv = threshold_rv("Intercept", [Dist("normal", (0.0, 1.0)), Dist("cauchy", (0.0, 2.0))], "thres",
+    ...                       ordered, np.array([-1.0, 1.0]))
+    >>> [v.name for v in m.value_vars]
+    ['Intercept_ordered__']
     """
     import pymc as pm
     import pytensor.tensor as pt

@@ -48,7 +48,7 @@ class FixedStep:
 
 @dataclass(frozen=True)
 class ThresholdStep:
-    """Ordered thresholds (ordinal families) from PyMC's ordered transform: theta_1 = x_1, theta_k = theta_{k-1} + exp(x_k).
+    """Ordered thresholds (ordinal families), PyMC's ordered transform: theta_1 = x_1, theta_k = theta_{k-1} + exp x_k.
 
     ``centred`` (``Intercept``) holds them at the predictor means, ``uncentred``
     (``b_Intercept``) on the scale of the uncentred predictors: theta + mean(X) beta.

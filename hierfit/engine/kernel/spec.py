@@ -371,7 +371,8 @@ def _stored_fixed(pred) -> list[StoredVar]:
     if slopes:
         out.append(StoredVar(pred.var("beta"), (len(slopes),), (pred.dim("beta_coef"),)))
     if pred.n_thresholds:
-        out += [StoredVar(pred.var(v), (pred.n_thresholds,), (pred.dim("thres"),)) for v in ("Intercept", "b_Intercept")]
+        n = pred.n_thresholds
+        out += [StoredVar(pred.var(v), (n,), (pred.dim("thres"),)) for v in ("Intercept", "b_Intercept")]
     if pred.fixed_names:
         out.append(StoredVar(pred.var("b"), (len(pred.fixed_names),), (pred.dim("coef"),)))
     return out
