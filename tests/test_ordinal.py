@@ -308,3 +308,13 @@ def test_unknown_threshold_in_a_prior_is_an_error_naming_the_valid_range(data):
     gauss = build_design("x ~ 1", data)
     with pytest.raises(PriorError, match="takes no coef"):  # no thresholds: class Intercept has no coef
         resolve_priors(gauss, [hierfit.prior("normal(0, 1)", "Intercept", coef=1)])
+
+
+def test_prior_draws_follow_each_thresholds_own_prior(data):
+    """hierfit.sample_prior with a per-threshold prior of another family (a CustomDist in the PyMC model): each
+    threshold's prior draws follow its own distribution (KS against scipy's)."""
+    pri = [hierfit.prior("cauchy(0, 2)", "Intercept"), hierfit.prior("normal(0.5, 1)", "Intercept", coef=2)]
+    dt = hierfit.sample_prior("rating ~ 1", data.head(40), family="cumulative", priors=pri, draws=1500, seed=3)
+    draws = np.asarray(dt["prior"]["Intercept"].values).reshape(-1, 3)
+    for k, dist in enumerate([stats.cauchy(0, 2), stats.norm(0.5, 1), stats.cauchy(0, 2)]):
+        assert stats.kstest(draws[:, k], dist.cdf).pvalue > 0.001, k

@@ -63,7 +63,8 @@ def threshold_rv(name: str, dists: list[Dist], dim: str, transform, initval):
     One prior family: that distribution with per-element parameters.  Several (brms's
     ``prior(..., class = Intercept, coef = k)`` with another family than the rest): a
     ``CustomDist`` whose log density is each element's own and whose draws come from each
-    element's distribution, so the value variable stays ``<name>_ordered__`` either way.
+    element's distribution (a symbolic graph), so the value variable stays
+    ``<name>_ordered__`` either way.
 
     Example
     -------
@@ -86,24 +87,30 @@ def threshold_rv(name: str, dists: list[Dist], dim: str, transform, initval):
         bad = sorted(set(families) - {"normal", "student_t", "cauchy"})
         raise PriorError(f"{', '.join(bad)}() is a prior for positive parameters, not for the thresholds (class "
                          "'Intercept')")
-    groups = [(fam, [i for i, d in enumerate(dists) if d.family == fam]) for fam in families]
+    groups = []
+    for fam in families:
+        idx = [i for i, d in enumerate(dists) if d.family == fam]
+        width = len(dists[idx[0]].params)
+        groups.append((fam, idx, [np.array([dists[i].params[j] for i in idx]) for j in range(width)]))
+
+    def element_rv(fam, p):
+        return {"normal": lambda: pm.Normal.dist(mu=p[0], sigma=p[1]),
+                "student_t": lambda: pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2]),
+                "cauchy": lambda: pm.Cauchy.dist(alpha=p[0], beta=p[1])}[fam]()
+
+    def draws(size):  # each element from its own prior (prior predictive draws), symbolic: no Python callback
+        out = pt.zeros(len(dists))
+        for fam, idx, p in groups:
+            out = pt.set_subtensor(out[idx], element_rv(fam, p))
+        return out
 
     def logp(value):
         out = pt.zeros(len(dists))
-        for fam, idx in groups:
-            p = [np.array([dists[i].params[j] for i in idx]) for j in range(len(dists[idx[0]].params))]
-            rv = {"normal": lambda: pm.Normal.dist(mu=p[0], sigma=p[1]),
-                  "student_t": lambda: pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2]),
-                  "cauchy": lambda: pm.Cauchy.dist(alpha=p[0], beta=p[1])}[fam]()
-            out = pt.set_subtensor(out[idx], pm.logp(rv, value[idx]))
+        for fam, idx, p in groups:
+            out = pt.set_subtensor(out[idx], pm.logp(element_rv(fam, p), value[idx]))
         return out
 
-    def random(rng=None, size=None):
-        draws = np.stack([d.scipy().rvs(size=size[:-1] if size else None, random_state=rng) for d in dists],
-                         axis=-1)
-        return np.asarray(draws, dtype=float)
-
-    return pm.CustomDist(name, logp=logp, random=random, dims=dim, transform=transform, initval=initval)
+    return pm.CustomDist(name, dist=draws, logp=logp, dims=dim, transform=transform, initval=initval)
 
 
 @dataclass
