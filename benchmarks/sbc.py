@@ -167,7 +167,7 @@ MODELS: dict[str, SBCModel] = {
                  params=_COUNT_PARAMS + ("shape",), **_RI_COUNT),
         SBCModel("exponential_ri", family="exponential", priors=_COUNT_PRIORS, params=_COUNT_PARAMS, **_RI_COUNT),
         # ordinal: 4 categories, thresholds Intercept[1..3] (iid prior draws, sorted: the ordered prior's law);
-        # no compiled kernel, so the PyMC model is compiled once per worker and sampled with each new response
+        # sampled through hierfit's compiled kernel like the other families
         SBCModel("cumulative_ri", family="cumulative", parametrization="noncentered",
                  priors={"Intercept": "normal(0, 1.5)", "b": "normal(0, 1)", "sd": "normal(0, 1)"},
                  params=tuple(f"b_Intercept[Intercept[{k}]]" for k in (1, 2, 3))

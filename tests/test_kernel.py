@@ -43,6 +43,7 @@ def _data():
     df["yz"] = np.where(rng.uniform(size=g.size) < 0.3, 0, rng.poisson(np.exp(eta)))
     df["yunit"] = rng.beta(5 * special.expit(eta), 5 * (1 - special.expit(eta)))
     df["yhl"] = np.where(rng.uniform(size=g.size) < 0.25, 0.0, df["ypos"])
+    df["yo"] = ((eta + rng.logistic(size=g.size))[:, None] > np.array([-0.8, 0.2, 1.0])).sum(axis=1)  # 4 categories
     return df
 
 
@@ -98,6 +99,16 @@ CASES = {
     "gamma, smooths by a factor in mu and shape": dict(formula="ya ~ f + s(x, by = f, k = 5) + (1 | g)", family="gamma",
                                                        dpars={"shape": "~ s(w, k = 4)"}),
     "exponential": dict(formula="ypos ~ x + (1 | g)", family="exponential"),
+    "cumulative logit, correlated group slopes": dict(formula="yo ~ x + (x | g)", family=families.cumulative("logit")),
+    "cumulative logit centred, weights, mixed threshold priors": dict(
+        formula="yo | weights(expo) ~ x + w + (1 | g) + (0 + x | h)", family="cumulative", par="centered",
+        priors=[P("cauchy(0, 2)", "Intercept"), P("normal(0.5, 1)", "Intercept", coef=1)]),
+    # PyMC's normal log-cdfs (erfcx) are off by up to ~3e-8 relative (the kernel's: 1e-11, tests/test_ordinal.py)
+    "cumulative probit, per-threshold prior, no group term": dict(
+        formula="yo ~ x + w", family=families.cumulative("probit"), priors=[P("normal(0, 1)", "Intercept", coef=2)],
+        tol=(1e-7, 1e-5)),
+    "cumulative probit, group intercepts": dict(formula="yo ~ x + (1 | g)", family=families.cumulative("probit"),
+                                                tol=(1e-7, 1e-5)),
 }
 
 
@@ -126,11 +137,11 @@ def _points(spec, k=4):
 
 @pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
 def built(request):
-    return _build(CASES[request.param])
+    return _build(CASES[request.param]) + (CASES[request.param].get("tol", (1e-9, 1e-8)),)
 
 
 def test_same_variables_and_log_density_as_pymc(built):
-    spec, model = built
+    spec, model, (rel, atol) = built
     assert [v.name for v in spec.value_vars] == [model.rvs_to_values[v].name for v in model.free_RVs]
     logp = model.compile_logp(mode="FAST_COMPILE")
     dlogp = model.compile_dlogp(mode="FAST_COMPILE")
@@ -140,12 +151,12 @@ def test_same_variables_and_log_density_as_pymc(built):
         point = spec.pymc_point(x)
         ref_lp, ref_grad = float(logp(point)), np.asarray(dlogp(point))
         assert np.isfinite(ref_lp)
-        assert lp == pytest.approx(ref_lp, rel=1e-9, abs=1e-9)
-        np.testing.assert_allclose(grad, ref_grad, rtol=1e-6, atol=1e-8)
+        assert lp == pytest.approx(ref_lp, rel=rel, abs=1e-9)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-6, atol=atol)
 
 
 def test_stored_draws_equal_pymcs_variables(built):
-    spec, model = built
+    spec, model, _ = built
     import pytensor
 
     names = [v.name for v in spec.stored]

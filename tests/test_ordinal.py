@@ -2,8 +2,12 @@
 
 The logit fit against ordinal::clmm is in test_r_reference_families.py.  Here a probit
 model is simulated with known thresholds, slope and group sd (the covariate is not
-centred, so the thresholds must come back on the uncentred scale) and fitted once;
-predictions, LOO, residuals, checks and save/load run on that fit.
+centred, so the thresholds must come back on the uncentred scale) and fitted once,
+through hierfit's compiled kernel; predictions, LOO, residuals, checks and save/load run
+on that fit.  The kernel's log density and gradient equal the PyMC model's in
+tests/test_kernel.py (the ``cumulative`` cases); here its category log-probabilities are
+checked in the tails against high-precision values, and per-threshold priors against
+scipy's densities.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from scipy import stats
 
 import hierfit
 from conftest import quiet_fit
-from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError
+from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, PriorError
 from hierfit.families.ordinal import Cumulative
 from hierfit.spec.design import build_design
 from hierfit.spec.priors import resolve_priors
@@ -133,7 +137,7 @@ def test_probit_fit_recovers_thresholds_slope_and_sd(fit):
     assert row["l-95% CI"] < TRUTH["sd"] < row["u-95% CI"]
     text = str(fit.summary())
     assert "cumulative ( probit )" in text and "Intercept[3]" in text and "full (group effects sampled by NUTS" in text
-    assert "log density: the PyMC model (pytensor kernel: the cumulative family has no compiled kernel)" in text
+    assert fit.kernel == "hierfit" and "log density: the PyMC model" not in text  # the compiled kernel ran
 
 
 def test_predictions_are_category_probabilities_on_the_callers_index(fit, data):
@@ -204,3 +208,113 @@ def test_hypothesis_reads_thresholds_by_brms_names(fit):
     th = stack(fit.draws, "b_Intercept")
     assert h["Estimate"].iloc[0] == pytest.approx(float((th[:, 1] - th[:, 0]).mean()))
     assert h["Post.Prob"].iloc[0] == 1.0  # ordered thresholds: every draw
+
+
+# (link, a, b, log(F(b) - F(a)), d/da, d/db) computed with mpmath at 500 digits
+CATEGORY_REFERENCE = [
+    ("logit", -40, -39, -39.458675145387082, -0.58197670686932643, 1.5819767068693264),
+    ("logit", 30, 30.001, -36.908255237314436, -1000.5000833321097, 999.5000833321099),
+    ("logit", -3, 5, -0.055638218970936948, -0.047761448378408026, 0.0070284261251261005),
+    ("logit", -0.001, 0.001, -7.6009025428754108, -499.99991666667638, 499.99991666667638),
+    ("probit", -40, -39, -765.08315656437754, -2.7334909240424957e-16, 39.025607419930109),
+    ("probit", 38, 38.5, -726.55721602370045, -38.026279652156426, 1.8801905751296409e-7),
+    ("probit", -0.5, 0.7, -0.79962207457132446, -0.78323973206434277, 0.69467132521673635),
+    ("probit", 5, 5.000001, -27.234451591028294, -1000002.499862472, 999997.49986197203),
+    ("probit", -25, -3, -6.6077262215103495, -5.6700058501283591e-134, 3.2830986549304365),
+]
+
+
+def test_kernel_category_log_probabilities_in_the_tails():
+    """The kernel's log P(y = k) and its derivatives: middle categories against 500-digit values, first and last
+    categories against scipy's log_expit / log_ndtr, far into both tails."""
+    from scipy import special
+
+    from hierfit.engine.kernel import load
+    from hierfit.engine.kernel.codes import LINKS
+
+    load()
+    from hierfit.engine.kernel.likelihood import category_loglik
+
+    for link, a, b, lp, da, db in CATEGORY_REFERENCE:
+        got = category_loglik(LINKS[link], float(a), float(b), False, False)
+        np.testing.assert_allclose(got, [lp, da, db], rtol=1e-8, err_msg=f"{link} ({a}, {b})")
+    t = np.linspace(-60.0, 60.0, 241)
+    for link in ("logit", "probit"):
+        log_cdf = special.log_expit if link == "logit" else special.log_ndtr
+        log_pdf = (lambda v: special.log_expit(v) + special.log_expit(-v)) if link == "logit" else \
+            (lambda v: stats.norm.logpdf(v))
+        first = np.array([category_loglik(LINKS[link], 0.0, v, True, False) for v in t])
+        last = np.array([category_loglik(LINKS[link], v, 0.0, False, True) for v in t])
+        np.testing.assert_allclose(first[:, 0], log_cdf(t), rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(first[:, 2], np.exp(log_pdf(t) - log_cdf(t)), rtol=1e-8, atol=1e-300)
+        np.testing.assert_allclose(last[:, 0], log_cdf(-t), rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(last[:, 1], -np.exp(log_pdf(t) - log_cdf(-t)), rtol=1e-8, atol=1e-300)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_kernel_gradient_is_the_derivative_of_its_log_density(data, link):
+    """Independent of PyMC: central differences of the kernel's own log density (thresholds, slope, group terms)."""
+    from hierfit.engine.kernel import build_spec, load
+
+    d = build_design("rating ~ x + (1 | g)", data, family=hierfit.families.cumulative(link))
+    spec = build_spec(d, resolve_priors(d, [hierfit.prior("normal(0, 1)", "Intercept", coef=2)]), {"g": "noncentered"})
+    entry = load()
+    x = spec.init_centre + np.random.default_rng(2).uniform(-0.5, 0.5, spec.n_dim)
+    grad = np.zeros(spec.n_dim)
+    entry.logp_and_grad(x, grad, spec.ints, spec.floats)
+    h = 1e-6
+    for i in list(range(5)) + [spec.n_dim - 1]:  # beta, the three thresholds, sd, one group effect
+        e = np.zeros(spec.n_dim)
+        e[i] = h
+        up = entry.logp_and_grad(x + e, np.zeros(spec.n_dim), spec.ints, spec.floats)
+        down = entry.logp_and_grad(x - e, np.zeros(spec.n_dim), spec.ints, spec.floats)
+        assert grad[i] == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-6)
+
+
+def test_per_threshold_priors_change_that_thresholds_density_only(data):
+    """brms's prior(normal(0, 1), class = Intercept, coef = 2): the PyMC model's log density moves by exactly the
+    difference of the two priors at theta_2, in the kernel as in PyMC; the table lists it."""
+    from hierfit.engine.kernel import build_spec, load
+    from hierfit.engine.model import build_model
+
+    d = build_design("rating ~ x", data, family="cumulative")
+    base = resolve_priors(d)
+    own = resolve_priors(d, [hierfit.prior("normal(0, 1)", "Intercept", coef=2)])
+    assert own.predictors["mu"].threshold_priors(3) == [base.intercept, own.intercept.__class__("normal", (0.0, 1.0)),
+                                                        base.intercept]
+    rows = own.table()
+    assert rows.loc[(rows["class"] == "Intercept") & (rows["coef"] == "2"), "prior"].tolist() == ["normal(0, 1)"]
+    entry = load()
+    specs = [build_spec(d, p) for p in (base, own)]
+    x = specs[0].init_centre + np.random.default_rng(4).uniform(-0.5, 0.5, specs[0].n_dim)
+    point = specs[0].pymc_point(x)
+    theta2 = point["Intercept_ordered__"][0] + np.exp(point["Intercept_ordered__"][1])
+    expected = stats.norm.logpdf(theta2) - stats.t.logpdf(theta2, 3, 0, 2.5)
+    pymc = [float(build_model(d, p).compile_logp(mode="FAST_COMPILE")(point)) for p in (base, own)]
+    kernel = [entry.logp_and_grad(x, np.zeros(s.n_dim), s.ints, s.floats) for s in specs]
+    assert pymc[1] - pymc[0] == pytest.approx(expected, rel=1e-9)
+    assert kernel[1] - kernel[0] == pytest.approx(expected, rel=1e-9)
+    from hierfit.results.equation import build_equation
+
+    lines = str(build_equation(d, own)).splitlines()
+    assert any(ln.startswith(r"\theta_{2}") and r"N \left(0, 1^2 \right)" in ln for ln in lines)
+
+
+def test_unknown_threshold_in_a_prior_is_an_error_naming_the_valid_range(data):
+    d = build_design("rating ~ x", data, family="cumulative")
+    for coef in (0, 4, "x"):
+        with pytest.raises(PriorError, match=rf"coef '{coef}'.*1\.\.3"):
+            resolve_priors(d, [hierfit.prior("normal(0, 1)", "Intercept", coef=coef)])
+    gauss = build_design("x ~ 1", data)
+    with pytest.raises(PriorError, match="takes no coef"):  # no thresholds: class Intercept has no coef
+        resolve_priors(gauss, [hierfit.prior("normal(0, 1)", "Intercept", coef=1)])
+
+
+def test_prior_draws_follow_each_thresholds_own_prior(data):
+    """hierfit.sample_prior with a per-threshold prior of another family (a CustomDist in the PyMC model): each
+    threshold's prior draws follow its own distribution (KS against scipy's)."""
+    pri = [hierfit.prior("cauchy(0, 2)", "Intercept"), hierfit.prior("normal(0.5, 1)", "Intercept", coef=2)]
+    dt = hierfit.sample_prior("rating ~ 1", data.head(40), family="cumulative", priors=pri, draws=1500, seed=3)
+    draws = np.asarray(dt["prior"]["Intercept"].values).reshape(-1, 3)
+    for k, dist in enumerate([stats.cauchy(0, 2), stats.norm(0.5, 1), stats.cauchy(0, 2)]):
+        assert stats.kstest(draws[:, k], dist.cdf).pvalue > 0.001, k

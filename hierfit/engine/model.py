@@ -32,6 +32,7 @@ from hierfit.spec.centring import centred_means, coords_for
 from hierfit.spec.design import Design
 from hierfit.spec.parametrization import Parametrization, choose_parametrization
 from hierfit.engine.pymc_priors import dist_rv, pymc_rv
+from hierfit.errors import PriorError
 from hierfit.spec.priors import Dist, PriorSet
 from hierfit.spec.smooths import smooth_var
 
@@ -54,6 +55,62 @@ def vector_rv(name: str, dists: list[Dist], dim: str, positive: bool):
         rv = pymc_rv(f"{name}__{fam}", fam, list(params), positive, shape=len(idx))
         out = pt.set_subtensor(out[idx], rv)
     return pm.Deterministic(name, out, dims=dim)
+
+
+def threshold_rv(name: str, dists: list[Dist], dim: str, transform, initval):
+    """The ordered thresholds: one vector variable (PyMC's ordered transform) with a prior per element.
+
+    One prior family: that distribution with per-element parameters.  Several (brms's
+    ``prior(..., class = Intercept, coef = k)`` with another family than the rest): a
+    ``CustomDist`` whose log density is each element's own and whose draws come from each
+    element's distribution (a symbolic graph), so the value variable stays
+    ``<name>_ordered__`` either way.
+
+    Example
+    -------
+    >>> import pymc as pm
+    >>> from pymc.distributions.transforms import ordered
+    >>> with pm.Model(coords={"thres": ["1", "2"]}) as m:
+    ...     rv = threshold_rv("Intercept", [Dist("normal", (0.0, 1.0)), Dist("cauchy", (0.0, 2.0))], "thres",
+    ...                       ordered, np.array([-1.0, 1.0]))
+    >>> [v.name for v in m.value_vars]
+    ['Intercept_ordered__']
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    families = sorted({d.family for d in dists})
+    if len(families) == 1:
+        params = [np.array(p, dtype=float) for p in zip(*(d.params for d in dists))]
+        return pymc_rv(name, families[0], params, positive=False, dims=dim, transform=transform, initval=initval)
+    if any(f not in ("normal", "student_t", "cauchy") for f in families):
+        bad = sorted(set(families) - {"normal", "student_t", "cauchy"})
+        raise PriorError(f"{', '.join(bad)}() is a prior for positive parameters, not for the thresholds (class "
+                         "'Intercept')")
+    groups = []
+    for fam in families:
+        idx = [i for i, d in enumerate(dists) if d.family == fam]
+        width = len(dists[idx[0]].params)
+        groups.append((fam, idx, [np.array([dists[i].params[j] for i in idx]) for j in range(width)]))
+
+    def element_rv(fam, p):
+        return {"normal": lambda: pm.Normal.dist(mu=p[0], sigma=p[1]),
+                "student_t": lambda: pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2]),
+                "cauchy": lambda: pm.Cauchy.dist(alpha=p[0], beta=p[1])}[fam]()
+
+    def draws(size):  # each element from its own prior (prior predictive draws), symbolic: no Python callback
+        out = pt.zeros(len(dists))
+        for fam, idx, p in groups:
+            out = pt.set_subtensor(out[idx], element_rv(fam, p))
+        return out
+
+    def logp(value):
+        out = pt.zeros(len(dists))
+        for fam, idx, p in groups:
+            out = pt.set_subtensor(out[idx], pm.logp(element_rv(fam, p), value[idx]))
+        return out
+
+    return pm.CustomDist(name, dist=draws, logp=logp, dims=dim, transform=transform, initval=initval)
 
 
 @dataclass
@@ -116,8 +173,8 @@ def fixed_part(pred, pp) -> FixedPart:
         from pymc.distributions.transforms import ordered
 
         n = pred.n_thresholds
-        thresholds = dist_rv(pp.intercept, pred.var("Intercept"), positive=False, dims=pred.dim("thres"),
-                             transform=ordered, initval=np.linspace(-1.0, 1.0, n))
+        thresholds = threshold_rv(pred.var("Intercept"), pp.threshold_priors(n), pred.dim("thres"), ordered,
+                                  np.linspace(-1.0, 1.0, n))
         shift = (pt.dot(xmean, beta) if beta is not None else 0.0) \
             + (pt.dot(smean, smooth_beta) if smooth_idx else 0.0)
         pm.Deterministic(pred.var("b_Intercept"), thresholds + shift, dims=pred.dim("thres"))

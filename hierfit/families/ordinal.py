@@ -11,7 +11,9 @@ scale of the uncentred predictors (clmm's thresholds).  The response is an order
 Categorical (its categories in their order; categories no row uses are dropped, as brms
 does) or integers (the sorted distinct values); hierfit stores the codes 0..K-1 and keeps
 the labels for predictions.  The expected response is the vector of category
-probabilities.  Sampled through the PyMC model (there is no compiled kernel).
+probabilities.  hierfit's compiled kernel evaluates both links (log density and exact
+gradient, hierfit.engine.kernel.likelihood.cumulative_rows); each threshold may have its
+own prior (``hierfit.prior("normal(0, 1)", "Intercept", coef=2)``, brms's ``coef = 2``).
 
 Example
 -------
@@ -32,6 +34,7 @@ import pandas as pd
 
 from hierfit.errors import DataError, HierfitError
 from hierfit.families.base import DPar, Family, LINKS
+from hierfit.families.codes import CUMULATIVE
 from hierfit.spec.priors import Dist
 
 __all__ = ["Cumulative", "threshold_names"]
@@ -82,6 +85,8 @@ def _codes_of(values: pd.Series, column: str) -> tuple[np.ndarray, list]:
 class Cumulative(Family):
     """brms's ``cumulative`` family: ordinal regression with ordered thresholds (logit or probit)."""
 
+    kernel_code: ClassVar[int | None] = CUMULATIVE
+    kernel_links: ClassVar[tuple[str, ...]] = ("logit", "probit")
     thresholds: ClassVar[bool] = True
     summary_residuals: ClassVar[str] = "mid-quantile (normal scores)"
 

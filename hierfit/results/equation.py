@@ -435,7 +435,12 @@ def _prior_lines(design, priors, peqs: dict[str, _PredictorEq], letters) -> list
         if pp.intercept is not None and pred.n_thresholds:  # ordered thresholds, centred like brms's Intercept
             lhs = r"\theta_{k}" + "".join(f" - {peq.fixed_sym(peq.coefs[n])}" + r"\overline{"
                                           + _latex_column(peq.coefs[n].column) + "}" for n in pred.fixed_names)
-            out.append((lhs, r"\sim " + latex_dist(pp.intercept) + r" \text{, ordered, } k = 1, \dots, K-1"))
+            dists = pp.threshold_priors(pred.n_thresholds)
+            if all(d == pp.intercept for d in dists):
+                out.append((lhs, r"\sim " + latex_dist(pp.intercept) + r" \text{, ordered, } k = 1, \dots, K-1"))
+            else:  # per-threshold priors (class Intercept, coef k): one line each
+                out += [(lhs.replace(r"\theta_{k}", r"\theta_{" + str(k) + "}", 1), r"\sim " + latex_dist(d)
+                         + (r" \text{, ordered}" if k == 1 else "")) for k, d in enumerate(dists, start=1)]
         elif pp.intercept is not None and "(Intercept)" in peq.coefs:
             lhs = peq.fixed_sym(peq.coefs["(Intercept)"])
             for name in pred.fixed_names:

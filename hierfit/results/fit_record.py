@@ -149,7 +149,8 @@ def _priors_to_values(ps: PriorSet) -> dict:
     return {
         "predictors": {dp: {"intercept": _dist(pp.intercept), "b": {k: _dist(v) for k, v in pp.b.items()},
                             "sd": {k: [_dist(d) for d in v] for k, v in pp.sd.items()},
-                            "cor": {k: _dist(v) for k, v in pp.cor.items()}}
+                            "cor": {k: _dist(v) for k, v in pp.cor.items()},
+                            "thresholds": [_dist(d) for d in pp.thresholds]}
                        for dp, pp in ps.predictors.items()},
         "dpars": {k: _dist(v) for k, v in ps.dpars.items()},
         "rows": [{k: _plain(v) for k, v in row.items()} for row in ps.rows],
@@ -159,7 +160,8 @@ def _priors_to_values(ps: PriorSet) -> dict:
 def _priors_from_values(v: dict) -> PriorSet:
     preds = {dp: PredictorPriors(intercept=_undist(pp["intercept"]), b={k: _undist(d) for k, d in pp["b"].items()},
                                  sd={k: [_undist(d) for d in ds] for k, ds in pp["sd"].items()},
-                                 cor={k: _undist(d) for k, d in pp["cor"].items()})
+                                 cor={k: _undist(d) for k, d in pp["cor"].items()},
+                                 thresholds=[_undist(d) for d in pp.get("thresholds", [])])
              for dp, pp in v["predictors"].items()}
     return PriorSet(predictors=preds, dpars={k: _undist(d) for k, d in v["dpars"].items()}, rows=list(v["rows"]))
 

@@ -2,7 +2,8 @@
 
 Classes
 -------
-``Intercept``  the intercept at the means of the predictors (brms's centred intercept)
+``Intercept``  the intercept at the means of the predictors (brms's centred intercept); for ordinal
+               families every threshold, or with ``coef=k`` the k-th (1..K-1) alone
 ``b``          fixed-effect coefficients (``coef=`` picks one)
 ``sd``         group-level standard deviations (``group=``, ``coef=``)
 ``cor``        LKJ prior on group-level correlations (``group=``)
@@ -186,8 +187,9 @@ def prior(dist: str | Dist, class_: str = "b", coef: str | None = None, group: s
     dist : str
         ``"normal(0, 1)"``, ``"student_t(3, 0, 2.5)"``, ``"exponential(1)"``, ``"lkj(2)"``...
     class_ : {"Intercept", "b", "sd", "cor", "sigma"}
-    coef : str, optional
-        A coefficient name in lme4 spelling (``"standLRT"``, ``"sexM"``, ``"(Intercept)"`` for sd).
+    coef : str or int, optional
+        A coefficient name in lme4 spelling (``"standLRT"``, ``"sexM"``, ``"(Intercept)"`` for sd); for
+        class ``"Intercept"`` of an ordinal family, the threshold's number k (``2`` or ``"2"``: ``Intercept[2]``).
     group : str, optional
         A grouping factor (``"school"``) for classes sd and cor.
     dpar : str, optional
@@ -201,6 +203,8 @@ def prior(dist: str | Dist, class_: str = "b", coef: str | None = None, group: s
     >>> p.dist
     exponential(2)
     """
+    if isinstance(coef, (int, np.integer)) and not isinstance(coef, bool):
+        coef = str(int(coef))  # a threshold's number (class Intercept of ordinal families)
     return Prior(parse_dist(dist), class_, coef, group, None if dpar in (None, "mu") else dpar)
 
 
@@ -248,6 +252,22 @@ class PredictorPriors:
     sd: dict[str, list[Dist]]
     cor: dict[str, Dist]
     sds: dict[str, Dist] = field(default_factory=dict)  # penalised smooths s(x): label -> prior of their sd
+    #: ordinal families: the prior of each threshold Intercept[1] ... (class Intercept, coef k); empty otherwise
+    thresholds: list[Dist] = field(default_factory=list)
+
+    def threshold_priors(self, n: int) -> list[Dist]:
+        """The priors of ``n`` ordered thresholds: per threshold when set, else the class Intercept prior for all.
+
+        Example
+        -------
+        >>> pp = PredictorPriors(Dist("student_t", (3.0, 0.0, 2.5)), {}, {}, {},
+        ...                      thresholds=[Dist("normal", (0.0, 1.0)), Dist("student_t", (3.0, 0.0, 2.5))])
+        >>> pp.threshold_priors(2)
+        [normal(0, 1), student_t(3, 0, 2.5)]
+        """
+        if len(self.thresholds) == n:
+            return list(self.thresholds)
+        return [self.intercept] * n
 
 
 @dataclass
@@ -408,7 +428,13 @@ def resolve_priors(design, priors=None) -> PriorSet:
             raise PriorError(f"a prior for class 'cor' was given{f' for group {p.group!r}' if p.group else ''}, but "
                              "no such term has correlated coefficients (groups with correlations: "
                              f"{', '.join(with_cor) or 'none'})")
-        if p.class_ in ("cor", "Intercept") and p.coef is not None:
+        if p.class_ == "Intercept" and p.coef is not None and pred is not None and pred.n_thresholds:
+            valid = [str(k) for k in range(1, pred.n_thresholds + 1)]
+            if p.coef not in valid:
+                raise PriorError(f"prior for class 'Intercept' names coef {p.coef!r}, which is not a threshold of "
+                                 f"this model: the {pred.n_thresholds} thresholds Intercept[1] ... "
+                                 f"Intercept[{pred.n_thresholds}] take coef 1..{pred.n_thresholds}")
+        elif p.class_ in ("cor", "Intercept") and p.coef is not None:
             raise PriorError(f"a prior for class '{p.class_}' takes no coef (got coef '{p.coef}')"
                              + (f"; groups: {', '.join(sorted(groups))}" if p.class_ == "cor" else ""))
         if p.class_ in ("b", "Intercept") and p.group is not None:
@@ -426,6 +452,12 @@ def resolve_priors(design, priors=None) -> PriorSet:
             d, src = pick("Intercept", None, dp)
             intercept = d or default
             add_row(intercept, "Intercept", dpar=dp, src=src)
+        thresholds: list[Dist] = []
+        for k in range(1, pred.n_thresholds + 1):  # brms's prior(..., class = Intercept, coef = k)
+            own = [p.dist for p in user if p.class_ == "Intercept" and (p.dpar or "mu") == dp and p.coef == str(k)]
+            thresholds.append(own[-1] if own else intercept)
+            if own:
+                add_row(own[-1], "Intercept", coef=str(k), dpar=dp, src="user")
         b: dict[str, Dist] = {}
         scale_y = fam.effect_scale(y) if is_mu else 1.0
         penalised = {j for cols in pred.smooths.values() for j in cols}
@@ -459,7 +491,7 @@ def resolve_priors(design, priors=None) -> PriorSet:
             d, src = pick("sds", label, dp)
             sds[label] = d or (fam.sd_prior(y) if is_mu else Dist("student_t", (3.0, 0.0, 2.5)))
             add_row(sds[label], "sds", coef=label, dpar=dp, src=src)
-        out[dp] = PredictorPriors(intercept=intercept, b=b, sd=sd, cor=cor, sds=sds)
+        out[dp] = PredictorPriors(intercept=intercept, b=b, sd=sd, cor=cor, sds=sds, thresholds=thresholds)
     dpars: dict[str, Dist] = {}
     for dpar in fam.dpars:
         if dpar.name in design.predictors:

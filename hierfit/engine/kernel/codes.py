@@ -13,9 +13,9 @@ COLLAPSED = 1
 
 # response families and links: declared at the spec level, where each Family carries its code
 from hierfit.families.codes import (  # noqa: E402,F401
-    BERNOULLI, BETA, BINOMIAL, CLOGLOG, EXPONENTIAL, GAMMA, GAUSSIAN, HURDLE_LOGNORMAL, HURDLE_NEGBINOMIAL,
-    HURDLE_POISSON, IDENTITY, INVERSE, LINKS, LOG, LOGIT, LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT, STUDENT, WEIBULL,
-    ZI_NEGBINOMIAL, ZI_POISSON,
+    BERNOULLI, BETA, BINOMIAL, CLOGLOG, CUMULATIVE, EXPONENTIAL, GAMMA, GAUSSIAN, HURDLE_LOGNORMAL,
+    HURDLE_NEGBINOMIAL, HURDLE_POISSON, IDENTITY, INVERSE, LINKS, LOG, LOGIT, LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT,
+    STUDENT, WEIBULL, ZI_NEGBINOMIAL, ZI_POISSON,
 )
 
 # prior densities (brms spelling in hierfit.spec.priors)
@@ -35,7 +35,8 @@ H_Q1, H_K, H_SS_START = 28, 29, 30
 H_ADDITION = 31  # offset (ints) of the addition table (brms's weights/cens/se), or -1
 # offset (ints) of the variance-decomposition table (m, position of log sigma, positions of m log sds), or -1
 H_VARDEC = 32
-HEADER_SIZE = 33
+H_THRESH = 33  # offset (ints) of the threshold table (ordinal families), or -1
+HEADER_SIZE = 34
 
 # prior rows: x position, density code, offset of (p1, p2, p3, lower, constant) in floats, transform
 PRIOR_WIDTH = 4
@@ -61,3 +62,8 @@ SRC_PARAM, SRC_PREDICTOR = 0, 1
 # addition table: offsets (floats, -1 when absent) of weights, censoring codes, upper bounds, known se; se with sigma
 A_WEIGHTS, A_CENS, A_Y2, A_SE, A_SE_SIGMA = range(5)
 ADDITION_WIDTH = 5
+
+# threshold table (ordinal families): number of thresholds n = K - 1, position of the first of their n contiguous
+# unconstrained elements (PyMC's ordered transform: theta_1 = x_1, theta_k = theta_{k-1} + exp(x_k), Jacobian
+# sum_{k >= 2} x_k), offset (floats) of their n prior rows (p1, p2, p3, lower, constant), then n prior codes
+TH_N, TH_POS, TH_PRIORS, TH_CODES = range(4)

@@ -28,10 +28,11 @@ from hierfit.engine.kernel.codes import (
     H_SS_ZZ, H_TRIALS, H_Y, PR_BETA_IDX, PR_FIXED_MAP, PR_HAS_INT, PR_INT_POS, PR_NFIXED, PR_OFFSET, PR_P, PR_X,
     PR_XMEAN, PRED_WIDTH, SRC_PARAM,
 )
-from hierfit.engine.kernel.codes import BERNOULLI, BINOMIAL, GAUSSIAN, H_ADDITION, IDENTITY, LOG, LOGIT, POISSON
+from hierfit.engine.kernel.codes import (BERNOULLI, BINOMIAL, CUMULATIVE, GAUSSIAN, H_ADDITION, IDENTITY, LOG, LOGIT,
+                                         POISSON)
 from hierfit.engine.kernel.addition import addition_rows
 from hierfit.engine.kernel.linalg import chol_inverse, chol_solve, cholesky, lower_inverse, matmul
-from hierfit.engine.kernel.likelihood import dpar_terms, dpar_value, read_dpars, row_loglik
+from hierfit.engine.kernel.likelihood import cumulative_rows, dpar_terms, dpar_value, read_dpars, row_loglik
 from hierfit.engine.kernel.nested import nested_levels_scalar
 from hierfit.engine.kernel.rows import logit_rows, poisson_log_rows
 from hierfit.engine.kernel.scalar import JIT, LOG_2PI
@@ -389,6 +390,8 @@ def gaussian_rows(grad, y, eta, deta, const_sum, sigma_pos, log_sigma, inv_s2):
 @nb.njit(**JIT)
 def likelihood(x, grad, ints, floats, eta, deta, n):
     """Sum of the rows' log-likelihoods; d/d eta into deta, d/d (scalar dpars) into grad."""
+    if ints[H_FAMILY] == CUMULATIVE:  # with its thresholds' priors (a vector parameter of its own)
+        return cumulative_rows(x, grad, ints, floats, eta, deta, n)
     if ints[H_ADDITION] >= 0:
         return addition_rows(x, grad, ints, floats, eta, deta, n)
     fam, link = ints[H_FAMILY], ints[H_LINK]

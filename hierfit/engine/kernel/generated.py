@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FixedStep", "BlockStep", "SmoothStep", "DparStep", "stored_draws"]
+__all__ = ["FixedStep", "ThresholdStep", "BlockStep", "SmoothStep", "DparStep", "stored_draws"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,27 @@ class FixedStep:
                 original = original - smooth @ self.smooth_mean
             out[self.b] = np.stack([original if m == -1 else smooth[..., -2 - m] if m < -1 else beta[..., m]
                                     for m in self.fixed_map], axis=-1)
+
+
+@dataclass(frozen=True)
+class ThresholdStep:
+    """Ordered thresholds (ordinal families), PyMC's ordered transform: theta_1 = x_1, theta_k = theta_{k-1} + exp x_k.
+
+    ``centred`` (``Intercept``) holds them at the predictor means, ``uncentred``
+    (``b_Intercept``) on the scale of the uncentred predictors: theta + mean(X) beta.
+    """
+
+    centred: str
+    uncentred: str
+    pos: np.ndarray  # their n contiguous positions in x
+    beta_pos: np.ndarray  # the slopes' positions
+    xmean: np.ndarray  # the slope columns' means
+
+    def apply(self, x: np.ndarray, out: dict) -> None:
+        y = x[..., self.pos]
+        theta = np.cumsum(np.concatenate([y[..., :1], np.exp(y[..., 1:])], axis=-1), axis=-1)
+        out[self.centred] = theta
+        out[self.uncentred] = theta + (x[..., self.beta_pos] @ self.xmean)[..., None]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 ``row_loglik`` returns (log p(y | eta, dpars), d/d eta, d/d dpar1, d/d dpar2) with the
 family's distributional parameters in the order hierfit.families declares them
 (gaussian: sigma; student: sigma, nu; negbinomial and gamma: shape; zero-inflated and
-hurdle families: their count part's shape, then zi or hu).  What depends on
+hurdle families: their count part's shape, then zi or hu).  The ordinal ``cumulative``
+family's rows, whose ordered thresholds are a vector parameter, are ``cumulative_rows``.  What depends on
 the distributional parameters alone is computed once by ``dpar_terms`` (once per
 evaluation when they are parameters, per row when they have a formula); what depends
 on y alone comes precomputed per row (hierfit.engine.kernel.spec.row_terms): ``const`` (e.g.
@@ -21,8 +22,9 @@ from hierfit.engine.kernel.codes import (BERNOULLI, BETA, BINOMIAL, CLOGLOG, EXP
                                          HURDLE_LOGNORMAL, HURDLE_NEGBINOMIAL, HURDLE_POISSON, INVERSE, LOG, LOGIT,
                                          LOGNORMAL, NEGBINOMIAL, POISSON, PROBIT, STUDENT, WEIBULL, ZI_NEGBINOMIAL,
                                          ZI_POISSON)
-from hierfit.engine.kernel.codes import D_LINK, D_LOWER, D_SOURCE, D_WHERE, DPAR_WIDTH, H_DPARS, H_NDPAR, SRC_PARAM
-from hierfit.engine.kernel.scalar import JIT, LOG_PI, digamma, log1pexp, log_ndtr, sigmoid
+from hierfit.engine.kernel.codes import (A_WEIGHTS, D_LINK, D_LOWER, D_SOURCE, D_WHERE, DPAR_WIDTH, H_ADDITION, H_DPARS,
+                                         H_LINK, H_NDPAR, H_THRESH, H_Y, SRC_PARAM, TH_CODES, TH_N, TH_POS, TH_PRIORS)
+from hierfit.engine.kernel.scalar import JIT, LOG_PI, digamma, log1pexp, log_ndtr, prior_logp, sigmoid
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -250,3 +252,121 @@ def read_dpars(x, ints, floats):
         else:
             per_row = True
     return ndp, src, where, logit, lower, val, chain, per_row
+
+
+# -- the ordinal (cumulative) family ----------------------------------------------------------------------------------
+
+LOG_2 = math.log(2.0)
+
+
+@nb.njit(**JIT)
+def log1mexp(u):
+    """log(1 - exp(u)) for u <= 0 (Maechler's two branches); -inf at 0."""
+    if u > -LOG_2:
+        return math.log(-math.expm1(u))
+    return math.log1p(-math.exp(u))
+
+
+@nb.njit(**JIT)
+def normal_logs(t):
+    """(log Phi(t), log phi(t))."""
+    return log_ndtr(t), -0.5 * t * t - HALF_LOG_2PI
+
+
+@nb.njit(**JIT)
+def category_loglik(link, a, b, first, last):
+    """(log P, d log P / d a, d log P / d b) of P = F(b) - F(a), F the logistic or standard normal cdf.
+
+    ``first``: a = -inf (P = F(b)); ``last``: b = +inf (P = F(-a)).  Logit: log P =
+    log sigmoid(b) + log sigmoid(-a) + log(1 - exp(a - b)) (no cancellation anywhere).
+    Probit: log Phi of the two ends in the lower tail (both ends above 0 are reflected,
+    Phi(b) - Phi(a) = Phi(-a) - Phi(-b)), their difference by log1mexp; derivatives
+    phi(b) / P and -phi(a) / P in log space.
+    """
+    if link == LOGIT:  # with t = exp(-|v|): log sigmoid(v) = -max(-v, 0) - log1p(t), sigmoid(v) from t
+        lb = lsb = 0.0
+        if not last:
+            t = math.exp(-abs(b))
+            lb = -max(-b, 0.0) - math.log1p(t)  # log sigmoid(b)
+            lsb = t / (1.0 + t) if b >= 0.0 else 1.0 / (1.0 + t)  # sigmoid(-b)
+        la = sa = 0.0
+        if not first:
+            t = math.exp(-abs(a))
+            la = -max(a, 0.0) - math.log1p(t)  # log sigmoid(-a)
+            sa = 1.0 / (1.0 + t) if a >= 0.0 else t / (1.0 + t)  # sigmoid(a)
+        if first or last:
+            return lb + la, -sa, lsb
+        d = b - a  # log(1 - exp(-d)) and r = 1 / expm1(d), without cancellation on either side of log 2
+        if d > LOG_2:
+            e = math.exp(-d)
+            l1, r = math.log1p(-e), e / (1.0 - e)
+        elif d > 0.0:
+            em = math.expm1(-d)
+            l1, r = math.log(-em), (1.0 + em) / -em
+        else:
+            l1, r = -math.inf, math.inf
+        return lb + la + l1, -sa - r, lsb + r
+    if first:
+        lF, lf = normal_logs(b)
+        return lF, 0.0, math.exp(lf - lF)
+    if last:
+        lF, lf = normal_logs(-a)
+        return lF, -math.exp(lf - lF), 0.0
+    if a > 0.0:
+        hi, lfa = normal_logs(-a)
+        lo, lfb = normal_logs(-b)
+    else:
+        hi, lfb = normal_logs(b)
+        lo, lfa = normal_logs(a)
+    lp = hi + log1mexp(lo - hi)
+    return lp, -math.exp(lfa - lp), math.exp(lfb - lp)
+
+
+@nb.njit(**JIT)
+def cumulative_rows(x, grad, ints, floats, eta, deta, n):
+    """The ordinal rows' log-likelihood, the thresholds' priors and their transform's Jacobian.
+
+    The thresholds theta (at the predictor means) come from PyMC's ordered transform of
+    their n contiguous elements of x (the program's threshold table, ``H_THRESH``); row i
+    with category k contributes w_i log(F(theta_k - eta_i) - F(theta_{k-1} - eta_i)) (w_i the
+    weights, else 1).  d/d eta goes into ``deta``; d/d theta is carried back through the
+    transform into ``grad``.
+    """
+    link = ints[H_LINK]
+    t = ints[H_THRESH]
+    m, p0, fo = ints[t + TH_N], ints[t + TH_POS], ints[t + TH_PRIORS]
+    theta = np.empty(m)
+    theta[0] = x[p0]
+    lp = 0.0
+    for k in range(1, m):
+        theta[k] = theta[k - 1] + math.exp(x[p0 + k])
+        lp += x[p0 + k]  # the Jacobian
+    dtheta = np.zeros(m)
+    for k in range(m):
+        f = fo + 5 * k
+        val, d = prior_logp(ints[t + TH_CODES + k], theta[k], floats[f], floats[f + 1], floats[f + 2])
+        lp += val + floats[f + 4]
+        dtheta[k] += d
+    wo = ints[ints[H_ADDITION] + A_WEIGHTS] if ints[H_ADDITION] >= 0 else -1
+    yo = ints[H_Y]
+    for i in range(n):
+        k = int(floats[yo + i])
+        e = eta[i]
+        a = theta[k - 1] - e if k > 0 else 0.0
+        b = theta[k] - e if k < m else 0.0
+        ll, ga, gb = category_loglik(link, a, b, k == 0, k == m)
+        if wo >= 0:
+            w = floats[wo + i]
+            ll, ga, gb = w * ll, w * ga, w * gb
+        lp += ll
+        deta[i] -= ga + gb
+        if k > 0:
+            dtheta[k - 1] += ga
+        if k < m:
+            dtheta[k] += gb
+    s = 0.0  # theta_k = x_0 + sum_{1 <= j <= k} exp(x_j): d/dx_j = exp(x_j) sum_{k >= j} dtheta_k
+    for k in range(m - 1, 0, -1):
+        s += dtheta[k]
+        grad[p0 + k] += s * math.exp(x[p0 + k]) + 1.0
+    grad[p0] += s + dtheta[0]
+    return lp

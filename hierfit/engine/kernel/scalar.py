@@ -53,12 +53,14 @@ def sigmoid(x):
 
 @nb.njit(**JIT)
 def log_ndtr(x):
-    """log Phi(x), accurate in the lower tail."""
+    """log Phi(x), accurate in both tails (log1p of -Phi(-x) above 0, an asymptotic series below -20)."""
+    if x > 0.0:
+        return math.log1p(-0.5 * math.erfc(x * SQRT1_2))
     if x > -20.0:
         return math.log(0.5 * math.erfc(-x * SQRT1_2))
-    # Phi(x) ~ phi(x) / -x * (1 - 1/x^2 + 3/x^4)
-    x2 = x * x
-    return -0.5 * x2 - 0.5 * LOG_2PI - math.log(-x) + math.log1p(-1.0 / x2 + 3.0 / (x2 * x2))
+    # Phi(x) ~ phi(x) / -x * (1 - 1/x^2 + 3/x^4 - 15/x^6 + 105/x^8): relative error < 1e-10 below -20
+    u = 1.0 / (x * x)
+    return -0.5 * x * x - 0.5 * LOG_2PI - math.log(-x) + math.log1p(u * (-1.0 + u * (3.0 + u * (-15.0 + 105.0 * u))))
 
 
 @nb.njit(**JIT)

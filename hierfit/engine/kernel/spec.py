@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hierfit.engine.kernel import codes as C
-from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep
+from hierfit.engine.kernel.generated import BlockStep, DparStep, FixedStep, ThresholdStep
 from hierfit.engine.kernel.smooth import smooth_blocks
+from hierfit.engine.kernel.stats_table import collapsed_table
+from hierfit.engine.kernel.thresholds import threshold_table
 
 __all__ = ["KernelSpec", "ValueVar", "StoredVar", "build_spec", "kernel_support", "spiral_positions"]
 
@@ -108,6 +110,7 @@ class _Program:
 
     def __init__(self):
         self.ints: list[np.ndarray] = [np.zeros(C.HEADER_SIZE, dtype=np.int64)]
+        self.ints[0][C.H_THRESH] = -1  # set by an ordinal family's thresholds
         self.n_int = C.HEADER_SIZE
         self.floats: list[np.ndarray] = []
         self.n_float = 0
@@ -329,9 +332,10 @@ def kernel_support(design, priors) -> tuple[bool, str]:
 
 # -- building ---------------------------------------------------------------------------------------------------------
 
-def _fixed_part(prog, layout, pri, pred, pp, pred_index: int):
-    """Lay out beta, the smooths' sds and zs, then Intercept (PyMC's order in hierfit.engine.model.fixed_part);
-    return the table row, the (Intercept, beta) positions, the step and the smooths (hierfit.engine.kernel.smooth)."""
+def _fixed_part(prog, layout, pri, pred, pp, pred_index: int, steps: list):
+    """Lay out beta, the smooths' sds and zs or the ordinal thresholds, then Intercept (PyMC's order in
+    hierfit.engine.model.fixed_part); return the table row, the (Intercept, beta) positions, the step and the
+    smooths (hierfit.engine.kernel.smooth)."""
     names = pred.fixed_names
     groups = pred.smooths
     penalised = sorted(j for cols in groups.values() for j in cols)
@@ -339,11 +343,19 @@ def _fixed_part(prog, layout, pri, pred, pp, pred_index: int):
         raise KernelUnsupported("penalised smooths whose columns interleave have no compiled kernel")
     slope_idx = [j for j, n in enumerate(names) if n != "(Intercept)" and j not in set(penalised)]
     X = pred.X[:, slope_idx]
-    xmean = X.mean(axis=0) if pred.has_intercept else np.zeros(len(slope_idx))
+    xmean = X.mean(axis=0) if pred.centred else np.zeros(len(slope_idx))
     beta_pos = pri.vector(pred.var("beta"), [pp.b[names[j]] for j in slope_idx], positive=False) \
         if slope_idx else np.zeros(0, dtype=np.int64)
     smooth = smooth_blocks(prog, layout, pri, pred, pp, pred_index)
     int_pos = pri.scalar(pred.var("Intercept"), pp.intercept, positive=False) if pred.has_intercept else -1
+    if pred.n_thresholds:  # ordinal: K - 1 ordered thresholds, PyMC's ordered transform (after the slopes)
+        if penalised:
+            raise KernelUnsupported("penalised smooths in an ordinal model have no compiled kernel")
+        thr = pp.threshold_priors(pred.n_thresholds)
+        if any(d.family not in _LOC for d in thr):
+            raise KernelUnsupported("the thresholds' priors must be normal, student_t or cauchy")
+        prog.header[C.H_THRESH], pos = threshold_table(prog, layout, pred.var("Intercept"), thr)
+        steps.append(ThresholdStep(pred.var("Intercept"), pred.var("b_Intercept"), pos, beta_pos, xmean))
     fixed_map = [-1 if n == "(Intercept)" else
                  (-2 - penalised.index(j) if j in smooth.columns else slope_idx.index(j)) for j, n in enumerate(names)]
     offset = prog.f(pred.offset) if pred.offset is not None else -1
@@ -372,6 +384,9 @@ def _stored_fixed(pred) -> list[StoredVar]:
     slopes = [n for j, n in enumerate(pred.fixed_names) if n != "(Intercept)" and j not in penalised]
     if slopes:
         out.append(StoredVar(pred.var("beta"), (len(slopes),), (pred.dim("beta_coef"),)))
+    if pred.n_thresholds:
+        n = pred.n_thresholds
+        out += [StoredVar(pred.var(v), (n,), (pred.dim("thres"),)) for v in ("Intercept", "b_Intercept")]
     if pred.fixed_names:
         out.append(StoredVar(pred.var("b"), (len(pred.fixed_names),), (pred.dim("coef"),)))
     return out
@@ -472,7 +487,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
         preds = preds[:1]
     for pi, (dp, pred) in enumerate(preds):
         pp = priors.predictors[dp]
-        row, theta_pos, fixed_step, smooth = _fixed_part(prog, layout, pri, pred, pp, pi)
+        row, theta_pos, fixed_step, smooth = _fixed_part(prog, layout, pri, pred, pp, pi, steps)
         steps.append(fixed_step)
         steps.extend(smooth.steps)
         row[C.PR_FIRST_BLOCK] = len(block_rows)
@@ -540,7 +555,7 @@ def build_spec(design, priors, parametrization=None, collapsed: bool = False) ->
     h[C.H_ADDITION] = _addition_table(prog, design)
     h[C.H_VARDEC], vd = -1, None
     if collapsed:
-        _collapsed_stats(prog, design, lay)
+        collapsed_table(prog, design, lay)
         from hierfit.engine.kernel import vardec
 
         vd = vardec.choose(design, layout.value_vars, sd_of, sigma_pos)
@@ -577,23 +592,3 @@ def _addition_table(prog: _Program, design) -> int:
         row[C.A_SE] = prog.f(add.se)
     row[C.A_SE_SIGMA] = int(add.sigma)
     return prog.i(row)
-
-
-def _collapsed_stats(prog: _Program, design, lay) -> None:
-    from hierfit.spec.layout import sufficient_stats
-
-    s = sufficient_stats(design, lay)
-    h = prog.header
-    h[C.H_J] = len(lay.starts) - 1
-    h[C.H_K] = s.n.shape[0]
-    h[C.H_P] = s.Xy.shape[1]
-    h[C.H_Q] = s.Zy.shape[1]
-    h[C.H_Q1] = lay.q1
-    h[C.H_SS_START] = prog.i(lay.starts)
-    h[C.H_SS_N] = prog.f(s.n)
-    h[C.H_SS_YY] = prog.f(s.yy)
-    h[C.H_SS_XY] = prog.f(s.Xy)
-    h[C.H_SS_XX] = prog.f(s.XX)
-    h[C.H_SS_ZY] = prog.f(s.Zy)
-    h[C.H_SS_ZX] = prog.f(s.ZX)
-    h[C.H_SS_ZZ] = prog.f(s.ZZ)
