@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hierfit.data.allocation import heap_allocations, release_workers
 from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
 
@@ -67,6 +68,7 @@ class _PassSpec:
 
 def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     """What one partition tells about its columns (runs in a worker); :func:`_combine` adds these up."""
+    heap_allocations()  # until the pass is over (hierfit.data.allocation)
     part = part[spec.used]
     na = part.isna()
     complete = ~na.any(axis=1).to_numpy()
@@ -169,7 +171,10 @@ def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) 
     while len(parts) > 1:
         parts = [dask.delayed(_combine, pure=True)(*parts[i:i + split_every])
                  for i in range(0, len(parts), split_every)]
-    (values,) = dask.compute(parts[0])
+    try:
+        (values,) = dask.compute(parts[0])
+    finally:
+        release_workers()
     nrows = int(values["nrows"])
     if nrows == 0:
         raise DataError("data is empty (0 rows)")

@@ -14,6 +14,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from hierfit.data.allocation import heap_allocations, release_workers
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.data.coding import fast_coder
 from hierfit.data.stats import formulaic_code, response_values
@@ -147,6 +148,7 @@ def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict
     The partition is coded as in the grouped pass (numpy where the design is simple,
     formulaic otherwise) and handed to :func:`prepare_draws` as coded rows.
     """
+    heap_allocations()  # until the pass is over (hierfit.data.allocation)
     part = part[used].dropna()
     hist = np.zeros(RES_BINS)
     if not len(part):
@@ -189,6 +191,9 @@ def residual_quantiles(fit, ddf, split_every: int = 8) -> dict[str, float]:
     while len(parts) > 1:
         parts = [dask.delayed(_add_hist, pure=True)(*parts[i:i + split_every])
                  for i in range(0, len(parts), split_every)]
-    (tot,) = dask.compute(parts[0])
+    try:
+        (tot,) = dask.compute(parts[0])
+    finally:
+        release_workers()
     mid = [float(np.clip(_hist_quantile(tot["hist"], p), tot["min"], tot["max"])) for p in (0.25, 0.5, 0.75)]
     return dict(zip(_QUANTILES, [tot["min"], *mid, tot["max"]]))

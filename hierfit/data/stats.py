@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from hierfit.data.allocation import heap_allocations, release_workers
 from hierfit.data.coding import fast_coder
 from hierfit.errors import DataError
 from hierfit.spec.design import FORMULA_CONTEXT
@@ -105,6 +106,7 @@ def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
 
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
+    heap_allocations()  # until the pass is over (hierfit.data.allocation)
     from hierfit.data.accumulate import add_cross, add_histogram, count_nonfinite
 
     K, k = len(plan.position), plan.k
@@ -187,7 +189,10 @@ def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: in
     parts = [dask.delayed(partition_stats, pure=True)(p, plan_d) for p in ddf[used].to_delayed()]
     while len(parts) > 1:
         parts = [dask.delayed(_add, pure=True)(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
-    (tot,) = dask.compute(parts[0])
+    try:
+        (tot,) = dask.compute(parts[0])
+    finally:
+        release_workers()
     p = design.X.shape[1]
     cols = ["(constant)"] + list(design.fixed_names) + \
         [f"{b.name}: {c}" for b in layout.outer + layout.inner for c in b.coefs] + [design.response]
