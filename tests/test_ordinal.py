@@ -318,3 +318,16 @@ def test_prior_draws_follow_each_thresholds_own_prior(data):
     draws = np.asarray(dt["prior"]["Intercept"].values).reshape(-1, 3)
     for k, dist in enumerate([stats.cauchy(0, 2), stats.norm(0.5, 1), stats.cauchy(0, 2)]):
         assert stats.kstest(draws[:, k], dist.cdf).pvalue > 0.001, k
+
+
+def test_per_threshold_priors_survive_save_load(data, tmp_path):
+    """A fit with a per-threshold prior keeps it in its file: the prior table and a refit's density are the same."""
+    m = quiet_fit("rating ~ x", data, family="cumulative", priors=[hierfit.prior("normal(0, 1)", "Intercept", coef=2)],
+                  chains=1, draws=100, tune=100, seed=2)
+    m.save(tmp_path / "thr.hfit")
+    back = hierfit.HierFit.load(tmp_path / "thr.hfit")
+    table = back.priors.table()
+    row = table[(table["class"] == "Intercept") & (table["coef"] == "2")]
+    assert row["prior"].tolist() == ["normal(0, 1)"]
+    assert back.priors.predictors["mu"].threshold_priors(3)[1] == m.priors.predictors["mu"].threshold_priors(3)[1]
+    assert back.priors.predictors["mu"].threshold_priors(3)[0] != back.priors.predictors["mu"].threshold_priors(3)[1]
