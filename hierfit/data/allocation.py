@@ -30,6 +30,8 @@ import ctypes.util
 import os
 import threading
 
+from hierfit.data.sources import distributed_client
+
 __all__ = ["heap_allocations", "release_heap", "release_workers"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -98,13 +100,8 @@ def release_workers() -> None:
     -------
     >>> release_workers()   # no distributed client here: nothing to do
     """
-    try:
-        from distributed import get_client
-    except ImportError:
-        return
-    try:
-        client = get_client()
-    except ValueError:
+    client = distributed_client()
+    if client is None:
         release_heap()  # Dask's local schedulers ran the tasks in this process
         return
     client.run(release_heap)

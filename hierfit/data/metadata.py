@@ -22,7 +22,7 @@ from hierfit.data.allocation import heap_allocations, release_workers
 from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
 
-__all__ = ["Metadata", "scan_metadata", "skeleton_frame", "fix_stateful_transforms", "STATEFUL_OK"]
+__all__ = ["Metadata", "formula_columns", "scan_metadata", "skeleton_frame", "fix_stateful_transforms", "STATEFUL_OK"]
 
 #: Stateful formula transforms whose state the metadata pass computes exactly.
 STATEFUL_OK = ("scale", "center")
@@ -134,6 +134,18 @@ def _combine(*parts: dict) -> dict:
     return out
 
 
+def formula_columns(formulas) -> list[str]:
+    """The data columns the formulas use, in order of first use.
+
+    Example
+    -------
+    >>> from hierfit.spec.formula import parse_formula
+    >>> formula_columns([parse_formula("y ~ x + (x | g)")])
+    ['y', 'x', 'g']
+    """
+    return list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+
+
 def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) -> Metadata:
     """Run the metadata pass over the columns the formulas use; raise or warn as :func:`build_design` would.
 
@@ -156,7 +168,7 @@ def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) 
     _validate_columns(meta)
     for f in formulas:
         check_columns(f, meta)
-    used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+    used = formula_columns(formulas)
     group_cols = list(dict.fromkeys(c for f in formulas for c in f.group_factors))
     sub = ddf[used]
     cat_cols = [c for c in used if _is_categorical(meta[c].dtype)]

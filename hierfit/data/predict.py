@@ -16,6 +16,7 @@ import pandas as pd
 
 from hierfit.data.allocation import heap_allocations, release_workers
 from hierfit.analysis.prepare import prepare_draws
+from hierfit.data.accumulate import add_histogram
 from hierfit.data.coding import fast_coder
 from hierfit.data.stats import formulaic_code, response_values
 from hierfit.errors import HierfitError
@@ -158,8 +159,8 @@ def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict
     coded = {"mu": {"X": X, "blocks": [(z, i, None) for z, i in zip(Z, index)], "offset": None}}
     prepared = prepare_draws(fit, coded=coded, point=True)
     r = (y - prepared.expected()[0]) / np.sqrt(prepared.variance()[0])  # y and eta both without the offset
-    pos = np.clip(((r + RES_RANGE) / (2 * RES_RANGE) * RES_BINS).astype(np.int64), 0, RES_BINS - 1)
-    return {"hist": np.bincount(pos, minlength=RES_BINS).astype(float), "min": float(r.min()), "max": float(r.max())}
+    add_histogram(r, -RES_RANGE, 2 * RES_RANGE, hist)  # the grouped pass's compiled binning
+    return {"hist": hist, "min": float(r.min()), "max": float(r.max())}
 
 
 def _add_hist(*parts: dict) -> dict:

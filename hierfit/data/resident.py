@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["EngineData", "keep_in_workers", "estimated_bytes", "footer_rows", "RESIDENT_SHARE"]
+from hierfit.data.sources import distributed_client
+
+__all__ = ["EngineData", "resident_columns", "estimated_bytes", "footer_rows", "RESIDENT_SHARE"]
 
 #: Largest share of the workers' total memory limit that the resident columns may take.
 RESIDENT_SHARE = 0.25
@@ -72,16 +74,8 @@ def estimated_bytes(meta: pd.DataFrame, columns: list[str], nrows: int) -> float
     return float(per_row) * nrows
 
 
-def _workers_memory() -> float | None:
-    """Sum of the memory limits of the current ``dask.distributed`` client's workers, or None."""
-    try:
-        from distributed import get_client
-    except ImportError:
-        return None
-    try:
-        client = get_client()
-    except ValueError:  # no client: Dask's local schedulers run in the fitting process
-        return None
+def _workers_memory(client) -> float | None:
+    """Sum of the memory limits of the client's workers, or None when one has none."""
     workers = client.scheduler_info().get("workers", {})
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
     return float(sum(limits)) if limits and all(limits) else None
@@ -107,17 +101,18 @@ def footer_rows(ddf) -> int | None:
         return None
 
 
-def keep_in_workers(ddf, columns: list[str], nrows: int) -> EngineData:
-    """``EngineData`` for ``ddf``, with ``columns`` persisted in the workers when they fit (see the module's text).
+def resident_columns(ddf, columns: list[str], nrows: int):
+    """``ddf[columns]`` persisted in the workers when they fit there (see the module's text), else None.
 
     Example
     -------
     >>> import dask.dataframe as dd, pandas as pd
     >>> ddf = dd.from_pandas(pd.DataFrame({"y": [1.0, 2.0]}), npartitions=1)
-    >>> keep_in_workers(ddf, ["y"], 2).resident is None   # no distributed cluster here
+    >>> resident_columns(ddf, ["y"], 2) is None   # no distributed cluster here
     True
     """
-    memory = _workers_memory()
+    client = distributed_client()
+    memory = None if client is None else _workers_memory(client)
     if memory is None or estimated_bytes(ddf._meta, columns, nrows) > RESIDENT_SHARE * memory:
-        return EngineData(ddf)
-    return EngineData(ddf, ddf[columns].persist())
+        return None
+    return ddf[columns].persist()

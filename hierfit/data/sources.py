@@ -6,7 +6,7 @@ import os
 
 from hierfit.errors import DataError, HierfitError
 
-__all__ = ["is_engine_data", "is_dask_frame", "open_frame", "describe_source"]
+__all__ = ["is_engine_data", "is_dask_frame", "open_frame", "describe_source", "distributed_client"]
 
 _SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz", ".tsv")
 
@@ -88,3 +88,21 @@ def describe_source(data) -> str:
         return f"dask DataFrame ({data.npartitions} partitions)"
     paths = [os.fspath(data)] if _is_path(data) else [os.fspath(p) for p in data]
     return paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more"
+
+
+def distributed_client():
+    """The current ``dask.distributed`` client, or None (not installed, or Dask's local schedulers in this process).
+
+    Example
+    -------
+    >>> distributed_client() is None   # no cluster started here
+    True
+    """
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None

@@ -16,8 +16,8 @@ import warnings
 
 import pandas as pd
 
-from hierfit.data.resident import EngineData, footer_rows, keep_in_workers
-from hierfit.data.metadata import fix_stateful_transforms, scan_metadata, skeleton_frame
+from hierfit.data.metadata import fix_stateful_transforms, formula_columns, scan_metadata, skeleton_frame
+from hierfit.data.resident import EngineData, footer_rows, resident_columns
 from hierfit.data.sources import describe_source, open_frame
 from hierfit.data.stats import grouped_stats, response_values
 from hierfit.errors import DataError, DataWarning, HierfitError
@@ -65,7 +65,7 @@ def _passes(ddf, frames, pf, formulas, response_cols, fam, offset, data_name):
     col = pf.response.strip().strip("`")
     y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
     if frames.resident is None:  # the grouped pass reads the columns into the workers' memory when they fit
-        frames.resident = keep_in_workers(ddf, md.used, md.nrows).resident
+        frames.resident = resident_columns(ddf, md.used, md.nrows)
     return t1, design, md, grouped_stats(frames.passes, design, lay, md.used, y_range)
 
 
@@ -117,10 +117,10 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
                            "standardise the column beforehand, or " + IN_MEMORY_ONLY)
     formulas = [pf] + ([parse_formula("~ " + offset, response=False)] if offset else [])
     response_cols = {t.text for t in pf.variables if t.pos < pf.text.index("~")}
-    used = list(dict.fromkeys(t.text for f in formulas for t in f.variables))
+    used = formula_columns(formulas)
     rows = footer_rows(ddf) if all(c in ddf.columns for c in used) else None
     # Parquet's footers give the row count: columns that fit are read into the workers once, by the first pass
-    frames = keep_in_workers(ddf, used, rows) if rows is not None else EngineData(ddf)
+    frames = EngineData(ddf, resident_columns(ddf, used, rows) if rows is not None else None)
     try:
         t1, design, md, (stats, response, x_sd, facts) = _passes(ddf, frames, pf, formulas, response_cols, fam,
                                                                  offset, data_name)
