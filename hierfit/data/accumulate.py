@@ -1,4 +1,5 @@
-"""Compiled loops of the grouped pass: per-level sums of products of the design columns, in one sweep.
+"""Compiled loops of the engine passes: per-level sums of products of the design columns, in one sweep;
+histograms; the moments of a column.
 
 ``np.bincount(index, weights=W[:, a] * W[:, c])`` for every pair of columns reads the
 rows (k + 1) k / 2 times; :func:`add_cross` reads them once and adds every product to
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["add_cross", "count_nonfinite", "add_histogram"]
+__all__ = ["add_cross", "add_coded_cross", "count_nonfinite", "add_histogram", "column_moments", "mark_seen"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -37,6 +38,64 @@ def add_cross(index, W, out):  # pragma: no cover - compiled
         for a in range(k):
             for c in range(a + 1, k):
                 out[j, c, a] = out[j, a, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def add_coded_cross(V, C, index, num_ref, ind_ref, out, bad):  # pragma: no cover - compiled
+    """:func:`add_cross` of the columns ``w_u`` built row by row from raw columns, without materialising them.
+
+    ``w_u[i]`` is the product of ``V[r, i]`` over ``r`` in ``num_ref[u]`` (in that order,
+    -1 ends; none: 1), times ``C[f, i] == l`` (as 1.0 or 0.0) for every ``(f, l)`` in
+    ``ind_ref[u]`` (``f`` -1 ends).  Products by 1.0 are exact and the numeric factors
+    are multiplied in the coder's order, so every ``w_u[i]`` and every sum equals what
+    :func:`add_cross` gives for the materialised columns.  ``bad[u]`` counts the rows where
+    ``w_u`` is NaN or infinite.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> V = np.array([[2.0, 3.0, 4.0]]); C = np.array([[0, 1, 1]])
+    >>> num_ref = np.array([[-1], [0], [0]]); ind_ref = np.array([[[-1, 0]], [[-1, 0]], [[0, 1]]])
+    >>> out = np.zeros((1, 3, 3)); bad = np.zeros(3, dtype=np.int64)
+    >>> add_coded_cross(V, C, np.zeros(3, dtype=np.int64), num_ref, ind_ref, out, bad)
+    >>> out[0].tolist()   # columns 1, x and x * (C == 1)
+    [[3.0, 9.0, 7.0], [9.0, 29.0, 25.0], [7.0, 25.0, 25.0]]
+    """
+    n = index.shape[0]
+    k = num_ref.shape[0]
+    pairs = k * (k + 1) // 2
+    pa = np.empty(pairs, dtype=np.int64)
+    pc = np.empty(pairs, dtype=np.int64)
+    p = 0
+    for a in range(k):
+        for c in range(a, k):
+            pa[p], pc[p] = a, c
+            p += 1
+    packed = np.zeros((out.shape[0], pairs))  # the upper triangle of every level, contiguous
+    w = np.empty(k)
+    for i in range(n):
+        for u in range(k):
+            v = 1.0
+            for t in range(num_ref.shape[1]):
+                r = num_ref[u, t]
+                if r < 0:
+                    break
+                v = V[r, i] if t == 0 else v * V[r, i]
+            for t in range(ind_ref.shape[1]):
+                f = ind_ref[u, t, 0]
+                if f < 0:
+                    break
+                v = v * (1.0 if C[f, i] == ind_ref[u, t, 1] else 0.0)
+            if not np.isfinite(v):
+                bad[u] += 1
+            w[u] = v
+        row = packed[index[i]]
+        for p in range(pairs):
+            row[p] += w[pa[p]] * w[pc[p]]
+    for j in range(out.shape[0]):
+        for p in range(pairs):
+            out[j, pa[p], pc[p]] += packed[j, p]
+            out[j, pc[p], pa[p]] = out[j, pa[p], pc[p]]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,3 +139,48 @@ def add_histogram(y, lo, span, hist):  # pragma: no cover - compiled
         elif b > bins - 1:
             b = bins - 1
         hist[b] += 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def mark_seen(v, lo, seen):  # pragma: no cover - compiled
+    """``seen[v[i] - lo] = True`` for every i (integers within ``lo .. lo + len(seen) - 1``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> seen = np.zeros(4, dtype=bool)
+    >>> mark_seen(np.array([7, 9, 7], dtype=np.int32), 7, seen)
+    >>> seen.tolist()
+    [True, False, True, False]
+    """
+    for i in range(v.shape[0]):
+        seen[np.int64(v[i]) - lo] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def column_moments(x):  # pragma: no cover - compiled
+    """``(count, min, max, mean, sum of squared deviations)`` of a numeric array, in two sweeps, in float64.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> column_moments(np.array([1, 2, 3, 6], dtype=np.int32))
+    (4, 1.0, 6.0, 3.0, 14.0)
+    """
+    n = x.shape[0]
+    if n == 0:
+        return 0, np.inf, -np.inf, 0.0, 0.0
+    lo = hi = total = np.float64(x[0])
+    for i in range(1, n):
+        v = np.float64(x[i])
+        total += v
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    mean = total / n
+    m2 = 0.0
+    for i in range(n):
+        d = np.float64(x[i]) - mean
+        m2 += d * d
+    return n, lo, hi, mean, m2

@@ -156,22 +156,29 @@ class FastCoder:
                     return idx
         return group_index(part, blk.factors, blk.levels, labels=False)[0]
 
-    def code(self, part: pd.DataFrame, fallback) -> tuple:
-        """``(y, X, [Z per block], [level index per block])`` of a partition of complete rows.
-
-        ``fallback(part)`` returns the same from formulaic; it is used for partitions numpy
-        does not code, and on the first rows when a combination of dtypes is first seen.
-        """
+    def _fast_codes(self, part: pd.DataFrame) -> dict | None:
+        """The factors' codes when numpy can code this partition, else None (formulaic codes it)."""
         if self.broken:
-            return fallback(part)
-        sig = tuple(str(part[c].dtype) for c in self.used)
+            return None
         numeric_ok = all(pd.api.types.is_numeric_dtype(part[col].dtype) and not pd.api.types.is_bool_dtype(
             part[col].dtype) for recipe in self.x_recipes + [r for z in self.z_recipes for r in z]
             for kind, col, _ in recipe if kind != "ind")
         codes = self._codes(part) if numeric_ok else None
         if codes is None or not pd.api.types.is_numeric_dtype(part[self.response].dtype) or \
                 pd.api.types.is_bool_dtype(part[self.response].dtype):
+            return None
+        return codes
+
+    def code(self, part: pd.DataFrame, fallback) -> tuple:
+        """``(y, X, [Z per block], [level index per block])`` of a partition of complete rows.
+
+        ``fallback(part)`` returns the same from formulaic; it is used for partitions numpy
+        does not code, and on the first rows when a combination of dtypes is first seen.
+        """
+        codes = self._fast_codes(part)
+        if codes is None:
             return fallback(part)
+        sig = tuple(str(part[c].dtype) for c in self.used)
         cache: dict = {}
         y = np.asarray(part[self.response], dtype=float)
         X = np.empty((len(self.x_recipes), len(part))).T  # column-major: each column written contiguously
@@ -197,6 +204,63 @@ class FastCoder:
                 return fallback(part)
             self.checked.add(sig)
         return out
+
+    @property
+    def numeric_parts(self) -> list[tuple]:
+        """The distinct numeric factors of the recipes (``("num"|"scale", column, state)``), in order of use."""
+        parts = (p for r in self.x_recipes + [r for z in self.z_recipes for r in z] for p in r if p[0] != "ind")
+        return list(dict.fromkeys(parts))
+
+    @property
+    def factor_columns(self) -> list[str]:
+        """The factor columns the recipes use, in the order of the rows of :meth:`raw_columns`'s codes."""
+        return [c for c in self.design.categories if c in self.used]
+
+    def encode(self, recipes: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+        """``(num_ref, ind_ref)`` of :func:`hierfit.data.accumulate.add_coded_cross` for these recipes.
+
+        A recipe ``(("y", response, None),)`` is the response (row 0 of the numeric rows).
+        """
+        parts = self.numeric_parts
+        factors = self.factor_columns
+        width_n = max([1] + [sum(p[0] != "ind" for p in r) for r in recipes])
+        width_i = max([1] + [sum(p[0] == "ind" for p in r) for r in recipes])
+        num_ref = np.full((len(recipes), width_n), -1, dtype=np.int64)
+        ind_ref = np.full((len(recipes), width_i, 2), -1, dtype=np.int64)
+        for u, recipe in enumerate(recipes):
+            nums = [0 if p[0] == "y" else 1 + parts.index(p) for p in recipe if p[0] != "ind"]
+            inds = [(factors.index(p[1]), p[2]) for p in recipe if p[0] == "ind"]
+            num_ref[u, :len(nums)] = nums
+            if inds:
+                ind_ref[u, :len(inds)] = inds
+        return num_ref, ind_ref
+
+    def raw_columns(self, part: pd.DataFrame, fallback) -> tuple | None:
+        """``(V, C, [level index per block])`` for :func:`~hierfit.data.accumulate.add_coded_cross`, or None.
+
+        ``V`` holds the response and the :attr:`numeric_parts` (one row each, as :meth:`code`
+        computes them), ``C`` the codes of the :attr:`factor_columns`.  None where :meth:`code`
+        would use formulaic; a new combination of dtypes is first checked as :meth:`code` checks it.
+        """
+        codes = self._fast_codes(part)
+        if codes is None:
+            return None
+        if tuple(str(part[c].dtype) for c in self.used) not in self.checked:
+            self.code(part.iloc[:CHECK_ROWS], fallback)  # numpy against formulaic on the first rows
+            if self.broken:
+                return None
+        parts = self.numeric_parts
+        V = np.empty((1 + len(parts), len(part)))
+        V[0] = np.asarray(part[self.response], dtype=float)
+        cache: dict = {}
+        for r, p in enumerate(parts):
+            V[1 + r] = self._column(part, (p,), codes, cache)
+        factors = self.factor_columns
+        C = np.empty((len(factors), len(part)), dtype=np.int64)
+        for f, col in enumerate(factors):
+            C[f] = codes[col]
+        index = [self._index(part, blk, lut) for blk, lut in zip(self.design.mu.blocks, self.luts)]
+        return V, C, index
 
 
 def _integer_lut(blk) -> tuple[int, np.ndarray] | None:

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from hierfit.data.allocation import heap_allocations, release_workers
+from hierfit.data.accumulate import column_moments, mark_seen
+from hierfit.data.allocation import heap_allocations
+from hierfit.data.passes import run_pass
 from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
 
@@ -75,12 +77,10 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     clean = part[complete] if not complete.all() else part
     moments = {}
     for c in spec.num_cols:
-        x = np.asarray(clean[c], dtype=float)
-        if len(x):
-            mean = x.mean()
-            moments[c] = (len(x), x.min(), x.max(), mean, float(((x - mean) ** 2).sum()))
-        else:
-            moments[c] = (0, np.inf, -np.inf, 0.0, 0.0)
+        x = clean[c].to_numpy()
+        if x.dtype.kind not in "iuf" or x.dtype.itemsize < 4:  # nullable, float16, small ints: numpy's way
+            x = np.asarray(x, dtype=float)
+        moments[c] = column_moments(x)
     present, categories = {}, {}
     for c in spec.cat_cols:
         s = clean[c]
@@ -94,7 +94,20 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     return {"nrows": len(part), "na": na.sum().to_dict(), "dropped": int((~complete).sum()), "moments": moments,
             "present": present, "categories": categories,
             "nonint": {c: int((clean[c] % 1 != 0).sum()) for c in spec.float_groups},
-            "combos": clean[spec.group_cols].drop_duplicates() if spec.group_cols else None}
+            "combos": _distinct_groups(clean, spec.group_cols, moments) if spec.group_cols else None}
+
+
+def _distinct_groups(clean: pd.DataFrame, group_cols: list[str], moments: dict) -> pd.DataFrame:
+    """The distinct combinations of the grouping columns; one integer column by a table of its range."""
+    if len(group_cols) == 1 and group_cols[0] in moments and clean[group_cols[0]].dtype.kind in "iu":
+        col = group_cols[0]
+        n, lo, hi = moments[col][:3]
+        if n and hi - lo < 4 * n + 65536:
+            v = clean[col].to_numpy()
+            seen = np.zeros(int(hi - lo) + 1, dtype=bool)
+            mark_seen(v, int(lo), seen)
+            return pd.DataFrame({col: (np.flatnonzero(seen) + int(lo)).astype(v.dtype)})
+    return clean[group_cols].drop_duplicates()
 
 
 def _merge_moments(a: tuple, b: tuple) -> tuple:
@@ -162,15 +175,12 @@ def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) 
     >>> md.nrows, md.levels["sex"]
     (4059, ['F', 'M'])
     """
-    import dask
-
     meta = ddf._meta if hasattr(ddf, "_meta") else ddf.head(0)
     _validate_columns(meta)
     for f in formulas:
         check_columns(f, meta)
     used = formula_columns(formulas)
     group_cols = list(dict.fromkeys(c for f in formulas for c in f.group_factors))
-    sub = ddf[used]
     cat_cols = [c for c in used if _is_categorical(meta[c].dtype)]
     bool_cols = [c for c in used if meta[c].dtype == bool]
     num_cols = [c for c in used if c not in cat_cols and c not in bool_cols
@@ -179,14 +189,7 @@ def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) 
                         (c not in group_cols or c in response_cols)])
     float_groups = [c for c in group_cols if pd.api.types.is_float_dtype(meta[c].dtype)]
     spec = _PassSpec(used, num_cols, cat_cols, float_groups, group_cols)
-    parts = [dask.delayed(_partition_metadata, pure=True)(p, spec) for p in sub.to_delayed()]
-    while len(parts) > 1:
-        parts = [dask.delayed(_combine, pure=True)(*parts[i:i + split_every])
-                 for i in range(0, len(parts), split_every)]
-    try:
-        (values,) = dask.compute(parts[0])
-    finally:
-        release_workers()
+    values = run_pass(_partition_metadata, ddf, used, (spec,), _combine, split_every)
     nrows = int(values["nrows"])
     if nrows == 0:
         raise DataError("data is empty (0 rows)")

@@ -14,11 +14,12 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from hierfit.data.allocation import heap_allocations, release_workers
+from hierfit.data.allocation import heap_allocations
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.data.accumulate import add_histogram
 from hierfit.data.coding import fast_coder
-from hierfit.data.stats import formulaic_code, response_values
+from hierfit.data.passes import run_pass
+from hierfit.data.stats import formulaic_code, response_values, worker_design
 from hierfit.errors import HierfitError
 from hierfit.results.draws import interval_table
 
@@ -133,6 +134,8 @@ def _point_fit(fit):
     out = copy.copy(fit)
     out.__dict__.pop("draws", None)
     out.engine_frame = None
+    out.design = worker_design(fit.design)
+    out.spec = None  # the specification holds the full design again; prepare_draws reads the design
     out.cache = {}
     out._summaries = {}
     out.posterior = xr.DataTree.from_dict({"posterior": mean})
@@ -158,7 +161,9 @@ def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict
     y, X, Z, index = coder.code(part, fallback) if coder is not None else fallback(part)
     coded = {"mu": {"X": X, "blocks": [(z, i, None) for z, i in zip(Z, index)], "offset": None}}
     prepared = prepare_draws(fit, coded=coded, point=True)
-    r = (y - prepared.expected()[0]) / np.sqrt(prepared.variance()[0])  # y and eta both without the offset
+    r = y - prepared.expected()[0]  # y and eta both without the offset
+    var = prepared.variance()[0]
+    r /= np.sqrt(var[0]) if var.strides == (0,) else np.sqrt(var)  # one sigma for every row: one square root
     add_histogram(r, -RES_RANGE, 2 * RES_RANGE, hist)  # the grouped pass's compiled binning
     return {"hist": hist, "min": float(r.min()), "max": float(r.max())}
 
@@ -183,18 +188,9 @@ def residual_quantiles(fit, ddf, split_every: int = 8) -> dict[str, float]:
     Min and max are exact; the quartiles come from a histogram of 2^18 bins on [-10, 10]
     (exact to 1e-4), summed over the partitions in a tree like the statistics.
     """
-    import dask
-
     used = _used(fit)
-    task = _fit_task(_point_fit(fit))
-    coder = dask.delayed(fast_coder(fit.design, used), pure=True, traverse=False)  # None: formulaic codes
-    parts = [dask.delayed(_residual_hist_part, pure=True)(p, task, coder, used) for p in ddf[used].to_delayed()]
-    while len(parts) > 1:
-        parts = [dask.delayed(_add_hist, pure=True)(*parts[i:i + split_every])
-                 for i in range(0, len(parts), split_every)]
-    try:
-        (tot,) = dask.compute(parts[0])
-    finally:
-        release_workers()
+    point = _point_fit(fit)
+    tot = run_pass(_residual_hist_part, ddf, used, (point, fast_coder(point.design, used), used), _add_hist,
+                   split_every)  # fast_coder None: formulaic codes
     mid = [float(np.clip(_hist_quantile(tot["hist"], p), tot["min"], tot["max"])) for p in (0.25, 0.5, 0.75)]
     return dict(zip(_QUANTILES, [tot["min"], *mid, tot["max"]]))

@@ -116,3 +116,4 @@ def resident_columns(ddf, columns: list[str], nrows: int):
     if memory is None or estimated_bytes(ddf._meta, columns, nrows) > RESIDENT_SHARE * memory:
         return None
     return ddf[columns].persist()
+

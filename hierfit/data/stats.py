@@ -17,25 +17,60 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from hierfit.data.allocation import heap_allocations, release_workers
+from hierfit.data.allocation import heap_allocations
 from hierfit.data.coding import fast_coder
+from hierfit.data.passes import run_pass
 from hierfit.errors import DataError
 from hierfit.spec.design import FORMULA_CONTEXT
 from hierfit.families import ResponseSummary
 from hierfit.spec.layout import SufficientStats
 
-__all__ = ["StatsPlan", "partition_stats", "response_values", "grouped_stats", "HIST_BINS"]
+__all__ = ["StatsPlan", "partition_stats", "response_values", "grouped_stats", "worker_design", "HIST_BINS"]
 
 #: Bins of the response histogram that gives the prior's median and MAD (error below range / HIST_BINS).
 HIST_BINS = 1 << 16
+
+
+def worker_design(design):
+    """A copy of ``design`` without its rows and statistics: what a worker needs to re-code partitions.
+
+    The design of a fit from engine data holds placeholder rows (its skeleton frame, X, Z)
+    and the per-level statistics, megabytes for many levels; the frozen coding (specs,
+    levels, categories) is all the passes use, and it is what every worker receives.
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> d = build_design("normexam ~ standLRT + (1 | school)", hierfit.datasets.load("exam"))
+    >>> small = worker_design(d)
+    >>> small.X.shape, small.blocks[0].n_levels, d.X.shape
+    ((0, 2), 65, (4059, 2))
+    """
+    import copy
+    import dataclasses
+
+    def empty(a):
+        return None if a is None else a[:0]
+
+    out = copy.copy(design)
+    out.predictors = {}
+    for dp, pred in design.predictors.items():
+        small = copy.copy(pred)
+        small.X, small.offset = empty(pred.X), empty(pred.offset)
+        small.blocks = [dataclasses.replace(b, index=b.index[:0], Z=b.Z[:0]) for b in pred.blocks]
+        out.predictors[dp] = small
+    out.y, out.trials, out.offset_values, out.used_rows = empty(design.y), empty(design.trials), None, None
+    out.frame = None if design.frame is None else design.frame.iloc[:0]
+    out.summary = None
+    return out
 
 
 class StatsPlan:
     """What a worker needs to turn a partition into statistics (the frozen design, no rows)."""
 
     def __init__(self, design, layout, used: list[str], y_range: tuple[float, float] | None):
-        self.design = design
-        self.layout = layout
+        self.design = design = worker_design(design)
         self.used = used
         self.y_range = y_range
         K = len(layout.order)
@@ -45,6 +80,13 @@ class StatsPlan:
         self.inner_key = (layout.inner or layout.outer)[0].key
         self.k = 1 + design.X.shape[1] + sum(b.n_coefs for b in layout.outer + layout.inner) + 1
         self.coder = fast_coder(design, used)  # numpy re-coding of simple designs; None: formulaic
+        self.fused = None
+        if self.coder is not None:  # the recipes of W's distinct columns, for the compiled sweep
+            keys = [b.key for b in design.mu.blocks]
+            recipes = [(), *self.coder.x_recipes, *(r for key in self.keys for r in self.coder.z_recipes[keys.index(key)]),
+                       (("y", self.coder.response, None),)]
+            distinct = list(dict.fromkeys(recipes))
+            self.fused = (*self.coder.encode(distinct), [distinct.index(r) for r in recipes])
 
 
 def _worker_id() -> str:
@@ -107,7 +149,7 @@ def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
     heap_allocations()  # until the pass is over (hierfit.data.allocation)
-    from hierfit.data.accumulate import add_cross, add_histogram, count_nonfinite
+    from hierfit.data.accumulate import add_coded_cross, add_cross, add_histogram, count_nonfinite
 
     K, k = len(plan.position), plan.k
     out = {"n": np.zeros(K), "cross": np.zeros((K, k, k)), "hist": np.zeros(HIST_BINS), "rows": 0,
@@ -117,22 +159,34 @@ def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
         return out
     d = plan.design
     fallback = partial(formulaic_code, design=d, used=plan.used)
-    yo, X, Z_all, index = plan.coder.code(part, fallback) if plan.coder is not None else fallback(part)
+    raw = plan.coder.raw_columns(part, fallback) if plan.coder is not None else None
     keys = [b.key for b in d.mu.blocks]
-    Z = [Z_all[keys.index(key)] for key in plan.keys]
-    idx = plan.position[index[keys.index(plan.inner_key)]]
+    if raw is not None:  # one compiled sweep over the raw columns: no design matrix is materialised
+        V, C, index = raw
+        num_ref, ind_ref, where = plan.fused
+        idx = plan.position[index[keys.index(plan.inner_key)]]
+        k_u = len(num_ref)
+        cross_u, bad_u = np.zeros((K, k_u, k_u)), np.zeros(k_u, dtype=np.int64)
+        add_coded_cross(V, C, idx, num_ref, ind_ref, cross_u, bad_u)
+        yo = V[0]
+    else:
+        yo, X, Z_all, index = fallback(part) if plan.coder is None else plan.coder.code(part, fallback)
+        Z = [Z_all[keys.index(key)] for key in plan.keys]
+        idx = plan.position[index[keys.index(plan.inner_key)]]
+        columns = [np.ones(len(yo)), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]
+        keep, where = _distinct(columns)
+        U = np.empty((len(yo), len(keep)))  # the distinct columns of W (the intercept and slopes appear in X and Z)
+        for u, j in enumerate(keep):
+            U[:, u] = columns[j]
+        bad_u = count_nonfinite(U)
+        cross_u = np.zeros((K, len(keep), len(keep)))
+        if not bad_u.any():
+            add_cross(idx, U, cross_u)
     n = len(yo)
-    columns = [np.ones(n), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]
-    keep, where = _distinct(columns)
-    U = np.empty((n, len(keep)))  # the distinct columns of W (the intercept and slopes appear in X and Z)
-    for u, j in enumerate(keep):
-        U[:, u] = columns[j]
-    bad = count_nonfinite(U)[where]
+    bad = bad_u[where]
     if bad.any():
         out["bad"] = {int(j): int(bad[j]) for j in np.flatnonzero(bad)}
         return out
-    cross_u = np.zeros((K, len(keep), len(keep)))
-    add_cross(idx, U, cross_u)
     out["cross"] = cross = cross_u[:, where][:, :, where]  # the same products, summed in the same order
     out["n"] = cross[:, 0, 0].copy()
     out["rows"] = n
@@ -182,17 +236,8 @@ def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: in
     ``y_range`` (min, max of the response column) enables the histogram for the prior's
     median and MAD; None skips it (the caller computes them otherwise).
     """
-    import dask
-
     plan = StatsPlan(design, layout, used, y_range)
-    plan_d = dask.delayed(plan, pure=True)
-    parts = [dask.delayed(partition_stats, pure=True)(p, plan_d) for p in ddf[used].to_delayed()]
-    while len(parts) > 1:
-        parts = [dask.delayed(_add, pure=True)(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
-    try:
-        (tot,) = dask.compute(parts[0])
-    finally:
-        release_workers()
+    tot = run_pass(partition_stats, ddf, used, (plan,), _add, split_every)
     p = design.X.shape[1]
     cols = ["(constant)"] + list(design.fixed_names) + \
         [f"{b.name}: {c}" for b in layout.outer + layout.inner for c in b.coefs] + [design.response]

@@ -8,6 +8,7 @@ its outer one, from the per-level sufficient statistics of :mod:`hierfit.spec.la
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -40,6 +41,42 @@ def _gaussian_conditional(M: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.nda
     mean = np.linalg.solve(M, u[..., None])[..., 0]
     # mean + C^-T z has covariance M^-1
     return mean + np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _one_factor_draws(sigma_inv, b, s2, Zy, ZX, ZZ, z, out):  # pragma: no cover - compiled
+    """:func:`_conditional_chunk` for one grouping factor with q <= 2 coefficients, in one compiled sweep.
+
+    The same closed forms as :func:`_gaussian_conditional`, element by element, without
+    the (draws, levels, q, q) temporaries: ``out[s, k] ~ N(M^-1 w, M^-1)`` with
+    ``M = Sigma_s^-1 + Z'Z_k / sigma_s^2`` and ``w = (Z'y_k - Z'X_k b_s) / sigma_s^2``.
+    """
+    S, K, q = out.shape
+    p = b.shape[1]
+    for s in range(S):
+        v = s2[s]
+        for k in range(K):
+            w0 = Zy[k, 0]
+            for j in range(p):
+                w0 -= ZX[k, 0, j] * b[s, j]
+            w0 = w0 / v
+            a = sigma_inv[s, 0, 0] + ZZ[k, 0, 0] / v
+            if q == 1:
+                out[s, k, 0] = w0 / a + z[s, k, 0] / np.sqrt(a)
+                continue
+            w1 = Zy[k, 1]
+            for j in range(p):
+                w1 -= ZX[k, 1, j] * b[s, j]
+            w1 = w1 / v
+            c = sigma_inv[s, 0, 1] + ZZ[k, 0, 1] / v
+            d = sigma_inv[s, 1, 1] + ZZ[k, 1, 1] / v
+            det = a * d - c * c
+            i11, i12, i22 = d / det, -c / det, a / det
+            l11 = np.sqrt(i11)
+            l21 = i12 / l11
+            l22 = np.sqrt(max(i22 - l21 * l21, 0.0))
+            out[s, k, 0] = i11 * w0 + i12 * w1 + l11 * z[s, k, 0]
+            out[s, k, 1] = i12 * w0 + i22 * w1 + l21 * z[s, k, 0] + l22 * z[s, k, 1]
 
 
 def _normal_shapes(lay, stats) -> list[tuple[int, ...]]:
@@ -138,9 +175,18 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     shapes = _normal_shapes(lay, stats)
     factors = [(lay.outer, 0)] + ([(lay.inner, lay.q1)] if lay.nested else [])
     out_arrays = [{blk.key: np.empty((S, blk.n_levels, blk.n_coefs)) for blk in blocks} for blocks, _ in factors]
+    compiled = not lay.nested and q <= 2  # one factor, q <= 2: one compiled sweep per chunk
+    whole = None
+    if compiled:
+        whole = out_arrays[0][lay.outer[0].key] if len(lay.outer) == 1 else np.empty((S, K, q))
+        ZX = stats.ZX if stats.ZX.shape[-1] else np.zeros((K, q, 1))
+        bb = b if b.shape[1] else np.zeros((S, 1))
     for lo in range(0, S, chunk):
         hi = min(S, lo + chunk)
         z = [rng.standard_normal((hi - lo,) + shape) for shape in shapes]
+        if compiled:
+            _one_factor_draws(sigma_inv[lo:hi], bb[lo:hi], s2[lo:hi], stats.Zy, ZX, stats.ZZ, z[0], whole[lo:hi])
+            continue
         for a in range(lo, hi, block):
             e = min(hi, a + block)
             parts = _conditional_chunk(lay, stats, sigma_inv[a:e], b[a:e], s2[a:e], [zi[a - lo:e - lo] for zi in z])
@@ -148,6 +194,10 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
                 for blk in blocks:
                     start = lay.qstart[blk.key] - offset
                     arrays[blk.key][a:e] = r[:, :, start:start + blk.n_coefs]
+    if compiled and len(lay.outer) > 1:
+        for blk in lay.outer:
+            start = lay.qstart[blk.key]
+            out_arrays[0][blk.key][:] = whole[:, :, start:start + blk.n_coefs]
     out = posterior.copy()
     for (blocks, _), arrays in zip(factors, out_arrays):
         for blk in blocks:

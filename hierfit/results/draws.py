@@ -100,11 +100,12 @@ def linear_predictor(b: np.ndarray, X: np.ndarray, ranef: list[tuple[np.ndarray,
     b = np.atleast_2d(b)
     eta = b @ X.T if X.shape[1] else np.zeros((b.shape[0], X.shape[0]))
     for r, Z, index in ranef:
+        # np.take gathers the rows' levels several times faster than r[:, index, :], with the same values
         if not len(index) or index.min() >= 0:  # every row has a level: no masking (copies of n rows)
-            eta = eta + np.einsum("snq,nq->sn", r[:, index, :], Z)
+            eta = eta + np.einsum("snq,nq->sn", np.take(r, index, axis=1), Z)
             continue
         known = index >= 0
-        contrib = np.einsum("snq,nq->sn", r[:, np.where(known, index, 0), :], Z)
+        contrib = np.einsum("snq,nq->sn", np.take(r, np.where(known, index, 0), axis=1), Z)
         eta = eta + contrib * known
     return eta
 
