@@ -279,3 +279,31 @@ def test_parquet_read_once_when_it_fits(exam, tmp_path):
         assert residual_quantiles(fit, frames.passes) == fit.design.summary.residual_quantiles
         with pytest.raises(Exception):  # other columns would be read from the (deleted) files
             frames.lazy[["schavg"]].sum().compute()
+
+
+def test_pass_tasks_run_where_their_partition_is(exam):
+    """Over columns kept in the workers, a pass's task runs in the worker holding its partition: no copies."""
+    distributed = pytest.importorskip("distributed")
+    from dask.utils import key_split
+
+    from hierfit.data.passes import run_pass
+
+    def where(part):
+        return [(distributed.get_worker().address, len(part))]
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        kept = dd.from_pandas(exam, npartitions=12)[["normexam", "standLRT"]].persist()
+        distributed.wait(kept)
+        holders = client.who_has(distributed.futures_of(kept))
+        order = sorted(distributed.futures_of(kept), key=lambda f: f.key[1])
+        with distributed.get_task_stream(client) as ts:
+            ran = run_pass(where, kept, ["normexam", "standLRT"], (), lambda *parts: sum(parts, []), split_every=4)
+        assert len(ran) == 12 and sum(n for _, n in ran) == len(exam)
+        assert [w for w, _ in ran] == [holders[f.key][0] for f in order]  # each task where its partition is
+        moved = [t for t in ts.data if "where" in str(t["key"])
+                 and any(s["action"] == "transfer" for s in t["startstops"])]
+        assert not moved
+        # the tasks read the kept partitions themselves: no per-partition tasks in between that Dask could place
+        # elsewhere (to_delayed() adds one per partition)
+        assert sorted({key_split(t["key"]) for t in ts.data}) == ["lambda", "where"]

@@ -7,9 +7,10 @@ process that asked receives one small object however many partitions there are.
 
 With a ``dask.distributed`` client and columns kept in the workers' memory
 (:func:`hierfit.data.resident.resident_columns`), each partition's task is submitted
-to the worker(s) that hold that partition, and may not be moved: the scheduler
-otherwise balances a pass by copying partitions between workers (tens of megabytes
-each; a quarter to a half of them in a residual pass over 50 partitions).  The
+to the worker(s) that hold that partition (loose restrictions: should a worker leave,
+Dask recomputes its partitions and runs their tasks elsewhere).  Without that, the
+scheduler placed a pass's tasks apart from their data and copied partitions between
+workers (tens of megabytes each; 24 of 50 in a residual pass).  The
 arguments (the frozen design, the posterior means) go to every worker once.  Any
 other frame or scheduler: ``ddf[columns].to_delayed()`` and ``dask.compute``.
 """
@@ -53,8 +54,12 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
         if futures is not None:
             where = client.who_has(futures)
             shared = client.scatter(list(args), broadcast=True, hash=False) if args else []  # one round trip
-            parts = [client.submit(func, f, *shared, workers=list(where[f.key]) or None, allow_other_workers=False,
-                                   pure=False) for f in futures]
+            # loose restrictions: a task whose worker left runs elsewhere (Dask recomputes its partition);
+            # a partition still being read (the first pass) is placed by Dask where it lands
+            parts = [client.submit(func, f, *shared, pure=False, **({"workers": list(where[f.key]),
+                                                                    "allow_other_workers": True}
+                                                                   if where.get(f.key) else {}))
+                     for f in futures]
             while len(parts) > 1:
                 parts = [client.submit(combine, *parts[i:i + split_every], pure=False)
                          for i in range(0, len(parts), split_every)]
