@@ -233,3 +233,26 @@ def test_compiled_sweep_counts_nonfinite_columns():
     out = partition_stats(part, plan)
     # W = [1, (Intercept), x, sexM, Z (Intercept), Z x, y]: x appears twice
     assert out["bad"] == {2: 3, 5: 3}
+
+
+@pytest.mark.parametrize("formula", CODED)
+def test_raw_rows_linear_predictor_equals_the_design_matrices(formula):
+    """prepare_draws' linear predictor from raw columns (compiled) equals X b + sum Z r[index] from coded matrices."""
+    from hierfit.data.coding import RawRows
+    from hierfit.results.draws import linear_predictor
+
+    d = build_design(formula, _frame(400, 1))
+    used = _used(d)
+    coder = fast_coder(d, used)
+    part = _frame(3000, 7)[used]
+    fallback = lambda p: formulaic_code(p, d, used)  # noqa: E731
+    y, X, Z, index = coder.code(part, fallback)
+    V, C, index_raw = coder.raw_columns(part, fallback)
+    assert all(np.array_equal(a, b) for a, b in zip(index, index_raw)) and np.array_equal(V[0], y)
+    rng = np.random.default_rng(3)
+    S = 3
+    b = rng.normal(size=(S, X.shape[1]))
+    r = [rng.normal(size=(S, blk.n_levels, blk.n_coefs)) for blk in d.mu.blocks]
+    ref = linear_predictor(b, X, [(rj, Zj, ij) for rj, Zj, ij in zip(r, Z, index)])
+    got = linear_predictor(b, RawRows(V, C, coder), [(rj, j, ij) for j, (rj, ij) in enumerate(zip(r, index_raw))])
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["add_cross", "add_coded_cross", "count_nonfinite", "add_histogram", "column_moments", "mark_seen"]
+__all__ = ["add_cross", "add_coded_cross", "add_coded_products", "count_nonfinite", "add_histogram", "column_moments",
+           "mark_seen"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -38,6 +39,23 @@ def add_cross(index, W, out):  # pragma: no cover - compiled
         for a in range(k):
             for c in range(a + 1, k):
                 out[j, c, a] = out[j, a, c]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _coded_value(V, C, num_ref, ind_ref, u, i):  # pragma: no cover - compiled
+    """Row i of the coded column u: its numeric factors multiplied in order, times its indicators (1.0 or 0.0)."""
+    v = 1.0
+    for t in range(num_ref.shape[1]):
+        r = num_ref[u, t]
+        if r < 0:
+            break
+        v = V[r, i] if t == 0 else v * V[r, i]
+    for t in range(ind_ref.shape[1]):
+        f = ind_ref[u, t, 0]
+        if f < 0:
+            break
+        v = v * (1.0 if C[f, i] == ind_ref[u, t, 1] else 0.0)
+    return v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -75,17 +93,7 @@ def add_coded_cross(V, C, index, num_ref, ind_ref, out, bad):  # pragma: no cove
     w = np.empty(k)
     for i in range(n):
         for u in range(k):
-            v = 1.0
-            for t in range(num_ref.shape[1]):
-                r = num_ref[u, t]
-                if r < 0:
-                    break
-                v = V[r, i] if t == 0 else v * V[r, i]
-            for t in range(ind_ref.shape[1]):
-                f = ind_ref[u, t, 0]
-                if f < 0:
-                    break
-                v = v * (1.0 if C[f, i] == ind_ref[u, t, 1] else 0.0)
+            v = _coded_value(V, C, num_ref, ind_ref, u, i)
             if not np.isfinite(v):
                 bad[u] += 1
             w[u] = v
@@ -96,6 +104,34 @@ def add_coded_cross(V, C, index, num_ref, ind_ref, out, bad):  # pragma: no cove
         for p in range(pairs):
             out[j, pa[p], pc[p]] += packed[j, p]
             out[j, pc[p], pa[p]] = out[j, pa[p], pc[p]]
+
+
+@numba.njit(cache=True, nogil=True)
+def add_coded_products(V, C, index, num_ref, ind_ref, coef, out):  # pragma: no cover - compiled
+    """``out[i] += sum_u w_u[i] * coef[index[i], u]``, the columns ``w_u`` built as in :func:`add_coded_cross`.
+
+    A row whose index is negative (no level) gets nothing, as in :func:`hierfit.results.draws.linear_predictor`.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> V = np.array([[2.0, 3.0, 4.0]]); C = np.array([[0, 1, 1]])
+    >>> num_ref = np.array([[-1], [0]]); ind_ref = np.array([[[0, 1]], [[-1, 0]]])
+    >>> out = np.zeros(3)
+    >>> add_coded_products(V, C, np.array([0, 0, 1]), num_ref, ind_ref, np.array([[1.0, 10.0], [2.0, 100.0]]), out)
+    >>> out.tolist()   # (C == 1) * coef[., 0] + x * coef[., 1]
+    [20.0, 31.0, 402.0]
+    """
+    n = index.shape[0]
+    k = num_ref.shape[0]
+    for i in range(n):
+        j = index[i]
+        if j < 0:
+            continue
+        acc = 0.0
+        for u in range(k):
+            acc += _coded_value(V, C, num_ref, ind_ref, u, i) * coef[j, u]
+        out[i] += acc
 
 
 @numba.njit(cache=True, nogil=True)

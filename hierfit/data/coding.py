@@ -30,7 +30,7 @@ from formulaic.utils.sentinels import UNSET
 
 from hierfit.spec.predictor import group_index
 
-__all__ = ["FastCoder", "fast_coder", "CHECK_ROWS"]
+__all__ = ["FastCoder", "RawRows", "fast_coder", "CHECK_ROWS"]
 
 #: Rows of a partition coded both ways when a combination of column dtypes is first seen.
 CHECK_ROWS = 256
@@ -261,6 +261,52 @@ class FastCoder:
             C[f] = codes[col]
         index = [self._index(part, blk, lut) for blk, lut in zip(self.design.mu.blocks, self.luts)]
         return V, C, index
+
+
+class RawRows:
+    """A partition's rows as raw columns plus the coder's recipes: X and every block's Z, never materialised.
+
+    Handed to :func:`hierfit.analysis.prepare.prepare_draws` as ``coded`` rows (``X`` is
+    this object, each block's ``Z`` its position), whose linear predictor then comes from
+    :meth:`linear_predictor`: one compiled sweep per draw and term over the raw columns
+    (a row without a level, index -1, gets no group term, as with matrices).
+
+    Example
+    -------
+    >>> import hierfit
+    >>> from hierfit.spec.design import build_design
+    >>> exam = hierfit.datasets.load("exam")
+    >>> d = build_design("normexam ~ standLRT + sex + (standLRT | school)", exam)
+    >>> from hierfit.data.stats import formulaic_code
+    >>> cols = ["normexam", "standLRT", "sex", "school"]
+    >>> coder = fast_coder(d, cols)
+    >>> V, C, index = coder.raw_columns(exam.head(5)[cols], lambda p: formulaic_code(p, d, cols))
+    >>> rows = RawRows(V, C, coder)
+    >>> len(rows), rows.linear_predictor(np.ones((1, 3)), []).shape
+    (5, (1, 5))
+    """
+
+    def __init__(self, V: np.ndarray, C: np.ndarray, coder: FastCoder):
+        self.V, self.C = V, C
+        self.x_refs = coder.encode(coder.x_recipes)
+        self.z_refs = [coder.encode(z) for z in coder.z_recipes]
+
+    def __len__(self) -> int:
+        return self.V.shape[1]
+
+    def linear_predictor(self, b: np.ndarray, ranef: list) -> np.ndarray:
+        """``X b + sum over blocks of Z * r[index]`` for S draws: (S, n), as :func:`linear_predictor` gives it."""
+        from hierfit.data.accumulate import add_coded_products
+
+        n = len(self)
+        out = np.zeros((b.shape[0], n))
+        zero = np.zeros(n, dtype=np.int64)
+        for s in range(b.shape[0]):
+            if b.shape[1]:
+                add_coded_products(self.V, self.C, zero, *self.x_refs, np.ascontiguousarray(b[s][None]), out[s])
+            for r, block, index in ranef:
+                add_coded_products(self.V, self.C, index, *self.z_refs[block], np.ascontiguousarray(r[s]), out[s])
+        return out
 
 
 def _integer_lut(blk) -> tuple[int, np.ndarray] | None:

@@ -17,7 +17,7 @@ import pandas as pd
 from hierfit.data.allocation import heap_allocations
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.data.accumulate import add_histogram
-from hierfit.data.coding import fast_coder
+from hierfit.data.coding import RawRows, fast_coder
 from hierfit.data.passes import run_pass
 from hierfit.data.stats import formulaic_code, response_values, worker_design
 from hierfit.errors import HierfitError
@@ -158,7 +158,12 @@ def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict
     if not len(part):
         return {"hist": hist, "min": np.inf, "max": -np.inf}
     fallback = partial(formulaic_code, design=fit.design, used=used)
-    y, X, Z, index = coder.code(part, fallback) if coder is not None else fallback(part)
+    raw = coder.raw_columns(part, fallback) if coder is not None else None
+    if raw is not None:  # raw columns: the linear predictor in compiled sweeps, no design matrices
+        V, C, index = raw
+        y, X, Z = V[0], RawRows(V, C, coder), range(len(index))
+    else:
+        y, X, Z, index = coder.code(part, fallback) if coder is not None else fallback(part)
     coded = {"mu": {"X": X, "blocks": [(z, i, None) for z, i in zip(Z, index)], "offset": None}}
     prepared = prepare_draws(fit, coded=coded, point=True)
     r = y - prepared.expected()[0]  # y and eta both without the offset

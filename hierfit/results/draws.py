@@ -98,6 +98,8 @@ def linear_predictor(b: np.ndarray, X: np.ndarray, ranef: list[tuple[np.ndarray,
     array([[12., 23.]])
     """
     b = np.atleast_2d(b)
+    if not isinstance(X, np.ndarray) and hasattr(X, "linear_predictor"):
+        return X.linear_predictor(b, ranef)  # coded rows that compute it from raw columns (hierfit.data.coding)
     eta = b @ X.T if X.shape[1] else np.zeros((b.shape[0], X.shape[0]))
     for r, Z, index in ranef:
         # np.take gathers the rows' levels several times faster than r[:, index, :], with the same values
