@@ -256,3 +256,14 @@ def test_raw_rows_linear_predictor_equals_the_design_matrices(formula):
     ref = linear_predictor(b, X, [(rj, Zj, ij) for rj, Zj, ij in zip(r, Z, index)])
     got = linear_predictor(b, RawRows(V, C, coder), [(rj, j, ij) for j, (rj, ij) in enumerate(zip(r, index_raw))])
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ids", [np.array([10**17 + 3, 10**17 - 5, 10**17 + 3, 10**17], dtype=np.int64),
+                                 np.array([2**63 + 7, 2**63 + 1, 5], dtype=np.uint64),
+                                 np.array([-40, 7, -40, 2**31 - 1], dtype=np.int32),
+                                 pd.array([4, 2, 4, 9], dtype="Int64")])
+def test_metadata_group_ids_exact_for_any_integers(ids):
+    """Distinct integer group ids are exact however large (float moments would round them), nullable ints too."""
+    df = pd.DataFrame({"y": np.arange(len(ids), dtype=float), "g": ids})
+    out = _partition_metadata(df, _PassSpec(["y", "g"], ["y", "g"], [], [], ["g"]))
+    assert sorted(out["combos"]["g"].tolist()) == sorted(set(pd.Series(ids).tolist()))

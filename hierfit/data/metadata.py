@@ -94,19 +94,20 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     return {"nrows": len(part), "na": na.sum().to_dict(), "dropped": int((~complete).sum()), "moments": moments,
             "present": present, "categories": categories,
             "nonint": {c: int((clean[c] % 1 != 0).sum()) for c in spec.float_groups},
-            "combos": _distinct_groups(clean, spec.group_cols, moments) if spec.group_cols else None}
+            "combos": _distinct_groups(clean, spec.group_cols) if spec.group_cols else None}
 
 
-def _distinct_groups(clean: pd.DataFrame, group_cols: list[str], moments: dict) -> pd.DataFrame:
-    """The distinct combinations of the grouping columns; one integer column by a table of its range."""
-    if len(group_cols) == 1 and group_cols[0] in moments and clean[group_cols[0]].dtype.kind in "iu":
+def _distinct_groups(clean: pd.DataFrame, group_cols: list[str]) -> pd.DataFrame:
+    """The distinct combinations of the grouping columns; one integer column by a table of its (exact) range."""
+    if len(group_cols) == 1 and len(clean):
         col = group_cols[0]
-        n, lo, hi = moments[col][:3]
-        if n and hi - lo < 4 * n + 65536:
-            v = clean[col].to_numpy()
-            seen = np.zeros(int(hi - lo) + 1, dtype=bool)
-            mark_seen(v, int(lo), seen)
-            return pd.DataFrame({col: (np.flatnonzero(seen) + int(lo)).astype(v.dtype)})
+        v = clean[col].to_numpy()
+        if v.dtype.kind in "iu":
+            lo, hi = int(v.min()), int(v.max())  # exact integers (the float moments round ids beyond 2**53)
+            if hi - lo < 4 * len(v) + 65536 and hi < 2**63:
+                seen = np.zeros(hi - lo + 1, dtype=bool)
+                mark_seen(v, lo, seen)
+                return pd.DataFrame({col: (np.flatnonzero(seen) + lo).astype(v.dtype)})
     return clean[group_cols].drop_duplicates()
 
 
