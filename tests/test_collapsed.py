@@ -252,3 +252,29 @@ def test_decomposed_model_samples_at_target_accept_09_by_default():
     assert np.all(m.posterior["posterior"]["sd_student_school"].values > 0)
     assert hierfit.fit("y ~ x + (1 | school)", d, **kw).settings.target_accept == 0.8
     assert hierfit.fit("y ~ x + (1 | school/student)", d, target_accept=0.85, **kw).settings.target_accept == 0.85
+
+
+def test_group_draws_in_many_chunks_equal_one_sweep(monkeypatch):
+    """The compiled draws of a chunk run in a second thread while the next chunk's normals are drawn: the result
+    is that of one sweep over all the seed's normals (drawn in order)."""
+    from hierfit.engine import group_draws
+    from hierfit.engine.group_draws import _one_factor_draws, draw_group_effects
+    from hierfit.results.draws import stack
+
+    rng = np.random.default_rng(8)
+    g = rng.integers(0, 25, 500)
+    x = rng.normal(size=500)
+    df = pd.DataFrame({"y": rng.normal(size=25)[g] + 0.5 * x + rng.normal(size=500), "x": x, "g": g})
+    fit = hierfit.fit("y ~ x + (x | g)", df, chains=2, draws=60, tune=100, seed=3, progressbar=False, warn=False)
+    post = fit.posterior["posterior"].to_dataset().drop_vars(["r_g"])
+    monkeypatch.setattr(group_draws, "NORMAL_ELEMENTS", 25 * 4 * 7)  # chunks of 7 draws: 18 chunks for 120 draws
+    got = stack(draw_group_effects(post, fit.design, 11), "r_g")
+    lay = collapsed_layout(fit.design)
+    suff = sufficient_stats(fit.design, lay)
+    b, s2 = stack(post, "b"), stack(post, "sigma") ** 2
+    L = stack(post, "sd_g")[:, :, None] * np.linalg.cholesky(stack(post, "cor_g") + 1e-12 * np.eye(2))
+    Linv = np.linalg.solve(L, np.eye(2)[None])
+    ref = np.empty_like(got)
+    z = np.random.default_rng(11).standard_normal(ref.shape)
+    _one_factor_draws(np.einsum("sji,sjk->sik", Linv, Linv), b, s2, suff.Zy, suff.ZX, suff.ZZ, z, ref)
+    np.testing.assert_array_equal(got, ref)

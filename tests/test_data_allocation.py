@@ -13,18 +13,24 @@ import resource, numpy as np
 from hierfit.data import allocation
 
 def faults():
+    np.ones(2_000_000)  # the first array may grow the heap: the count is of the 20 after it
     r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(20):
         a = np.ones(2_000_000)  # 16 MB, as a partition's column
         del a
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0
 
+from hierfit.memory import huge_pages_setting
+
 before = faults()
 allocation.heap_allocations()
+huge_during = huge_pages_setting(False)  # numpy's setting while the pass runs (set back below)
+huge_pages_setting(huge_during)
 during = faults()
 allocation.release_heap()
+huge_after = huge_pages_setting(True)  # the setting after the pass (and numpy's default again)
 after = faults()
-print(before, during, after, int(allocation._LIBC is None))
+print(before, during, after, int(huge_during), int(huge_after), int(allocation._LIBC is None))
 """
 
 
@@ -35,10 +41,11 @@ def _run(env: dict) -> list[int]:
 
 def test_heap_allocations_in_a_worker_environment():
     # dask.distributed's workers run with this setting: every 16 MB array is a fresh mapping, faulted in afresh
-    before, during, after, inactive = _run({**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"})
+    before, during, after, huge_during, huge_after, inactive = _run({**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"})
     assert not inactive
     assert during < before / 5  # the heap's pages are reused from one array to the next
     assert after > before / 2  # released: the worker's setting is back (memory returns to the system)
+    assert (huge_during, huge_after) == (0, 1)  # small pages while the pass runs, numpy's default after it
 
 
 def test_heap_allocations_change_nothing_elsewhere():

@@ -205,7 +205,7 @@ def test_compiled_sweep_sums_what_the_materialised_columns_sum(formula):
     from hierfit.data.stats import StatsPlan, partition_stats
     from hierfit.spec.layout import collapsed_layout, collapsible
 
-    d = build_design(formula, _frame(400, 1))
+    d = build_design(formula, _frame(5000, 4))  # the metadata pass has seen every level of the partition
     if not collapsible(d)[0]:
         pytest.skip("not a collapsed-sampler design")  # the grouped pass never sees it
     used = _used(d)
@@ -267,3 +267,107 @@ def test_metadata_group_ids_exact_for_any_integers(ids):
     df = pd.DataFrame({"y": np.arange(len(ids), dtype=float), "g": ids})
     out = _partition_metadata(df, _PassSpec(["y", "g"], ["y", "g"], [], [], ["g"]))
     assert sorted(out["combos"]["g"].tolist()) == sorted(set(pd.Series(ids).tolist()))
+
+
+@pytest.mark.parametrize("formula", CODED)
+def test_simple_sweeps_equal_the_general_ones(formula):
+    """Columns with at most one numeric factor and one indicator go through the unrolled sweeps: same sums, bit for
+    bit, and the same linear predictor; other designs keep the general sweeps."""
+    from hierfit.data.accumulate import (add_coded_cross, add_coded_products, add_simple_cross, add_simple_products,
+                                         simple_refs)
+
+    d = build_design(formula, _frame(400, 1))
+    used = _used(d)
+    coder = fast_coder(d, used)
+    V, C, index = coder.raw_columns(_frame(3000, 9)[used], lambda p: formulaic_code(p, d, used))
+    V[1, 5] = np.nan  # a non-finite value is counted alike
+    recipes = [(), *coder.x_recipes, *(r for z in coder.z_recipes for r in z)]
+    num_ref, ind_ref = coder.encode(list(dict.fromkeys(recipes)))
+    ref = simple_refs(num_ref, ind_ref)
+    simple = all(sum(p[0] != "ind" for p in r) <= 1 and sum(p[0] == "ind" for p in r) <= 1 for r in recipes)
+    assert (ref is not None) == simple
+    if ref is None:
+        return
+    k, K = len(ref), d.mu.blocks[0].n_levels
+    out_a, bad_a = np.zeros((K, k, k)), np.zeros(k, dtype=np.int64)
+    out_b, bad_b = np.zeros((K, k, k)), np.zeros(k, dtype=np.int64)
+    add_coded_cross(V, C, index[0], num_ref, ind_ref, out_a, bad_a)
+    add_simple_cross(V, C, index[0], ref, out_b, bad_b, (0,) * k)
+    assert np.array_equal(out_a, out_b, equal_nan=True) and np.array_equal(bad_a, bad_b) and bad_a.any()
+    coef = np.random.default_rng(2).normal(size=(K, k))
+    idx = index[0].copy()
+    idx[::7] = -1  # rows without a level get nothing
+    eta_a, eta_b = np.zeros(len(idx)), np.zeros(len(idx))
+    add_coded_products(V, C, idx, num_ref, ind_ref, coef, eta_a)
+    add_simple_products(V, C, idx, ref, coef, eta_b, (0,) * k)
+    assert np.array_equal(eta_a, eta_b, equal_nan=True)
+
+
+def test_simple_refs_refuse_products_of_two_numbers_or_two_indicators():
+    from hierfit.data.accumulate import simple_refs
+
+    d = build_design("y ~ x:z + c:sex + (1 | g)", _frame(400, 1))
+    coder = fast_coder(d, _used(d))
+    assert simple_refs(*coder.encode(coder.x_recipes)) is None
+    d = build_design("y ~ x + sex + (x | g)", _frame(400, 1))
+    coder = fast_coder(d, _used(d))
+    # the intercept, x (numeric row 1: row 0 is the response) and sex == M (factor 0, level 1)
+    assert simple_refs(*coder.encode(coder.x_recipes)).tolist() == [[-1, -1, 0], [1, -1, 0], [-1, 0, 1]]
+
+
+def test_integer_ids_outside_the_levels_go_to_the_labelled_lookup():
+    """The compiled table lookup gives up at an id outside the table or without a level; the labelled lookup then
+    gives -1 there (an unseen level), which the grouped pass refuses."""
+    from hierfit.data.accumulate import lookup_levels
+
+    out = np.empty(4, dtype=np.int64)
+    table = np.array([0, -1, 1, 2])
+    assert lookup_levels(np.array([3, 5, 6, 3], dtype=np.int16), 3, table, out) and out.tolist() == [0, 1, 2, 0]
+    assert not lookup_levels(np.array([3, 4], dtype=np.int16), 3, table, out)  # 4: in the table, not a level
+    assert not lookup_levels(np.array([3, 7], dtype=np.int64), 3, table, out)  # beyond the table
+    assert not lookup_levels(np.array([2], dtype=np.int64), 3, table, out)  # below it
+    d = build_design("y ~ x + (1 | g)", _frame(400, 1))
+    coder = fast_coder(d, _used(d))
+    part = _frame(50, 2)[_used(d)]
+    part.loc[10, "g"] = 977
+    _, _, (index,) = coder.raw_columns(part, lambda p: formulaic_code(p, d, _used(d)))
+    assert index[10] == -1 and (np.delete(index, 10) >= 0).all()
+    from hierfit.data.stats import StatsPlan, partition_stats
+    from hierfit.spec.layout import collapsed_layout
+
+    with pytest.raises(hierfit.DataError, match=r"1 row\(s\) .*'g'.* not seen"):
+        partition_stats(part, StatsPlan(d, collapsed_layout(d), _used(d), None))
+
+
+@pytest.mark.parametrize("column, missing", [("y", np.nan), ("c", None), ("sex", None), ("h", None)])
+def test_complete_rows_is_dropna(column, missing):
+    from hierfit.data.coding import complete_rows
+
+    part = _frame(200, 3)
+    assert complete_rows(part) is part  # complete: the frame itself, not a copy
+    part.loc[[3, 150], column] = missing
+    got = complete_rows(part)
+    pd.testing.assert_frame_equal(got, part.dropna())
+    assert len(got) == 198
+    nat = pd.DataFrame({"t": pd.to_datetime(["2020-01-01", None, "2020-01-03"]), "v": [1, 2, 3]})
+    pd.testing.assert_frame_equal(complete_rows(nat), nat.dropna())
+
+
+def test_residual_quartiles_by_blocks_equal_one_block(monkeypatch):
+    """A residual task codes BLOCK_ROWS rows at a time: the histogram, min and max of its scaled residuals are
+    those of the whole partition at once."""
+    from hierfit.data import predict as engine_predict
+    from hierfit.data.predict import _point_fit
+
+    df = _frame(3000, 6)
+    fit = hierfit.fit("y ~ x + sex + (x | g)", df, chains=1, draws=30, tune=60, seed=2, progressbar=False, warn=False)
+    point = _point_fit(fit)
+    used = ["y", "x", "sex", "g"]
+    part = df[used].copy()
+    part.loc[17, "x"] = np.nan  # dropped before the blocks
+    coder = fast_coder(point.design, used)
+    whole = engine_predict._residual_hist_part(part, point, coder, used)
+    monkeypatch.setattr(engine_predict, "BLOCK_ROWS", 256)
+    blocks = engine_predict._residual_hist_part(part, point, coder, used)
+    assert np.array_equal(whole["hist"], blocks["hist"]) and whole["hist"].sum() == 2999
+    assert (whole["min"], whole["max"]) == (blocks["min"], blocks["max"])

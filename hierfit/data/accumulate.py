@@ -12,7 +12,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["add_cross", "add_coded_cross", "add_coded_products", "count_nonfinite", "add_histogram", "column_moments",
+__all__ = ["add_cross", "add_coded_cross", "add_coded_products", "simple_refs", "add_simple_cross", "add_simple_products",
+           "coded_cross", "coded_products", "lookup_levels", "count_nonfinite", "add_histogram", "column_moments",
            "mark_seen"]
 
 
@@ -132,6 +133,172 @@ def add_coded_products(V, C, index, num_ref, ind_ref, coef, out):  # pragma: no 
         for u in range(k):
             acc += _coded_value(V, C, num_ref, ind_ref, u, i) * coef[j, u]
         out[i] += acc
+
+
+def simple_refs(num_ref: np.ndarray, ind_ref: np.ndarray) -> np.ndarray | None:
+    """``(k, 3)`` rows ``[numeric row or -1, factor row or -1, level]`` of recipes with at most one of each, else None.
+
+    The columns of most designs (the intercept, a numeric column, an indicator, a slope
+    within a level) are such products; :func:`add_simple_cross` and
+    :func:`add_simple_products` sweep them without interpreting the recipes row by row.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> simple_refs(np.array([[-1], [0], [0]]), np.array([[[-1, 0]], [[-1, 0]], [[0, 1]]])).tolist()
+    [[-1, -1, 0], [0, -1, 0], [0, 0, 1]]
+    >>> simple_refs(np.array([[0, 1]]), np.array([[[-1, 0]]])) is None   # x:z, two numeric factors
+    True
+    """
+    if (num_ref.shape[1] > 1 and (num_ref[:, 1] >= 0).any()) or (ind_ref.shape[1] > 1 and (ind_ref[:, 1, 0] >= 0).any()):
+        return None
+    ref = np.empty((num_ref.shape[0], 3), dtype=np.int64)
+    ref[:, 0] = num_ref[:, 0]
+    ref[:, 1] = ind_ref[:, 0, 0]
+    ref[:, 2] = np.where(ind_ref[:, 0, 0] >= 0, ind_ref[:, 0, 1], 0)
+    return ref
+
+
+@numba.njit(cache=True, nogil=True)
+def add_simple_cross(V, C, index, ref, out, bad, shape):  # pragma: no cover - compiled
+    """:func:`add_coded_cross` for :func:`simple_refs` columns: the same sums, bit for bit, about twice as fast.
+
+    Column u's value in row i is ``V[ref[u, 0], i]`` (1 where -1) times
+    ``C[ref[u, 1], i] == ref[u, 2]`` (where ``ref[u, 1]`` is not -1), as in :func:`add_coded_cross`.
+
+    ``shape`` is a tuple of k zeros: its length is a constant of the compiled code, so the
+    loops over the k columns and their pairs are unrolled (one compilation per k).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> V = np.array([[2.0, 3.0, 4.0]]); C = np.array([[0, 1, 1]])
+    >>> ref = np.array([[-1, -1, 0], [0, -1, 0], [0, 0, 1]])
+    >>> out = np.zeros((1, 3, 3)); bad = np.zeros(3, dtype=np.int64)
+    >>> add_simple_cross(V, C, np.zeros(3, dtype=np.int64), ref, out, bad, (0, 0, 0))
+    >>> out[0].tolist()   # columns 1, x and x * (C == 1)
+    [[3.0, 9.0, 7.0], [9.0, 29.0, 25.0], [7.0, 25.0, 25.0]]
+    """
+    n = index.shape[0]
+    k = len(shape)
+    packed = np.zeros((out.shape[0], k * (k + 1) // 2))  # the upper triangle of every level, contiguous
+    w = np.empty(k)
+    for i in range(n):
+        for u in range(k):  # written out here: as a compiled helper, even inlined, it makes the sweep 5x slower
+            r = ref[u, 0]
+            v = 1.0 if r < 0 else V[r, i]
+            if ref[u, 1] >= 0:
+                v = v * (1.0 if C[ref[u, 1], i] == ref[u, 2] else 0.0)
+            if not np.isfinite(v):
+                bad[u] += 1
+            w[u] = v
+        row = packed[index[i]]
+        p = 0
+        for a in range(k):
+            wa = w[a]
+            for c in range(a, k):
+                row[p] += wa * w[c]
+                p += 1
+    p = 0
+    for a in range(k):
+        for c in range(a, k):
+            for j in range(out.shape[0]):
+                out[j, a, c] += packed[j, p]
+                out[j, c, a] = out[j, a, c]
+            p += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def add_simple_products(V, C, index, ref, coef, out, shape):  # pragma: no cover - compiled
+    """:func:`add_coded_products` for :func:`simple_refs` columns (``shape``: k zeros, as in :func:`add_simple_cross`).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> V = np.array([[2.0, 3.0, 4.0]]); C = np.array([[0, 1, 1]])
+    >>> ref = np.array([[-1, 0, 1], [0, -1, 0]])
+    >>> out = np.zeros(3)
+    >>> add_simple_products(V, C, np.array([0, 0, 1]), ref, np.array([[1.0, 10.0], [2.0, 100.0]]), out, (0, 0))
+    >>> out.tolist()   # (C == 1) * coef[., 0] + x * coef[., 1]
+    [20.0, 31.0, 402.0]
+    """
+    n = index.shape[0]
+    k = len(shape)
+    for i in range(n):
+        j = index[i]
+        if j < 0:
+            continue
+        acc = 0.0
+        for u in range(k):  # the value of column u, as in add_simple_cross
+            r = ref[u, 0]
+            v = 1.0 if r < 0 else V[r, i]
+            if ref[u, 1] >= 0:
+                v = v * (1.0 if C[ref[u, 1], i] == ref[u, 2] else 0.0)
+            acc += v * coef[j, u]
+        out[i] += acc
+
+
+def coded_cross(V, C, index, num_ref, ind_ref, out, bad) -> None:
+    """:func:`add_coded_cross`, through :func:`add_simple_cross` where the columns are simple (same sums).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> out = np.zeros((1, 2, 2)); bad = np.zeros(2, dtype=np.int64)
+    >>> coded_cross(np.array([[2.0, 3.0]]), np.zeros((0, 2), dtype=np.int64), np.zeros(2, dtype=np.int64),
+    ...             np.array([[-1], [0]]), np.full((2, 1, 2), -1), out, bad)
+    >>> out[0].tolist()
+    [[2.0, 5.0], [5.0, 13.0]]
+    """
+    ref = simple_refs(num_ref, ind_ref)
+    if ref is None:
+        add_coded_cross(V, C, index, num_ref, ind_ref, out, bad)
+    else:
+        add_simple_cross(V, C, index, ref, out, bad, (0,) * len(ref))
+
+
+def coded_products(V, C, index, num_ref, ind_ref, coef, out) -> None:
+    """:func:`add_coded_products`, through :func:`add_simple_products` where the columns are simple.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> out = np.zeros(2)
+    >>> coded_products(np.array([[2.0, 3.0]]), np.zeros((0, 2), dtype=np.int64), np.array([0, 1]),
+    ...                np.array([[-1], [0]]), np.full((2, 1, 2), -1), np.array([[1.0, 10.0], [0.0, 1.0]]), out)
+    >>> out.tolist()
+    [21.0, 3.0]
+    """
+    ref = simple_refs(num_ref, ind_ref)
+    if ref is None:
+        add_coded_products(V, C, index, num_ref, ind_ref, coef, out)
+    else:
+        add_simple_products(V, C, index, ref, coef, out, (0,) * len(ref))
+
+
+@numba.njit(cache=True, nogil=True)
+def lookup_levels(v, lo, table, out):  # pragma: no cover - compiled
+    """``out[i] = table[v[i] - lo]`` for integer ids; False (out unfinished) at the first id outside the table or unknown.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> out = np.empty(3, dtype=np.int64)
+    >>> lookup_levels(np.array([7, 9, 7], dtype=np.int32), 7, np.array([1, -1, 0]), out), out.tolist()
+    (True, [1, 0, 1])
+    >>> lookup_levels(np.array([8], dtype=np.int32), 7, np.array([1, -1, 0]), out)   # 8: not a level
+    False
+    """
+    m = table.shape[0]
+    for i in range(v.shape[0]):
+        d = np.int64(v[i]) - lo
+        if d < 0 or d >= m:
+            return False
+        t = table[d]
+        if t < 0:
+            return False
+        out[i] = t
+    return True
 
 
 @numba.njit(cache=True, nogil=True)

@@ -31,13 +31,14 @@ import os
 import threading
 
 from hierfit.data.sources import distributed_client
+from hierfit.memory import huge_pages_setting
 
 __all__ = ["heap_allocations", "release_heap", "release_workers"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _GLIBC_MMAP_DEFAULT = 128 * 1024
 _lock = threading.Lock()
-_state = {"heap": False}
+_state = {"heap": False, "huge": None}
 
 
 def _glibc():
@@ -73,6 +74,7 @@ def heap_allocations() -> None:
         if not _state["heap"]:
             _LIBC.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
             _LIBC.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1)
+            _state["huge"] = huge_pages_setting(False)  # the heap's pages are reused: small ones (hierfit.memory)
             _state["heap"] = True
 
 
@@ -90,6 +92,8 @@ def release_heap() -> None:
             _LIBC.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_DEFAULT)
             _LIBC.mallopt(_M_TRIM_THRESHOLD, _trim_threshold())
             _LIBC.malloc_trim(0)
+            if _state["huge"] is not None:
+                huge_pages_setting(_state["huge"])
             _state["heap"] = False
 
 

@@ -30,7 +30,7 @@ from formulaic.utils.sentinels import UNSET
 
 from hierfit.spec.predictor import group_index
 
-__all__ = ["FastCoder", "RawRows", "fast_coder", "CHECK_ROWS"]
+__all__ = ["FastCoder", "RawRows", "fast_coder", "complete_rows", "CHECK_ROWS"]
 
 #: Rows of a partition coded both ways when a combination of column dtypes is first seen.
 CHECK_ROWS = 256
@@ -117,7 +117,7 @@ class FastCoder:
                     c = pd.Categorical(s, categories=cats).codes.astype(np.int64)
             else:
                 return None
-            if (c < 0).any():  # unseen level (or NA): formulaic's path raises the error that names it
+            if len(c) and c.min() < 0:  # unseen level (or NA): formulaic's path raises the error that names it
                 return None
             codes[col] = c
         return codes
@@ -150,7 +150,13 @@ class FastCoder:
         if lut is not None:
             v = part[blk.factors[0]].to_numpy()
             lo, table = lut
-            if v.dtype.kind in "iu" and len(v) and v.min() >= lo and v.max() < lo + len(table):
+            if v.dtype.kind == "i" or (v.dtype.kind == "u" and v.dtype.itemsize < 8):  # exact as int64
+                from hierfit.data.accumulate import lookup_levels
+
+                idx = np.empty(len(v), dtype=np.int64)
+                if lookup_levels(v, lo, table, idx):
+                    return idx
+            elif v.dtype.kind == "u" and len(v) and v.min() >= lo and v.max() < lo + len(table):
                 idx = table[v.astype(np.int64) - lo]
                 if idx.min() >= 0:
                     return idx
@@ -251,14 +257,20 @@ class FastCoder:
                 return None
         parts = self.numeric_parts
         V = np.empty((1 + len(parts), len(part)))
-        V[0] = np.asarray(part[self.response], dtype=float)
         cache: dict = {}
-        for r, p in enumerate(parts):
-            V[1 + r] = self._column(part, (p,), codes, cache)
+        for r, p in enumerate([("num", self.response, None), *parts]):
+            s = part[p[1]]
+            if p[0] == "num" and isinstance(s.dtype, np.dtype):
+                V[r] = s.to_numpy()  # numpy's cast to float64 in place: the values of np.asarray(s, dtype=float)
+            else:
+                V[r] = self._column(part, (p,), codes, cache)
         factors = self.factor_columns
-        C = np.empty((len(factors), len(part)), dtype=np.int64)
-        for f, col in enumerate(factors):
-            C[f] = codes[col]
+        if len(factors) == 1:  # one factor: its codes as the one row, without a copy
+            C = codes[factors[0]].reshape(1, -1)
+        else:
+            C = np.empty((len(factors), len(part)), dtype=np.int64)
+            for f, col in enumerate(factors):
+                C[f] = codes[col]
         index = [self._index(part, blk, lut) for blk, lut in zip(self.design.mu.blocks, self.luts)]
         return V, C, index
 
@@ -296,17 +308,50 @@ class RawRows:
 
     def linear_predictor(self, b: np.ndarray, ranef: list) -> np.ndarray:
         """``X b + sum over blocks of Z * r[index]`` for S draws: (S, n), as :func:`linear_predictor` gives it."""
-        from hierfit.data.accumulate import add_coded_products
+        from hierfit.data.accumulate import coded_products
 
         n = len(self)
         out = np.zeros((b.shape[0], n))
         zero = np.zeros(n, dtype=np.int64)
         for s in range(b.shape[0]):
             if b.shape[1]:
-                add_coded_products(self.V, self.C, zero, *self.x_refs, np.ascontiguousarray(b[s][None]), out[s])
+                coded_products(self.V, self.C, zero, *self.x_refs, np.ascontiguousarray(b[s][None]), out[s])
             for r, block, index in ranef:
-                add_coded_products(self.V, self.C, index, *self.z_refs[block], np.ascontiguousarray(r[s]), out[s])
+                coded_products(self.V, self.C, index, *self.z_refs[block], np.ascontiguousarray(r[s]), out[s])
         return out
+
+
+def complete_rows(part: pd.DataFrame) -> pd.DataFrame:
+    """``part.dropna()``: the rows without a missing value; ``part`` itself (no copy) when every row is complete.
+
+    Integer and boolean columns cannot hold one, a float column holds one when its
+    minimum is NaN, a categorical one when a code is -1; other columns ask pandas.
+
+    Example
+    -------
+    >>> import pandas as pd
+    >>> part = pd.DataFrame({"y": [1.0, 2.0], "g": [3, 4], "s": pd.Categorical(["a", "b"])})
+    >>> complete_rows(part) is part
+    True
+    >>> len(complete_rows(part.assign(s=pd.Categorical(["a", None]))))
+    1
+    """
+    for col in part.columns:
+        s = part[col]
+        dtype = s.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            continue
+        if isinstance(dtype, np.dtype) and dtype.kind == "f":
+            values = s.to_numpy()
+            missing = len(values) and np.isnan(values.min())
+        elif isinstance(dtype, pd.CategoricalDtype):
+            codes = s.cat.codes.to_numpy()
+            missing = len(codes) and codes.min() < 0
+        else:
+            missing = s.isna().any()
+        if missing:
+            return part.dropna()
+    return part
 
 
 def _integer_lut(blk) -> tuple[int, np.ndarray] | None:

@@ -74,7 +74,10 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     part = part[spec.used]
     na = part.isna()
     complete = ~na.any(axis=1).to_numpy()
-    clean = part[complete] if not complete.all() else part
+    if complete.all():  # no missing values: no per-column counts to add up
+        clean, na_counts = part, dict.fromkeys(spec.used, 0)
+    else:
+        clean, na_counts = part[complete], na.sum().to_dict()
     moments = {}
     for c in spec.num_cols:
         x = clean[c].to_numpy()
@@ -86,12 +89,13 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
         s = clean[c]
         if isinstance(s.dtype, pd.CategoricalDtype):
             categories[c] = list(s.cat.categories)
-            seen = np.bincount(s.cat.codes.to_numpy()[s.cat.codes.to_numpy() >= 0], minlength=len(categories[c]))
-            present[c] = {categories[c][i] for i in np.flatnonzero(seen)}
+            seen = np.zeros(len(categories[c]) + 1, dtype=bool)  # code -1 (missing) marks seen[0]
+            mark_seen(s.cat.codes.to_numpy(), -1, seen)
+            present[c] = {categories[c][i] for i in np.flatnonzero(seen[1:])}
         else:
             present[c] = set(pd.unique(s.to_numpy()))
             categories[c] = []
-    return {"nrows": len(part), "na": na.sum().to_dict(), "dropped": int((~complete).sum()), "moments": moments,
+    return {"nrows": len(part), "na": na_counts, "dropped": len(part) - len(clean), "moments": moments,
             "present": present, "categories": categories,
             "nonint": {c: int((clean[c] % 1 != 0).sum()) for c in spec.float_groups},
             "combos": _distinct_groups(clean, spec.group_cols) if spec.group_cols else None}

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hierfit.data.allocation import heap_allocations
-from hierfit.data.coding import fast_coder
+from hierfit.data.coding import complete_rows, fast_coder
 from hierfit.data.passes import run_pass
 from hierfit.errors import DataError
 from hierfit.spec.design import FORMULA_CONTEXT
@@ -146,15 +146,24 @@ def _distinct(columns: list[np.ndarray]) -> tuple[list[int], list[int]]:
     return keep, where
 
 
+def _seen_levels(index: list[np.ndarray], design) -> None:
+    """Refuse rows whose level the metadata pass did not see (index -1): the data changed between the passes."""
+    for idx, blk in zip(index, design.mu.blocks):
+        if len(idx) and idx.min() < 0:
+            raise DataError(f"{int((idx < 0).sum())} row(s) of a partition have a level of "
+                            f"{':'.join(map(repr, blk.factors))} that the metadata pass had not seen: "
+                            "the data changed between the passes; fit again")
+
+
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     """Sufficient statistics of one partition (runs in a worker)."""
     heap_allocations()  # until the pass is over (hierfit.data.allocation)
-    from hierfit.data.accumulate import add_coded_cross, add_cross, add_histogram, count_nonfinite
+    from hierfit.data.accumulate import add_cross, add_histogram, coded_cross, count_nonfinite
 
     K, k = len(plan.position), plan.k
     out = {"n": np.zeros(K), "cross": np.zeros((K, k, k)), "hist": np.zeros(HIST_BINS), "rows": 0,
            "workers": {_worker_id()}, "bad": {}}
-    part = part[plan.used].dropna()
+    part = complete_rows(part[plan.used])
     if not len(part):
         return out
     d = plan.design
@@ -163,14 +172,16 @@ def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
     keys = [b.key for b in d.mu.blocks]
     if raw is not None:  # one compiled sweep over the raw columns: no design matrix is materialised
         V, C, index = raw
+        _seen_levels(index, d)
         num_ref, ind_ref, where = plan.fused
         idx = plan.position[index[keys.index(plan.inner_key)]]
         k_u = len(num_ref)
         cross_u, bad_u = np.zeros((K, k_u, k_u)), np.zeros(k_u, dtype=np.int64)
-        add_coded_cross(V, C, idx, num_ref, ind_ref, cross_u, bad_u)
+        coded_cross(V, C, idx, num_ref, ind_ref, cross_u, bad_u)
         yo = V[0]
     else:
         yo, X, Z_all, index = fallback(part) if plan.coder is None else plan.coder.code(part, fallback)
+        _seen_levels(index, d)
         Z = [Z_all[keys.index(key)] for key in plan.keys]
         idx = plan.position[index[keys.index(plan.inner_key)]]
         columns = [np.ones(len(yo)), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]

@@ -8,17 +8,22 @@ its outer one, from the per-level sufficient statistics of :mod:`hierfit.spec.la
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import xarray as xr
 
+from hierfit.memory import small_pages
 from hierfit.results.draws import index_coords, stack, variable
 from hierfit.spec.layout import collapsed_layout, sufficient_stats
 
-__all__ = ["draw_group_effects", "ALGEBRA_ELEMENTS"]
+__all__ = ["draw_group_effects", "ALGEBRA_ELEMENTS", "NORMAL_ELEMENTS"]
 
 #: elements of Z'Z per block of the conditional draws' algebra (draws x levels x q^2)
 ALGEBRA_ELEMENTS = 1.25e5
+#: elements (draws x levels x q^2) per chunk of the random stream: the seed's normals are drawn chunk by chunk
+NORMAL_ELEMENTS = 2e6
 
 
 def _gaussian_conditional(M: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -139,6 +144,7 @@ def _conditional_chunk(lay, stats, sigma_inv, b, s2, z):
     return [u, unsorted]
 
 
+@small_pages()  # the draws are written once: huge pages would cost more to fault in than the draws (hierfit.memory)
 def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Dataset:
     """Add ``r_<key>`` draws from their exact Gaussian conditional given b, Sigma, sigma and y to the posterior.
 
@@ -170,7 +176,7 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
     # draws for a seed); the algebra runs on blocks of about ALGEBRA_ELEMENTS / (K q^2) draws, whose temporaries
     # (about 1 MB) stay in the processor's cache: 4-5x faster on thousands of levels.  Each block's draws are
     # written in place into their final arrays: no list of chunks, no concatenated copy (peak memory).
-    chunk = max(1, int(2e6 // max(K * q * q, 1)))
+    chunk = max(1, int(NORMAL_ELEMENTS // max(K * q * q, 1)))
     block = max(1, int(ALGEBRA_ELEMENTS // max(K * q * q, 1)))
     shapes = _normal_shapes(lay, stats)
     factors = [(lay.outer, 0)] + ([(lay.inner, lay.q1)] if lay.nested else [])
@@ -181,12 +187,21 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
         whole = out_arrays[0][lay.outer[0].key] if len(lay.outer) == 1 else np.empty((S, K, q))
         ZX = stats.ZX if stats.ZX.shape[-1] else np.zeros((K, q, 1))
         bb = b if b.shape[1] else np.zeros((S, 1))
-    for lo in range(0, S, chunk):
+    if compiled:  # the compiled sweep (no GIL) of one chunk runs while the next chunk's normals are drawn
+        with ThreadPoolExecutor(1) as pool:
+            pending = None
+            for lo in range(0, S, chunk):
+                hi = min(S, lo + chunk)
+                z = rng.standard_normal((hi - lo,) + shapes[0])
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(_one_factor_draws, sigma_inv[lo:hi], bb[lo:hi], s2[lo:hi], stats.Zy, ZX,
+                                      stats.ZZ, z, whole[lo:hi])
+            if pending is not None:
+                pending.result()
+    for lo in range(0, 0 if compiled else S, chunk):
         hi = min(S, lo + chunk)
         z = [rng.standard_normal((hi - lo,) + shape) for shape in shapes]
-        if compiled:
-            _one_factor_draws(sigma_inv[lo:hi], bb[lo:hi], s2[lo:hi], stats.Zy, ZX, stats.ZZ, z[0], whole[lo:hi])
-            continue
         for a in range(lo, hi, block):
             e = min(hi, a + block)
             parts = _conditional_chunk(lay, stats, sigma_inv[a:e], b[a:e], s2[a:e], [zi[a - lo:e - lo] for zi in z])
