@@ -128,7 +128,7 @@ def test_spec_imports_no_sampling_engine():
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("layer", ["hierfit.plots", "hierfit.analysis"])
+@pytest.mark.parametrize("layer", ["hierfit.plots", "hierfit.analysis", "hierfit.data"])
 def test_plots_and_analysis_never_import_the_engine(layer):
     bad = _violations(layer, lambda mod, names: mod == "hierfit.engine" or mod.startswith("hierfit.engine."))
     assert not bad, "\n".join(bad)
