@@ -20,15 +20,11 @@ Example
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 
 import numpy as np
 
 __all__ = ["small_pages", "huge_pages_setting"]
-
-_lock = threading.Lock()
-
 
 def huge_pages_setting(enabled: bool) -> bool | None:
     """Set whether numpy asks for huge pages for large arrays; the previous setting, or None where numpy cannot say.
@@ -57,11 +53,9 @@ def small_pages():
     >>> out.shape
     (100, 1000)
     """
-    with _lock:
-        before = huge_pages_setting(False)
+    before = huge_pages_setting(False)  # one call sets and returns the previous setting
     try:
         yield
     finally:
         if before is not None:
-            with _lock:
-                huge_pages_setting(before)
+            huge_pages_setting(before)

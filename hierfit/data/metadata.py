@@ -20,6 +20,7 @@ import pandas as pd
 
 from hierfit.data.accumulate import column_moments, mark_seen
 from hierfit.data.allocation import heap_allocations
+from hierfit.data.coding import complete_rows
 from hierfit.data.passes import run_pass
 from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
@@ -72,12 +73,8 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     """What one partition tells about its columns (runs in a worker); :func:`_combine` adds these up."""
     heap_allocations()  # until the pass is over (hierfit.data.allocation)
     part = part[spec.used]
-    na = part.isna()
-    complete = ~na.any(axis=1).to_numpy()
-    if complete.all():  # no missing values: no per-column counts to add up
-        clean, na_counts = part, dict.fromkeys(spec.used, 0)
-    else:
-        clean, na_counts = part[complete], na.sum().to_dict()
+    clean = complete_rows(part)  # the partition itself when no row has a missing value
+    na_counts = dict.fromkeys(spec.used, 0) if clean is part else part.isna().sum().to_dict()
     moments = {}
     for c in spec.num_cols:
         x = clean[c].to_numpy()

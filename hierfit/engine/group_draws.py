@@ -144,6 +144,25 @@ def _conditional_chunk(lay, stats, sigma_inv, b, s2, z):
     return [u, unsorted]
 
 
+def _pipelined_draws(rng, chunk: int, shape: tuple, per_draw: tuple, per_level: tuple, out: np.ndarray) -> None:
+    """:func:`_one_factor_draws` chunk by chunk: the compiled sweep of one chunk (no GIL) runs in a second thread while
+    the next chunk's normals are drawn, in the order of the seed's stream.
+
+    ``per_draw`` is ``(sigma_inv, b, s2)`` for every posterior draw, ``per_level`` ``(Zy, ZX, ZZ)``.
+    """
+    S = out.shape[0]
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for lo in range(0, S, chunk):
+            hi = min(S, lo + chunk)
+            z = rng.standard_normal((hi - lo,) + shape)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(_one_factor_draws, *(a[lo:hi] for a in per_draw), *per_level, z, out[lo:hi])
+        if pending is not None:
+            pending.result()
+
+
 @small_pages()  # the draws are written once: huge pages would cost more to fault in than the draws (hierfit.memory)
 def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Dataset:
     """Add ``r_<key>`` draws from their exact Gaussian conditional given b, Sigma, sigma and y to the posterior.
@@ -187,28 +206,19 @@ def draw_group_effects(posterior: xr.Dataset, design, seed: int | None) -> xr.Da
         whole = out_arrays[0][lay.outer[0].key] if len(lay.outer) == 1 else np.empty((S, K, q))
         ZX = stats.ZX if stats.ZX.shape[-1] else np.zeros((K, q, 1))
         bb = b if b.shape[1] else np.zeros((S, 1))
-    if compiled:  # the compiled sweep (no GIL) of one chunk runs while the next chunk's normals are drawn
-        with ThreadPoolExecutor(1) as pool:
-            pending = None
-            for lo in range(0, S, chunk):
-                hi = min(S, lo + chunk)
-                z = rng.standard_normal((hi - lo,) + shapes[0])
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(_one_factor_draws, sigma_inv[lo:hi], bb[lo:hi], s2[lo:hi], stats.Zy, ZX,
-                                      stats.ZZ, z, whole[lo:hi])
-            if pending is not None:
-                pending.result()
-    for lo in range(0, 0 if compiled else S, chunk):
-        hi = min(S, lo + chunk)
-        z = [rng.standard_normal((hi - lo,) + shape) for shape in shapes]
-        for a in range(lo, hi, block):
-            e = min(hi, a + block)
-            parts = _conditional_chunk(lay, stats, sigma_inv[a:e], b[a:e], s2[a:e], [zi[a - lo:e - lo] for zi in z])
-            for (blocks, offset), arrays, r in zip(factors, out_arrays, parts):
-                for blk in blocks:
-                    start = lay.qstart[blk.key] - offset
-                    arrays[blk.key][a:e] = r[:, :, start:start + blk.n_coefs]
+        _pipelined_draws(rng, chunk, shapes[0], (sigma_inv, bb, s2), (stats.Zy, ZX, stats.ZZ), whole)
+    else:
+        for lo in range(0, S, chunk):
+            hi = min(S, lo + chunk)
+            z = [rng.standard_normal((hi - lo,) + shape) for shape in shapes]
+            for a in range(lo, hi, block):
+                e = min(hi, a + block)
+                parts = _conditional_chunk(lay, stats, sigma_inv[a:e], b[a:e], s2[a:e],
+                                           [zi[a - lo:e - lo] for zi in z])
+                for (blocks, offset), arrays, r in zip(factors, out_arrays, parts):
+                    for blk in blocks:
+                        start = lay.qstart[blk.key] - offset
+                        arrays[blk.key][a:e] = r[:, :, start:start + blk.n_coefs]
     if compiled and len(lay.outer) > 1:
         for blk in lay.outer:
             start = lay.qstart[blk.key]
