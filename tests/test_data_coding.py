@@ -217,7 +217,8 @@ def test_compiled_sweep_sums_what_the_materialised_columns_sum(formula):
     part.iloc[7, 0] = np.nan  # a row with a missing value is left out by both
     fast, ref = partition_stats(part, plan), partition_stats(part, slow)
     assert fast["rows"] == ref["rows"] == 4999
-    assert np.array_equal(fast["cross"], ref["cross"]) and np.array_equal(fast["hist"], ref["hist"])
+    assert np.array_equal(plan.cross(fast["packed"]), slow.cross(ref["packed"]))
+    assert np.array_equal(fast["hist"], ref["hist"])
     assert (fast["sy"], fast["syy"]) == (ref["sy"], ref["syy"])
 
 
@@ -289,8 +290,8 @@ def test_simple_sweeps_equal_the_general_ones(formula):
     if ref is None:
         return
     k, K = len(ref), d.mu.blocks[0].n_levels
-    out_a, bad_a = np.zeros((K, k, k)), np.zeros(k, dtype=np.int64)
-    out_b, bad_b = np.zeros((K, k, k)), np.zeros(k, dtype=np.int64)
+    out_a, bad_a = np.zeros((K, k * (k + 1) // 2)), np.zeros(k, dtype=np.int64)
+    out_b, bad_b = np.zeros((K, k * (k + 1) // 2)), np.zeros(k, dtype=np.int64)
     add_coded_cross(V, C, index[0], num_ref, ind_ref, out_a, bad_a)
     add_simple_cross(V, C, index[0], ref, out_b, bad_b, (0,) * k)
     assert np.array_equal(out_a, out_b, equal_nan=True) and np.array_equal(bad_a, bad_b) and bad_a.any()
@@ -356,6 +357,7 @@ def test_complete_rows_is_dropna(column, missing):
 def test_residual_quartiles_by_blocks_equal_one_block(monkeypatch):
     """A residual task codes BLOCK_ROWS rows at a time: the histogram, min and max of its scaled residuals are
     those of the whole partition at once."""
+    from hierfit.data import passes
     from hierfit.data import predict as engine_predict
     from hierfit.data.predict import _point_fit
 
@@ -367,7 +369,70 @@ def test_residual_quartiles_by_blocks_equal_one_block(monkeypatch):
     part.loc[17, "x"] = np.nan  # dropped before the blocks
     coder = fast_coder(point.design, used)
     whole = engine_predict._residual_hist_part(part, point, coder, used)
-    monkeypatch.setattr(engine_predict, "BLOCK_ROWS", 256)
+    monkeypatch.setattr(passes, "BLOCK_ROWS", 256)
     blocks = engine_predict._residual_hist_part(part, point, coder, used)
     assert np.array_equal(whole["hist"], blocks["hist"]) and whole["hist"].sum() == 2999
     assert (whole["min"], whole["max"]) == (blocks["min"], blocks["max"])
+
+
+def test_grouped_pass_by_blocks_equals_one_sweep(monkeypatch):
+    """A grouped-pass task codes BLOCK_ROWS rows at a time into the same sums: those of one sweep, bit for bit; if
+    numpy gives up on a later block, the partition is coded again by formulaic from the start (nothing counted
+    twice)."""
+    from hierfit.data import passes
+    from hierfit.data.stats import StatsPlan, partition_stats
+    from hierfit.spec.layout import collapsed_layout
+
+    d = build_design("y ~ x + sex + (x | g)", _frame(4000, 3))
+    used = _used(d)
+    part = _frame(3000, 4)[used]
+    part.loc[17, "x"] = np.nan
+    plan = StatsPlan(d, collapsed_layout(d), used, (-5.0, 5.0))
+    whole = partition_stats(part, plan)
+    monkeypatch.setattr(passes, "BLOCK_ROWS", 256)
+    blocks = partition_stats(part, plan)
+    assert whole["rows"] == blocks["rows"] == 2999
+    assert np.array_equal(whole["packed"], blocks["packed"]) and np.array_equal(whole["hist"], blocks["hist"])
+    np.testing.assert_allclose([blocks["sy"], blocks["syy"]], [whole["sy"], whole["syy"]], rtol=1e-13)
+    calls = []
+    real = plan.coder.raw_columns
+
+    def gives_up_on_the_third_block(rows, fallback):
+        calls.append(len(rows))
+        return None if len(calls) == 3 else real(rows, fallback)
+
+    monkeypatch.setattr(plan.coder, "raw_columns", gives_up_on_the_third_block)
+    again = partition_stats(part, plan)
+    assert len(calls) == 3 and again["rows"] == 2999
+    np.testing.assert_allclose(plan.cross(again["packed"]), plan.cross(whole["packed"]), rtol=1e-12)
+    assert np.array_equal(again["hist"], whole["hist"])
+
+
+def test_categorical_codes_used_as_they_are_only_in_the_training_order():
+    """A partition whose categories are the training ones in their order gives its codes as they are (no copy); other
+    orders and extra categories are re-mapped to the training order, with the same sums."""
+    from hierfit.data.accumulate import coded_cross
+
+    d = build_design("y ~ x + c + (1 | g)", _frame(400, 1))
+    used = _used(d)
+    coder = fast_coder(d, used)
+    part = _frame(2000, 3)[used]
+    fallback = lambda p: formulaic_code(p, d, used)  # noqa: E731
+    V, C, index = coder.raw_columns(part, fallback)
+    assert C.dtype == np.int8 and np.shares_memory(C, part["c"].array.codes)
+    recipes = list(dict.fromkeys([(), *coder.x_recipes, *(r for z in coder.z_recipes for r in z)]))
+    num_ref, ind_ref = coder.encode(recipes)
+    k = len(recipes)
+
+    def sums(frame):
+        V, C, index = coder.raw_columns(frame, fallback)
+        packed = np.zeros((d.mu.blocks[0].n_levels, k * (k + 1) // 2))
+        coded_cross(V, C, index[0], num_ref, ind_ref, packed, np.zeros(k, dtype=np.int64))
+        return C, packed
+
+    C0, ref = sums(part)
+    for cats in (["hi", "lo", "mid"], ["lo", "mid", "hi", "zz"]):
+        other = part.assign(c=part["c"].cat.set_categories(cats) if len(cats) > 3 else
+                            part["c"].cat.reorder_categories(cats))
+        C1, got = sums(other)
+        assert C1.dtype == np.int64 and np.array_equal(C1, C0.astype(np.int64)) and np.array_equal(got, ref)

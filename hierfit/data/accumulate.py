@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 __all__ = ["add_cross", "add_coded_cross", "add_coded_products", "simple_refs", "add_simple_cross", "add_simple_products",
-           "coded_cross", "coded_products", "lookup_levels", "count_nonfinite", "add_histogram", "column_moments",
+           "coded_cross", "coded_products", "unpack_cross", "lookup_levels", "count_nonfinite", "add_histogram", "column_moments",
            "mark_seen"]
 
 
@@ -60,24 +60,26 @@ def _coded_value(V, C, num_ref, ind_ref, u, i):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def add_coded_cross(V, C, index, num_ref, ind_ref, out, bad):  # pragma: no cover - compiled
+def add_coded_cross(V, C, index, num_ref, ind_ref, packed, bad):  # pragma: no cover - compiled
     """:func:`add_cross` of the columns ``w_u`` built row by row from raw columns, without materialising them.
 
     ``w_u[i]`` is the product of ``V[r, i]`` over ``r`` in ``num_ref[u]`` (in that order,
     -1 ends; none: 1), times ``C[f, i] == l`` (as 1.0 or 0.0) for every ``(f, l)`` in
-    ``ind_ref[u]`` (``f`` -1 ends).  Products by 1.0 are exact and the numeric factors
-    are multiplied in the coder's order, so every ``w_u[i]`` and every sum equals what
-    :func:`add_cross` gives for the materialised columns.  ``bad[u]`` counts the rows where
-    ``w_u`` is NaN or infinite.
+    ``ind_ref[u]`` (``f`` -1 ends).  The products are added to ``packed[index[i]]``, the
+    upper triangle of each level row by row (:func:`unpack_cross` makes the matrices), so
+    that rows swept in several blocks into the same ``packed`` add in the order of one
+    sweep.  Products by 1.0 are exact and the numeric factors are multiplied in the
+    coder's order, so every ``w_u[i]`` and every sum equals what :func:`add_cross` gives
+    for the materialised columns.  ``bad[u]`` counts the rows where ``w_u`` is NaN or infinite.
 
     Example
     -------
     >>> import numpy as np
     >>> V = np.array([[2.0, 3.0, 4.0]]); C = np.array([[0, 1, 1]])
     >>> num_ref = np.array([[-1], [0], [0]]); ind_ref = np.array([[[-1, 0]], [[-1, 0]], [[0, 1]]])
-    >>> out = np.zeros((1, 3, 3)); bad = np.zeros(3, dtype=np.int64)
-    >>> add_coded_cross(V, C, np.zeros(3, dtype=np.int64), num_ref, ind_ref, out, bad)
-    >>> out[0].tolist()   # columns 1, x and x * (C == 1)
+    >>> packed = np.zeros((1, 6)); bad = np.zeros(3, dtype=np.int64)
+    >>> add_coded_cross(V, C, np.zeros(3, dtype=np.int64), num_ref, ind_ref, packed, bad)
+    >>> unpack_cross(packed, 3)[0].tolist()   # columns 1, x and x * (C == 1)
     [[3.0, 9.0, 7.0], [9.0, 29.0, 25.0], [7.0, 25.0, 25.0]]
     """
     n = index.shape[0]
@@ -90,7 +92,6 @@ def add_coded_cross(V, C, index, num_ref, ind_ref, out, bad):  # pragma: no cove
         for c in range(a, k):
             pa[p], pc[p] = a, c
             p += 1
-    packed = np.zeros((out.shape[0], pairs))  # the upper triangle of every level, contiguous
     w = np.empty(k)
     for i in range(n):
         for u in range(k):
@@ -101,10 +102,22 @@ def add_coded_cross(V, C, index, num_ref, ind_ref, out, bad):  # pragma: no cove
         row = packed[index[i]]
         for p in range(pairs):
             row[p] += w[pa[p]] * w[pc[p]]
-    for j in range(out.shape[0]):
-        for p in range(pairs):
-            out[j, pa[p], pc[p]] += packed[j, p]
-            out[j, pc[p], pa[p]] = out[j, pa[p], pc[p]]
+
+
+def unpack_cross(packed: np.ndarray, k: int) -> np.ndarray:
+    """The symmetric ``(levels, k, k)`` matrices of the upper triangles that :func:`add_coded_cross` sums.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> unpack_cross(np.array([[1.0, 2.0, 3.0]]), 2)[0].tolist()
+    [[1.0, 2.0], [2.0, 3.0]]
+    """
+    a, c = np.triu_indices(k)  # row by row: the order of the packed pairs
+    out = np.empty((packed.shape[0], k, k))
+    out[:, a, c] = packed
+    out[:, c, a] = packed
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -160,7 +173,7 @@ def simple_refs(num_ref: np.ndarray, ind_ref: np.ndarray) -> np.ndarray | None:
 
 
 @numba.njit(cache=True, nogil=True)
-def add_simple_cross(V, C, index, ref, out, bad, shape):  # pragma: no cover - compiled
+def add_simple_cross(V, C, index, ref, packed, bad, shape):  # pragma: no cover - compiled
     """:func:`add_coded_cross` for :func:`simple_refs` columns: the same sums, bit for bit, about twice as fast.
 
     Column u's value in row i is ``V[ref[u, 0], i]`` (1 where -1) times
@@ -174,14 +187,13 @@ def add_simple_cross(V, C, index, ref, out, bad, shape):  # pragma: no cover - c
     >>> import numpy as np
     >>> V = np.array([[2.0, 3.0, 4.0]]); C = np.array([[0, 1, 1]])
     >>> ref = np.array([[-1, -1, 0], [0, -1, 0], [0, 0, 1]])
-    >>> out = np.zeros((1, 3, 3)); bad = np.zeros(3, dtype=np.int64)
-    >>> add_simple_cross(V, C, np.zeros(3, dtype=np.int64), ref, out, bad, (0, 0, 0))
-    >>> out[0].tolist()   # columns 1, x and x * (C == 1)
+    >>> packed = np.zeros((1, 6)); bad = np.zeros(3, dtype=np.int64)
+    >>> add_simple_cross(V, C, np.zeros(3, dtype=np.int64), ref, packed, bad, (0, 0, 0))
+    >>> unpack_cross(packed, 3)[0].tolist()   # columns 1, x and x * (C == 1)
     [[3.0, 9.0, 7.0], [9.0, 29.0, 25.0], [7.0, 25.0, 25.0]]
     """
     n = index.shape[0]
     k = len(shape)
-    packed = np.zeros((out.shape[0], k * (k + 1) // 2))  # the upper triangle of every level, contiguous
     w = np.empty(k)
     for i in range(n):
         for u in range(k):  # written out here: as a compiled helper, even inlined, it makes the sweep 5x slower
@@ -199,13 +211,6 @@ def add_simple_cross(V, C, index, ref, out, bad, shape):  # pragma: no cover - c
             for c in range(a, k):
                 row[p] += wa * w[c]
                 p += 1
-    p = 0
-    for a in range(k):
-        for c in range(a, k):
-            for j in range(out.shape[0]):
-                out[j, a, c] += packed[j, p]
-                out[j, c, a] = out[j, a, c]
-            p += 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -238,23 +243,23 @@ def add_simple_products(V, C, index, ref, coef, out, shape):  # pragma: no cover
         out[i] += acc
 
 
-def coded_cross(V, C, index, num_ref, ind_ref, out, bad) -> None:
+def coded_cross(V, C, index, num_ref, ind_ref, packed, bad) -> None:
     """:func:`add_coded_cross`, through :func:`add_simple_cross` where the columns are simple (same sums).
 
     Example
     -------
     >>> import numpy as np
-    >>> out = np.zeros((1, 2, 2)); bad = np.zeros(2, dtype=np.int64)
+    >>> packed = np.zeros((1, 3)); bad = np.zeros(2, dtype=np.int64)
     >>> coded_cross(np.array([[2.0, 3.0]]), np.zeros((0, 2), dtype=np.int64), np.zeros(2, dtype=np.int64),
-    ...             np.array([[-1], [0]]), np.full((2, 1, 2), -1), out, bad)
-    >>> out[0].tolist()
+    ...             np.array([[-1], [0]]), np.full((2, 1, 2), -1), packed, bad)
+    >>> unpack_cross(packed, 2)[0].tolist()
     [[2.0, 5.0], [5.0, 13.0]]
     """
     ref = simple_refs(num_ref, ind_ref)
     if ref is None:
-        add_coded_cross(V, C, index, num_ref, ind_ref, out, bad)
+        add_coded_cross(V, C, index, num_ref, ind_ref, packed, bad)
     else:
-        add_simple_cross(V, C, index, ref, out, bad, (0,) * len(ref))
+        add_simple_cross(V, C, index, ref, packed, bad, (0,) * len(ref))
 
 
 def coded_products(V, C, index, num_ref, ind_ref, coef, out) -> None:

@@ -107,14 +107,18 @@ class FastCoder:
                 continue
             s = part[col]
             if isinstance(s.dtype, pd.CategoricalDtype):
-                where = pd.Index(s.cat.categories).get_indexer(pd.Index(cats))  # training level -> this category
-                remap = np.full(len(s.cat.categories) + 1, -1, dtype=np.int64)
-                remap[where[where >= 0]] = np.flatnonzero(where >= 0)
-                c = remap[s.cat.codes.to_numpy()]
+                now = s.cat.categories
+                if len(now) == len(cats) and list(now) == list(cats):
+                    c = s.array.codes  # the training categories in their order: the codes as they are (a view)
+                else:
+                    where = pd.Index(now).get_indexer(pd.Index(cats))  # training level -> this category
+                    remap = np.full(len(now) + 1, -1, dtype=np.int64)
+                    remap[where[where >= 0]] = np.flatnonzero(where >= 0)
+                    c = remap[s.array.codes]
             elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
                 with warnings.catch_warnings():  # an unseen value gives code -1 (formulaic's path names it)
                     warnings.simplefilter("ignore")
-                    c = pd.Categorical(s, categories=cats).codes.astype(np.int64)
+                    c = pd.Categorical(s, categories=cats).codes
             else:
                 return None
             if len(c) and c.min() < 0:  # unseen level (or NA): formulaic's path raises the error that names it
@@ -345,7 +349,7 @@ def complete_rows(part: pd.DataFrame) -> pd.DataFrame:
             values = s.to_numpy()
             missing = len(values) and np.isnan(values.min())
         elif isinstance(dtype, pd.CategoricalDtype):
-            codes = s.cat.codes.to_numpy()
+            codes = s.array.codes
             missing = len(codes) and codes.min() < 0
         else:
             missing = s.isna().any()

@@ -87,7 +87,7 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
         if isinstance(s.dtype, pd.CategoricalDtype):
             categories[c] = list(s.cat.categories)
             seen = np.zeros(len(categories[c]) + 1, dtype=bool)  # code -1 (missing) marks seen[0]
-            mark_seen(s.cat.codes.to_numpy(), -1, seen)
+            mark_seen(s.array.codes, -1, seen)
             present[c] = {categories[c][i] for i in np.flatnonzero(seen[1:])}
         else:
             present[c] = set(pd.unique(s.to_numpy()))

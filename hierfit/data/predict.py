@@ -18,6 +18,7 @@ from hierfit.data.allocation import heap_allocations
 from hierfit.analysis.prepare import prepare_draws
 from hierfit.data.accumulate import add_histogram
 from hierfit.data.coding import RawRows, complete_rows, fast_coder
+from hierfit.data import passes
 from hierfit.data.passes import run_pass
 from hierfit.data.stats import formulaic_code, response_values, worker_design
 from hierfit.errors import HierfitError
@@ -144,10 +145,6 @@ def _point_fit(fit):
 
 #: Scaled residuals are binned on [-RES_RANGE, RES_RANGE] for the quartiles (bin width 2 * RES_RANGE / RES_BINS).
 RES_RANGE, RES_BINS = 10.0, 1 << 18
-#: Rows a residual task codes at a time: its temporaries (a few MB each) are then reused from one block to the next
-#: instead of being mapped afresh for every partition (in a worker thread, 32 MB of page faults and 12-16 ms of
-#: kernel time per task of 2e6 rows).
-BLOCK_ROWS = 1 << 19
 
 
 def _scaled_residuals(rows: pd.DataFrame, fit, coder, used: list[str]) -> np.ndarray:
@@ -171,12 +168,13 @@ def _scaled_residuals(rows: pd.DataFrame, fit, coder, used: list[str]) -> np.nda
 
 
 def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict:
-    """Histogram, min and max of one partition's scaled residuals at the posterior means, BLOCK_ROWS rows at a time."""
+    """Histogram, min and max of one partition's scaled residuals at the posterior means, a block of rows at a time."""
     heap_allocations()  # until the pass is over (hierfit.data.allocation)
     part = complete_rows(part[used])
     out = {"hist": np.zeros(RES_BINS), "min": np.inf, "max": -np.inf}
-    for start in range(0, len(part), BLOCK_ROWS):
-        r = _scaled_residuals(part.iloc[start:start + BLOCK_ROWS], fit, coder, used)
+    block = passes.BLOCK_ROWS
+    for start in range(0, len(part), block):
+        r = _scaled_residuals(part.iloc[start:start + block], fit, coder, used)
         add_histogram(r, -RES_RANGE, 2 * RES_RANGE, out["hist"])  # the grouped pass's compiled binning
         out["min"], out["max"] = min(out["min"], float(r.min())), max(out["max"], float(r.max()))
     return out

@@ -19,6 +19,7 @@ import pandas as pd
 
 from hierfit.data.allocation import heap_allocations
 from hierfit.data.coding import complete_rows, fast_coder
+from hierfit.data import passes
 from hierfit.data.passes import run_pass
 from hierfit.errors import DataError
 from hierfit.spec.design import FORMULA_CONTEXT
@@ -81,12 +82,26 @@ class StatsPlan:
         self.k = 1 + design.X.shape[1] + sum(b.n_coefs for b in layout.outer + layout.inner) + 1
         self.coder = fast_coder(design, used)  # numpy re-coding of simple designs; None: formulaic
         self.fused = None
-        if self.coder is not None:  # the recipes of W's distinct columns, for the compiled sweep
+        recipes = None
+        if self.coder is not None:  # the recipes of W's columns, for the compiled sweep
             keys = [b.key for b in design.mu.blocks]
-            recipes = [(), *self.coder.x_recipes, *(r for key in self.keys for r in self.coder.z_recipes[keys.index(key)]),
+            recipes = [(), *self.coder.x_recipes,
+                       *(r for key in self.keys for r in self.coder.z_recipes[keys.index(key)]),
                        (("y", self.coder.response, None),)]
-            distinct = list(dict.fromkeys(recipes))
-            self.fused = (*self.coder.encode(distinct), [distinct.index(r) for r in recipes])
+            self.fused = self.coder.encode(list(dict.fromkeys(recipes)))
+        # the sums are kept for W's distinct columns (those of one recipe are equal), the upper triangle of each level
+        recipes = recipes or list(range(self.k))
+        distinct = list(dict.fromkeys(recipes))
+        self.where = np.array([distinct.index(r) for r in recipes], dtype=np.int64)  # W's column -> kept column
+        self.stored = np.array([recipes.index(r) for r in distinct], dtype=np.int64)  # kept column -> W's column
+        self.pairs = len(distinct) * (len(distinct) + 1) // 2
+        self.gather = None if np.array_equal(self.position, np.arange(K)) else self.position
+
+    def cross(self, packed: np.ndarray) -> np.ndarray:
+        """The ``(levels, k, k)`` sums of ``W_i W_i'`` from the kept upper triangles of W's distinct columns."""
+        from hierfit.data.accumulate import unpack_cross
+
+        return unpack_cross(packed, len(self.stored))[:, self.where][:, :, self.where]
 
 
 def _worker_id() -> str:
@@ -155,58 +170,97 @@ def _seen_levels(index: list[np.ndarray], design) -> None:
                             "the data changed between the passes; fit again")
 
 
-def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
-    """Sufficient statistics of one partition (runs in a worker)."""
-    heap_allocations()  # until the pass is over (hierfit.data.allocation)
-    from hierfit.data.accumulate import add_cross, add_histogram, coded_cross, count_nonfinite
+def _add_response(y: np.ndarray, plan: StatsPlan, out: dict) -> None:
+    from hierfit.data.accumulate import add_histogram
 
-    K, k = len(plan.position), plan.k
-    out = {"n": np.zeros(K), "cross": np.zeros((K, k, k)), "hist": np.zeros(HIST_BINS), "rows": 0,
-           "workers": {_worker_id()}, "bad": {}}
+    if plan.y_range is not None:
+        lo, hi = plan.y_range
+        add_histogram(y, float(lo), max(hi - lo, 1e-300), out["hist"])
+    out["sy"] += float(y.sum())
+    out["syy"] += float(y @ y)
+
+
+def _swept_stats(part: pd.DataFrame, plan: StatsPlan, out: dict) -> np.ndarray | None:
+    """Numpy's coding and the compiled sweep, ``passes.BLOCK_ROWS`` rows at a time into the same sums.
+
+    The blocks add their rows to the same upper triangles in row order, so the sums are
+    those of one sweep, bit for bit.  Returns the non-finite counts of W's columns, or None
+    when numpy does not code a block (the caller starts again with formulaic).
+    """
+    from hierfit.data.accumulate import coded_cross
+
+    d = plan.design
+    fallback = partial(formulaic_code, design=d, used=plan.used)
+    inner = [b.key for b in d.mu.blocks].index(plan.inner_key)
+    num_ref, ind_ref = plan.fused
+    bad = np.zeros(len(plan.stored), dtype=np.int64)
+    block = passes.BLOCK_ROWS
+    for start in range(0, len(part), block):
+        raw = plan.coder.raw_columns(part.iloc[start:start + block], fallback)
+        if raw is None:
+            return None
+        V, C, index = raw
+        _seen_levels(index, d)
+        idx = index[inner] if plan.gather is None else plan.gather[index[inner]]
+        coded_cross(V, C, idx, num_ref, ind_ref, out["packed"], bad)
+        _add_response(V[0], plan, out)  # the response (no offset: numpy does not code one)
+    return bad[plan.where]
+
+
+def _materialised_stats(part: pd.DataFrame, plan: StatsPlan, out: dict) -> np.ndarray:
+    """The sums from the design matrices (formulaic's coding, or numpy's :meth:`FastCoder.code`); non-finite counts."""
+    from hierfit.data.accumulate import add_cross, count_nonfinite
+
+    d = plan.design
+    fallback = partial(formulaic_code, design=d, used=plan.used)
+    yo, X, Z_all, index = fallback(part) if plan.coder is None else plan.coder.code(part, fallback)
+    _seen_levels(index, d)
+    keys = [b.key for b in d.mu.blocks]
+    Z = [Z_all[keys.index(key)] for key in plan.keys]
+    idx = plan.position[index[keys.index(plan.inner_key)]]
+    columns = [np.ones(len(yo)), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]
+    keep, where = _distinct(columns)
+    U = np.empty((len(yo), len(keep)))  # the distinct columns of W (the intercept and slopes appear in X and Z)
+    for u, j in enumerate(keep):
+        U[:, u] = columns[j]
+    bad = count_nonfinite(U)[where]
+    if bad.any():
+        return bad
+    cross_u = np.zeros((len(plan.position), len(keep), len(keep)))
+    add_cross(idx, U, cross_u)
+    kept = [where[j] for j in plan.stored]
+    a, c = np.triu_indices(len(kept))
+    out["packed"] += cross_u[:, np.array(kept)[a], np.array(kept)[c]]  # zeros plus the sums: the sums
+    _add_response(np.asarray(response_values(part, d, plan.used) if d.mu.offset_specs else yo, dtype=float),
+                  plan, out)  # the response, not y - offset
+    return bad
+
+
+def _empty_stats(plan: StatsPlan) -> dict:
+    return {"packed": np.zeros((len(plan.position), plan.pairs)), "hist": np.zeros(HIST_BINS), "rows": 0,
+            "sy": 0.0, "syy": 0.0, "workers": {_worker_id()}, "bad": {}}
+
+
+def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
+    """Sufficient statistics of one partition (runs in a worker).
+
+    ``packed`` holds, for every level, the upper triangle of the sums of products of W's
+    distinct columns (:meth:`StatsPlan.cross` makes the matrices), ``hist`` the response's
+    histogram, ``bad`` the rows where a column of W is not finite.
+    """
+    heap_allocations()  # until the pass is over (hierfit.data.allocation)
+    out = _empty_stats(plan)
     part = complete_rows(part[plan.used])
     if not len(part):
         return out
-    d = plan.design
-    fallback = partial(formulaic_code, design=d, used=plan.used)
-    raw = plan.coder.raw_columns(part, fallback) if plan.coder is not None else None
-    keys = [b.key for b in d.mu.blocks]
-    if raw is not None:  # one compiled sweep over the raw columns: no design matrix is materialised
-        V, C, index = raw
-        _seen_levels(index, d)
-        num_ref, ind_ref, where = plan.fused
-        idx = plan.position[index[keys.index(plan.inner_key)]]
-        k_u = len(num_ref)
-        cross_u, bad_u = np.zeros((K, k_u, k_u)), np.zeros(k_u, dtype=np.int64)
-        coded_cross(V, C, idx, num_ref, ind_ref, cross_u, bad_u)
-        yo = V[0]
-    else:
-        yo, X, Z_all, index = fallback(part) if plan.coder is None else plan.coder.code(part, fallback)
-        _seen_levels(index, d)
-        Z = [Z_all[keys.index(key)] for key in plan.keys]
-        idx = plan.position[index[keys.index(plan.inner_key)]]
-        columns = [np.ones(len(yo)), *X.T, *(c for z in Z for c in z.T), yo]  # W = [1, X, Z, y - offset]
-        keep, where = _distinct(columns)
-        U = np.empty((len(yo), len(keep)))  # the distinct columns of W (the intercept and slopes appear in X and Z)
-        for u, j in enumerate(keep):
-            U[:, u] = columns[j]
-        bad_u = count_nonfinite(U)
-        cross_u = np.zeros((K, len(keep), len(keep)))
-        if not bad_u.any():
-            add_cross(idx, U, cross_u)
-    n = len(yo)
-    bad = bad_u[where]
+    bad = _swept_stats(part, plan, out) if plan.coder is not None else None
+    if bad is None:  # formulaic codes the partition (numpy may have given up after some blocks: start again)
+        out = _empty_stats(plan)
+        bad = _materialised_stats(part, plan, out)
     if bad.any():
         out["bad"] = {int(j): int(bad[j]) for j in np.flatnonzero(bad)}
         return out
-    out["cross"] = cross = cross_u[:, where][:, :, where]  # the same products, summed in the same order
-    out["n"] = cross[:, 0, 0].copy()
-    out["rows"] = n
-    y = response_values(part, d, plan.used) if d.mu.offset_specs else yo  # the response, not y - offset
-    if plan.y_range is not None:
-        lo, hi = plan.y_range
-        out["hist"] = np.zeros(HIST_BINS)
-        add_histogram(np.asarray(y, dtype=float), float(lo), max(hi - lo, 1e-300), out["hist"])
-    out["sy"], out["syy"] = float(y.sum()), float((y * y).sum())
+    out["rows"] = len(part)
     return out
 
 
@@ -215,7 +269,7 @@ def _add(*parts: dict) -> dict:
     out["workers"] = set(out["workers"])
     out["bad"] = dict(out["bad"])
     for p in parts[1:]:
-        for key in ("n", "cross", "hist", "rows", "sy", "syy"):
+        for key in ("packed", "hist", "rows", "sy", "syy"):
             out[key] = out.get(key, 0) + p.get(key, 0)
         out["workers"] |= p["workers"]
         for j, v in p["bad"].items():
@@ -256,10 +310,10 @@ def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: in
         raise DataError("after transformation these columns contain NaN or infinite values: "
                         + ", ".join(f"'{cols[j]}' ({n} rows)" for j, n in tot["bad"].items())
                         + " (check log() of zero/negative values, or inf in the data)")
-    cross = tot["cross"]
+    cross = plan.cross(tot["packed"])
     q = plan.k - p - 2
     stats = SufficientStats(
-        n=np.rint(tot["n"]).astype(np.int64), yy=cross[:, -1, -1].copy(), Xy=cross[:, 1:1 + p, -1].copy(),
+        n=np.rint(cross[:, 0, 0]).astype(np.int64), yy=cross[:, -1, -1].copy(), Xy=cross[:, 1:1 + p, -1].copy(),
         XX=cross[:, 1:1 + p, 1:1 + p].copy(), Zy=cross[:, 1 + p:1 + p + q, -1].copy(),
         ZX=cross[:, 1 + p:1 + p + q, 1:1 + p].copy(), ZZ=cross[:, 1 + p:1 + p + q, 1 + p:1 + p + q].copy())
     total = cross.sum(axis=0)
