@@ -307,3 +307,14 @@ def test_pass_tasks_run_where_their_partition_is(exam):
         # the tasks read the kept partitions themselves: no per-partition tasks in between that Dask could place
         # elsewhere (to_delayed() adds one per partition)
         assert sorted({key_split(t["key"]) for t in ts.data}) == ["lambda", "where"]
+        # a pass whose partials add exactly in any order: a worker's partitions split_every at a time in one task
+        counts = {}
+        for w, _ in ran:
+            counts[w] = counts.get(w, 0) + 1
+        with distributed.get_task_stream(client) as ts:
+            batched = run_pass(where, kept, ["normexam", "standLRT"], (), lambda *parts: sum(parts, []),
+                               split_every=4, exact=True)
+        assert sorted(batched) == sorted(ran)
+        tasks = [t for t in ts.data if key_split(t["key"]) == "batch"]
+        assert len(tasks) == sum(-(-n // 4) for n in counts.values()) < 12
+        assert not [t for t in tasks if any(s["action"] == "transfer" for s in t["startstops"])]

@@ -42,9 +42,38 @@ def _resident_futures(ddf, columns: list[str], client) -> list | None:
     return sorted(futures, key=lambda f: f.key[1])
 
 
-def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: int = 8):
+def _batch(func, combine, n_args: int, *items):
+    """``combine`` of ``func(partition, *args)`` over ``items = (*args, *partitions)``, one partition at a time.
+
+    Each partial is added to the running total before the next one is made, so that its
+    memory is reused by the next (one partial alive, not one per partition).
+    """
+    args, parts = items[:n_args], items[n_args:]
+    out = None
+    for part in parts:
+        partial = func(part, *args)
+        out = partial if out is None else combine(out, partial)
+    return out
+
+
+def _by_worker(futures: list, where: dict, size: int) -> list[tuple[str, list]] | None:
+    """The partitions grouped by the worker that holds them, ``size`` at a time; None unless every one is held."""
+    held: dict[str, list] = {}
+    for f in futures:
+        holders = where.get(f.key)
+        if not holders:
+            return None
+        held.setdefault(sorted(holders)[0], []).append(f)
+    return [(w, fs[i:i + size]) for w, fs in held.items() for i in range(0, len(fs), size)]
+
+
+def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: int = 8, exact: bool = False):
     """``combine`` of ``func(partition, *args)`` over the partitions of ``ddf[columns]``, computed by the engine.
 
+    ``exact=True`` says that ``combine`` gives the same result in any order (counts,
+    minima, maxima): partitions the same worker holds in memory are then processed
+    ``split_every`` at a time by one task, which adds their partials as it goes.  Sums of
+    floating-point numbers are not exact in that sense, and are added in partition order.
     The workers' allocator settings are restored when the pass ends (:func:`release_workers`).
 
     Example
@@ -60,12 +89,17 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
         if futures is not None:
             where = client.who_has(futures)
             shared = client.scatter(list(args), broadcast=True, hash=False) if args else []  # one round trip
-            # loose restrictions: a task whose worker left runs elsewhere (Dask recomputes its partition);
-            # a partition still being read (the first pass) is placed by Dask where it lands
-            parts = [client.submit(func, f, *shared, pure=False, **({"workers": list(where[f.key]),
-                                                                    "allow_other_workers": True}
-                                                                   if where.get(f.key) else {}))
-                     for f in futures]
+            batches = _by_worker(futures, where, split_every) if exact else None
+            if batches is not None:  # every partition in memory: one task per worker and batch, where they are
+                parts = [client.submit(_batch, func, combine, len(shared), *shared, *fs, pure=False,
+                                       workers=[w], allow_other_workers=True) for w, fs in batches]
+            else:
+                # loose restrictions: a task whose worker left runs elsewhere (Dask recomputes its partition);
+                # a partition still being read (the first pass) is placed by Dask where it lands
+                parts = [client.submit(func, f, *shared, pure=False, **({"workers": list(where[f.key]),
+                                                                        "allow_other_workers": True}
+                                                                       if where.get(f.key) else {}))
+                         for f in futures]
             while len(parts) > 1:
                 parts = [client.submit(combine, *parts[i:i + split_every], pure=False)
                          for i in range(0, len(parts), split_every)]

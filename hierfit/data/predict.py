@@ -181,8 +181,10 @@ def _residual_hist_part(part: pd.DataFrame, fit, coder, used: list[str]) -> dict
 
 
 def _add_hist(*parts: dict) -> dict:
-    return {"hist": sum(p["hist"] for p in parts), "min": min(p["min"] for p in parts),
-            "max": max(p["max"] for p in parts)}
+    hist = parts[0]["hist"].copy()
+    for p in parts[1:]:
+        hist += p["hist"]  # counts: exact in any order
+    return {"hist": hist, "min": min(p["min"] for p in parts), "max": max(p["max"] for p in parts)}
 
 
 def _hist_quantile(hist: np.ndarray, prob: float) -> float:
@@ -203,6 +205,6 @@ def residual_quantiles(fit, ddf, split_every: int = 8) -> dict[str, float]:
     used = _used(fit)
     point = _point_fit(fit)
     tot = run_pass(_residual_hist_part, ddf, used, (point, fast_coder(point.design, used), used), _add_hist,
-                   split_every)  # fast_coder None: formulaic codes
+                   split_every, exact=True)  # fast_coder None: formulaic codes; counts, min, max: exact in any order
     mid = [float(np.clip(_hist_quantile(tot["hist"], p), tot["min"], tot["max"])) for p in (0.25, 0.5, 0.75)]
     return dict(zip(_QUANTILES, [tot["min"], *mid, tot["max"]]))
