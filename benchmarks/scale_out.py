@@ -128,6 +128,7 @@ def run_engine(folder: Path, rows: int, workers: int, draws: int, tune: int, cha
                             *sorted(str(f) for f in folder.glob("*.parquet"))[:4]], check=True, capture_output=True,
                            env=os.environ.copy())
             out["warm_up_fit_s"] = time.perf_counter() - t0
+            cpu0 = client.run(cpu)  # the workers' CPU seconds of the timed fit only
         t0 = time.perf_counter()
         fit = hierfit.fit(FORMULA, path, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False,
                           cores=min(chains, 2), warn=False)
