@@ -13,8 +13,8 @@ import numba
 import numpy as np
 
 __all__ = ["add_cross", "add_coded_cross", "add_coded_products", "simple_refs", "add_simple_cross", "add_simple_products",
-           "coded_cross", "coded_products", "unpack_cross", "lookup_levels", "count_nonfinite", "add_histogram", "column_moments",
-           "mark_seen"]
+           "coded_cross", "coded_products", "unpack_cross", "lookup_levels", "count_nonfinite", "add_histogram",
+           "add_sums", "column_moments", "mark_seen"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -327,9 +327,10 @@ def count_nonfinite(W):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def add_histogram(y, lo, span, hist):  # pragma: no cover - compiled
-    """``hist[clip(int((y - lo) / span * bins), 0, bins - 1)] += 1`` for every value, without temporaries.
+    """``hist[clip(int((y - lo) / span * bins), 0, bins - 1)] += 1`` for every finite value, without temporaries.
 
-    The same bins as numpy's ``((y - lo) / span * bins).astype(int64)`` then ``clip``.
+    The same bins as numpy's ``((y - lo) / span * bins).astype(int64)`` then ``clip``.  NaN
+    and infinite values are left out (the passes refuse them with an error of their own).
 
     Example
     -------
@@ -341,12 +342,34 @@ def add_histogram(y, lo, span, hist):  # pragma: no cover - compiled
     """
     bins = hist.shape[0]
     for i in range(y.shape[0]):
+        if not np.isfinite(y[i]):
+            continue
         b = int((y[i] - lo) / span * bins)
         if b < 0:
             b = 0
         elif b > bins - 1:
             b = bins - 1
         hist[b] += 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def add_sums(y, sums):  # pragma: no cover - compiled
+    """``sums[0] += y[i]`` and ``sums[1] += y[i] ** 2`` in float64, in row order: the same sums in blocks or at once.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> sums = np.zeros(2)
+    >>> add_sums(np.array([1, 2, 3], dtype=np.float32), sums)
+    >>> sums.tolist()
+    [6.0, 14.0]
+    """
+    s0, s1 = sums[0], sums[1]
+    for i in range(y.shape[0]):
+        v = np.float64(y[i])
+        s0 += v
+        s1 += v * v
+    sums[0], sums[1] = s0, s1
 
 
 @numba.njit(cache=True, nogil=True)

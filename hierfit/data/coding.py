@@ -108,7 +108,7 @@ class FastCoder:
             s = part[col]
             if isinstance(s.dtype, pd.CategoricalDtype):
                 now = s.cat.categories
-                if len(now) == len(cats) and list(now) == list(cats):
+                if _same_levels(list(now), list(cats)):
                     c = s.array.codes  # the training categories in their order: the codes as they are (a view)
                 else:
                     where = pd.Index(now).get_indexer(pd.Index(cats))  # training level -> this category
@@ -323,6 +323,11 @@ class RawRows:
             for r, block, index in ranef:
                 coded_products(self.V, self.C, index, *self.z_refs[block], np.ascontiguousarray(r[s]), out[s])
         return out
+
+
+def _same_levels(now: list, levels: list) -> bool:
+    """The same values of the same types in the same order (``True`` equals ``1``, but is not the level ``1``)."""
+    return len(now) == len(levels) and all(type(a) is type(b) and a == b for a, b in zip(now, levels))
 
 
 def complete_rows(part: pd.DataFrame) -> pd.DataFrame:

@@ -56,15 +56,24 @@ def _batch(func, combine, n_args: int, *items):
     return out
 
 
-def _by_worker(futures: list, where: dict, size: int) -> list[tuple[str, list]] | None:
-    """The partitions grouped by the worker that holds them, ``size`` at a time; None unless every one is held."""
+def _by_worker(futures: list, where: dict, size: int, threads: dict) -> list[tuple[str, list]] | None:
+    """The partitions grouped by the worker that holds them; None unless every one is held.
+
+    A worker's partitions are cut into batches of at most ``size``, and into at least as
+    many batches as it has threads, so that all of them work.
+    """
     held: dict[str, list] = {}
     for f in futures:
         holders = where.get(f.key)
         if not holders:
             return None
         held.setdefault(sorted(holders)[0], []).append(f)
-    return [(w, fs[i:i + size]) for w, fs in held.items() for i in range(0, len(fs), size)]
+    out = []
+    for w, fs in held.items():
+        count = max(-(-len(fs) // size), min(len(fs), int(threads.get(w) or 1)))
+        step = -(-len(fs) // count)
+        out.extend((w, fs[i:i + step]) for i in range(0, len(fs), step))
+    return out
 
 
 def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: int = 8, exact: bool = False):
@@ -72,7 +81,8 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
 
     ``exact=True`` says that ``combine`` gives the same result in any order (counts,
     minima, maxima): partitions the same worker holds in memory are then processed
-    ``split_every`` at a time by one task, which adds their partials as it goes.  Sums of
+    up to ``split_every`` at a time by one task (at least one task per thread of the
+    worker), which adds their partials as it goes.  Sums of
     floating-point numbers are not exact in that sense, and are added in partition order.
     The workers' allocator settings are restored when the pass ends (:func:`release_workers`).
 
@@ -89,7 +99,10 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
         if futures is not None:
             where = client.who_has(futures)
             shared = client.scatter(list(args), broadcast=True, hash=False) if args else []  # one round trip
-            batches = _by_worker(futures, where, split_every) if exact else None
+            batches = None
+            if exact:
+                threads = {w: info.get("nthreads", 1) for w, info in client.scheduler_info()["workers"].items()}
+                batches = _by_worker(futures, where, split_every, threads)
             if batches is not None:  # every partition in memory: one task per worker and batch, where they are
                 parts = [client.submit(_batch, func, combine, len(shared), *shared, *fs, pure=False,
                                        workers=[w], allow_other_workers=True) for w, fs in batches]

@@ -171,13 +171,12 @@ def _seen_levels(index: list[np.ndarray], design) -> None:
 
 
 def _add_response(y: np.ndarray, plan: StatsPlan, out: dict) -> None:
-    from hierfit.data.accumulate import add_histogram
+    from hierfit.data.accumulate import add_histogram, add_sums
 
     if plan.y_range is not None:
         lo, hi = plan.y_range
         add_histogram(y, float(lo), max(hi - lo, 1e-300), out["hist"])
-    out["sy"] += float(y.sum())
-    out["syy"] += float(y @ y)
+    add_sums(y, out["sums"])  # in row order: the same in blocks as at once
 
 
 def _swept_stats(part: pd.DataFrame, plan: StatsPlan, out: dict) -> np.ndarray | None:
@@ -238,7 +237,7 @@ def _materialised_stats(part: pd.DataFrame, plan: StatsPlan, out: dict) -> np.nd
 
 def _empty_stats(plan: StatsPlan) -> dict:
     return {"packed": np.zeros((len(plan.position), plan.pairs)), "hist": np.zeros(HIST_BINS), "rows": 0,
-            "sy": 0.0, "syy": 0.0, "workers": {_worker_id()}, "bad": {}}
+            "sums": np.zeros(2), "workers": {_worker_id()}, "bad": {}}
 
 
 def partition_stats(part: pd.DataFrame, plan: StatsPlan) -> dict:
@@ -269,7 +268,7 @@ def _add(*parts: dict) -> dict:
     out["workers"] = set(out["workers"])
     out["bad"] = dict(out["bad"])
     for p in parts[1:]:
-        for key in ("packed", "hist", "rows", "sy", "syy"):
+        for key in ("packed", "hist", "rows", "sums"):
             out[key] = out.get(key, 0) + p.get(key, 0)
         out["workers"] |= p["workers"]
         for j, v in p["bad"].items():
@@ -329,8 +328,9 @@ def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: in
     if y_range is not None:
         lo, hi = y_range
         med = _hist_median(tot["hist"], lo, hi)
-        sd = float(np.sqrt(max((tot["syy"] - tot["sy"] ** 2 / n) / max(n - 1, 1), 0.0)))
+        sy, syy = tot["sums"]
+        sd = float(np.sqrt(max((syy - sy ** 2 / n) / max(n - 1, 1), 0.0)))
         response = ResponseSummary(float(med), _hist_mad(tot["hist"], lo, hi, med), sd, int(n))
     facts = {"rows": int(tot["rows"]), "workers": sorted(tot["workers"]), "npartitions": ddf.npartitions,
-             "sy": tot.get("sy", 0.0), "syy": tot.get("syy", 0.0)}
+             "sy": float(tot["sums"][0]), "syy": float(tot["sums"][1])}
     return stats, response, x_sd, facts
