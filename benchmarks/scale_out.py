@@ -124,7 +124,7 @@ def run_engine(folder: Path, rows: int, workers: int, draws: int, tune: int, cha
         out["scan_s"], out["scans_s"] = min(scans), scans
         if not cold:  # the workers import hierfit and load its compiled pass functions, as for a user's second model
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", _WARM_WORKERS, cluster.scheduler_address, WARM_FORMULA,
+            subprocess.run([sys.executable, "-c", _WARM_UP, cluster.scheduler_address, WARM_FORMULA,
                             *sorted(str(f) for f in folder.glob("*.parquet"))[:4]], check=True, capture_output=True,
                            env=os.environ.copy())
             out["warm_up_fit_s"] = time.perf_counter() - t0
@@ -191,16 +191,12 @@ def run_pandas(folder: Path, rows: int, draws: int, tune: int, chains: int, time
     return {"rows": rows, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
-_WARM_WORKERS = r"""
-import sys, hierfit
-from distributed import Client
-with Client(sys.argv[1]):  # another client process: this one keeps its imports and kernel cold
-    hierfit.fit(sys.argv[2], sys.argv[3:], chains=1, draws=20, tune=20, seed=1, progressbar=False, warn=False)
-"""
-
 _WARM_UP = r"""
-import sys, hierfit
-hierfit.fit(sys.argv[1], sys.argv[2], chains=1, draws=20, tune=20, seed=1, progressbar=False, warn=False)
+import contextlib, sys, hierfit
+from distributed import Client
+# argv: a scheduler's address ("-": none), the formula, the files
+with Client(sys.argv[1]) if sys.argv[1] != "-" else contextlib.nullcontext():
+    hierfit.fit(sys.argv[2], sys.argv[3:], chains=1, draws=20, tune=20, seed=1, progressbar=False, warn=False)
 """
 
 
@@ -212,7 +208,7 @@ def warm_up(folder: Path) -> float:
     """
     t0 = time.perf_counter()
     first = sorted(folder.glob("*.parquet"))[0]
-    subprocess.run([sys.executable, "-c", _WARM_UP, FORMULA, str(first)], check=True, capture_output=True,
+    subprocess.run([sys.executable, "-c", _WARM_UP, "-", FORMULA, str(first)], check=True, capture_output=True,
                    env=os.environ.copy())
     return time.perf_counter() - t0
 

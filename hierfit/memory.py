@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = ["small_pages", "huge_pages_setting"]
 
+
 def huge_pages_setting(enabled: bool) -> bool | None:
     """Set whether numpy asks for huge pages for large arrays; the previous setting, or None where numpy cannot say.
 

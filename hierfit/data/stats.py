@@ -227,9 +227,9 @@ def _materialised_stats(part: pd.DataFrame, plan: StatsPlan, out: dict) -> np.nd
         return bad
     cross_u = np.zeros((len(plan.position), len(keep), len(keep)))
     add_cross(idx, U, cross_u)
-    kept = [where[j] for j in plan.stored]
+    kept = np.asarray(where)[plan.stored]  # kept column -> column of U
     a, c = np.triu_indices(len(kept))
-    out["packed"] += cross_u[:, np.array(kept)[a], np.array(kept)[c]]  # zeros plus the sums: the sums
+    out["packed"] += cross_u[:, kept[a], kept[c]]  # zeros plus the sums: the sums
     _add_response(np.asarray(response_values(part, d, plan.used) if d.mu.offset_specs else yo, dtype=float),
                   plan, out)  # the response, not y - offset
     return bad
@@ -331,6 +331,5 @@ def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: in
         sy, syy = tot["sums"]
         sd = float(np.sqrt(max((syy - sy ** 2 / n) / max(n - 1, 1), 0.0)))
         response = ResponseSummary(float(med), _hist_mad(tot["hist"], lo, hi, med), sd, int(n))
-    facts = {"rows": int(tot["rows"]), "workers": sorted(tot["workers"]), "npartitions": ddf.npartitions,
-             "sy": float(tot["sums"][0]), "syy": float(tot["sums"][1])}
+    facts = {"rows": int(tot["rows"]), "workers": sorted(tot["workers"]), "npartitions": ddf.npartitions}
     return stats, response, x_sd, facts
