@@ -7,7 +7,7 @@ test_persist_cli.py, test_priors.py, test_families.py) are not repeated here.
 
 from __future__ import annotations
 
-import time
+import collections
 import warnings
 import zipfile
 
@@ -500,18 +500,31 @@ def test_bad_weights_name_the_problem(weights, message):
 
 # -- cost never explodes on legal input ----------------------------------------------------------------------------
 
-def test_collinearity_check_is_one_factorisation():
+def _count_factorisations(monkeypatch) -> collections.Counter:
+    """Count numpy's matrix factorisations (and rank helpers) from here on."""
+    calls: collections.Counter = collections.Counter()
+    for name in ("qr", "svd", "matrix_rank", "lstsq", "pinv"):
+        original = getattr(np.linalg, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(np.linalg, name, counted)
+    return calls
+
+
+def test_collinearity_check_is_one_factorisation(monkeypatch):
     rng = np.random.default_rng(0)
     n = 20_000
     big = pd.DataFrame({"y": rng.normal(size=n), "f": rng.integers(0, 150, n).astype(str), "x": rng.normal(size=n)})
-    t0 = time.perf_counter()
+    calls = _count_factorisations(monkeypatch)
     d = build_design("y ~ x + f", big)
-    assert d.X.shape == (n, 151) and time.perf_counter() - t0 < 60  # was > 2 minutes with one SVD per column
+    assert d.X.shape == (n, 151) and calls == {"qr": 1}  # was one SVD per column: > 2 minutes here
     wide = pd.DataFrame(rng.normal(size=(1000, 200)), columns=[f"x{i}" for i in range(200)]).assign(y=0.0)
     wide["y"] = rng.normal(size=1000)
-    t0 = time.perf_counter()
+    calls.clear()
     d = build_design("y ~ " + " + ".join(f"x{i}" for i in range(200)), wide)
-    assert d.X.shape == (1000, 201) and time.perf_counter() - t0 < 10
+    assert d.X.shape == (1000, 201) and calls == {"qr": 1}
     wide["x199"] = wide["x3"] - 2 * wide["x7"]  # aliased: named with the earlier columns
     with pytest.raises(DataError, match=r"'x199' is a linear combination of '\(Intercept\)', 'x0', .* 'x198'"):
         build_design("y ~ " + " + ".join(f"x{i}" for i in range(200)), wide)

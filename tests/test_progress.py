@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def test_progress_lines_without_terminal_and_ctrl_c_keeps_the_draws(tmp_path):
     # the first fit: a line at 0 %, at each quarter reached between two updates, and at 100 %
     first = [int(ln.split("(")[1].split("%")[0]) for ln in lines if "/ 800 draws" in ln]
     assert first[0] == 0 and first[-1] == 100 and first == sorted(first) and len(first) <= 5, err
-    assert lines[len(first)].startswith("Sampling 2 chains: 0 / 20000200 draws (0%)")
+    # the second fit's first line: at 0 % (a draw or two may already be done when it is printed)
+    assert re.match(r"Sampling 2 chains: \d+ / 20000200 draws \(0%\)", lines[len(first)]), err
     status = dict(ln.split(": ", 1) for ln in out.splitlines())
     interrupted, n_draw, converged = status["interrupted"].split()
     assert interrupted == "True" and int(n_draw) > 0 and converged == "False"

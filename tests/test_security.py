@@ -186,7 +186,7 @@ def test_bombs_are_refused_quickly(formula, message, warm):
     t0 = time.perf_counter()
     with pytest.raises(FormulaError, match=message):
         build_design(formula, _data())
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 5.0  # a guard against hanging: each is refused in well under 0.2 s
 
 
 # -- names are read as Python reads them ---------------------------------------------------------------------------
