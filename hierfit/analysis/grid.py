@@ -95,11 +95,23 @@ def _offset_only_columns(design) -> set[str]:
     return offset_cols - other
 
 
+def _aggregated(design):
+    """For a fit to rows aggregated into counts: (numeric columns at their mean over the original rows, each
+    pattern's number of rows); for other fits ({}, None)."""
+    if getattr(design.summary, "aggregation", None) is None:
+        return {}, None
+    from hierfit.data.counts import grid_values
+
+    return grid_values(design), np.asarray(design.summary.aggregation["rows"], dtype=float)
+
+
 def model_frame(fit, data: pd.DataFrame | None = None) -> pd.DataFrame:
     """The columns prediction needs, for every row the fit used (rebuilt from the design).
 
     With ``data`` (the data frame the model was fitted to) its rows without missing
-    model values are used instead, which also works for transformed predictors.
+    model values are used instead, which also works for transformed predictors.  A fit
+    to rows aggregated into counts gives one row per pattern (with its rows' mean
+    trials); a Gaussian fit to data that stayed in a data engine has no rows to give.
 
     Example
     -------
@@ -113,6 +125,14 @@ def model_frame(fit, data: pd.DataFrame | None = None) -> pd.DataFrame:
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
         return data
+    if getattr(d.summary, "aggregation", None) is not None:  # rows aggregated into counts: one row per pattern
+        from hierfit.data.counts import pattern_rows
+
+        return pattern_rows(d)[0]
+    if not d.rows_held:
+        raise DataError(f"the model was fitted to data read through a data engine ({d.summary.source}), whose "
+                        f"{d.summary.nobs} rows are not held in memory; pass newdata= (a pandas DataFrame: e.g. "
+                        "a sample of the data, or a grid from hierfit.datagrid(fit, ...))")
     out = {}
     groups = {}
     for blk in d.all_blocks:
@@ -160,6 +180,8 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
     >>> fit.predictions(grid, re_form=hierfit.NA)  # doctest: +SKIP
     """
     d = fit.design
+    # rows aggregated into counts: means over the original rows; a grid row is one row (one trial, or its own)
+    per_row, weights = _aggregated(d)
     known = set(required_columns(d, None))
     unknown = [k for k in values if k not in known]
     if unknown:
@@ -177,9 +199,15 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
                 raise DataError(f"datagrid: newdata lacks column {col!r} that the model needs")
             typical[col] = float(pd.to_numeric(newdata[col]).mean())
             continue
-        values_of = _numeric_column(d, col)
+        if col in per_row and col not in offset_only:
+            typical[col] = per_row[col]
+            continue
+        if not d.rows_held and col in d.summary.column_moments:  # the engine's mean over the fitted rows
+            typical[col] = float(d.summary.column_moments[col]["mean"])
+            continue
+        values_of = None if not d.rows_held else _numeric_column(d, col)
         if values_of is not None:
-            typical[col] = float(np.mean(values_of))
+            typical[col] = float(np.average(values_of, weights=weights))
         elif col not in offset_only:  # offsets held at their mean need no column (offset="mean")
             raise DataError(f"datagrid: cannot rebuild column {col!r} from the fitted model (it enters the model "
                             f"through a transformation); pass newdata= (the data the model was fitted to) or a "

@@ -8,6 +8,9 @@ Per posterior draw, on the link scale:
 * s2_e: the family's distribution-specific variance (sigma² for gaussian, pi²/3 for
   logit, log(1 + 1/lambda) for log-link counts; ``Family.link_scale_variance``).
 
+A fit to rows aggregated exactly into counts (:mod:`hierfit.data.counts`) averages over
+its original rows: each pattern as one of its rows, weighted by their number.
+
 adjusted ICC = s2_re / (s2_re + s2_e) and conditional ICC = s2_re / (s2_f + s2_re + s2_e);
 ``by_group=True`` gives each term's share s2_re_g / (s2_re + s2_e).
 """
@@ -34,9 +37,18 @@ def variance_components(fit) -> dict:
     """
     design = fit.design
     post = fit.draws
-    marginal = prepare_draws(fit, None, re_form=NA)
+    w = None
+    if getattr(design.summary, "aggregation", None) is not None:  # rows aggregated into counts: the patterns,
+        from hierfit.data.counts import pattern_rows               # each as one of its rows, weighted by their count
+
+        rows, w = pattern_rows(design)
+        marginal = prepare_draws(fit, rows, re_form=NA)
+    else:
+        marginal = prepare_draws(fit, None, re_form=NA)
     fixed = marginal.eta["mu"]
-    s2_f = fixed.var(axis=1, ddof=1)
+    n = fixed.shape[1] if w is None else w.sum()
+    mean_f = np.average(fixed, axis=1, weights=w)
+    s2_f = np.average((fixed - mean_f[:, None]) ** 2, axis=1, weights=w) * n / (n - 1)
     random: dict[str, np.ndarray] = {}
     for blk in design.mu.blocks:
         sd = stack(post, f"sd_{blk.key}")
@@ -44,15 +56,16 @@ def variance_components(fit) -> dict:
             cov = stack(post, f"cor_{blk.key}") * sd[:, :, None] * sd[:, None, :]
         else:
             cov = np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
-        zz = np.einsum("ni,nj->ij", blk.Z, blk.Z) / blk.Z.shape[0]
+        Zw = blk.Z if w is None else blk.Z * w[:, None]
+        zz = np.einsum("ni,nj->ij", Zw, blk.Z) / n
         random[blk.name if blk.name not in random else blk.key] = np.einsum("sij,ij->s", cov, zz)
     s2_re = sum(random.values()) if random else np.zeros_like(s2_f)
     fam = design.family
     s2_e = np.empty_like(s2_f)
     for s in range(len(s2_f)):
         dp = {k: v[s] for k, v in marginal.dpars.items()}
-        mean_mu = float(np.mean(fam.link.inv(fixed[s] + 0.5 * s2_re[s]))) if fam.link.name == "log" else \
-            float(np.mean(marginal.mu[s]))
+        mean_mu = float(np.average(fam.link.inv(fixed[s] + 0.5 * s2_re[s]), weights=w)) if fam.link.name == "log" \
+            else float(np.average(marginal.mu[s], weights=w))
         s2_e[s] = fam.link_scale_variance(mean_mu, dp)
     return {"fixed": s2_f, "random": random, "residual": s2_e}
 

@@ -115,6 +115,12 @@ def _elpd(fit):
     cached = fit.cache.get("loo")
     if cached is not None:
         return cached
+    agg = fit.design.summary.aggregated_from if fit.design.summary is not None else None
+    if agg is not None:
+        raise HierfitError(f"PSIS-LOO leaves out one row at a time, but this fit aggregated its {agg} rows into "
+                           f"{fit.design.nobs} count patterns: leaving out a pattern is not leaving out a row, and a "
+                           "model with other predictors has other patterns, so the numbers would not compare; "
+                           "compute LOO on an in-memory sample of the rows")
     import arviz as az
 
     with warnings.catch_warnings():

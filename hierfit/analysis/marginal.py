@@ -8,6 +8,11 @@
 * ``slopes`` / ``avg_slopes``: derivatives by a centred finite difference.
 
 Rows default to the fitted rows (rebuilt by :func:`hierfit.analysis.grid.model_frame`).
+A fit to rows aggregated exactly into counts (:mod:`hierfit.data.counts`) averages over
+its original rows: each pattern weighted by its number of rows, with its rows' mean
+trials (exact for expected values and link-scale values, which are linear in the trials
+or do not depend on them); one value per original row, or simulated responses of them,
+need the rows as ``newdata``.
 Every number is computed per posterior draw by
 :func:`hierfit.analysis.population.response_draws` (which calls ``prepare_draws``).
 """
@@ -57,6 +62,43 @@ def _rows(fit, newdata):
     return model_frame(fit, None) if newdata is None else model_frame(fit, newdata)
 
 
+def _aggregated(fit) -> bool:
+    return getattr(fit.design.summary, "aggregation", None) is not None
+
+
+def _rows_weights(fit, newdata, by, averaged: bool, kind: str, what: str):
+    """(rows, weights): the rows asked about and, for a fit to aggregated counts without newdata, each row's weight.
+
+    The patterns of an aggregated fit stand for their rows (weights: their numbers of
+    rows); only averages over them, of expected or link-scale values, are the rows' own.
+    """
+    if newdata is not None or not _aggregated(fit):
+        return _rows(fit, newdata), None
+    from hierfit.data.counts import pattern_rows
+
+    n = fit.design.summary.nobs
+    if not averaged:
+        raise HierfitError(f"{what} per row of a fit whose {n} rows were aggregated into {fit.design.nobs} count "
+                           f"patterns: average them (avg_{what}(), or by=), or pass the rows as newdata=")
+    own = fit.design.summary.aggregation["trials"]  # each row's trials: summed into the patterns
+    trials = [b for b in ([by] if isinstance(by, str) else list(by or [])) if b in own]
+    if trials:
+        raise HierfitError(f"by={trials[0]!r}: the fit aggregated its {n} rows into count patterns, which keep their "
+                           f"total trials, not each row's {trials[0]!r}; pass the rows as newdata=")
+    if kind == "response":
+        raise HierfitError(f"kind='response' averages simulated responses of each of the {n} rows, which this fit "
+                           f"aggregated into {fit.design.nobs} count patterns; use kind='mean' (exact from the "
+                           "patterns), or pass the rows as newdata=")
+    return pattern_rows(fit.design)
+
+
+def _average(x: np.ndarray, members, w) -> list[np.ndarray]:
+    """Per group of rows (``members``), the (weighted) mean of each draw's values ``x`` (S, n)."""
+    if w is None:
+        return [x[:, m].mean(axis=1) for m in members]
+    return [x[:, m] @ w[m] / w[m].sum() for m in members]
+
+
 def _draws(fit, frame, re_form, kind, allow_new_levels, seed, ndraws, nsim):
     return response_draws(fit, frame.reset_index(drop=True), re_form=re_form, kind=kind,
                           allow_new_levels=allow_new_levels, seed=seed, ndraws=ndraws, nsim=nsim)
@@ -65,7 +107,7 @@ def _draws(fit, frame, re_form, kind, allow_new_levels, seed, ndraws, nsim):
 def predictions(fit, newdata=None, by=None, re_form=None, kind="mean", allow_new_levels=False, ci=0.95,
                 summary=True, seed=None, ndraws=None, nsim=200, average=False):
     """Expected response per row of ``newdata`` (see :meth:`HierFit.predictions`)."""
-    frame = _rows(fit, newdata)
+    frame, w = _rows_weights(fit, newdata, by, average or by is not None, kind, "predictions")
     draws = _draws(fit, frame, re_form, kind, allow_new_levels, seed, ndraws, nsim)
     if not average and by is None:
         out = summarise(draws, frame.reset_index(drop=True), ci, summary)
@@ -73,20 +115,39 @@ def predictions(fit, newdata=None, by=None, re_form=None, kind="mean", allow_new
             out.index = frame.index
         return out
     labels, members = _groups(frame, _by_list(by, frame))
-    avg = np.column_stack([draws[:, m].mean(axis=1) for m in members])
+    avg = np.column_stack(_average(draws, members, w))
     return summarise(avg, labels, ci, summary)
 
 
-def _numeric_steps(var, spec, x: np.ndarray, ref: np.ndarray):
-    """(label, lo, hi) for a numeric variable."""
+def _quantile(ref: np.ndarray, w, q) -> np.ndarray:
+    """np.quantile of ``ref`` with each value repeated ``w`` (whole numbers) times, without repeating them."""
+    if w is None:
+        return np.quantile(ref, q)
+    order = np.argsort(ref, kind="stable")
+    vals, cum = ref[order], np.cumsum(w[order])
+    h = (cum[-1] - 1) * np.asarray(q, dtype=float)
+    lo = np.floor(h)
+
+    def at(i):  # the value at position i of the repeated values
+        return vals[np.searchsorted(cum, i, side="right")]
+
+    return at(lo) + (h - lo) * (at(np.minimum(lo + 1, cum[-1] - 1)) - at(lo))
+
+
+def _numeric_steps(var, spec, x: np.ndarray, ref: np.ndarray, w=None):
+    """(label, lo, hi) for a numeric variable; ``w`` weights the reference values (rows aggregated into counts)."""
     if spec is None:
         spec = 1
     if isinstance(spec, str):
         if spec == "sd":
-            h = float(np.std(ref, ddof=1))
+            if w is None:
+                h = float(np.std(ref, ddof=1))
+            else:
+                mean = np.average(ref, weights=w)
+                h = float(np.sqrt((w * (ref - mean) ** 2).sum() / (w.sum() - 1)))
             return [("sd", x - h / 2, x + h / 2)]
         if spec == "iqr":
-            q1, q3 = np.quantile(ref, [0.25, 0.75])
+            q1, q3 = _quantile(ref, w, [0.25, 0.75])
             return [("Q3 - Q1", np.full_like(x, q1), np.full_like(x, q3))]
         if spec == "minmax":
             return [("Max - Min", np.full_like(x, ref.min()), np.full_like(x, ref.max()))]
@@ -141,11 +202,17 @@ def _variables(fit, variables) -> dict:
     return variables
 
 
-def _reference_values(fit, var: str, frame: pd.DataFrame) -> np.ndarray:
+def _reference_values(fit, var: str, frame: pd.DataFrame):
+    """The fitted rows' values of ``var`` and their weights (None, or the patterns' rows of an aggregated fit)."""
+    if _aggregated(fit):
+        from hierfit.data.counts import pattern_rows
+
+        rows, w = pattern_rows(fit.design)
+        return pd.to_numeric(rows[var]).to_numpy(dtype=float), w
     try:
-        return pd.to_numeric(model_frame(fit)[var]).to_numpy(dtype=float)
+        return pd.to_numeric(model_frame(fit)[var]).to_numpy(dtype=float), None
     except Exception:  # noqa: BLE001 - fall back to the rows asked about
-        return pd.to_numeric(frame[var]).to_numpy(dtype=float)
+        return pd.to_numeric(frame[var]).to_numpy(dtype=float), None
 
 
 def _counterfactuals(fit, variables: dict, frame: pd.DataFrame):
@@ -163,7 +230,7 @@ def _counterfactuals(fit, variables: dict, frame: pd.DataFrame):
                 keys.append((var, label))
         else:
             x = pd.to_numeric(frame[var]).to_numpy(dtype=float)
-            for label, lo, hi in _numeric_steps(var, spec, x, _reference_values(fit, var, frame)):
+            for label, lo, hi in _numeric_steps(var, spec, x, *_reference_values(fit, var, frame)):
                 a, b = frame.copy(), frame.copy()
                 a[var] = lo
                 b[var] = hi
@@ -199,7 +266,8 @@ def comparisons(fit, variables, newdata=None, comparison="difference", by=None, 
     """Counterfactual comparisons per row (see :meth:`HierFit.comparisons`)."""
     if comparison not in COMPARISONS:
         raise HierfitError(f"comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}")
-    frame = _rows(fit, newdata).reset_index(drop=True)
+    frame, w = _rows_weights(fit, newdata, by, average or by is not None, kind, "comparisons")
+    frame = frame.reset_index(drop=True)
     variables = _variables(fit, variables)
     lows, highs, keys = _counterfactuals(fit, variables, frame)
     lo, hi = _counterfactual_draws(fit, lows, highs, re_form, kind, allow_new_levels, seed, ndraws, nsim)
@@ -218,10 +286,10 @@ def comparisons(fit, variables, newdata=None, comparison="difference", by=None, 
         glabels, members = _groups(frame, _by_list(by, frame))
         for c, (term, label) in enumerate(keys):
             if comparison.endswith("avg"):
-                vals = [_compare(lo[:, c][:, m].mean(axis=1), hi[:, c][:, m].mean(axis=1), how) for m in members]
+                vals = [_compare(a, b, how) for a, b in zip(_average(lo[:, c], members, w),
+                                                              _average(hi[:, c], members, w))]
             else:
-                unit = _compare(lo[:, c], hi[:, c], how)
-                vals = [unit[:, m].mean(axis=1) for m in members]
+                vals = _average(_compare(lo[:, c], hi[:, c], how), members, w)
             blocks.append(np.column_stack(vals))
             lab = glabels.copy()
             lab.insert(0, "contrast", label)
@@ -234,7 +302,7 @@ def comparisons(fit, variables, newdata=None, comparison="difference", by=None, 
 def _step(fit, var: str, frame: pd.DataFrame, eps) -> float:
     if eps is not None:
         return float(eps)
-    ref = _reference_values(fit, var, frame)
+    ref, _ = _reference_values(fit, var, frame)
     span = float(np.ptp(ref)) if ref.size else 0.0
     return 1e-4 * span if span > 0 else 1e-4
 
@@ -244,7 +312,8 @@ def slopes(fit, variables, newdata=None, slope="dydx", by=None, re_form=None, ki
     """Partial derivatives per row (see :meth:`HierFit.slopes`)."""
     if slope not in SLOPES:
         raise HierfitError(f"slope must be one of {', '.join(SLOPES)}, got {slope!r}")
-    frame = _rows(fit, newdata).reset_index(drop=True)
+    frame, w = _rows_weights(fit, newdata, by, average or by is not None, kind, "slopes")
+    frame = frame.reset_index(drop=True)
     variables = _variables(fit, variables)
     factors = [v for v in variables if v in fit.design.categories]
     if factors:
@@ -278,7 +347,7 @@ def slopes(fit, variables, newdata=None, slope="dydx", by=None, re_form=None, ki
             blocks.append(unit)
             lab = frame.copy()
         else:
-            blocks.append(np.column_stack([unit[:, m].mean(axis=1) for m in members]))
+            blocks.append(np.column_stack(_average(unit, members, w)))
             lab = glabels.copy()
         lab.insert(0, "contrast", slope)
         lab.insert(0, "term", var)

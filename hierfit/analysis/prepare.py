@@ -206,7 +206,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
                 raise DataError(f"coded rows of term {blk.term.text}: {len(index)} level indices for {n} rows, "
                                 f"valid range 0..{blk.n_levels - 1}")
         recoded, trials = coded, None
-    elif newdata is None and design.summary is not None and design.summary.stats is not None:
+    elif newdata is None and not design.rows_held:
         raise HierfitError("this model was fitted from data held by a data engine and keeps statistics, not rows: "
                            "use fit.fitted()/fit.residuals() (lazy Dask objects) or pass the rows as newdata")
     elif newdata is None:
@@ -218,6 +218,10 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
         needed = required_columns(design, re_form)
+        if getattr(design.summary, "aggregation", None) is not None:
+            from hierfit.data.counts import row_columns  # rows fitted as counts: a new row is one row (one trial)
+
+            newdata = row_columns(design, newdata)
         if offset is not None:  # offset columns are not needed: give them a harmless value
             newdata = newdata.copy()
             for spec in design.mu.offset_specs:
@@ -307,6 +311,10 @@ def _offset_value(design, offset) -> float:
     if isinstance(offset, str):
         if offset != "mean":
             raise DataError(f"offset must be None, a number or 'mean', got {offset!r}")
+        if getattr(design.summary, "aggregation", None) is not None:
+            from hierfit.data.counts import row_mean_offset  # over the original rows, without log(rows)
+
+            return row_mean_offset(design)
         return float(np.mean(design.mu.offset)) if design.mu.offset is not None else 0.0
     try:
         return float(offset)
@@ -340,4 +348,8 @@ def required_columns(design, re_form=None) -> list[str]:
             cols += sorted(spec.required_variables)
     if design.trials_spec is not None:
         cols += sorted(design.trials_spec.required_variables)
+    if getattr(design.summary, "aggregation", None) is not None:
+        from hierfit.data.counts import row_level_columns  # rows fitted as counts: the user's columns, not the counts'
+
+        return row_level_columns(design, cols)
     return list(dict.fromkeys(cols))

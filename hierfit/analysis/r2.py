@@ -82,7 +82,7 @@ def _nakagawa_from_sums(fit) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
-    if fit.design.summary is not None and fit.design.summary.stats is not None:
+    if not fit.design.rows_held:
         return _nakagawa_from_sums(fit)  # data that stayed with an engine: from its sums
     vc = variance_components(fit)
     s2_f, s2_e = vc["fixed"], vc["residual"]

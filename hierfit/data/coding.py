@@ -372,7 +372,7 @@ def _integer_lut(blk) -> tuple[int, np.ndarray] | None:
         return None
     try:
         ids = np.array([int(lev) for lev in blk.levels], dtype=np.int64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not integers, or beyond int64 (uint64 ids >= 2**63)
         return None
     if any(str(i) != str(lev) for i, lev in zip(ids.tolist(), blk.levels)):
         return None  # "007" or "+3": the labels say more than the integers

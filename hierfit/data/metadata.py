@@ -257,10 +257,12 @@ def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFr
             frame[c] = (rng.permutation(n) % 2).astype(bool)
         else:
             lo, hi = md.numeric[c]["min"], md.numeric[c]["max"]
+            finite = [v for v in (lo, hi) if np.isfinite(v)]  # +-inf in the data: placeholders between finite ends
+            a, b = (min(finite), max(finite)) if finite else (0.0, 1.0)
             if dtype.kind in "iu":
-                vals = rng.integers(int(lo), int(hi) + 1, size=n).astype(float)
+                vals = np.array([a + (b - a) * k / max(n - 1, 1) for k in rng.permutation(n)], dtype=float).round()
             else:
-                vals = rng.uniform(lo, hi, size=n)
+                vals = rng.uniform(a, b, size=n)
             vals[0], vals[-1] = lo, hi
             frame[c] = vals
     return frame

@@ -18,7 +18,7 @@ other frame or scheduler: ``ddf[columns].to_delayed()`` and ``dask.compute``.
 from __future__ import annotations
 
 from hierfit.data.allocation import release_workers
-from hierfit.data.sources import distributed_client
+from hierfit.data.sources import check_source_columns, distributed_client, explain_engine_error
 
 __all__ = ["run_pass", "BLOCK_ROWS"]
 
@@ -85,6 +85,9 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
     worker), which adds their partials as it goes.  Sums of
     floating-point numbers are not exact in that sense, and are added in partition order.
     The workers' allocator settings are restored when the pass ends (:func:`release_workers`).
+    Files that disagree about a column, or a CSV column whose type Dask guessed wrong, raise a
+    :class:`~hierfit.errors.DataError` (:func:`~hierfit.data.sources.check_source_columns`,
+    :func:`~hierfit.data.sources.explain_engine_error`) instead of Dask's ``KeyError``/``ValueError``.
 
     Example
     -------
@@ -93,6 +96,7 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
     >>> run_pass(lambda part, k: k * float(part["y"].sum()), ddf, ["y"], (10,), lambda *s: sum(s))
     60.0
     """
+    check_source_columns(ddf, columns)  # files that disagree about a column: refused from their footers
     client = distributed_client()
     futures = _resident_futures(ddf, columns, client)
     try:
@@ -126,5 +130,10 @@ def run_pass(func, ddf, columns: list[str], args: tuple, combine, split_every: i
                      for i in range(0, len(parts), split_every)]
         (out,) = dask.compute(parts[0])
         return out
+    except (KeyError, ValueError) as err:  # bad files that show only when read: a hierfit error that says which
+        explained = explain_engine_error(err, ddf, columns)
+        if explained is None:
+            raise
+        raise explained from err
     finally:
         release_workers()

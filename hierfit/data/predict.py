@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 
 from hierfit.data.allocation import heap_allocations
-from hierfit.analysis.prepare import prepare_draws
+from hierfit.analysis.prepare import prepare_draws, required_columns, select_blocks
+from hierfit.arguments import check_arguments
 from hierfit.data.accumulate import add_histogram
 from hierfit.data.coding import RawRows, complete_rows, fast_coder
 from hierfit.data import passes
 from hierfit.data.passes import run_pass
 from hierfit.data.stats import formulaic_code, response_values, worker_design
-from hierfit.errors import HierfitError
+from hierfit.errors import DataError, HierfitError
 from hierfit.results.draws import interval_table
 
 __all__ = ["summarise_engine_residuals", "predict_frame", "fitted_frame", "residuals_frame", "residual_quantiles"]
@@ -46,8 +47,10 @@ def summarise_engine_residuals(fit, frame=None) -> None:
 
 
 def _used(fit) -> list[str]:
+    """The columns the fit read: the formula's, then those of an ``offset=`` expression."""
     d = fit.design
-    return list(dict.fromkeys(t.text for t in d.formula.variables))
+    offsets = [c for spec in d.mu.offset_specs for c in sorted(spec.required_variables)]
+    return list(dict.fromkeys([t.text for t in d.formula.variables] + offsets))
 
 
 def _fit_task(fit):
@@ -56,70 +59,118 @@ def _fit_task(fit):
     return dask.delayed(fit, pure=True, traverse=False)
 
 
-def _predict_part(part: pd.DataFrame, fit, re_form, kind: str, ci: float, ndraws, seed) -> pd.DataFrame:
+_KINDS = ("link", "mean", "response")
+
+
+def _on_all_rows(table, part: pd.DataFrame, complete: np.ndarray):
+    """``table`` (one row per complete row of ``part``) on every row of ``part``, NaN where a value was missing."""
+    if complete.all():
+        return table
+    if isinstance(table, pd.Series):
+        out = pd.Series(np.nan, index=part.index, name=table.name)
+    else:
+        out = pd.DataFrame(np.nan, index=part.index, columns=table.columns)
+    out.iloc[np.flatnonzero(complete)] = table.to_numpy()
+    return out
+
+
+def _training_part(part: pd.DataFrame, fit, used: list[str], re_form, ci: float) -> pd.DataFrame:
+    """Expected values of a partition's training rows; rows with a missing value get NaN (R's na.exclude)."""
+    complete = part[used].notna().all(axis=1).to_numpy()
+    table = _predict_part(part[complete], fit, re_form, "mean", ci, None, None, False)
+    return _on_all_rows(table, part, complete)
+
+
+def _predict_part(part: pd.DataFrame, fit, re_form, kind: str, ci: float, ndraws, seed, allow_new_levels,
+                  partition_info=None) -> pd.DataFrame:
     if not len(part):
-        return _meta_table(ci)
-    prepared = prepare_draws(fit, part, re_form=re_form, ndraws=ndraws, seed=seed)
+        return _meta_table(ci, part.index)
+    # the seeds of in-memory predict(): seed + 1 for new levels' effects, seed for the noise of partition 0
+    prepared = prepare_draws(fit, part, re_form=re_form, ndraws=ndraws, seed=None if seed is None else seed + 1,
+                             allow_new_levels=allow_new_levels)
     if kind == "link":
         draws = prepared.eta["mu"]
     elif kind == "mean":
         draws = prepared.expected()
-    elif kind == "response":
-        draws = prepared.simulate(np.random.default_rng(seed))
-    else:
-        raise HierfitError(f"kind must be one of link, mean, response, got {kind!r}")
+    else:  # each partition its own stream: [seed, partition number] (the same rows in two partitions differ)
+        number = partition_info["number"] if partition_info else 0
+        draws = prepared.simulate(np.random.default_rng(seed if seed is None or not number else [seed, number]))
     return interval_table(draws, part.index, ci)
 
 
-def _meta_table(ci: float) -> pd.DataFrame:
-    return interval_table(np.zeros((2, 0)), [], ci)
+def _meta_table(ci: float, index=None) -> pd.DataFrame:
+    return interval_table(np.zeros((2, 0)), [] if index is None else index, ci)
 
 
 def predict_frame(fit, ddf, re_form=None, kind: str = "mean", ci: float = 0.95, ndraws: int | None = None,
-                  seed: int | None = None):
+                  seed: int | None = None, allow_new_levels: bool = False, summary: bool = True):
     """Lazy posterior predictions for every row of a Dask DataFrame (Estimate, Est.Error, interval).
+
+    The arguments are checked here; the rows (their values, levels and missing values)
+    when the result is computed.  With ``kind="response"`` and a ``seed``, partition
+    ``i > 0`` draws its noise from the stream ``[seed, i]`` (partition 0 as in-memory
+    ``predict`` does, from ``seed``).
 
     Example
     -------
     >>> # pred = fit.predict(ddf); pred.compute()   (a dask.dataframe.DataFrame)
     """
-    return ddf.map_partitions(_predict_part, _fit_task(fit), re_form, kind, ci, ndraws, seed,
+    if not summary:
+        raise HierfitError("summary=False returns every row's draws, which for a Dask DataFrame would not fit in "
+                           "memory; predict a pandas DataFrame (e.g. ddf.head(n) or a sample) for the draws")
+    if kind not in _KINDS:
+        raise HierfitError(f"kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+    check_arguments(seed=seed, ndraws=ndraws, ci=ci)
+    missing = [c for c in required_columns(fit.design, re_form) if c not in ddf.columns]
+    if missing:
+        raise DataError(f"newdata lacks column(s) {', '.join(map(repr, missing))} that the model needs "
+                        f"(it has: {', '.join(map(str, ddf.columns))})")
+    return ddf.map_partitions(_predict_part, _fit_task(fit), re_form, kind, ci, ndraws, seed, bool(allow_new_levels),
                               meta=_meta_table(ci), align_dataframes=False)
 
 
-def _complete(fit, ddf):
+def _training_frame(fit, ddf):
     used = _used(fit)
     if getattr(fit, "engine_frame", None) is None and ddf is None:
         raise HierfitError("this fit keeps statistics, not rows: pass the data again, e.g. fit.predict(ddf) "
                            "with the Dask DataFrame (or hierfit.data.sources.open_frame(path))")
-    frame = ddf if ddf is not None else fit.engine_frame
-    return frame.dropna(subset=used), used
+    return (ddf if ddf is not None else fit.engine_frame), used
 
 
 def fitted_frame(fit, re_form=None, ci: float = 0.95, ddf=None):
-    """Lazy expected values of the training rows (rows with missing values left out, as when fitting)."""
-    frame, _ = _complete(fit, ddf)
-    return predict_frame(fit, frame, re_form=re_form, kind="mean", ci=ci)
+    """Lazy expected values of the training rows, on their index; NaN for rows with a missing value (left out
+    of the fit), as ``fitted()`` of an in-memory fit and R's ``na.exclude`` give them."""
+    frame, used = _training_frame(fit, ddf)
+    select_blocks(fit.design, re_form)
+    check_arguments(ci=ci)
+    return frame.map_partitions(_training_part, _fit_task(fit), used, re_form, ci, meta=_meta_table(ci),
+                                align_dataframes=False)
 
 
 def _residual_part(part: pd.DataFrame, fit, used, re_form, scaled: bool) -> pd.Series:
-    if not len(part):
-        return pd.Series([], dtype=float)
-    prepared = prepare_draws(fit, part, re_form=re_form, point=scaled)
+    complete = part[used].notna().all(axis=1).to_numpy()
+    res = pd.Series(np.nan, index=part.index, dtype=float)
+    if not complete.any():
+        return res
+    rows = part[complete]
+    prepared = prepare_draws(fit, rows, re_form=re_form, point=scaled)
     expected = prepared.expected().mean(axis=0)
-    y = response_values(part, fit.design, used)
-    res = y - expected
+    y = response_values(rows, fit.design, used)
+    r = y - expected
     if scaled:
-        res = res / np.sqrt(prepared.variance()[0])
-    return pd.Series(res, index=part.index)
+        r = r / np.sqrt(prepared.variance()[0])
+    res.iloc[np.flatnonzero(complete)] = r
+    return res
 
 
 def residuals_frame(fit, type: str = "response", re_form=None, ddf=None):  # noqa: A002
-    """Lazy residuals of the training rows: ``"response"`` (y - fitted) or ``"pearson"`` (scaled)."""
+    """Lazy residuals of the training rows, on their index: ``"response"`` (y - fitted) or ``"pearson"``
+    (scaled); NaN for rows with a missing value (left out of the fit)."""
     if type not in ("response", "pearson"):
         raise HierfitError(f"residuals of engine data: type must be 'response' or 'pearson', got {type!r} "
                            "(quantile residuals simulate every row; compute them on a sample in memory)")
-    frame, used = _complete(fit, ddf)
+    frame, used = _training_frame(fit, ddf)
+    select_blocks(fit.design, re_form)
     return frame.map_partitions(_residual_part, _fit_task(fit), used, re_form, type == "pearson",
                                 meta=pd.Series([], dtype=float, name=f"{type} residuals"), align_dataframes=False)
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 import time
 import warnings
 
-import pandas as pd
+import numpy as np
 
 from hierfit.data.metadata import fix_stateful_transforms, formula_columns, scan_metadata, skeleton_frame
 from hierfit.data.resident import EngineData, footer_rows, resident_columns
-from hierfit.data.sources import describe_source, open_frame
-from hierfit.data.stats import grouped_stats, response_values
+from hierfit.data.sources import check_source_columns, describe_source, open_frame
+from hierfit.data.passes import run_pass
+from hierfit.data.stats import grouped_stats, response_values, worker_design
 from hierfit.errors import DataError, DataWarning, HierfitError
 from hierfit import families
 from hierfit.spec.design import build_design
-from hierfit.families import ResponseSummary
 from hierfit.spec.formula import ParsedFormula, parse_formula, split_formula
-from hierfit.spec.layout import collapsed_layout, collapsible
-from hierfit.spec.specify import specify_design
+from hierfit.spec.layout import collapsed_layout
+from hierfit.spec.predictor import deferred_finite_checks
+from hierfit.spec.specify import choose_method, specify_design
 from hierfit.spec.summaries import DataSummary
 
 __all__ = ["specify_engine", "IN_MEMORY_ONLY"]
@@ -35,37 +36,45 @@ IN_MEMORY_ONLY = ("it needs in-memory data: fit it from a pandas DataFrame (e.g.
                   "ddf.compute() when the rows fit in memory)")
 
 
-def _response_series(part, design, used):
-    return pd.Series(response_values(part, design, used))
+def _response_part(part, design, used) -> tuple[float, float]:
+    with np.errstate(all="ignore"):  # non-finite values: the grouped pass counts and refuses them
+        y = response_values(part, design, used)
+    y = y[np.isfinite(y)]
+    return (float(y.min()), float(y.max())) if len(y) else (np.inf, -np.inf)
 
 
-def _response_fallback(ddf, design, used, n: int) -> ResponseSummary:
-    """Median/MAD/sd of a transformed response through Dask's (approximate) quantiles."""
-    import dask
-
-    y = ddf[used].map_partitions(_response_series, design, used, meta=(design.response, "f8"))
-    med = float(y.quantile(0.5).compute())
-    mad, sd = dask.compute(abs(y - med).quantile(0.5), y.std())
-    return ResponseSummary(med, float(mad), float(sd), n)
+def _widest(*parts: tuple[float, float]) -> tuple[float, float]:
+    return min(p[0] for p in parts), max(p[1] for p in parts)
 
 
-def _passes(ddf, frames, pf, formulas, response_cols, fam, offset, data_name):
+def _response_range(frames, design, used: list[str]) -> tuple[float, float]:
+    """Min and max of a transformed response (``log(y)``) over the rows, from a pass over its columns.
+
+    They place the grouped pass's histogram, which gives the default priors' median
+    and MAD as for a plain response column.
+    """
+    return run_pass(_response_part, frames, used, (worker_design(design), used), _widest, exact=True)
+
+
+def _passes(ddf, frames, pf, formulas, response_cols, fam, offset, data_name, method, parametrization):
     """The metadata pass, the frozen design, then the grouped pass (on ``frames``, which may become resident)."""
     md = scan_metadata(frames.passes, formulas, response_cols)
     t1 = time.perf_counter()
     skeleton = skeleton_frame(md, ddf._meta)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), deferred_finite_checks():  # the grouped pass counts the real rows' values
         warnings.simplefilter("ignore", DataWarning)
         design = build_design(pf, skeleton, data_name=data_name, family=fam, offset=offset)
     fix_stateful_transforms(design, md)
-    ok, why = collapsible(design)
-    if not ok:
+    chosen = choose_method(design, method, parametrization)
+    if chosen.name != "collapsed":  # anything else would sample the skeleton's placeholder rows
+        why = chosen.reason.split("not collapsible: ")[-1]
         raise HierfitError(f"the collapsed sampler does not apply ({why}); {IN_MEMORY_ONLY}")
     lay = collapsed_layout(design)
     col = pf.response.strip().strip("`")
-    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else None
     if frames.resident is None:  # the grouped pass reads the columns into the workers' memory when they fit
         frames.resident = resident_columns(ddf, md.used, md.nrows)
+    y_range = (md.numeric[col]["min"], md.numeric[col]["max"]) if col in md.numeric else \
+        _response_range(frames.passes, design, md.used)
     return t1, design, md, grouped_stats(frames.passes, design, lay, md.used, y_range)
 
 
@@ -104,6 +113,10 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     ddf = open_frame(data)
     data_name = data_name or describe_source(data)
     pf = formula if isinstance(formula, ParsedFormula) else parse_formula(formula)
+    formulas = [pf] + ([parse_formula("~ " + offset, response=False)] if offset else [])
+    # files that disagree about a column (even the first file lacking it): refused from their footers, before
+    # the columns may be copied into the workers' memory, where the files are no longer seen
+    check_source_columns(ddf, formula_columns(formulas))
     from hierfit.data.counts import specify_counts
 
     if fam.aggregation is not None:
@@ -112,10 +125,12 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
         return spec, EngineData(ddf)
     if method == "full":
         raise HierfitError("method='full' samples every group effect from the rows; " + IN_MEMORY_ONLY)
+    if not (isinstance(parametrization, str) and parametrization == "auto"):
+        raise HierfitError(f"parametrization={parametrization!r} samples the group effects with NUTS from the rows "
+                           "(the collapsed sampler integrates them out); " + IN_MEMORY_ONLY)
     if any(fn in pf.response for fn in ("scale(", "center(")):
         raise HierfitError(f"the response {pf.response} is standardised with the mean/sd of all rows; "
                            "standardise the column beforehand, or " + IN_MEMORY_ONLY)
-    formulas = [pf] + ([parse_formula("~ " + offset, response=False)] if offset else [])
     response_cols = {t.text for t in pf.variables if t.pos < pf.text.index("~")}
     used = formula_columns(formulas)
     rows = footer_rows(ddf) if all(c in ddf.columns for c in used) else None
@@ -123,13 +138,11 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     frames = EngineData(ddf, resident_columns(ddf, used, rows) if rows is not None else None)
     try:
         t1, design, md, (stats, response, x_sd, facts) = _passes(ddf, frames, pf, formulas, response_cols, fam,
-                                                                 offset, data_name)
+                                                                 offset, data_name, method, parametrization)
     except BaseException:
         frames.release()  # the workers may drop the columns at once
         raise
     nobs = int(stats.n.sum())
-    if response is None:
-        response = _response_fallback(ddf, design, md.used, nobs)
     t2 = time.perf_counter()
     for blk in design.blocks:
         if blk.n_levels * blk.n_coefs >= nobs:
@@ -142,7 +155,8 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     design.summary = DataSummary(nobs=nobs, response=response, x_sd={"mu": x_sd}, stats=stats, source=data_name,
                                  npartitions=int(facts["npartitions"]),
                                  timing={"metadata_pass": t1 - t0, "stats_pass": t2 - t1},
-                                 workers=list(facts["workers"]))
+                                 workers=list(facts["workers"]),
+                                 column_moments={c: dict(v) for c, v in md.numeric.items() if c not in response_cols})
     spec = specify_design(design, priors=priors, method=method, parametrization=parametrization)
     return spec, frames
 

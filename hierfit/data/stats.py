@@ -121,7 +121,8 @@ def response_values(part: pd.DataFrame, design, used: list[str]) -> np.ndarray:
     col = design.response.strip().strip("`")
     if col in part.columns:
         return np.asarray(part[col], dtype=float)
-    mm = model_matrix("0 + " + design.response, design.prepare(part), context=FORMULA_CONTEXT, na_action="ignore")
+    mm = model_matrix("0 + " + design.response, design.prepare(part, finite=False), context=FORMULA_CONTEXT,
+                      na_action="ignore")
     return np.asarray(mm, dtype=float)[:, 0]
 
 
@@ -138,8 +139,9 @@ def formulaic_code(part: pd.DataFrame, design, used: list[str]) -> tuple:
     >>> X.shape, Z[0].shape, index[0].tolist()
     ((3, 2), (3, 1), [0, 0, 0])
     """
-    rec = design.mu.recode(design.prepare(part))
-    y = response_values(part, design, used)
+    with np.errstate(all="ignore"):  # non-finite values are counted by the pass, which names the columns
+        rec = design.mu.recode(design.prepare(part, finite=False))  # infinite values: counted by the pass
+        y = response_values(part, design, used)
     if rec["offset"] is not None:
         y = y - rec["offset"]
     return y, rec["X"], [b[0] for b in rec["blocks"]], [b[1] for b in rec["blocks"]]

@@ -235,6 +235,10 @@ def column_values(fit, name: str, data: pd.DataFrame | None = None, purpose: str
     d = fit.design
     if not isinstance(name, str):
         raise HierfitError(f"{purpose}: x must be a column name, got {name!r}")
+    if not d.rows_held:
+        raise HierfitError(f"{purpose} needs every row's value of {name!r}, but the model was fitted to data read "
+                           f"through a data engine ({d.summary.source}, {d.summary.nobs} rows not held in memory); "
+                           "fit the model to a pandas DataFrame (e.g. a sample) for this plot")
     if name in d.fixed_names and name != "(Intercept)":
         return d.X[:, d.fixed_names.index(name)]
     if name == d.response:
@@ -266,7 +270,9 @@ def typical_values(fit, data: pd.DataFrame | None = None, purpose: str = "this p
     for var in fixed_variables(fit):
         if var in d.categories:
             out[var] = d.categories[var][0]
-        elif var in d.fixed_names:
+        elif not d.rows_held and var in d.summary.column_moments:  # the engine's mean over the fitted rows
+            out[var] = float(d.summary.column_moments[var]["mean"])
+        elif var in d.fixed_names and d.rows_held:
             out[var] = float(d.X[:, d.fixed_names.index(var)].mean())
         elif rows is not None and var in rows.columns:
             out[var] = float(pd.to_numeric(rows[var]).mean())
@@ -280,7 +286,9 @@ def typical_values(fit, data: pd.DataFrame | None = None, purpose: str = "this p
 def variable_range(fit, var: str, data: pd.DataFrame | None = None, purpose: str = "this plot") -> tuple[float, float]:
     """Range of a numeric fixed-part variable in the fitted rows."""
     d = fit.design
-    if var in d.fixed_names:
+    if not d.rows_held and var in d.summary.column_moments:  # the engine's range over the fitted rows
+        return float(d.summary.column_moments[var]["min"]), float(d.summary.column_moments[var]["max"])
+    if var in d.fixed_names and d.rows_held:
         col = d.X[:, d.fixed_names.index(var)]
     else:
         rows = aligned_data(fit, data)

@@ -32,12 +32,16 @@ def _values(fit, var: str, frame: pd.DataFrame | None, axis: bool, ngrid: int) -
     d = fit.design
     if var in d.categories:
         return list(d.categories[var])
-    if frame is None or var not in frame.columns:
+    if (frame is None or var not in frame.columns) and not d.rows_held and var in d.summary.column_moments:
+        moments = d.summary.column_moments[var]  # the rows stayed in a data engine, which measured them
+        lo, hi, m, s = (float(moments[k]) for k in ("min", "max", "mean", "sd"))
+    elif frame is None or var not in frame.columns:
         raise HierfitError(f"cannot find the values of {var!r}; pass data= (the data the model was fitted to)")
-    x = pd.to_numeric(frame[var]).to_numpy(dtype=float)
+    else:
+        x = pd.to_numeric(frame[var]).to_numpy(dtype=float)
+        lo, hi, m, s = float(x.min()), float(x.max()), float(x.mean()), float(x.std(ddof=1))
     if axis:
-        return list(np.linspace(x.min(), x.max(), ngrid))
-    m, s = float(x.mean()), float(x.std(ddof=1))
+        return list(np.linspace(lo, hi, ngrid))
     return [m - s, m, m + s]
 
 

@@ -161,7 +161,7 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
         if re_form is None:
             group_lines([a], fit, grid, names, None, ndraws)
         draw_condition([a], fit, grid, draws, names, ci=ci, spaghetti=spaghetti)
-        if len(term) == 1 and term[0] in d.fixed_names:
+        if len(term) == 1 and term[0] in d.fixed_names and d.rows_held:  # a rug of the fitted rows' values
             x = d.X[:, d.fixed_names.index(term[0])]
             a.plot(x, np.zeros_like(x), "|", color="0.4", ms=6, alpha=0.3, transform=a.get_xaxis_transform(),
                    gid="rug")
@@ -216,7 +216,9 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
     ax : Axes, optional
     figsize : tuple, optional
     points : bool
-        Draw the data (grey points).
+        Draw the data (grey points). For a model fitted to data read through a data
+        engine (Dask), whose rows are not in memory, there are no points and every
+        group's line spans the range of ``x`` over all rows.
     ngrid : int
         Points per line (lines are curves for non-identity links).
 
@@ -245,17 +247,22 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
     if x in d.categories:
         raise HierfitError(f"x must be a numeric predictor, but {x!r} is a factor (levels: "
                            f"{', '.join(map(str, d.categories[x]))}); use plot_effects for factors")
-    if x in d.fixed_names:
-        xv = d.X[:, d.fixed_names.index(x)]
-    else:
-        xv = np.asarray(column_values(fit, x, data, purpose="plot_group_lines"), dtype=float)
     typical = typical_values(fit, data, purpose="plot_group_lines")
-    idx = info.index
     J = info.n_levels
-    lo = np.full(J, np.inf)
-    hi = np.full(J, -np.inf)
-    np.minimum.at(lo, idx, xv)
-    np.maximum.at(hi, idx, xv)
+    if not d.rows_held:  # the rows stayed in a data engine: every line spans the range of x over all rows
+        points = False
+        lo_all, hi_all = variable_range(fit, x, data, purpose="plot_group_lines")
+        lo, hi, xv = np.full(J, lo_all), np.full(J, hi_all), np.array([lo_all, hi_all])
+    else:
+        if x in d.fixed_names:
+            xv = d.X[:, d.fixed_names.index(x)]
+        else:
+            xv = np.asarray(column_values(fit, x, data, purpose="plot_group_lines"), dtype=float)
+        idx = info.index
+        lo = np.full(J, np.inf)
+        hi = np.full(J, -np.inf)
+        np.minimum.at(lo, idx, xv)
+        np.maximum.at(hi, idx, xv)
     linear = d.family.link_name == "identity"
     m = 2 if linear else ngrid
     t = np.linspace(0, 1, m)

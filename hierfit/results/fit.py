@@ -111,7 +111,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         """
         from hierfit.analysis.loo import log_likelihood_tree
 
-        if self.design.summary is not None and self.design.summary.stats is not None:
+        if not self.design.rows_held:
             return self.tree  # fitted from engine data: no rows here for a pointwise log-likelihood
         return log_likelihood_tree(self)
 
@@ -309,7 +309,8 @@ class HierFit(AnalysisMethods, PlotMethods):
         if newdata is not None and is_dask_frame(newdata):
             from hierfit.data.predict import predict_frame
 
-            return predict_frame(self, newdata, re_form=re_form, kind=kind, ci=ci, ndraws=ndraws, seed=seed)
+            return predict_frame(self, newdata, re_form=re_form, kind=kind, ci=ci, ndraws=ndraws, seed=seed,
+                                 allow_new_levels=allow_new_levels, summary=summary)
         from hierfit.analysis.predict import predict
 
         return predict(self, newdata, re_form=re_form, kind=kind, ci=ci, summary=summary,
@@ -322,7 +323,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         -------
         >>> fit.fitted(re_form=hierfit.NA).head()  # doctest: +SKIP
         """
-        if self.design.summary is not None and self.design.summary.stats is not None:
+        if not self.design.rows_held:
             from hierfit.data.predict import fitted_frame
 
             return fitted_frame(self, re_form=re_form, ci=ci)
@@ -339,7 +340,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         -------
         >>> fit.residuals("pearson").describe()  # doctest: +SKIP
         """
-        if self.design.summary is not None and self.design.summary.stats is not None:
+        if not self.design.rows_held:
             from hierfit.data.predict import residuals_frame
 
             return residuals_frame(self, type=type, re_form=re_form)
@@ -497,7 +498,8 @@ class HierFit(AnalysisMethods, PlotMethods):
             residuals=d.family.summary_residuals if skip or d.family.thresholds else "pearson",
             residuals_note=("quartiles approximate: one pass of the data engine"
                             if d.summary is not None and d.summary.residual_quantiles is not None else None),
-            formula=d.formula.text,
+            formula=(d.formula.text if getattr(d.summary, "aggregation", None) is None  # aggregated counts: the
+                     else d.summary.aggregation["formula"]),  # formula as written, not the count columns'
             data=d.data_name,
             nobs=d.nobs,
             chains=self.settings.chains,

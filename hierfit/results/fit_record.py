@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -331,6 +332,14 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
             from hierfit.spec.summaries import DataSummary
 
             design.summary = DataSummary.from_dict(_unpack(m["engine_summary"], arrays))
+            if design.summary.aggregation is not None:  # counts: scale()/center() with the rows' moments again
+                from hierfit.data.counts import restore_row_coding
+
+                restore_row_coding(design)
+            elif not design.rows_held and design.summary.column_moments:  # the rows' moments, not placeholders'
+                from hierfit.data.metadata import fix_stateful_transforms
+
+                fix_stateful_transforms(design, SimpleNamespace(numeric=design.summary.column_moments))
         design.n_dropped = m["n_dropped"]
         design.dropped_by_column = dict(m["dropped_by_column"])
         design.data_index = data_index

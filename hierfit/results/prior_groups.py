@@ -16,6 +16,7 @@ import xarray as xr
 from hierfit.engine.model import build_model
 from hierfit.engine.quiet import quiet_pymc
 from hierfit.engine.sampling import INTERNAL_PREFIXES
+from hierfit.errors import HierfitError
 
 __all__ = ["add_prior_groups"]
 
@@ -31,6 +32,10 @@ def add_prior_groups(fit, draws: int = 500, seed: int | None = None) -> xr.DataT
     """
     import pymc as pm
 
+    if not fit.design.rows_held:
+        raise HierfitError(f"sample_prior draws replicated data for every row, but the model was fitted to data read "
+                           f"through a data engine ({fit.design.summary.source}; its {fit.design.nobs} rows are not "
+                           "held in memory): use hierfit.sample_prior(formula, a pandas sample of the data)")
     model = build_model(fit.design, fit.priors)  # the full model: group effects drawn too
     with quiet_pymc(), model:
         pp = pm.sample_prior_predictive(draws=draws, random_seed=seed)

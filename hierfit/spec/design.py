@@ -104,9 +104,15 @@ class Design:
         return [b for p in self.predictors.values() for b in p.blocks]
 
     @property
+    def rows_held(self) -> bool:
+        """False when the rows are placeholders: the data stayed in a data engine, which summarised them
+        (``summary``: the count, the collapsed model's statistics, column moments)."""
+        return self.summary is None or self.summary.stats is None
+
+    @property
     def nobs(self) -> int:
         # a design built for engine data holds placeholder rows: its statistics know the count
-        return self.summary.nobs if self.summary is not None and self.summary.stats is not None else len(self.y)
+        return len(self.y) if self.rows_held else self.summary.nobs
 
     @property
     def has_intercept(self) -> bool:
@@ -120,8 +126,12 @@ class Design:
             out.setdefault(b.factor, b.n_levels)
         return out
 
-    def prepare(self, data: pd.DataFrame) -> pd.DataFrame:
-        """Convert categorical columns of new data to the training levels; unseen levels raise."""
+    def prepare(self, data: pd.DataFrame, finite: bool = True) -> pd.DataFrame:
+        """Convert categorical columns of new data to the training levels; unseen levels raise.
+
+        Numeric columns must hold finite numbers; with ``finite=False`` infinite values
+        pass through (a data engine's pass counts them in the coded columns instead).
+        """
         data, _ = normalize_columns(data.copy(), "newdata")
         variables = {t.text for p in self.predictors.values() for t in p.formula.variables}
         if isinstance(self.offset_arg, str) and self.offset_arg != "<array>":
@@ -155,7 +165,7 @@ class Design:
             texts.append(self.offset_arg)
         for col in data.columns:
             if isinstance(col, str) and col not in self.categories and any(uses_column(t, col) for t in texts):
-                data[col] = _numeric_newdata(data[col], col)
+                data[col] = _numeric_newdata(data[col], col, finite)
         return data
 
 
@@ -168,7 +178,7 @@ def _check_levels(col: str, present, cats) -> None:
         )
 
 
-def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
+def _numeric_newdata(s: pd.Series, col: str, finite: bool = True) -> pd.Series:
     """A numeric predictor column of new data as real numbers, or a DataError naming the problem."""
     if pd.api.types.is_bool_dtype(s.dtype):
         return s
@@ -181,7 +191,7 @@ def _numeric_newdata(s: pd.Series, col: str) -> pd.Series:
         example = next((v for v in s.dropna() if not isinstance(v, (int, float, np.integer, np.floating))), None)
         raise DataError(f"newdata column '{col}' must be numeric, as it was when fitting; got {s.dtype} values "
                         f"such as {example!r}")
-    bad = ~np.isfinite(np.asarray(s, dtype=float))
+    bad = ~np.isfinite(np.asarray(s, dtype=float)) if finite else np.zeros(0, dtype=bool)
     if bad.any():
         raise DataError(f"newdata column '{col}' has {int(bad.sum())} infinite value(s)")
     return s
@@ -314,7 +324,7 @@ def _evaluate_vector(expr: str, data: pd.DataFrame, pf: ParsedFormula, what: str
         values = np.asarray(mm.iloc[:, 0], dtype=float)
     except (TypeError, ValueError) as err:
         raise DataError(f"{what} '{expr}' is not numeric ({err})") from err
-    check_finite(values[:, None], [expr], what)
+    values = check_finite(values[:, None], [expr], what)[:, 0]
     return values, mm.model_spec
 
 

@@ -9,6 +9,8 @@ factor levels R's order (:func:`r_sort`).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 from dataclasses import dataclass
 
@@ -24,7 +26,7 @@ from hierfit.spec.formula import GroupTerm, ParsedFormula
 from hierfit.spec.smooths import SMOOTH_COEF, smooth_groups, smooth_names
 
 __all__ = ["FACTOR_TERM", "r_sort", "lme4_name", "GroupBlock", "Predictor", "group_index", "group_labels", "group_levels",
-           "check_finite", "build_predictor"]
+           "check_finite", "deferred_finite_checks", "build_predictor"]
 
 
 FACTOR_TERM = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
@@ -291,14 +293,52 @@ def group_levels(data: pd.DataFrame, factors: tuple[str, ...], labels: list[str]
     return sorted(uniq, key=lambda lab: tuple(per_factor[i][p] for i, p in enumerate(parts[lab])))
 
 
-def check_finite(values: np.ndarray, names: list[str], what: str) -> None:
+#: Set by :func:`deferred_finite_checks`: non-finite values are placeholders' (see there), not refused.
+_DEFERRED_FINITE = contextvars.ContextVar("hierfit_deferred_finite", default=False)
+
+
+@contextlib.contextmanager
+def deferred_finite_checks():
+    """Within this block, designs are built from placeholder rows whose real values a later pass checks.
+
+    A data engine builds the design from a small frame of placeholder rows; a
+    transformation that is not finite on them (``log(x)`` at the smallest ``x``) says
+    nothing about how many real rows are affected, so such values are set to 0 here,
+    and the engine's grouped pass counts the real rows and refuses them.
+
+    Example
+    -------
+    >>> with deferred_finite_checks():
+    ...     check_finite(np.array([[1.0], [np.inf]]), ["x"], "predictor(s)").ravel().tolist()
+    [1.0, 0.0]
+    """
+    token = _DEFERRED_FINITE.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED_FINITE.reset(token)
+
+
+def check_finite(values: np.ndarray, names: list[str], what: str) -> np.ndarray:
+    """``values`` (rows x columns) when all are finite; otherwise a DataError with the rows per column.
+
+    Example
+    -------
+    >>> check_finite(np.array([[1.0], [np.nan]]), ["log(x)"], "predictor(s)")
+    Traceback (most recent call last):
+    ...
+    hierfit.errors.DataError: predictor(s) 'log(x)' (1 rows) contain NaN or infinite values after transformation (check log() of zero/negative values, or inf in the data)
+    """
     bad = ~np.isfinite(values)
+    if bad.any() and _DEFERRED_FINITE.get():
+        return np.where(bad, 0.0, values)
     if bad.any():
         cols = [f"'{names[j]}' ({int(bad[:, j].sum())} rows)" for j in range(values.shape[1]) if bad[:, j].any()]
         raise DataError(
             f"{what} {', '.join(cols)} contain NaN or infinite values after transformation "
             "(check log() of zero/negative values, or inf in the data)"
         )
+    return values
 
 
 def _scale_warning(X: np.ndarray, names: list[str]) -> None:
@@ -330,7 +370,7 @@ def build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check
     except (TypeError, ValueError) as err:
         raise DataError(f"{what} are not numeric ({err})") from err
     fixed_names = [c if SMOOTH_COEF.match(c) else lme4_name(c) for c in smooth_names(r_contrast_names(fixed_columns))]
-    check_finite(X, fixed_names, "predictor(s)")
+    X = check_finite(X, fixed_names, "predictor(s)")
     check_unique_names(fixed_columns, fixed_names, what)
     aliased = aliased_columns(X, fixed_names) if X.shape[1] else []
     if aliased:
@@ -346,7 +386,7 @@ def build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check
     for expr in pf.offsets:
         omm = evaluate_terms("0 + " + expr, data, pf, f"offset({expr})")
         col = np.asarray(omm, dtype=float)[:, 0]
-        check_finite(col[:, None], [f"offset({expr})"], "")
+        col = check_finite(col[:, None], [f"offset({expr})"], "")[:, 0]
         offset = col if offset is None else offset + col
         offset_specs.append(omm.model_spec)
 
@@ -359,7 +399,7 @@ def build_predictor(dpar: str, pf: ParsedFormula, data: pd.DataFrame, nobs_check
         if not cols:
             raise FormulaError(f"random-effect term {term.text} has no coefficients", pf.text, term.pos, len(term.text))
         Zall = np.asarray(smm, dtype=float)
-        check_finite(Zall, [lme4_name(c) for c in cols], f"random-effect term {term.text}:")
+        Zall = check_finite(Zall, [lme4_name(c) for c in cols], f"random-effect term {term.text}:")
         slope_specs.append(smm.model_spec)
         labels = group_labels(data, term.factors)
         levels = group_levels(data, term.factors, labels)

@@ -40,6 +40,11 @@ class DataSummary:
     timing: dict[str, float] = field(default_factory=dict)
     workers: list[str] = field(default_factory=list)  # where the grouped pass ran
     aggregated_from: int | None = None  # rows before exact aggregation into counts
+    # exact aggregation into counts (hierfit.data.counts): the formula as written, the family, the user's trials
+    # columns, each pattern's number of rows, the rows' moments of numeric columns; None for row-level designs
+    aggregation: dict | None = None
+    # numeric predictor columns over the fitted rows: column -> {"mean", "sd", "min", "max"}
+    column_moments: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain data (numbers, strings, numpy arrays, dicts and lists) for data-only file formats.
