@@ -13,6 +13,7 @@ import hierfit
 dd = pytest.importorskip("dask.dataframe")
 
 from hierfit.data.specify import specify_engine  # noqa: E402
+from hierfit.spec.formula import parse_formula  # noqa: E402
 
 SAMPLE = dict(chains=2, draws=200, tune=200, progressbar=False, warn=False)
 
@@ -308,3 +309,31 @@ def test_summary_shows_the_formula_as_written(bern):
     text = str(bern[0].summary())
     assert "Formula: y ~ a + k + (1 | g)" in text and "hierfit_successes" not in text
     assert "1500 rows aggregated exactly into" in text
+
+
+@pytest.mark.parametrize("ids", [lambda s: s, lambda s: s.astype(str)], ids=["integer", "string"])
+def test_too_many_group_levels_refused_before_the_group_by(monkeypatch, ids):
+    import hierfit.data.counts as counts
+
+    monkeypatch.setattr(counts, "MAX_PATTERNS", 100)
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.integers(0, 2, 2000), "a": rng.choice(["u", "v"], 2000),
+                       "uid": ids(pd.Series(rng.integers(0, 500, 2000)))})
+    with pytest.raises(hierfit.HierfitError, match=r"'uid' \(about \d+ levels\) alone make more than 100 count"):
+        counts.specify_counts(parse_formula("y ~ a + (1 | uid)"), dd.from_pandas(df, npartitions=2),
+                              hierfit.families.get("bernoulli"))
+
+
+def test_binomial_without_trials_and_bernoulli_with_trials_are_refused():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"y": rng.integers(0, 2, 400), "n": 3, "a": rng.choice(["u", "v"], 400),
+                       "g": rng.integers(0, 8, 400)})
+    ddf = dd.from_pandas(df, npartitions=2)
+    with pytest.raises(hierfit.DataError, match="binomial response 'y' needs trials"):
+        hierfit.specify("y ~ a + (1 | g)", df, family="binomial")  # as in memory
+    with pytest.raises(hierfit.DataError, match="binomial response 'y' needs trials"):
+        specify_engine("y ~ a + (1 | g)", ddf, family="binomial")
+    with pytest.raises(hierfit.HierfitError, match="one trial per row"):
+        specify_engine("y | trials(n) ~ a + (1 | g)", ddf, family="bernoulli")
+    with pytest.raises(hierfit.HierfitError, match="method must be one of"):
+        specify_engine("y ~ a + (1 | g)", ddf, family="bernoulli", method="fll")

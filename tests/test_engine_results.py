@@ -227,3 +227,43 @@ def test_saved_gaussian_engine_fit_keeps_the_rows_moments_for_scale(tmp_path, ex
     assert float(state["center"]) == pytest.approx(exam.standLRT.mean(), rel=1e-9)
     assert float(state["scale"]) == pytest.approx(exam.standLRT.std(), rel=1e-9)
     assert np.allclose(loaded.predict(exam.head(5)).Estimate, fit.predict(exam.head(5)).Estimate, rtol=1e-12)
+
+
+def test_icc_and_steps_from_the_engines_sums_and_moments(fits, data):
+    engine, memory = fits
+    e, m = engine.icc(), memory.icc()
+    assert np.all(np.abs(e.Estimate - m.Estimate) < 3 * np.hypot(e["Est.Error"], m["Est.Error"]))
+    grid = hierfit.datagrid(engine, sex=["F", "M"])
+    complete = data.dropna()
+    for spec, width in [("sd", complete.x.std()), ("minmax", complete.x.max() - complete.x.min())]:
+        a = engine.comparisons({"x": spec}, newdata=grid, re_form=hierfit.NA)
+        b = memory.comparisons({"x": spec}, newdata=grid, re_form=hierfit.NA)
+        assert np.allclose(a.Estimate, b.Estimate, atol=0.1 * width)  # the rows' sd and range, not the grid's
+    with pytest.raises(HierfitError, match="'iqr' needs the quartiles of every fitted row"):
+        engine.comparisons({"x": "iqr"}, newdata=grid, re_form=hierfit.NA)
+    with pytest.raises(HierfitError, match="summary=False"):
+        engine.fitted(summary=False)
+
+
+def test_offset_held_at_its_mean_over_the_rows():
+    from hierfit.plots.effects import effect_table
+
+    df = _data(2000)
+    df["e"] = np.exp(df.o)  # offset log(e): its mean is mean(o), not log(mean(e))
+    df["y"] = df.y + df.o
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine = hierfit.fit("y ~ x + (1 | g)", dd.from_pandas(df, npartitions=3), offset="log(e)", **SAMPLE)
+        memory = hierfit.fit("y ~ x + (1 | g)", df, offset="log(e)", **SAMPLE)
+    assert engine.design.summary.offset_mean == pytest.approx(df.o.mean(), rel=1e-9)
+    a, b = effect_table(engine, "x"), effect_table(memory, "x")
+    # within Monte Carlo error of the lines; the placeholder rows' mean offset would shift them by about 1
+    assert np.all(np.abs(a.Estimate - b.Estimate) < 0.25 * (b.upper - b.lower))
+
+
+def test_aggregated_fit_has_no_pointwise_log_likelihood_to_bypass_the_loo_refusal():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierfit.fit("y ~ a + k + (1 | g)", dd.from_pandas(_counts(1500), npartitions=2), family="bernoulli",
+                          **SAMPLE)
+    assert "log_likelihood" not in fit.posterior.children

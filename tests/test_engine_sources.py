@@ -176,7 +176,7 @@ def test_column_missing_from_a_later_csv_file_names_column_and_file(tmp_path):
     with pytest.raises(hierfit.DataError) as info:
         specify_engine(FORMULA, str(tmp_path / "*.csv"))
     msg = str(info.value)
-    assert "'x' missing from 1 of the 2 CSV files: " in msg and msg.count("b.csv") == 1 and "a.csv" not in msg
+    assert "column 'x' is missing from 1 of the 2 CSV files: " in msg and msg.count("b.csv") == 1  # from the headers
 
 
 def test_other_errors_are_not_translated():
@@ -213,3 +213,12 @@ def test_csv_and_tsv_mixed_are_refused(tmp_path):
 def test_docstring_examples_run():
     result = doctest.testmod(hierfit.data.sources, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 8 and result.failed == 0
+
+
+def test_csv_file_lacking_a_formula_column_is_named_not_read_as_missing(tmp_path):
+    a, b = _halves()
+    cols = ["y", "x", "g"]  # the formula's columns, in the files' order: Dask selects nothing and reads NaN
+    a[cols].to_csv(tmp_path / "a.csv", index=False)
+    b[["y", "g"]].to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(hierfit.DataError, match=r"column 'x' is missing from 1 of the 2 CSV files: .*b\.csv"):
+        specify_engine(FORMULA, [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])

@@ -19,7 +19,8 @@ import pandas as pd
 from hierfit.analysis.prepare import NA, required_columns
 from hierfit.errors import DataError, HierfitError
 
-__all__ = ["model_frame", "datagrid", "group_columns", "numeric_columns", "factor_columns", "check_predictors"]
+__all__ = ["model_frame", "fitted_column", "datagrid", "group_columns", "numeric_columns", "factor_columns",
+           "check_predictors"]
 
 
 def group_columns(design) -> list[str]:
@@ -103,6 +104,19 @@ def _aggregated(design):
     from hierfit.data.counts import grid_values
 
     return grid_values(design), np.asarray(design.summary.aggregation["rows"], dtype=float)
+
+
+def fitted_column(fit, var: str) -> np.ndarray | None:
+    """The values of a numeric predictor ``var`` over the fitted rows, rebuilt from the design; None when it
+    enters only through a transformation (or the rows stayed in a data engine).
+
+    Example
+    -------
+    >>> fitted_column(fit, "standLRT")[:3]  # doctest: +SKIP
+    array([ 0.619, 0.206, -1.364])
+    """
+    d = fit.design
+    return _numeric_column(d, var) if d.rows_held and var not in d.categories else None
 
 
 def model_frame(fit, data: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -202,7 +216,7 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
         if col in per_row and col not in offset_only:
             typical[col] = per_row[col]
             continue
-        if not d.rows_held and col in d.summary.column_moments:  # the engine's mean over the fitted rows
+        if not d.rows_held and col in d.summary.column_moments and col not in offset_only:  # engine's mean
             typical[col] = float(d.summary.column_moments[col]["mean"])
             continue
         values_of = None if not d.rows_held else _numeric_column(d, col)

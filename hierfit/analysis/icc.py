@@ -24,8 +24,47 @@ from hierfit.analysis.prepare import NA, prepare_draws
 from hierfit.analysis.tables import summarise
 from hierfit.errors import HierfitError
 from hierfit.results.draws import stack
+from hierfit.spec.layout import collapsed_layout
 
-__all__ = ["variance_components", "icc"]
+__all__ = ["block_cov", "variance_components", "icc"]
+
+
+def block_cov(post, blk) -> np.ndarray:
+    """Draws of a group term's covariance matrix, (S, k, k).
+
+    Example
+    -------
+    >>> block_cov(fit.draws, fit.design.mu.blocks[0]).shape  # doctest: +SKIP
+    (4000, 2, 2)
+    """
+    sd = stack(post, f"sd_{blk.key}")
+    if blk.is_correlated:
+        return stack(post, f"cor_{blk.key}") * sd[:, :, None] * sd[:, None, :]
+    return np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
+
+
+def _components_from_sums(fit) -> dict:
+    """Variance components of a Gaussian fit to engine data, from the per-level sums instead of the rows."""
+    design = fit.design
+    stats, post, n = design.summary.stats, fit.draws, design.summary.nobs
+    if design.mu.offset_specs:
+        raise HierfitError("variance components of an engine-data fit with an offset need the rows; compute them "
+                           "on a sample")
+    if not design.has_intercept:
+        raise HierfitError("variance components of an engine-data fit without an intercept need the rows; compute "
+                           "them on a sample")
+    b = stack(post, "b")
+    XX = stats.XX.sum(axis=0)
+    sx = XX[design.fixed_names.index("(Intercept)")]
+    s2_f = (np.einsum("si,ij,sj->s", b, XX, b) - (b @ sx) ** 2 / n) / (n - 1)
+    ZZ = stats.ZZ.sum(axis=0)
+    lay = collapsed_layout(design)
+    random: dict[str, np.ndarray] = {}
+    for blk in design.mu.blocks:
+        k, start = blk.n_coefs, lay.qstart[blk.key]  # the statistics' column order
+        random[blk.name if blk.name not in random else blk.key] = np.einsum(
+            "sij,ij->s", block_cov(post, blk), ZZ[start:start + k, start:start + k] / n)
+    return {"fixed": s2_f, "random": random, "residual": stack(post, "sigma") ** 2}
 
 
 def variance_components(fit) -> dict:
@@ -37,6 +76,8 @@ def variance_components(fit) -> dict:
     """
     design = fit.design
     post = fit.draws
+    if not design.rows_held:
+        return _components_from_sums(fit)  # data that stayed with an engine: from its sums
     w = None
     if getattr(design.summary, "aggregation", None) is not None:  # rows aggregated into counts: the patterns,
         from hierfit.data.counts import pattern_rows               # each as one of its rows, weighted by their count
@@ -51,11 +92,7 @@ def variance_components(fit) -> dict:
     s2_f = np.average((fixed - mean_f[:, None]) ** 2, axis=1, weights=w) * n / (n - 1)
     random: dict[str, np.ndarray] = {}
     for blk in design.mu.blocks:
-        sd = stack(post, f"sd_{blk.key}")
-        if blk.is_correlated:
-            cov = stack(post, f"cor_{blk.key}") * sd[:, :, None] * sd[:, None, :]
-        else:
-            cov = np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
+        cov = block_cov(post, blk)
         Zw = blk.Z if w is None else blk.Z * w[:, None]
         zz = np.einsum("ni,nj->ij", Zw, blk.Z) / n
         random[blk.name if blk.name not in random else blk.key] = np.einsum("sij,ij->s", cov, zz)

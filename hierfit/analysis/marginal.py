@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hierfit.analysis.grid import model_frame
+from hierfit.analysis.grid import fitted_column, model_frame
 from hierfit.analysis.population import response_draws
 from hierfit.analysis.tables import summarise
 from hierfit.errors import HierfitError
@@ -202,6 +202,19 @@ def _variables(fit, variables) -> dict:
     return variables
 
 
+def _moment_steps(var, spec: str, x: np.ndarray, moments: dict):
+    """(label, lo, hi) of 'sd' or 'minmax' from the moments a data engine measured over the fitted rows."""
+    if spec == "sd":
+        h = float(moments["sd"])
+        return [("sd", x - h / 2, x + h / 2)]
+    if spec == "minmax":
+        return [("Max - Min", np.full_like(x, moments["min"]), np.full_like(x, moments["max"]))]
+    if spec == "iqr":
+        raise HierfitError(f"variables[{var!r}] = 'iqr' needs the quartiles of every fitted row, which stayed in the "
+                           "data engine; use 'sd', 'minmax' (from the engine's moments) or a pair (lo, hi)")
+    return _numeric_steps(var, spec, x, np.zeros(0))  # the error that names the valid choices
+
+
 def _reference_values(fit, var: str, frame: pd.DataFrame):
     """The fitted rows' values of ``var`` and their weights (None, or the patterns' rows of an aggregated fit)."""
     if _aggregated(fit):
@@ -209,10 +222,15 @@ def _reference_values(fit, var: str, frame: pd.DataFrame):
 
         rows, w = pattern_rows(fit.design)
         return pd.to_numeric(rows[var]).to_numpy(dtype=float), w
+    values = fitted_column(fit, var)
+    if values is not None:
+        return np.asarray(values, dtype=float), None
     try:
         return pd.to_numeric(model_frame(fit)[var]).to_numpy(dtype=float), None
-    except Exception:  # noqa: BLE001 - fall back to the rows asked about
-        return pd.to_numeric(frame[var]).to_numpy(dtype=float), None
+    except HierfitError as err:
+        raise HierfitError(f"variables[{var!r}]: 'sd', 'iqr' and 'minmax' are measured over the fitted rows, whose "
+                           f"values of {var!r} cannot be rebuilt from the model ({err}); give the step as a number "
+                           "or a pair (lo, hi)") from None
 
 
 def _counterfactuals(fit, variables: dict, frame: pd.DataFrame):
@@ -230,7 +248,14 @@ def _counterfactuals(fit, variables: dict, frame: pd.DataFrame):
                 keys.append((var, label))
         else:
             x = pd.to_numeric(frame[var]).to_numpy(dtype=float)
-            for label, lo, hi in _numeric_steps(var, spec, x, *_reference_values(fit, var, frame)):
+            moments = None if d.rows_held else d.summary.column_moments.get(var)
+            if not isinstance(spec, str):  # a number or a pair: no reference values needed
+                steps = _numeric_steps(var, spec, x, np.zeros(0))
+            elif moments is not None:
+                steps = _moment_steps(var, spec, x, moments)
+            else:
+                steps = _numeric_steps(var, spec, x, *_reference_values(fit, var, frame))
+            for label, lo, hi in steps:
                 a, b = frame.copy(), frame.copy()
                 a[var] = lo
                 b[var] = hi
@@ -302,7 +327,14 @@ def comparisons(fit, variables, newdata=None, comparison="difference", by=None, 
 def _step(fit, var: str, frame: pd.DataFrame, eps) -> float:
     if eps is not None:
         return float(eps)
-    ref, _ = _reference_values(fit, var, frame)
+    d = fit.design
+    if not d.rows_held and var in d.summary.column_moments:  # the range the engine measured over the rows
+        span = float(d.summary.column_moments[var]["max"] - d.summary.column_moments[var]["min"])
+        return 1e-4 * span if span > 0 else 1e-4
+    try:
+        ref, _ = _reference_values(fit, var, frame)
+    except HierfitError:  # not rebuildable from the model: the rows asked about
+        ref = pd.to_numeric(frame[var]).to_numpy(dtype=float)
     span = float(np.ptp(ref)) if ref.size else 0.0
     return 1e-4 * span if span > 0 else 1e-4
 

@@ -315,7 +315,14 @@ def _offset_value(design, offset) -> float:
             from hierfit.data.counts import row_mean_offset  # over the original rows, without log(rows)
 
             return row_mean_offset(design)
-        return float(np.mean(design.mu.offset)) if design.mu.offset is not None else 0.0
+        if design.mu.offset is None:
+            return 0.0
+        if not design.rows_held:  # the rows stayed in a data engine, which measured the offset's mean
+            if design.summary.offset_mean is None:
+                raise HierfitError("offset='mean' needs the mean offset over the fitted rows, which this fit of "
+                                   "engine data (from an older hierfit) did not keep; give the offset as a number")
+            return float(design.summary.offset_mean)
+        return float(np.mean(design.mu.offset))
     try:
         return float(offset)
     except (TypeError, ValueError):

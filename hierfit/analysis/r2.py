@@ -29,7 +29,6 @@ from hierfit.results.draws import interval_table, stack
 from hierfit.errors import HierfitError
 from hierfit.analysis.icc import variance_components
 from hierfit.analysis.prepare import NA, prepare_draws
-from hierfit.spec.layout import collapsed_layout
 
 __all__ = ["r2_draws", "r2_table"]
 
@@ -50,41 +49,8 @@ def _gelman(fit, re_form) -> np.ndarray:
     return var_fit / (var_fit + var_res)
 
 
-def _block_cov(post, blk) -> np.ndarray:
-    """Draws of a group term's covariance matrix, (S, k, k)."""
-    sd = stack(post, f"sd_{blk.key}")
-    if blk.is_correlated:
-        return stack(post, f"cor_{blk.key}") * sd[:, :, None] * sd[:, None, :]
-    return np.einsum("si,ij->sij", sd**2, np.eye(blk.n_coefs))
-
-
-def _nakagawa_from_sums(fit) -> tuple[np.ndarray, np.ndarray]:
-    """Nakagawa's R² of a Gaussian fit to engine data, from the per-level sums instead of the rows."""
-    design = fit.design
-    stats, post, n = design.summary.stats, fit.draws, design.summary.nobs
-    if design.mu.offset_specs:
-        raise HierfitError("R² of an engine-data fit with an offset needs the rows; compute it on a sample")
-    b = stack(post, "b")
-    XX = stats.XX.sum(axis=0)
-    if not design.has_intercept:
-        raise HierfitError("R² of an engine-data fit without an intercept needs the rows; compute it on a sample")
-    sx = XX[design.fixed_names.index("(Intercept)")]
-    s2_f = (np.einsum("si,ij,sj->s", b, XX, b) - (b @ sx) ** 2 / n) / (n - 1)
-    s2_re = np.zeros_like(s2_f)
-    ZZ = stats.ZZ.sum(axis=0)
-    lay = collapsed_layout(design)
-    for blk in lay.outer + lay.inner:  # the statistics' column order
-        k, start = blk.n_coefs, lay.qstart[blk.key]
-        s2_re += np.einsum("sij,ij->s", _block_cov(post, blk), ZZ[start:start + k, start:start + k] / n)
-    s2_e = stack(post, "sigma") ** 2
-    total = s2_f + s2_re + s2_e
-    return s2_f / total, (s2_f + s2_re) / total
-
-
 def _nakagawa(fit) -> tuple[np.ndarray, np.ndarray]:
-    if not fit.design.rows_held:
-        return _nakagawa_from_sums(fit)  # data that stayed with an engine: from its sums
-    vc = variance_components(fit)
+    vc = variance_components(fit)  # for data that stayed with an engine, from its sums
     s2_f, s2_e = vc["fixed"], vc["residual"]
     s2_re = sum(vc["random"].values()) if vc["random"] else np.zeros_like(s2_f)
     total = s2_f + s2_re + s2_e

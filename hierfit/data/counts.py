@@ -76,6 +76,12 @@ def _check_model(pf, fam) -> None:
         raise HierfitError(f"the response's addition term(s) {terms} in '{pf.text}' give every row its own weight, "
                            f"censoring or error, which exact aggregation of the {fam.name} rows into counts cannot "
                            f"keep; the model {_NEEDS_ROWS}")
+    if fam.needs_trials and pf.trials is None:  # as in memory: a binomial response says how many trials
+        raise DataError(f"binomial response '{pf.response}' needs trials: write cbind(successes, failures) ~ ... "
+                        "or successes | trials(n) ~ ...")
+    if not fam.needs_trials and pf.trials is not None:
+        raise HierfitError(f"the {fam.name} family has one trial per row, but '{pf.text}' gives trials "
+                           f"({pf.trials}); use family='binomial' for successes out of trials")
     if fam.aggregation == "exposure" and fam.link_name != "log":
         raise HierfitError(f"exact aggregation of {fam.name} rows adds log(number of rows) to the linear predictor, "
                            f"which is exact only with the log link (got link '{fam.link_name}'); the model "
@@ -179,8 +185,15 @@ def aggregate_counts(ddf, pf, fam, offset: str | None = None):
             _check_numeric(c, pf.trials, "trials", md, meta)
     values = _predictor_columns(pf, offset, patterns)  # grouping-only columns are labels, however many
     numeric = [c for c in patterns if c not in md.levels and c not in md.bools and c in values]
+    labels = [c for c in patterns if c not in md.levels and c not in md.bools and c not in values]
+    counts = dask.compute(*[ddf[c].dropna().nunique_approx() for c in numeric + labels]) if numeric or labels else ()
+    many = {c: int(k) for c, k in zip(numeric + labels, counts) if c in labels and int(k) > MAX_PATTERNS}
+    many.update({c: len(md.levels[c]) for c in patterns if c in md.levels and len(md.levels[c]) > MAX_PATTERNS})
+    if many:  # before the group-by brings them back
+        desc = ", ".join(f"'{c}' (about {k:,} levels)" for c, k in many.items())
+        raise HierfitError(f"{desc} alone make more than {MAX_PATTERNS:,} count patterns; exact aggregation does "
+                           f"not shrink the rows enough: the {fam.name} model {_NEEDS_ROWS}")
     if numeric:
-        counts = dask.compute(*[ddf[c].dropna().nunique_approx() for c in numeric])
         wide = {c: int(k) for c, k in zip(numeric, counts) if int(k) > MAX_DISTINCT}
         if wide:
             desc = ", ".join(f"'{c}' (about {k} distinct values)" for c, k in wide.items())
@@ -273,6 +286,8 @@ def specify_counts(pf, ddf, fam, *, priors=None, offset=None, method="auto", par
     >>> user_formula(spec.design), spec.design.summary.aggregation["family"]
     ('y ~ a + (1 | g)', 'bernoulli')
     """
+    if method not in ("auto", "full", "collapsed"):
+        raise HierfitError(f"method must be one of auto, full, collapsed, got {method!r}")
     if method == "collapsed":
         raise HierfitError(f"method='collapsed' applies to Gaussian models; the {fam.name} family is fitted "
                            "from exactly aggregated counts")

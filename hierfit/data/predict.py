@@ -137,9 +137,12 @@ def _training_frame(fit, ddf):
     return (ddf if ddf is not None else fit.engine_frame), used
 
 
-def fitted_frame(fit, re_form=None, ci: float = 0.95, ddf=None):
+def fitted_frame(fit, re_form=None, ci: float = 0.95, ddf=None, summary: bool = True):
     """Lazy expected values of the training rows, on their index; NaN for rows with a missing value (left out
     of the fit), as ``fitted()`` of an in-memory fit and R's ``na.exclude`` give them."""
+    if not summary:
+        raise HierfitError("summary=False returns every row's draws, which for data held by a data engine would "
+                           "not fit in memory; use fit.predict(sample) on a pandas sample of the rows for the draws")
     frame, used = _training_frame(fit, ddf)
     select_blocks(fit.design, re_form)
     check_arguments(ci=ci)

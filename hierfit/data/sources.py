@@ -156,6 +156,7 @@ class _Source:
     files: list[str] | None
     sep: str = ","
     schemas: dict | None = None  # file -> {column: pyarrow type}, for several local Parquet files
+    headers: dict | None = None  # file -> column names of its first line, for several local CSV files
 
     def label(self) -> str:
         return _some(self.paths, 2)
@@ -252,6 +253,8 @@ def open_frame(data):
         raise DataError(f"cannot open {kind} data {', '.join(paths[:3])}: {err}") from err
     if kind == "parquet" and files is not None and len(files) > 1:
         source.schemas = _read_schemas(files)
+    if kind == "csv" and files is not None and len(files) > 1:  # a file lacking a column reads as NaN in Dask
+        source.headers = _csv_headers(source)
     _register(ddf, source)
     return ddf
 
@@ -276,13 +279,15 @@ def _arrow_kind(t) -> str | None:
 
 
 def check_source_columns(ddf, columns: list[str]) -> None:
-    """Refuse the formula's ``columns`` when the Parquet files :func:`open_frame` opened disagree about them.
+    """Refuse the formula's ``columns`` when the files :func:`open_frame` opened disagree about them.
 
-    From the files' footers, read when they were opened: a column that some files have
-    and others lack, or that holds numbers in some files and text (or booleans, dates)
-    in others, raises a :class:`~hierfit.errors.DataError` that names the column and the
-    files.  Columns the formula does not use may differ.  Frames not opened from several
-    local Parquet files are not checked here.
+    Parquet files, from their footers read when they were opened: a column that some
+    files have and others lack, or that holds numbers in some files and text (or
+    booleans, dates) in others; CSV files, from their first lines: a column that some
+    files lack (Dask would read it as missing values there).  Either raises a
+    :class:`~hierfit.errors.DataError` that names the column and the files.  Columns the
+    formula does not use may differ.  Frames not opened from several local files are
+    not checked here.
 
     Example
     -------
@@ -291,6 +296,14 @@ def check_source_columns(ddf, columns: list[str]) -> None:
     True
     """
     src = _source_of(ddf)
+    if src is not None and src.headers:
+        for c in columns:
+            lacking = [f for f, h in src.headers.items() if c not in h]
+            if lacking and len(lacking) < len(src.headers):
+                having = [f for f in src.headers if f not in lacking]
+                raise DataError(f"column '{c}' is missing from {len(lacking)} of the {len(src.headers)} CSV files: "
+                                f"{_some(lacking)} (it is in {_some(having)}); the files have different columns: "
+                                "write the column in every file, or pass only the files that have it")
     if src is None or not src.schemas:
         return
     schemas = src.schemas

@@ -56,6 +56,27 @@ def _response_range(frames, design, used: list[str]) -> tuple[float, float]:
     return run_pass(_response_part, frames, used, (worker_design(design), used), _widest, exact=True)
 
 
+def _offset_part(part, design, used) -> tuple[float, int]:
+    from hierfit.spec.evaluation import FORMULA_CONTEXT
+
+    data = design.prepare(part[used].dropna(), finite=False)
+    total = 0.0
+    with np.errstate(all="ignore"):
+        for spec in design.mu.offset_specs:
+            total += float(np.asarray(spec.get_model_matrix(data, context=FORMULA_CONTEXT), dtype=float).sum())
+    return total, len(data)
+
+
+def _add_pairs(*parts: tuple[float, int]) -> tuple[float, int]:
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def _offset_mean(frames, design, used: list[str]) -> float:
+    """The mean of the mean predictor's offset over the fitted rows (``offset="mean"`` of predictions)."""
+    total, n = run_pass(_offset_part, frames, used, (worker_design(design), used), _add_pairs)
+    return total / max(n, 1)
+
+
 def _passes(ddf, frames, pf, formulas, response_cols, fam, offset, data_name, method, parametrization):
     """The metadata pass, the frozen design, then the grouped pass (on ``frames``, which may become resident)."""
     md = scan_metadata(frames.passes, formulas, response_cols)
@@ -152,7 +173,9 @@ def specify_engine(formula, data, family="gaussian", *, priors=None, dpars=None,
     if response.sd == 0:
         raise DataError(f"response '{pf.response}' is constant; there is nothing to model")
     design.n_dropped, design.dropped_by_column = md.n_dropped, dict(md.na_by_column)
-    design.summary = DataSummary(nobs=nobs, response=response, x_sd={"mu": x_sd}, stats=stats, source=data_name,
+    offset_mean = _offset_mean(frames.passes, design, md.used) if design.mu.offset_specs else None
+    design.summary = DataSummary(nobs=nobs, offset_mean=offset_mean, response=response, x_sd={"mu": x_sd},
+                                 stats=stats, source=data_name,
                                  npartitions=int(facts["npartitions"]),
                                  timing={"metadata_pass": t1 - t0, "stats_pass": t2 - t1},
                                  workers=list(facts["workers"]),

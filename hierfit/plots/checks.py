@@ -235,12 +235,18 @@ def plot_ranef_qq(fit, term: str | None = None, coef=None, *, ci: float = 0.95, 
 
 
 def _group_summary(info, values):
-    """Per-group mean of a numeric column, or per-group category (constant within groups) / share of a level."""
+    """Per-group mean of a numeric column, or per-group category (constant within groups) / share of a level.
+
+    Means and shares are over the original rows: a fit aggregated into count patterns
+    weights each pattern by its rows (``info.rows``).
+    """
     idx = info.index
     J = info.n_levels
+    w = np.ones(len(idx)) if info.rows is None else np.asarray(info.rows, dtype=float)
+    n = np.bincount(idx, weights=w, minlength=J)
     if not isinstance(values, pd.Categorical):
         v = np.asarray(values, dtype=float)
-        return np.bincount(idx, weights=v, minlength=J) / np.maximum(np.bincount(idx, minlength=J), 1), "mean", None
+        return np.bincount(idx, weights=w * v, minlength=J) / np.where(n > 0, n, 1.0), "mean", None
     codes = np.asarray(values.codes)
     cats = list(values.categories)
     constant = np.all([len(np.unique(codes[idx == j])) <= 1 for j in range(J)])
@@ -249,7 +255,7 @@ def _group_summary(info, values):
         first[idx[::-1]] = codes[::-1]
         return pd.Categorical.from_codes(first, categories=cats), "category", cats
     if len(cats) == 2:
-        share = np.bincount(idx, weights=(codes == 1).astype(float), minlength=J) / np.bincount(idx, minlength=J)
+        share = np.bincount(idx, weights=w * (codes == 1), minlength=J) / n
         return share, f"proportion {cats[1]}", cats
     raise HierfitError(f"x is a factor with {len(cats)} levels that varies within groups; give a numeric column, "
                        "a two-level factor, or a factor that is constant within each group")

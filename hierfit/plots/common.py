@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 
 from hierfit.results.draws import stack
+from hierfit.data.counts import aggregation, grid_values, pattern_rows
 from hierfit.errors import HierfitError
 from hierfit.spec.design import uses_column
 
 __all__ = ["TermInfo", "numeric_response", "resolve_term", "figure_and_axes", "aligned_data", "column_values", "fixed_variables",
-           "typical_values", "variable_range", "response_label", "binned_smooth", "group_sizes", "cap_note"]
+           "typical_values", "variable_range", "response_label", "binned_smooth", "group_sizes", "row_weights",
+           "per_row_divisor", "cap_note"]
 
 
 def pyplot():
@@ -72,6 +74,9 @@ class TermInfo:
     index : (n,) int        level of each row
     Z : (n, q)              each row's value of each coefficient's column
     label : str             the term(s) as written, for titles
+    rows : (n,) float or None
+        for a fit to rows aggregated exactly into count patterns, the number of
+        original rows each (pattern) row stands for; None for row-level fits
     """
 
     factor: str
@@ -82,6 +87,7 @@ class TermInfo:
     index: np.ndarray
     Z: np.ndarray
     label: str
+    rows: np.ndarray | None = None
 
     @property
     def n_levels(self) -> int:
@@ -167,11 +173,50 @@ def resolve_term(fit, term: str | None = None) -> TermInfo:
     Z = np.column_stack([b.Z[:, k] for b, k in parts])
     label = " + ".join(dict.fromkeys(b.term.text for b in mine))
     return TermInfo(factor=factor, blocks=mine, coefs=coefs, parts=parts, levels=list(mine[0].levels),
-                    index=np.asarray(mine[0].index), Z=Z, label=label)
+                    index=np.asarray(mine[0].index), Z=Z, label=label, rows=row_weights(fit))
+
+
+def row_weights(fit) -> np.ndarray | None:
+    """How many original rows each fitted row stands for: the pattern counts of a fit to rows aggregated
+    exactly into counts (:mod:`hierfit.data.counts`), None for a row-level fit (every row counts once).
+
+    Averages over the fitted rows weight each row by these counts, so that they equal the
+    averages over the original rows.
+
+    Example
+    -------
+    >>> row_weights(fit)  # doctest: +SKIP
+    array([412., 57., ...])   # None for a fit to a pandas DataFrame
+    """
+    agg = aggregation(fit.design)
+    return None if agg is None else np.asarray(agg["rows"], dtype=float)
+
+
+def per_row_divisor(fit):
+    """What turns the fitted rows' response into a mean per trial or per row: the trials of a binomial model,
+    an aggregated Poisson fit's rows per pattern, 1 otherwise.
+
+    Example
+    -------
+    >>> y_per_row = fit.design.y / per_row_divisor(fit)  # doctest: +SKIP
+    """
+    d = fit.design
+    if d.trials is not None:
+        return np.asarray(d.trials, dtype=float)
+    rows = row_weights(fit)
+    return 1.0 if rows is None else rows
 
 
 def group_sizes(info: TermInfo) -> np.ndarray:
-    """Number of rows per level."""
+    """Number of rows per level (of the original rows, for a fit aggregated into count patterns).
+
+    Example
+    -------
+    >>> group_sizes(resolve_term(fit, "school"))[:3]  # doctest: +SKIP
+    array([ 73,  55, 182])
+    """
+    if info.rows is not None:
+        return np.rint(np.bincount(info.index, weights=info.rows, minlength=info.n_levels)).astype(int)
     return np.bincount(info.index, minlength=info.n_levels)
 
 
@@ -230,7 +275,14 @@ def column_values(fit, name: str, data: pd.DataFrame | None = None, purpose: str
 
     Looked up, in order, as: a column of the fixed-effect matrix (``standLRT``), the
     response, a factor rebuilt from its indicator columns (``sex``), a column of
-    ``data``.  Returns a float array, or a pandas Categorical for factors.
+    ``data``.  Returns a float array, or a pandas Categorical for factors.  A fit to
+    rows aggregated into count patterns has one value per pattern (raw columns from
+    the patterns, without ``data``); weight them by :func:`row_weights`.
+
+    Example
+    -------
+    >>> column_values(fit, "standLRT")[:3]  # doctest: +SKIP
+    array([ 0.26, -0.13, -1.37])
     """
     d = fit.design
     if not isinstance(name, str):
@@ -243,7 +295,12 @@ def column_values(fit, name: str, data: pd.DataFrame | None = None, purpose: str
         return d.X[:, d.fixed_names.index(name)]
     if name == d.response:
         return np.asarray(d.y, dtype=float)
-    rows = aligned_data(fit, data)
+    patterns = _pattern_frame(fit)
+    if patterns is not None and name not in patterns.columns and data is not None:
+        raise HierfitError(f"{purpose}: {name!r} is not a column of the model, and the model was fitted to rows "
+                           "aggregated exactly into count patterns, which data= cannot be aligned with; use a "
+                           "column of the model (or fit the model to a pandas DataFrame)")
+    rows = aligned_data(fit, data) if patterns is None else patterns
     if rows is not None and name in rows.columns:
         col = rows[name]
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or pd.api.types.is_string_dtype(col) \
@@ -262,11 +319,46 @@ def column_values(fit, name: str, data: pd.DataFrame | None = None, purpose: str
     )
 
 
+def _pattern_frame(fit) -> pd.DataFrame | None:
+    """An aggregated fit's patterns as rows (raw columns); None for a row-level fit."""
+    if aggregation(fit.design) is None:
+        return None
+    return pattern_rows(fit.design)[0]
+
+
+def _raw_column(data: pd.DataFrame | None, var: str, purpose: str, d) -> np.ndarray:
+    """``var`` over the original rows in ``data`` (an aggregated fit's patterns cannot be aligned with them)."""
+    if isinstance(data, pd.DataFrame) and var in data.columns:
+        col = pd.to_numeric(data[var]).to_numpy(dtype=float)
+        return col[np.isfinite(col)]
+    raise HierfitError(f"{purpose} needs the raw column {var!r} (it enters the model only through a transformation "
+                       f"in {d.formula.fixed!r}); pass data= (the data frame the model was fitted to)")
+
+
 def typical_values(fit, data: pd.DataFrame | None = None, purpose: str = "this plot") -> dict:
-    """Each fixed-part variable at its mean (numbers) or reference level (factors)."""
+    """Each fixed-part variable at its mean (numbers) or reference level (factors).
+
+    Means are over the rows the model was fitted to: for a fit to rows aggregated
+    exactly into count patterns, the patterns weighted by their rows (as
+    :func:`hierfit.datagrid`), from the raw columns, so ``scale(k)`` needs no ``data``.
+
+    Example
+    -------
+    >>> typical_values(fit)  # doctest: +SKIP
+    {'standLRT': 0.0018, 'sex': 'F'}
+    """
     d = fit.design
+    if aggregation(d) is not None:  # one row per pattern: the means over the original rows
+        means = grid_values(d)
+        out: dict = {}
+        for var in fixed_variables(fit):
+            if var in d.categories:
+                out[var] = d.categories[var][0]
+            else:
+                out[var] = means[var] if var in means else float(_raw_column(data, var, purpose, d).mean())
+        return out
     rows = aligned_data(fit, data)
-    out: dict = {}
+    out = {}
     for var in fixed_variables(fit):
         if var in d.categories:
             out[var] = d.categories[var][0]
@@ -284,8 +376,24 @@ def typical_values(fit, data: pd.DataFrame | None = None, purpose: str = "this p
 
 
 def variable_range(fit, var: str, data: pd.DataFrame | None = None, purpose: str = "this plot") -> tuple[float, float]:
-    """Range of a numeric fixed-part variable in the fitted rows."""
+    """Range of a numeric fixed-part variable in the fitted rows.
+
+    For a fit to rows aggregated into count patterns, the range of the raw column over
+    the patterns (the same as over the original rows).
+
+    Example
+    -------
+    >>> variable_range(fit, "standLRT")  # doctest: +SKIP
+    (-2.93, 3.02)
+    """
     d = fit.design
+    patterns = _pattern_frame(fit)
+    if patterns is not None:
+        if var in patterns.columns:
+            col = pd.to_numeric(patterns[var]).to_numpy(dtype=float)
+        else:
+            col = _raw_column(data, var, purpose, d)
+        return float(np.min(col)), float(np.max(col))
     if not d.rows_held and var in d.summary.column_moments:  # the engine's range over the fitted rows
         return float(d.summary.column_moments[var]["min"]), float(d.summary.column_moments[var]["max"])
     if var in d.fixed_names and d.rows_held:

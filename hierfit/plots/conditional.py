@@ -22,13 +22,19 @@ from hierfit.analysis.marginal import comparisons, slopes
 from hierfit.analysis.population import is_marginal, response_draws
 from hierfit.analysis.prepare import NA, select_blocks
 from hierfit.errors import HierfitError
-from hierfit.plots.common import figure_and_axes, response_label
+from hierfit.plots.common import figure_and_axes, per_row_divisor, response_label, row_weights
 
 __all__ = ["plot_predictions", "plot_comparisons", "plot_slopes", "condition_grid", "draw_condition",
            "data_points", "group_lines"]
 
 
-def _values(fit, var: str, frame: pd.DataFrame | None, axis: bool, ngrid: int) -> list:
+def _values(fit, var: str, frame: pd.DataFrame | None, axis: bool, ngrid: int,
+            weights: np.ndarray | None = None) -> list:
+    """Values of ``var`` in a conditional plot: its range (x axis), or mean and mean ± sd (colour, panels).
+
+    ``weights`` (the rows per pattern of a fit aggregated into counts, aligned with
+    ``frame``) make the mean and sd those of the original rows.
+    """
     d = fit.design
     if var in d.categories:
         return list(d.categories[var])
@@ -39,7 +45,13 @@ def _values(fit, var: str, frame: pd.DataFrame | None, axis: bool, ngrid: int) -
         raise HierfitError(f"cannot find the values of {var!r}; pass data= (the data the model was fitted to)")
     else:
         x = pd.to_numeric(frame[var]).to_numpy(dtype=float)
-        lo, hi, m, s = float(x.min()), float(x.max()), float(x.mean()), float(x.std(ddof=1))
+        if weights is None:
+            lo, hi, m, s = float(x.min()), float(x.max()), float(x.mean()), float(x.std(ddof=1))
+        else:  # one row per pattern: the original rows' mean and sd
+            w = np.asarray(weights, dtype=float)
+            m = float(np.average(x, weights=w))
+            s = float(np.sqrt(np.sum(w * (x - m) ** 2) / max(w.sum() - 1.0, 1.0)))
+            lo, hi = float(x.min()), float(x.max())
     if axis:
         return list(np.linspace(lo, hi, ngrid))
     return [m - s, m, m + s]
@@ -64,7 +76,9 @@ def condition_grid(fit, condition, data: pd.DataFrame | None = None, ngrid: int 
         frame = model_frame(fit, data)
     except HierfitError:
         frame = None
-    values = {c: _values(fit, c, frame, k == 0, ngrid) for k, c in enumerate(condition)}
+    # without data, an aggregated fit's frame has one row per pattern: weight each by its rows
+    weights = row_weights(fit) if data is None and frame is not None else None
+    values = {c: _values(fit, c, frame, k == 0, ngrid, weights) for k, c in enumerate(condition)}
     grid = datagrid(fit, newdata=data, **values)
     return grid, condition + [None] * (3 - len(condition))
 
@@ -127,7 +141,16 @@ def draw_condition(axes, fit, grid: pd.DataFrame, draws: np.ndarray, names: list
 
 
 def data_points(axes, fit, names, data) -> None:
-    """Scatter the fitted rows' response against the x of ``names`` (numeric x only)."""
+    """Scatter the fitted rows' response against the x of ``names`` (numeric x only).
+
+    For a fit to rows aggregated exactly into count patterns each point is one pattern
+    at its mean per row (successes / trials for binomial models, the count divided by
+    the pattern's rows for Poisson ones), on the scale of the per-row predictions.
+
+    Example
+    -------
+    >>> data_points(axes, fit, ["standLRT", None, None], None)  # doctest: +SKIP
+    """
     x, colour, panel = names
     d = fit.design
     try:
@@ -136,7 +159,7 @@ def data_points(axes, fit, names, data) -> None:
         return
     if x not in frame.columns or x in d.categories or len(frame) != d.nobs:
         return
-    y = np.asarray(d.y, dtype=float) / (d.trials if d.trials is not None else 1.0)
+    y = np.asarray(d.y, dtype=float) / per_row_divisor(fit)
     panels = list(dict.fromkeys(frame[panel])) if panel and panel in d.categories else [None]
     for a, pv in zip(axes, panels):
         mask = np.ones(len(frame), dtype=bool) if pv is None else (frame[panel] == pv).to_numpy()

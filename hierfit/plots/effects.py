@@ -18,6 +18,7 @@ from hierfit.plots.common import (
     column_values,
     numeric_response,
     figure_and_axes,
+    per_row_divisor,
     fixed_variables,
     resolve_term,
     response_label,
@@ -116,7 +117,9 @@ def plot_effects(fit, predictors=None, *, data: pd.DataFrame | None = None, ci: 
     ndraws : int, optional
         Use this many posterior draws (faster for big models).
     points : bool
-        Draw the data in panels with a numeric x.
+        Draw the data in panels with a numeric x.  A count model whose rows were
+        aggregated exactly into patterns shows one point per pattern at its mean per
+        row (successes / trials, or the count divided by the pattern's rows).
     spaghetti : int
         Draw this many posterior draws as thin lines.
     re_form : hierfit.NA (default), "marginal" or None
@@ -218,7 +221,9 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
     points : bool
         Draw the data (grey points). For a model fitted to data read through a data
         engine (Dask), whose rows are not in memory, there are no points and every
-        group's line spans the range of ``x`` over all rows.
+        group's line spans the range of ``x`` over all rows.  A count model whose rows
+        were aggregated exactly into patterns shows one point per pattern at its mean
+        per row (successes / trials, or the count divided by the pattern's rows).
     ngrid : int
         Points per line (lines are curves for non-identity links).
 
@@ -286,9 +291,7 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
 
     fig, axes = figure_and_axes(ax, 1, figsize=figsize or (6.4, 4.8), what="plot_group_lines")
     a = axes[0]
-    yv = np.asarray(d.y, dtype=float)
-    if d.trials is not None:
-        yv = yv / d.trials
+    yv = np.asarray(d.y, dtype=float) / per_row_divisor(fit)
     if points:
         a.scatter(xv, yv, s=5, color="0.55", alpha=0.35, lw=0, gid="data", label="data", rasterized=True)
     import matplotlib as mpl

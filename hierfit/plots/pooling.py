@@ -26,6 +26,14 @@ solved by iteratively reweighted least squares (the conditional mode given τ).
 
 Other grouping factors of the model are held at their posterior means (as an
 offset) in all three estimates.
+
+A Binomial/Bernoulli/Poisson fit whose rows were aggregated exactly into count
+patterns (:mod:`hierfit.data.counts`) gives the same estimates as the row-level
+fit: each pattern's likelihood (binomial with the rows as trials, Poisson with
+``offset(log(rows))``) equals that of its rows up to a constant, so the (penalised)
+IRLS solutions agree; group sizes count the original rows.  A Gaussian fit to data
+left in a data engine has no rows to refit: these estimates raise
+:class:`hierfit.HierfitError` for it.
 """
 
 from __future__ import annotations
@@ -67,6 +75,11 @@ class _Problem:
 
 def _problem(fit, info: TermInfo) -> _Problem:
     d = fit.design
+    if not d.rows_held:  # a Gaussian fit to data left in a data engine: d.nobs counts rows that are not here
+        raise HierfitError(f"the pooling and shrinkage estimates (no_pooling, complete_pooling, shrinkage_path, "
+                           f"plot_shrinkage) refit the model to every row, but the model was fitted to data read "
+                           f"through a data engine ({d.summary.source}, {d.summary.nobs} rows not held in memory); "
+                           "fit the model to in-memory data (a pandas DataFrame, e.g. a sample) for them")
     # the offset and the other grouping factors' effects (held at their posterior means), from prepare-draws:
     # eta(other factors kept) - eta(none kept) + offset
     others = sorted({blk.factor for blk in d.blocks if blk.factor != info.factor})

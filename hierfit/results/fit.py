@@ -111,8 +111,8 @@ class HierFit(AnalysisMethods, PlotMethods):
         """
         from hierfit.analysis.loo import log_likelihood_tree
 
-        if not self.design.rows_held:
-            return self.tree  # fitted from engine data: no rows here for a pointwise log-likelihood
+        if self.design.summary is not None:
+            return self.tree  # engine data: no rows here (or count patterns) for a pointwise log-likelihood
         return log_likelihood_tree(self)
 
     @posterior.setter
@@ -326,7 +326,7 @@ class HierFit(AnalysisMethods, PlotMethods):
         if not self.design.rows_held:
             from hierfit.data.predict import fitted_frame
 
-            return fitted_frame(self, re_form=re_form, ci=ci)
+            return fitted_frame(self, re_form=re_form, ci=ci, summary=summary)
         from hierfit.analysis.predict import fitted
 
         return fitted(self, re_form=re_form, ci=ci, summary=summary)

@@ -308,6 +308,12 @@ def fit_to_record(fit) -> tuple[dict, dict[str, np.ndarray]]:
     return model, arrays
 
 
+def _stateful(design) -> bool:
+    """True when a formula term of the design learned a coding from the rows (``scale(x)``, ``center(x)``)."""
+    return any(getattr(spec, "transform_state", None) for p in design.predictors.values()
+               for spec in [p.fixed_spec, *p.slope_specs, *p.offset_specs])
+
+
 def record_to_parts(meta: dict, arrays: dict, path) -> dict:
     """Rebuild the specification and posterior from a record: keyword arguments for ``HierFit``."""
     written_by = meta.get("hierfit_version", "an unknown version")
@@ -336,7 +342,11 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
                 from hierfit.data.counts import restore_row_coding
 
                 restore_row_coding(design)
-            elif not design.rows_held and design.summary.column_moments:  # the rows' moments, not placeholders'
+            elif not design.rows_held and _stateful(design):  # the rows' moments, not the placeholders'
+                if not design.summary.column_moments:
+                    raise PersistenceError(f"{path}: this fit of engine data uses scale()/center() but the file "
+                                           "(written by an older hierfit) lacks the rows' moments they need; fit "
+                                           "the model again")
                 from hierfit.data.metadata import fix_stateful_transforms
 
                 fix_stateful_transforms(design, SimpleNamespace(numeric=design.summary.column_moments))

@@ -45,6 +45,7 @@ class DataSummary:
     aggregation: dict | None = None
     # numeric predictor columns over the fitted rows: column -> {"mean", "sd", "min", "max"}
     column_moments: dict[str, dict[str, float]] = field(default_factory=dict)
+    offset_mean: float | None = None  # the mean predictor's offset over the fitted rows (models with an offset)
 
     def to_dict(self) -> dict:
         """Plain data (numbers, strings, numpy arrays, dicts and lists) for data-only file formats.
