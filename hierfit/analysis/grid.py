@@ -99,11 +99,11 @@ def _offset_only_columns(design) -> set[str]:
 def _aggregated(design):
     """For a fit to rows aggregated into counts: (numeric columns at their mean over the original rows, each
     pattern's number of rows); for other fits ({}, None)."""
-    if getattr(design.summary, "aggregation", None) is None:
+    if design.aggregation is None:
         return {}, None
     from hierfit.data.counts import grid_values
 
-    return grid_values(design), np.asarray(design.summary.aggregation["rows"], dtype=float)
+    return grid_values(design), np.asarray(design.aggregation["rows"], dtype=float)
 
 
 def fitted_column(fit, var: str) -> np.ndarray | None:
@@ -139,7 +139,7 @@ def model_frame(fit, data: pd.DataFrame | None = None) -> pd.DataFrame:
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
         return data
-    if getattr(d.summary, "aggregation", None) is not None:  # rows aggregated into counts: one row per pattern
+    if d.aggregation is not None:  # rows aggregated into counts: one row per pattern
         from hierfit.data.counts import pattern_rows
 
         return pattern_rows(d)[0]

@@ -79,7 +79,7 @@ def variance_components(fit) -> dict:
     if not design.rows_held:
         return _components_from_sums(fit)  # data that stayed with an engine: from its sums
     w = None
-    if getattr(design.summary, "aggregation", None) is not None:  # rows aggregated into counts: the patterns,
+    if design.aggregation is not None:  # rows aggregated into counts: the patterns,
         from hierfit.data.counts import pattern_rows               # each as one of its rows, weighted by their count
 
         rows, w = pattern_rows(design)

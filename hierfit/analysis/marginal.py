@@ -63,7 +63,7 @@ def _rows(fit, newdata):
 
 
 def _aggregated(fit) -> bool:
-    return getattr(fit.design.summary, "aggregation", None) is not None
+    return fit.design.aggregation is not None
 
 
 def _rows_weights(fit, newdata, by, averaged: bool, kind: str, what: str):
@@ -80,7 +80,7 @@ def _rows_weights(fit, newdata, by, averaged: bool, kind: str, what: str):
     if not averaged:
         raise HierfitError(f"{what} per row of a fit whose {n} rows were aggregated into {fit.design.nobs} count "
                            f"patterns: average them (avg_{what}(), or by=), or pass the rows as newdata=")
-    own = fit.design.summary.aggregation["trials"]  # each row's trials: summed into the patterns
+    own = fit.design.aggregation["trials"]  # each row's trials: summed into the patterns
     trials = [b for b in ([by] if isinstance(by, str) else list(by or [])) if b in own]
     if trials:
         raise HierfitError(f"by={trials[0]!r}: the fit aggregated its {n} rows into count patterns, which keep their "

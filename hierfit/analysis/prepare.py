@@ -218,7 +218,7 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
         needed = required_columns(design, re_form)
-        if getattr(design.summary, "aggregation", None) is not None:
+        if design.aggregation is not None:
             from hierfit.data.counts import row_columns  # rows fitted as counts: a new row is one row (one trial)
 
             newdata = row_columns(design, newdata)
@@ -311,7 +311,7 @@ def _offset_value(design, offset) -> float:
     if isinstance(offset, str):
         if offset != "mean":
             raise DataError(f"offset must be None, a number or 'mean', got {offset!r}")
-        if getattr(design.summary, "aggregation", None) is not None:
+        if design.aggregation is not None:
             from hierfit.data.counts import row_mean_offset  # over the original rows, without log(rows)
 
             return row_mean_offset(design)
@@ -355,7 +355,7 @@ def required_columns(design, re_form=None) -> list[str]:
             cols += sorted(spec.required_variables)
     if design.trials_spec is not None:
         cols += sorted(design.trials_spec.required_variables)
-    if getattr(design.summary, "aggregation", None) is not None:
+    if design.aggregation is not None:
         from hierfit.data.counts import row_level_columns  # rows fitted as counts: the user's columns, not the counts'
 
         return row_level_columns(design, cols)

@@ -283,7 +283,7 @@ def specify_counts(pf, ddf, fam, *, priors=None, offset=None, method="auto", par
     ...                          dd.from_pandas(df, npartitions=3), hierfit.families.get("bernoulli"))
     >>> spec.family.name, spec.design.nobs, int(spec.design.trials.sum())
     ('binomial', 24, 600)
-    >>> user_formula(spec.design), spec.design.summary.aggregation["family"]
+    >>> user_formula(spec.design), spec.design.aggregation["family"]
     ('y ~ a + (1 | g)', 'bernoulli')
     """
     if method not in ("auto", "full", "collapsed"):
@@ -331,8 +331,7 @@ def aggregation(design) -> dict | None:
     >>> aggregation(hierfit.build_design("y ~ x", pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0, 1, 2]}))) is None
     True
     """
-    summary = getattr(design, "summary", None)
-    return getattr(summary, "aggregation", None) if summary is not None else None
+    return getattr(design, "aggregation", None)
 
 
 def user_formula(design) -> str:

@@ -498,8 +498,8 @@ class HierFit(AnalysisMethods, PlotMethods):
             residuals=d.family.summary_residuals if skip or d.family.thresholds else "pearson",
             residuals_note=("quartiles approximate: one pass of the data engine"
                             if d.summary is not None and d.summary.residual_quantiles is not None else None),
-            formula=(d.formula.text if getattr(d.summary, "aggregation", None) is None  # aggregated counts: the
-                     else d.summary.aggregation["formula"]),  # formula as written, not the count columns'
+            formula=(d.formula.text if d.aggregation is None  # aggregated counts: the
+                     else d.aggregation["formula"]),  # formula as written, not the count columns'
             data=d.data_name,
             nobs=d.nobs,
             chains=self.settings.chains,

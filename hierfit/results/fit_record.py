@@ -338,7 +338,7 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
             from hierfit.spec.summaries import DataSummary
 
             design.summary = DataSummary.from_dict(_unpack(m["engine_summary"], arrays))
-            if design.summary.aggregation is not None:  # counts: scale()/center() with the rows' moments again
+            if design.aggregation is not None:  # counts: scale()/center() with the rows' moments again
                 from hierfit.data.counts import restore_row_coding
 
                 restore_row_coding(design)

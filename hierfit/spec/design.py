@@ -110,6 +110,12 @@ class Design:
         return self.summary is None or self.summary.stats is None
 
     @property
+    def aggregation(self) -> dict | None:
+        """How the rows were aggregated exactly into count patterns by a data engine (``hierfit.data.counts``),
+        or None when the design's rows are rows."""
+        return getattr(self.summary, "aggregation", None) if self.summary is not None else None
+
+    @property
     def nobs(self) -> int:
         # a design built for engine data holds placeholder rows: its statistics know the count
         return len(self.y) if self.rows_held else self.summary.nobs
