@@ -267,3 +267,34 @@ def test_aggregated_fit_has_no_pointwise_log_likelihood_to_bypass_the_loo_refusa
         fit = hierfit.fit("y ~ a + k + (1 | g)", dd.from_pandas(_counts(1500), npartitions=2), family="bernoulli",
                           **SAMPLE)
     assert "log_likelihood" not in fit.posterior.children
+
+
+@pytest.mark.parametrize("values", [[0, 5, 10], [1, 2, 3, 4], [0.5, 2.0, 7.25]], ids=["gaps", "consecutive", "floats"])
+def test_numeric_columns_coded_as_factors_have_the_rows_levels(values):
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"g": rng.integers(0, 20, 3000), "dose": rng.choice(values, 3000)})
+    df["y"] = 3.0 * (df.dose == values[1]) + rng.normal(0, 1, 20)[df.g] + rng.normal(size=3000)
+    engine, _ = specify_engine("y ~ C(dose) + (1 | g)", dd.from_pandas(df, npartitions=3))
+    memory = hierfit.specify("y ~ C(dose) + (1 | g)", df)
+    assert engine.design.fixed_names == memory.design.fixed_names  # C(dose)5, not placeholder values
+    ref = sufficient_stats(memory.design)
+    for f in ("n", "XX", "Xy", "ZX"):
+        a, b = getattr(engine.design.summary.stats, f), getattr(ref, f)
+        assert np.max(np.abs(a - b)) <= 1e-10 * max(np.max(np.abs(b)), 1.0)
+
+
+def test_prior_median_and_residual_quartiles_are_rs_type_7(exam):
+    df = pd.DataFrame({"g": np.arange(200) % 10, "y": 10.0 * np.repeat(np.arange(10), 20)})  # ties, even count
+    df["y"] = df.y + 1e-3 * np.arange(200) % 7  # not constant within a group
+    engine, _ = specify_engine("y ~ 1 + (1 | g)", dd.from_pandas(df, npartitions=2))
+    memory = hierfit.specify("y ~ 1 + (1 | g)", df)
+    assert engine.priors.table().prior.tolist() == memory.priors.table().prior.tolist()  # median 45, not 40
+    small = exam.head(168)  # a few rows: the order statistics are far apart
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierfit.fit("normexam ~ standLRT + (1 | school)", dd.from_pandas(small, npartitions=2), **SAMPLE)
+    got = [fit.design.summary.residual_quantiles[k] for k in ("1Q", "Median", "3Q")]
+    from hierfit.data.predict import residuals_frame
+
+    want = np.quantile(residuals_frame(fit, "pearson").compute(), [0.25, 0.5, 0.75])  # numpy's default: type 7
+    assert np.allclose(got, want, atol=2e-4)

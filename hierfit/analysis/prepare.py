@@ -208,7 +208,9 @@ def prepare_draws(fit, newdata: pd.DataFrame | None = None, re_form=None, allow_
         recoded, trials = coded, None
     elif newdata is None and not design.rows_held:
         raise HierfitError("this model was fitted from data held by a data engine and keeps statistics, not rows: "
-                           "use fit.fitted()/fit.residuals() (lazy Dask objects) or pass the rows as newdata")
+                           "what needs every row's values here (pointwise likelihoods, replicated data, residual "
+                           "plots) needs in-memory data: fit a pandas sample. fit.fitted() and fit.residuals() give "
+                           "lazy Dask results, and fit.predict(newdata) predicts rows you pass")
     elif newdata is None:
         trials = design.trials
         recoded = {dp: {"X": p.X, "blocks": [(b.Z, b.index, None) for b in p.blocks], "offset": p.offset}

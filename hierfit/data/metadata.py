@@ -23,6 +23,7 @@ from hierfit.data.allocation import heap_allocations
 from hierfit.data.coding import complete_rows
 from hierfit.data.passes import run_pass
 from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, warn
+from hierfit.spec.columns import columns_inside
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
 
 __all__ = ["Metadata", "formula_columns", "scan_metadata", "skeleton_frame", "fix_stateful_transforms", "STATEFUL_OK"]
@@ -45,6 +46,7 @@ class Metadata:
     numeric: dict[str, dict[str, float]] = field(default_factory=dict)  # min, max, mean, sd (complete rows)
     combos: pd.DataFrame | None = None  # distinct grouping-column combinations (complete rows)
     dtypes: dict[str, str] = field(default_factory=dict)
+    distinct: dict[str, np.ndarray] = field(default_factory=dict)  # numeric columns used as factors (C(x)): values
 
 
 def _is_categorical(dtype) -> bool:
@@ -67,6 +69,7 @@ class _PassSpec:
     cat_cols: list[str]
     float_groups: list[str]
     group_cols: list[str]
+    distinct_cols: list[str] = field(default_factory=list)
 
 
 def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
@@ -95,6 +98,7 @@ def _partition_metadata(part: pd.DataFrame, spec: _PassSpec) -> dict:
     return {"nrows": len(part), "na": na_counts, "dropped": len(part) - len(clean), "moments": moments,
             "present": present, "categories": categories,
             "nonint": {c: int((clean[c] % 1 != 0).sum()) for c in spec.float_groups},
+            "distinct": {c: np.unique(clean[c].to_numpy()) for c in spec.distinct_cols},
             "combos": _distinct_groups(clean, spec.group_cols) if spec.group_cols else None}
 
 
@@ -125,7 +129,7 @@ def _merge_moments(a: tuple, b: tuple) -> tuple:
 
 def _combine(*parts: dict) -> dict:
     out = {"nrows": 0, "na": {}, "dropped": 0, "moments": {}, "present": {}, "categories": {}, "nonint": {},
-           "combos": None}
+           "combos": None, "distinct": {}}
     frames = []
     for p in parts:
         out["nrows"] += p["nrows"]
@@ -142,6 +146,8 @@ def _combine(*parts: dict) -> dict:
             known.extend(v for v in cats if v not in seen)
         for c, v in p["nonint"].items():
             out["nonint"][c] = out["nonint"].get(c, 0) + v
+        for c, v in p.get("distinct", {}).items():
+            out["distinct"][c] = np.union1d(out["distinct"][c], v) if c in out["distinct"] else v
         if p["combos"] is not None:
             frames.append(p["combos"])
     if frames:
@@ -190,7 +196,9 @@ def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) 
     check_dtypes(meta, [c for c in used if c not in cat_cols and c not in bool_cols and
                         (c not in group_cols or c in response_cols)])
     float_groups = [c for c in group_cols if pd.api.types.is_float_dtype(meta[c].dtype)]
-    spec = _PassSpec(used, num_cols, cat_cols, float_groups, group_cols)
+    # numeric columns coded as factors (C(dose)): their exact values, the factor's levels
+    factors = columns_inside(formulas, "C")
+    spec = _PassSpec(used, num_cols, cat_cols, float_groups, group_cols, [c for c in num_cols if c in factors])
     values = run_pass(_partition_metadata, ddf, used, (spec,), _combine, split_every)
     nrows = int(values["nrows"])
     if nrows == 0:
@@ -224,7 +232,7 @@ def scan_metadata(ddf, formulas, response_cols: set[str], split_every: int = 8) 
                       "mean": float(mean) if n else float("nan"), "sd": sd}
     return Metadata(nrows=nrows, used=used, group_cols=group_cols, na_by_column=na, n_dropped=n_drop,
                     levels=levels, bools=bool_cols, numeric=numeric, combos=values["combos"],
-                    dtypes={c: str(meta[c].dtype) for c in used})
+                    dtypes={c: str(meta[c].dtype) for c in used}, distinct=dict(values["distinct"]))
 
 
 def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -240,7 +248,7 @@ def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFr
         frame = base.loc[np.repeat(np.arange(len(base)), reps)].reset_index(drop=True)
     else:
         frame = pd.DataFrame(index=pd.RangeIndex(reps))
-    n = max(len(frame), max((len(v) for v in md.levels.values()), default=0), 8)
+    n = max(len(frame), max((len(v) for v in [*md.levels.values(), *md.distinct.values()]), default=0), 8)
     if len(frame) < n:
         frame = frame.loc[np.resize(np.arange(len(frame)), n)].reset_index(drop=True) if len(frame.columns) \
             else pd.DataFrame(index=pd.RangeIndex(n))
@@ -255,6 +263,9 @@ def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFr
                 else pd.Series(vals, dtype=object)
         elif c in md.bools:
             frame[c] = (rng.permutation(n) % 2).astype(bool)
+        elif c in md.distinct:  # a numeric factor: every value the rows hold, in the column's own type
+            vals = np.asarray(md.distinct[c])
+            frame[c] = vals[rng.permutation(n) % len(vals)].astype(dtype if dtype.kind in "iuf" else float)
         else:
             lo, hi = md.numeric[c]["min"], md.numeric[c]["max"]
             finite = [v for v in (lo, hi) if np.isfinite(v)]  # +-inf in the data: placeholders between finite ends

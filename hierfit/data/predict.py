@@ -21,7 +21,7 @@ from hierfit.data.accumulate import add_histogram
 from hierfit.data.coding import RawRows, complete_rows, fast_coder
 from hierfit.data import passes
 from hierfit.data.passes import run_pass
-from hierfit.data.stats import formulaic_code, response_values, worker_design
+from hierfit.data.stats import formulaic_code, histogram_quantile, response_values, worker_design
 from hierfit.errors import DataError, HierfitError
 from hierfit.results.draws import interval_table
 
@@ -241,24 +241,17 @@ def _add_hist(*parts: dict) -> dict:
     return {"hist": hist, "min": min(p["min"] for p in parts), "max": max(p["max"] for p in parts)}
 
 
-def _hist_quantile(hist: np.ndarray, prob: float) -> float:
-    cum = np.cumsum(hist)
-    target = prob * cum[-1]
-    b = int(np.searchsorted(cum, target))
-    before = cum[b - 1] if b else 0.0
-    width = 2 * RES_RANGE / RES_BINS
-    return -RES_RANGE + width * (b + (target - before) / max(hist[b], 1.0))
-
-
 def residual_quantiles(fit, ddf, split_every: int = 8) -> dict[str, float]:
     """Min, quartiles and max of the scaled residuals at the posterior means, from one pass.
 
-    Min and max are exact; the quartiles come from a histogram of 2^18 bins on [-10, 10]
-    (exact to 1e-4), summed over the partitions in a tree like the statistics.
+    Min and max are exact; the quartiles are R's type 7, from a histogram of 2^18 bins on
+    [-10, 10] (each order statistic exact to 1e-4), summed over the partitions in a tree.
     """
     used = _used(fit)
     point = _point_fit(fit)
     tot = run_pass(_residual_hist_part, ddf, used, (point, fast_coder(point.design, used), used), _add_hist,
                    split_every, exact=True)  # fast_coder None: formulaic codes; counts, min, max: exact in any order
-    mid = [float(np.clip(_hist_quantile(tot["hist"], p), tot["min"], tot["max"])) for p in (0.25, 0.5, 0.75)]
+    width = 2 * RES_RANGE / RES_BINS
+    mid = [float(np.clip(histogram_quantile(tot["hist"], -RES_RANGE, width, p), tot["min"], tot["max"]))
+           for p in (0.25, 0.5, 0.75)]
     return dict(zip(_QUANTILES, [tot["min"], *mid, tot["max"]]))

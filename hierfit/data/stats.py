@@ -26,7 +26,8 @@ from hierfit.spec.design import FORMULA_CONTEXT
 from hierfit.families import ResponseSummary
 from hierfit.spec.layout import SufficientStats
 
-__all__ = ["StatsPlan", "partition_stats", "response_values", "grouped_stats", "worker_design", "HIST_BINS"]
+__all__ = ["StatsPlan", "partition_stats", "response_values", "grouped_stats", "worker_design", "histogram_quantile",
+           "HIST_BINS"]
 
 #: Bins of the response histogram that gives the prior's median and MAD (error below range / HIST_BINS).
 HIST_BINS = 1 << 16
@@ -278,22 +279,54 @@ def _add(*parts: dict) -> dict:
     return out
 
 
-def _hist_median(hist: np.ndarray, lo: float, hi: float) -> float:
-    width = (hi - lo) / HIST_BINS
-    cum = np.cumsum(hist)
-    half = cum[-1] / 2
-    b = int(np.searchsorted(cum, half))
+def _order_statistic(hist: np.ndarray, cum: np.ndarray, k: int, lo: float, width: float) -> float:
+    """The k-th smallest value (0-based), placed within its bin as if the bin's values were evenly spread."""
+    b = int(np.searchsorted(cum, k + 1))
     before = cum[b - 1] if b else 0.0
-    return lo + width * (b + (half - before) / max(hist[b], 1.0))
+    return lo + width * (b + (k - before + 0.5) / max(hist[b], 1.0))
+
+
+def histogram_quantile(hist: np.ndarray, lo: float, width: float, prob: float) -> float:
+    """R's default quantile (type 7, numpy's "linear") of the values a histogram counts, to one bin width.
+
+    The order statistics at positions floor(h) and floor(h) + 1, h = (n - 1) prob, are
+    found in the histogram and interpolated, as ``quantile()`` interpolates the sorted
+    values: the median of an even number of values is the mean of the two middle ones,
+    however far apart they are.
+
+    Example
+    -------
+    >>> hist = np.zeros(10); hist[[4, 5]] = 20  # 20 values in [4, 5) and 20 in [5, 6)
+    >>> float(histogram_quantile(hist, 0.0, 1.0, 0.5))  # the mean of the two middle values, as numpy
+    5.0
+    """
+    cum = np.cumsum(hist)
+    h = (cum[-1] - 1) * prob
+    k = int(np.floor(h))
+    a = _order_statistic(hist, cum, k, lo, width)
+    if h == k or k + 1 >= cum[-1]:
+        return a
+    return a + (h - k) * (_order_statistic(hist, cum, k + 1, lo, width) - a)
+
+
+def _hist_median(hist: np.ndarray, lo: float, hi: float) -> float:
+    return histogram_quantile(hist, lo, (hi - lo) / HIST_BINS, 0.5)
 
 
 def _hist_mad(hist: np.ndarray, lo: float, hi: float, med: float) -> float:
+    """The median absolute deviation from ``med`` (type 7), each bin's values at the bin's centre."""
     width = (hi - lo) / HIST_BINS
     centres = lo + width * (np.arange(HIST_BINS) + 0.5)
     dev = np.abs(centres - med)
     order = np.argsort(dev, kind="stable")
-    cum = np.cumsum(hist[order])
-    return float(dev[order][int(np.searchsorted(cum, cum[-1] / 2))])
+    counts, dev = hist[order], dev[order]
+    cum = np.cumsum(counts)
+    h = (cum[-1] - 1) * 0.5
+    k = int(np.floor(h))
+    a = float(dev[int(np.searchsorted(cum, k + 1))])
+    if h == k or k + 1 >= cum[-1]:
+        return a
+    return a + (h - k) * (float(dev[int(np.searchsorted(cum, k + 2))]) - a)
 
 
 def grouped_stats(ddf, design, layout, used: list[str], y_range, split_every: int = 8):
