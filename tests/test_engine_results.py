@@ -298,3 +298,18 @@ def test_prior_median_and_residual_quartiles_are_rs_type_7(exam):
 
     want = np.quantile(residuals_frame(fit, "pearson").compute(), [0.25, 0.5, 0.75])  # numpy's default: type 7
     assert np.allclose(got, want, atol=2e-4)
+
+
+def test_nullable_integer_factor_and_an_offset_column_in_grids(fits):
+    df = _data(2000)
+    df["k"] = pd.array(np.arange(2000) % 3 + 1, dtype="Int64")
+    df.loc[[7, 17], "k"] = pd.NA
+    engine, _ = specify_engine("y ~ x + C(k) + (1 | g)", dd.from_pandas(df, npartitions=3))
+    assert engine.design.fixed_names == hierfit.specify("y ~ x + C(k) + (1 | g)", df).design.fixed_names
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e = hierfit.fit("y ~ x + offset(o) + (1 | g)", dd.from_pandas(df, npartitions=3), **SAMPLE)
+        m = hierfit.fit("y ~ x + offset(o) + (1 | g)", df, **SAMPLE)
+    ge, gm = hierfit.datagrid(e), hierfit.datagrid(m)
+    assert list(ge.columns) == list(gm.columns) and np.allclose(ge.to_numpy(float), gm.to_numpy(float), rtol=1e-12)
+    assert len(e.predictions(ge, re_form=hierfit.NA)) == 1

@@ -66,6 +66,11 @@ def _factor_from_indicators(design, var: str):
     return None
 
 
+def _offset_is(design, var: str) -> bool:
+    """True when an offset is the column ``var`` itself (``offset(z)``, ``offset="z"``): held at the column's mean."""
+    return design.offset_arg == var or any(p.formula.offsets == (var,) for p in design.predictors.values())
+
+
 def _numeric_column(design, var: str):
     for pred in design.predictors.values():
         if var in pred.fixed_names:
@@ -216,7 +221,7 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
         if col in per_row and col not in offset_only:
             typical[col] = per_row[col]
             continue
-        if not d.rows_held and col in d.summary.column_moments and col not in offset_only:  # engine's mean
+        if not d.rows_held and col in d.summary.column_moments and (col not in offset_only or _offset_is(d, col)):
             typical[col] = float(d.summary.column_moments[col]["mean"])
             continue
         values_of = None if not d.rows_held else _numeric_column(d, col)

@@ -265,7 +265,7 @@ def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFr
             frame[c] = (rng.permutation(n) % 2).astype(bool)
         elif c in md.distinct:  # a numeric factor: every value the rows hold, in the column's own type
             vals = np.asarray(md.distinct[c])
-            frame[c] = vals[rng.permutation(n) % len(vals)].astype(dtype if dtype.kind in "iuf" else float)
+            frame[c] = pd.Series(vals[rng.permutation(n) % len(vals)]).astype(dtype if dtype.kind in "iuf" else float)
         else:
             lo, hi = md.numeric[c]["min"], md.numeric[c]["max"]
             finite = [v for v in (lo, hi) if np.isfinite(v)]  # +-inf in the data: placeholders between finite ends

@@ -496,8 +496,9 @@ class HierFit(AnalysisMethods, PlotMethods):
         header = dict(
             family=f"{d.family.name} ( {d.family.link.name} )",
             residuals=d.family.summary_residuals if skip or d.family.thresholds else "pearson",
-            residuals_note=("quartiles approximate: one pass of the data engine"
-                            if d.summary is not None and d.summary.residual_quantiles is not None else None),
+            residuals_note=("quartiles approximate: one pass of the data engine" if d.summary is not None and
+                            d.summary.residual_quantiles is not None else None if d.aggregation is None else
+                            f"of the {d.nobs} count patterns the rows were aggregated into, not of the rows"),
             formula=(d.formula.text if d.aggregation is None  # aggregated counts: the
                      else d.aggregation["formula"]),  # formula as written, not the count columns'
             data=d.data_name,
