@@ -200,7 +200,7 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
     """
     d = fit.design
     # rows aggregated into counts: means over the original rows; a grid row is one row (one trial, or its own)
-    per_row, weights = _aggregated(d)
+    per_row, weights = _aggregated(d) if newdata is None else ({}, None)
     known = set(required_columns(d, None))
     unknown = [k for k in values if k not in known]
     if unknown:
@@ -221,8 +221,9 @@ def datagrid(fit, newdata: pd.DataFrame | None = None, **values) -> pd.DataFrame
         if col in per_row and col not in offset_only:
             typical[col] = per_row[col]
             continue
-        if not d.rows_held and col in d.summary.column_moments and (col not in offset_only or _offset_is(d, col)):
-            typical[col] = float(d.summary.column_moments[col]["mean"])
+        moments = d.engine_moments(col)
+        if moments is not None and (col not in offset_only or _offset_is(d, col)):
+            typical[col] = float(moments["mean"])
             continue
         values_of = None if not d.rows_held else _numeric_column(d, col)
         if values_of is not None:

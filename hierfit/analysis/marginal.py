@@ -215,7 +215,7 @@ def _moment_steps(var, spec: str, x: np.ndarray, moments: dict):
     return _numeric_steps(var, spec, x, np.zeros(0))  # the error that names the valid choices
 
 
-def _reference_values(fit, var: str, frame: pd.DataFrame):
+def _reference_values(fit, var: str):
     """The fitted rows' values of ``var`` and their weights (None, or the patterns' rows of an aggregated fit)."""
     if _aggregated(fit):
         from hierfit.data.counts import pattern_rows
@@ -248,13 +248,13 @@ def _counterfactuals(fit, variables: dict, frame: pd.DataFrame):
                 keys.append((var, label))
         else:
             x = pd.to_numeric(frame[var]).to_numpy(dtype=float)
-            moments = None if d.rows_held else d.summary.column_moments.get(var)
+            moments = d.engine_moments(var)
             if not isinstance(spec, str):  # a number or a pair: no reference values needed
                 steps = _numeric_steps(var, spec, x, np.zeros(0))
             elif moments is not None:
                 steps = _moment_steps(var, spec, x, moments)
             else:
-                steps = _numeric_steps(var, spec, x, *_reference_values(fit, var, frame))
+                steps = _numeric_steps(var, spec, x, *_reference_values(fit, var))
             for label, lo, hi in steps:
                 a, b = frame.copy(), frame.copy()
                 a[var] = lo
@@ -327,14 +327,14 @@ def comparisons(fit, variables, newdata=None, comparison="difference", by=None, 
 def _step(fit, var: str, frame: pd.DataFrame, eps) -> float:
     if eps is not None:
         return float(eps)
-    d = fit.design
-    if not d.rows_held and var in d.summary.column_moments:  # the range the engine measured over the rows
-        span = float(d.summary.column_moments[var]["max"] - d.summary.column_moments[var]["min"])
-        return 1e-4 * span if span > 0 else 1e-4
-    try:
-        ref, _ = _reference_values(fit, var, frame)
-    except HierfitError:  # not rebuildable from the model: the rows asked about
-        ref = pd.to_numeric(frame[var]).to_numpy(dtype=float)
+    moments = fit.design.engine_moments(var)
+    if moments is not None:  # the range the engine measured over the rows
+        ref = np.array([moments["min"], moments["max"]])
+    else:
+        try:
+            ref, _ = _reference_values(fit, var)
+        except HierfitError:  # not rebuildable from the model: the rows asked about
+            ref = pd.to_numeric(frame[var]).to_numpy(dtype=float)
     span = float(np.ptp(ref)) if ref.size else 0.0
     return 1e-4 * span if span > 0 else 1e-4
 

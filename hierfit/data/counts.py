@@ -232,11 +232,6 @@ def _weighted_sd(design, w: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _has_state(design) -> bool:
-    return any(getattr(spec, "transform_state", None) for pred in design.predictors.values()
-               for spec in [pred.fixed_spec, *pred.slope_specs, *pred.offset_specs])
-
-
 def restore_row_coding(design, moments: dict | None = None) -> None:
     """Give ``scale(col)``/``center(col)`` the original rows' moments and re-code the patterns with them.
 
@@ -251,12 +246,12 @@ def restore_row_coding(design, moments: dict | None = None) -> None:
     -------
     >>> # restore_row_coding(design, {"k": {"mean": 1.34, "sd": 2.84}})  (design of an aggregated fit)
     """
-    from hierfit.data.metadata import fix_stateful_transforms
+    from hierfit.data.metadata import fix_stateful_transforms, has_stateful_transforms
 
     if moments is None:
         agg = aggregation(design)
         moments = None if agg is None else agg.get("moments")
-    if moments is None or not _has_state(design):
+    if moments is None or not has_stateful_transforms(design):
         return
     fix_stateful_transforms(design, SimpleNamespace(numeric=moments))
     data = design.prepare(design.frame.reset_index(drop=True))

@@ -26,7 +26,8 @@ from hierfit.errors import DataError, DataWarning, FormulaError, HierfitError, w
 from hierfit.spec.columns import columns_inside
 from hierfit.spec.design import check_columns, check_dtypes, r_sort
 
-__all__ = ["Metadata", "formula_columns", "scan_metadata", "skeleton_frame", "fix_stateful_transforms", "STATEFUL_OK"]
+__all__ = ["Metadata", "formula_columns", "scan_metadata", "skeleton_frame", "fix_stateful_transforms", "has_stateful_transforms",
+           "STATEFUL_OK"]
 
 #: Stateful formula transforms whose state the metadata pass computes exactly.
 STATEFUL_OK = ("scale", "center")
@@ -282,20 +283,37 @@ def skeleton_frame(md: Metadata, meta: pd.DataFrame, seed: int = 0) -> pd.DataFr
 _STATE_KEY = re.compile(r"^(\w+)\((.*)\)$")
 
 
+def _coding_specs(design):
+    """Every formulaic model spec of the design: fixed parts, group terms' columns, offsets."""
+    for pred in design.predictors.values():
+        yield from (pred.fixed_spec, *pred.slope_specs, *pred.offset_specs)
+
+
+def has_stateful_transforms(design) -> bool:
+    """True when a formula term of the design learned its coding from the rows (``scale(x)``, ``center(x)``).
+
+    Example
+    -------
+    >>> import hierfit
+    >>> exam = hierfit.datasets.load("exam")
+    >>> has_stateful_transforms(hierfit.build_design("normexam ~ scale(standLRT) + (1 | school)", exam))
+    True
+    """
+    return any(getattr(spec, "transform_state", None) for spec in _coding_specs(design))
+
+
 def fix_stateful_transforms(design, md: Metadata) -> None:
     """Give ``scale(col)``/``center(col)`` the moments of the real rows; refuse other stateful transforms."""
-    for pred in design.predictors.values():
-        specs = [pred.fixed_spec, *pred.slope_specs, *pred.offset_specs]
-        for spec in specs:
-            for key, state in getattr(spec, "transform_state", {}).items():
-                m = _STATE_KEY.match(str(key))
-                fn, arg = (m.group(1), m.group(2).strip().strip("`")) if m else (str(key), "")
-                if fn not in STATEFUL_OK or arg not in md.numeric:
-                    raise HierfitError(
-                        f"the formula term {key} learns its coding from all rows; data read through a data engine "
-                        f"supports only {', '.join(f'{s}(column)' for s in STATEFUL_OK)} of this kind; fit it "
-                        "from an in-memory pandas DataFrame, or compute the column beforehand")
-                if "center" in state and state["center"] is not None:
-                    state["center"] = np.float64(md.numeric[arg]["mean"])
-                if state.get("scale") is not None:
-                    state["scale"] = np.float64(md.numeric[arg]["sd"])
+    for spec in _coding_specs(design):
+        for key, state in getattr(spec, "transform_state", {}).items():
+            m = _STATE_KEY.match(str(key))
+            fn, arg = (m.group(1), m.group(2).strip().strip("`")) if m else (str(key), "")
+            if fn not in STATEFUL_OK or arg not in md.numeric:
+                raise HierfitError(
+                    f"the formula term {key} learns its coding from all rows; data read through a data engine "
+                    f"supports only {', '.join(f'{s}(column)' for s in STATEFUL_OK)} of this kind; fit it "
+                    "from an in-memory pandas DataFrame, or compute the column beforehand")
+            if "center" in state and state["center"] is not None:
+                state["center"] = np.float64(md.numeric[arg]["mean"])
+            if state.get("scale") is not None:
+                state["scale"] = np.float64(md.numeric[arg]["sd"])

@@ -152,18 +152,14 @@ def fitted_frame(fit, re_form=None, ci: float = 0.95, ddf=None, summary: bool = 
 
 def _residual_part(part: pd.DataFrame, fit, used, re_form, scaled: bool) -> pd.Series:
     complete = part[used].notna().all(axis=1).to_numpy()
-    res = pd.Series(np.nan, index=part.index, dtype=float)
     if not complete.any():
-        return res
+        return pd.Series(np.nan, index=part.index, dtype=float)
     rows = part[complete]
     prepared = prepare_draws(fit, rows, re_form=re_form, point=scaled)
-    expected = prepared.expected().mean(axis=0)
-    y = response_values(rows, fit.design, used)
-    r = y - expected
+    r = response_values(rows, fit.design, used) - prepared.expected().mean(axis=0)
     if scaled:
         r = r / np.sqrt(prepared.variance()[0])
-    res.iloc[np.flatnonzero(complete)] = r
-    return res
+    return _on_all_rows(pd.Series(r, index=rows.index, dtype=float), part, complete)
 
 
 def residuals_frame(fit, type: str = "response", re_form=None, ddf=None):  # noqa: A002

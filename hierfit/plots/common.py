@@ -362,8 +362,8 @@ def typical_values(fit, data: pd.DataFrame | None = None, purpose: str = "this p
     for var in fixed_variables(fit):
         if var in d.categories:
             out[var] = d.categories[var][0]
-        elif not d.rows_held and var in d.summary.column_moments:  # the engine's mean over the fitted rows
-            out[var] = float(d.summary.column_moments[var]["mean"])
+        elif d.engine_moments(var) is not None:  # the engine's mean over the fitted rows
+            out[var] = float(d.engine_moments(var)["mean"])
         elif var in d.fixed_names and d.rows_held:
             out[var] = float(d.X[:, d.fixed_names.index(var)].mean())
         elif rows is not None and var in rows.columns:
@@ -394,8 +394,9 @@ def variable_range(fit, var: str, data: pd.DataFrame | None = None, purpose: str
         else:
             col = _raw_column(data, var, purpose, d)
         return float(np.min(col)), float(np.max(col))
-    if not d.rows_held and var in d.summary.column_moments:  # the engine's range over the fitted rows
-        return float(d.summary.column_moments[var]["min"]), float(d.summary.column_moments[var]["max"])
+    moments = d.engine_moments(var)
+    if moments is not None:  # the engine's range over the fitted rows
+        return float(moments["min"]), float(moments["max"])
     if var in d.fixed_names and d.rows_held:
         col = d.X[:, d.fixed_names.index(var)]
     else:

@@ -38,8 +38,8 @@ def _values(fit, var: str, frame: pd.DataFrame | None, axis: bool, ngrid: int,
     d = fit.design
     if var in d.categories:
         return list(d.categories[var])
-    if (frame is None or var not in frame.columns) and not d.rows_held and var in d.summary.column_moments:
-        moments = d.summary.column_moments[var]  # the rows stayed in a data engine, which measured them
+    moments = d.engine_moments(var)  # when the rows stayed in a data engine, which measured them
+    if (frame is None or var not in frame.columns) and moments is not None:
         lo, hi, m, s = (float(moments[k]) for k in ("min", "max", "mean", "sd"))
     elif frame is None or var not in frame.columns:
         raise HierfitError(f"cannot find the values of {var!r}; pass data= (the data the model was fitted to)")

@@ -257,7 +257,7 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
     if not d.rows_held:  # the rows stayed in a data engine: every line spans the range of x over all rows
         points = False
         lo_all, hi_all = variable_range(fit, x, data, purpose="plot_group_lines")
-        lo, hi, xv = np.full(J, lo_all), np.full(J, hi_all), np.array([lo_all, hi_all])
+        lo, hi = np.full(J, lo_all), np.full(J, hi_all)
     else:
         if x in d.fixed_names:
             xv = d.X[:, d.fixed_names.index(x)]
@@ -300,7 +300,7 @@ def plot_group_lines(fit, x: str | None = None, term: str | None = None, *, data
     lc = LineCollection([np.column_stack([grid[j], mu[j]]) for j in range(J)], colors=[cmap(j % 20) for j in range(J)],
                         linewidths=1.0, alpha=0.85, gid="group-lines", label=f"one line per {info.factor} ({J})")
     a.add_collection(lc)
-    pop_x = np.linspace(xv.min(), xv.max(), m if not linear else 2)
+    pop_x = np.linspace(lo.min(), hi.max(), m if not linear else 2)
     pop = pd.DataFrame({x: pop_x})
     for other, v in typical.items():
         if other != x:

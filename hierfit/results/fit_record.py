@@ -308,12 +308,6 @@ def fit_to_record(fit) -> tuple[dict, dict[str, np.ndarray]]:
     return model, arrays
 
 
-def _stateful(design) -> bool:
-    """True when a formula term of the design learned a coding from the rows (``scale(x)``, ``center(x)``)."""
-    return any(getattr(spec, "transform_state", None) for p in design.predictors.values()
-               for spec in [p.fixed_spec, *p.slope_specs, *p.offset_specs])
-
-
 def record_to_parts(meta: dict, arrays: dict, path) -> dict:
     """Rebuild the specification and posterior from a record: keyword arguments for ``HierFit``."""
     written_by = meta.get("hierfit_version", "an unknown version")
@@ -342,14 +336,15 @@ def record_to_parts(meta: dict, arrays: dict, path) -> dict:
                 from hierfit.data.counts import restore_row_coding
 
                 restore_row_coding(design)
-            elif not design.rows_held and _stateful(design):  # the rows' moments, not the placeholders'
-                if not design.summary.column_moments:
+            elif not design.rows_held:  # scale()/center(): the rows' moments, not the placeholders'
+                from hierfit.data.metadata import fix_stateful_transforms, has_stateful_transforms
+
+                if has_stateful_transforms(design) and not design.summary.column_moments:
                     raise PersistenceError(f"{path}: this fit of engine data uses scale()/center() but the file "
                                            "(written by an older hierfit) lacks the rows' moments they need; fit "
                                            "the model again")
-                from hierfit.data.metadata import fix_stateful_transforms
-
-                fix_stateful_transforms(design, SimpleNamespace(numeric=design.summary.column_moments))
+                if has_stateful_transforms(design):
+                    fix_stateful_transforms(design, SimpleNamespace(numeric=design.summary.column_moments))
         design.n_dropped = m["n_dropped"]
         design.dropped_by_column = dict(m["dropped_by_column"])
         design.data_index = data_index

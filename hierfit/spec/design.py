@@ -109,6 +109,11 @@ class Design:
         (``summary``: the count, the collapsed model's statistics, column moments)."""
         return self.summary is None or self.summary.stats is None
 
+    def engine_moments(self, column: str) -> dict[str, float] | None:
+        """Mean, sd, min and max of a numeric ``column`` over the fitted rows as a data engine measured them, when
+        the rows stayed there (None when the design holds its rows, or the engine did not measure it)."""
+        return None if self.rows_held else self.summary.column_moments.get(column)
+
     @property
     def aggregation(self) -> dict | None:
         """How the rows were aggregated exactly into count patterns by a data engine (``hierfit.data.counts``),
